@@ -1,0 +1,51 @@
+//! The outbox transport: each message is a `.eml` file in a folder. The embedded default,
+//! so `rapport run` works with no mail server; open the files with any mail client.
+
+use std::path::PathBuf;
+
+use futures::future::BoxFuture;
+
+use super::{DeliveryError, EmailChannel, OutboundEmail};
+use crate::config::EmailConfig;
+
+#[derive(Debug)]
+pub(super) struct Outbox {
+    dir: PathBuf,
+    cfg: EmailConfig,
+}
+
+impl Outbox {
+    pub(super) fn new(dir: PathBuf, cfg: EmailConfig) -> Result<Self, String> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
+        Ok(Self { dir, cfg })
+    }
+}
+
+impl EmailChannel for Outbox {
+    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let bytes = super::build_message(&self.cfg, email)?.formatted();
+            // One file per touch, written whole then renamed: a retry replaces the file
+            // rather than adding a second message, and a reader never sees half a file.
+            let name = format!("{}.eml", email.touch.token());
+            let (tmp, dest) = (self.dir.join(format!(".{name}.tmp")), self.dir.join(name));
+            let io = |e: std::io::Error| {
+                DeliveryError::transient(format!("outbox write failed: {}", e.kind()))
+            };
+            tokio::task::spawn_blocking(move || -> Result<(), DeliveryError> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp).map_err(io)?;
+                f.write_all(&bytes).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                std::fs::rename(&tmp, &dest).map_err(io)
+            })
+            .await
+            .map_err(|_| DeliveryError::transient("outbox writer panicked"))?
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "outbox"
+    }
+}

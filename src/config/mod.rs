@@ -1,0 +1,240 @@
+//! Configuration: `raw` (serde shape) -> `validate` (every problem at once, with the
+//! file and key path) -> [`Config`]. Connecting to anything happens later, in `app`.
+
+mod duration;
+mod layers;
+mod raw;
+mod validate;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use chrono_tz::Tz;
+
+pub use duration::parse_duration;
+pub use layers::Layered;
+
+use crate::domain::{EmailAddress, SendWindow};
+
+/// The commented default, compiled in so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../../config/rapport.toml");
+
+/// Where the default layer comes from: `config/rapport.toml` in the working directory
+/// when there is one (ops edit it in place), else the copy compiled into the binary.
+pub const DEFAULT_PATH: &str = "config/rapport.toml";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub storage: StorageConfig,
+    pub defaults: Defaults,
+    pub brand_name: String,
+    pub templates_dir: PathBuf,
+    /// Closest relationship first.
+    pub tiers: Vec<Tier>,
+    pub occasions: Vec<Occasion>,
+    pub email: EmailConfig,
+    pub dispatch: DispatchConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageBackend {
+    Sqlite,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub timezone: Tz,
+    pub send_window: SendWindow,
+    pub tier: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tier {
+    pub name: String,
+    pub description: Option<String>,
+    pub send_window: Option<SendWindow>,
+}
+
+/// Which contact date a yearly occasion follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateField {
+    Birthday,
+    CustomerSince,
+}
+
+impl DateField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Birthday => "birthday",
+            Self::CustomerSince => "customer_since",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Occasion {
+    pub name: String,
+    pub enabled: bool,
+    pub trigger: DateField,
+    pub schedule: cron::Schedule,
+    pub priority: u32,
+    /// How long after the start of the contact's local day the touch stays sendable.
+    pub expires: Duration,
+    pub send_window: Option<SendWindow>,
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Clone)]
+pub enum EmailTransport {
+    /// Each message becomes a `.eml` file in `dir`: the embedded default.
+    Outbox { dir: PathBuf },
+    Smtp {
+        host: String,
+        port: u16,
+        tls: TlsMode,
+        /// Names of environment variables, never the secrets themselves.
+        username_env: Option<String>,
+        password_env: Option<String>,
+        pool_size: u32,
+        timeout: Duration,
+    },
+}
+
+impl fmt::Debug for EmailTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Outbox { dir } => write!(f, "Outbox({})", dir.display()),
+            Self::Smtp {
+                host, port, tls, ..
+            } => write!(f, "Smtp({host}:{port}, {tls:?})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub transport: EmailTransport,
+    pub from_name: Option<String>,
+    pub from: EmailAddress,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    pub workers: u32,
+    pub batch_size: u32,
+    pub concurrency: u32,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    pub lease: Duration,
+    pub reconcile_every: Duration,
+    pub drain_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+/// One problem with the configuration: where it came from, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub source: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.source, self.path, self.message)
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({} problem(s)):",
+            self.issues.len()
+        )?;
+        for i in &self.issues {
+            writeln!(f, "  {i}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn single(source: &str, path: &str, message: impl Into<String>) -> Self {
+        Self {
+            issues: vec![ConfigIssue {
+                source: source.to_owned(),
+                path: path.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers from the process environment and validates them.
+    pub fn load(extra: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(Path::new(DEFAULT_PATH), extra, std::env::vars())
+    }
+
+    /// Loads with an explicit default path and environment (tests).
+    pub fn load_with(
+        default_path: &Path,
+        extra: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut layered = Layered::default();
+        let fail = |e: String| ConfigError::single("config", "(file)", e);
+        if default_path.is_file() {
+            layered.merge_file(default_path).map_err(fail)?;
+        } else {
+            layered
+                .merge_toml(DEFAULT_TOML, "built-in config/rapport.toml")
+                .map_err(fail)?;
+        }
+        if let Some(p) = extra {
+            layered.merge_file(p).map_err(fail)?;
+        }
+        layered.merge_env(env).map_err(fail)?;
+        validate::validate(&layered)
+    }
+
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.name == name)
+    }
+
+    pub fn occasion(&self, name: &str) -> Option<&Occasion> {
+        self.occasions.iter().find(|o| o.name == name)
+    }
+
+    /// The send window for a touch: the occasion's own, else the tier's, else the default.
+    pub fn send_window(&self, occasion: &Occasion, tier: &str) -> SendWindow {
+        occasion
+            .send_window
+            .or_else(|| self.tier(tier).and_then(|t| t.send_window))
+            .unwrap_or(self.defaults.send_window)
+    }
+}

@@ -1,0 +1,108 @@
+//! The config file's shape, as serde sees it. Everything is optional here: defaults and
+//! checks live in `validate`, which reports every problem at once. Unknown keys are
+//! collected by `serde_ignored` rather than `deny_unknown_fields`, which would stop at
+//! the first one.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawConfig {
+    pub storage: RawStorage,
+    pub defaults: RawDefaults,
+    pub brand: RawBrand,
+    pub templates: RawTemplates,
+    pub tiers: IndexMap<String, RawTier>,
+    pub occasions: IndexMap<String, RawOccasion>,
+    pub channels: RawChannels,
+    pub dispatch: RawDispatch,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawStorage {
+    pub backend: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawDefaults {
+    pub timezone: Option<String>,
+    pub send_window: Option<String>,
+    pub tier: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawBrand {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawTemplates {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawTier {
+    pub description: Option<String>,
+    pub send_window: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawOccasion {
+    pub enabled: Option<bool>,
+    pub trigger: Option<RawTrigger>,
+    pub schedule: Option<String>,
+    pub priority: Option<u32>,
+    pub expires: Option<String>,
+    pub send_window: Option<String>,
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawTrigger {
+    pub date: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawChannels {
+    pub email: Option<RawEmail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawEmail {
+    pub transport: Option<String>,
+    pub from: Option<String>,
+    pub outbox_dir: Option<String>,
+    pub url: Option<String>,
+    pub tls: Option<String>,
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    pub pool_size: Option<u32>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawDispatch {
+    pub workers: Option<u32>,
+    pub batch_size: Option<u32>,
+    pub concurrency: Option<u32>,
+    pub max_attempts: Option<u32>,
+    pub max_age: Option<String>,
+    pub backoff: Option<String>,
+    pub backoff_max: Option<String>,
+    pub lease: Option<String>,
+    pub reconcile_every: Option<String>,
+    pub drain_timeout: Option<String>,
+    pub poll_interval: Option<String>,
+}

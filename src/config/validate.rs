@@ -1,0 +1,535 @@
+//! Raw config -> [`Config`], collecting every problem instead of stopping at the first.
+
+use std::{path::PathBuf, str::FromStr, time::Duration};
+
+use super::{
+    Config, ConfigError, ConfigIssue, DateField, Defaults, DispatchConfig, EmailConfig,
+    EmailTransport, Layered, Occasion, StorageBackend, StorageConfig, Tier, TlsMode,
+    parse_duration,
+    raw::{RawConfig, RawDispatch, RawEmail, RawOccasion},
+};
+use crate::domain::{EmailAddress, SendWindow, contact::parse_timezone};
+
+struct Issues<'a> {
+    layered: &'a Layered,
+    list: Vec<ConfigIssue>,
+}
+
+impl Issues<'_> {
+    fn push(&mut self, path: &str, message: impl Into<String>) {
+        self.list.push(ConfigIssue {
+            source: self.layered.source_of(path).to_owned(),
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, path: &str, raw: Option<&str>, default: Duration) -> Duration {
+        match raw.map(parse_duration) {
+            None => default,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.push(path, e);
+                default
+            }
+        }
+    }
+
+    fn window(&mut self, path: &str, raw: Option<&str>) -> Option<SendWindow> {
+        match raw.map(SendWindow::from_str) {
+            None => None,
+            Some(Ok(w)) => Some(w),
+            Some(Err(e)) => {
+                self.push(path, e);
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, path: &str, v: Option<u32>, default: u32) -> u32 {
+        match v {
+            Some(0) => {
+                self.push(path, "must be at least 1");
+                default
+            }
+            Some(n) => n,
+            None => default,
+        }
+    }
+}
+
+pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
+    let mut issues = Issues {
+        layered,
+        list: Vec::new(),
+    };
+    let mut unknown = Vec::new();
+    let value = toml::Value::Table(layered.doc.clone());
+    let raw: RawConfig = match serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        value,
+        &mut |path| unknown.push(path.to_string()),
+    )) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let path = e.path().to_string();
+            issues.push(&path, e.into_inner().message().to_owned());
+            for u in unknown {
+                issues.push(&u, "unknown key");
+            }
+            return Err(ConfigError {
+                issues: issues.list,
+            });
+        }
+    };
+    for u in unknown {
+        issues.push(&u, "unknown key");
+    }
+
+    let storage = storage(&mut issues, &raw);
+    let timezone = match raw.defaults.timezone.as_deref().map(parse_timezone) {
+        None => chrono_tz::UTC,
+        Some(Ok(tz)) => tz,
+        Some(Err(e)) => {
+            issues.push("defaults.timezone", e.0);
+            chrono_tz::UTC
+        }
+    };
+    let send_window = issues
+        .window("defaults.send_window", raw.defaults.send_window.as_deref())
+        .unwrap_or("09:00-18:00".parse().expect("valid literal"));
+
+    let mut tiers = Vec::new();
+    for (name, t) in &raw.tiers {
+        if !valid_name(name) {
+            issues.push(
+                &format!("tiers.{name}"),
+                "tier names use lower-case letters, digits and _",
+            );
+        }
+        tiers.push(Tier {
+            name: name.clone(),
+            description: t.description.clone(),
+            send_window: issues.window(
+                &format!("tiers.{name}.send_window"),
+                t.send_window.as_deref(),
+            ),
+        });
+    }
+    if tiers.is_empty() {
+        issues.push(
+            "tiers",
+            "at least one tier is required (e.g. [tiers.family])",
+        );
+    }
+    let default_tier = raw
+        .defaults
+        .tier
+        .clone()
+        .or_else(|| tiers.last().map(|t| t.name.clone()))
+        .unwrap_or_default();
+    if !tiers.is_empty() && !tiers.iter().any(|t| t.name == default_tier) {
+        issues.push(
+            "defaults.tier",
+            format!("unknown tier {default_tier:?} (known: {})", names(&tiers)),
+        );
+    }
+
+    let email = email(&mut issues, raw.channels.email.as_ref());
+    let templates_dir = PathBuf::from(
+        raw.templates
+            .dir
+            .clone()
+            .unwrap_or_else(|| "templates".into()),
+    );
+    let mut occasions = Vec::new();
+    for (name, o) in &raw.occasions {
+        if let Some(occ) = occasion(&mut issues, name, o) {
+            occasions.push(occ);
+        }
+    }
+    check_templates(&mut issues, &templates_dir, &occasions, &tiers);
+    let dispatch = dispatch(&mut issues, &raw.dispatch);
+
+    if !issues.list.is_empty() {
+        return Err(ConfigError {
+            issues: issues.list,
+        });
+    }
+    Ok(Config {
+        storage,
+        defaults: Defaults {
+            timezone,
+            send_window,
+            tier: default_tier,
+        },
+        brand_name: raw.brand.name.clone().unwrap_or_else(|| "Rapport".into()),
+        templates_dir,
+        tiers,
+        occasions,
+        email: email.expect("no issues means email parsed"),
+        dispatch,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn names(tiers: &[Tier]) -> String {
+    tiers
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn storage(issues: &mut Issues<'_>, raw: &RawConfig) -> StorageConfig {
+    let backend = match raw.storage.backend.as_deref().unwrap_or("sqlite") {
+        "sqlite" => StorageBackend::Sqlite,
+        other => {
+            issues.push(
+                "storage.backend",
+                format!("unknown backend {other:?} (this build supports \"sqlite\")"),
+            );
+            StorageBackend::Sqlite
+        }
+    };
+    let url = raw
+        .storage
+        .url
+        .clone()
+        .unwrap_or_else(|| "sqlite://data/rapport.db".into());
+    if !url.starts_with("sqlite:") {
+        issues.push(
+            "storage.url",
+            format!("{url:?} is not a sqlite URL (expected sqlite://PATH)"),
+        );
+    }
+    StorageConfig { backend, url }
+}
+
+fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occasion> {
+    let p = |k: &str| format!("occasions.{name}.{k}");
+    if !valid_name(name) {
+        issues.push(
+            &format!("occasions.{name}"),
+            "occasion names use lower-case letters, digits and _",
+        );
+    }
+    let trigger = match o.trigger.as_ref().and_then(|t| t.date.as_deref()) {
+        Some("birthday") => Some(DateField::Birthday),
+        Some("customer_since") => Some(DateField::CustomerSince),
+        Some(other) => {
+            issues.push(
+                &p("trigger.date"),
+                format!("unknown date field {other:?} (known: birthday, customer_since)"),
+            );
+            None
+        }
+        None => {
+            issues.push(
+                &p("trigger"),
+                "missing: e.g. trigger = { date = \"birthday\" }",
+            );
+            None
+        }
+    };
+    let schedule = match o.schedule.as_deref() {
+        None => {
+            issues.push(
+                &p("schedule"),
+                "missing: a cron expression with a seconds field, e.g. \"0 */15 * * * *\"",
+            );
+            None
+        }
+        Some(s) => match cron::Schedule::from_str(s) {
+            Ok(sch) => Some(sch),
+            Err(e) => {
+                issues.push(
+                    &p("schedule"),
+                    format!("{s:?} is not a cron expression (sec min hour day month weekday): {e}"),
+                );
+                None
+            }
+        },
+    };
+    let expires = issues.duration(
+        &p("expires"),
+        o.expires.as_deref(),
+        Duration::from_secs(86_400),
+    );
+    if expires.is_zero() {
+        issues.push(&p("expires"), "must be longer than 0s");
+    }
+    let send_window = issues.window(&p("send_window"), o.send_window.as_deref());
+    let channel = o.channel.clone().unwrap_or_else(|| "email".into());
+    if channel != "email" {
+        issues.push(
+            &p("channel"),
+            format!("unknown channel {channel:?} (known: email)"),
+        );
+    }
+    Some(Occasion {
+        name: name.to_owned(),
+        enabled: o.enabled.unwrap_or(true),
+        trigger: trigger?,
+        schedule: schedule?,
+        priority: o.priority.unwrap_or(50),
+        expires,
+        send_window,
+        channel,
+    })
+}
+
+fn email(issues: &mut Issues<'_>, raw: Option<&RawEmail>) -> Option<EmailConfig> {
+    let Some(raw) = raw else {
+        issues.push(
+            "channels.email",
+            "missing: the email channel must be configured",
+        );
+        return None;
+    };
+    let (from_name, from) = match raw.from.as_deref() {
+        None => {
+            issues.push(
+                "channels.email.from",
+                "missing: e.g. \"Acme <hello@acme.example>\"",
+            );
+            (None, None)
+        }
+        Some(f) => match parse_mailbox(f) {
+            Ok((n, a)) => (n, Some(a)),
+            Err(e) => {
+                issues.push("channels.email.from", e);
+                (None, None)
+            }
+        },
+    };
+    let timeout = issues.duration(
+        "channels.email.timeout",
+        raw.timeout.as_deref(),
+        Duration::from_secs(30),
+    );
+    let pool_size = issues.positive("channels.email.pool_size", raw.pool_size, 16);
+    let transport = match raw.transport.as_deref().unwrap_or("outbox") {
+        "outbox" => EmailTransport::Outbox {
+            dir: PathBuf::from(
+                raw.outbox_dir
+                    .clone()
+                    .unwrap_or_else(|| "data/outbox".into()),
+            ),
+        },
+        "smtp" => {
+            let tls = match raw.tls.as_deref().unwrap_or("starttls") {
+                "none" => TlsMode::None,
+                "starttls" => TlsMode::StartTls,
+                "tls" => TlsMode::Tls,
+                other => {
+                    issues.push(
+                        "channels.email.tls",
+                        format!("unknown TLS mode {other:?} (known: none, starttls, tls)"),
+                    );
+                    TlsMode::StartTls
+                }
+            };
+            let (host, port) = match raw.url.as_deref().map(parse_smtp_url) {
+                Some(Ok(hp)) => hp,
+                Some(Err(e)) => {
+                    issues.push("channels.email.url", e);
+                    (String::new(), 0)
+                }
+                None => {
+                    issues.push(
+                        "channels.email.url",
+                        "missing: smtp://HOST:PORT is required when transport = \"smtp\"",
+                    );
+                    (String::new(), 0)
+                }
+            };
+            EmailTransport::Smtp {
+                host,
+                port,
+                tls,
+                username_env: raw.username_env.clone(),
+                password_env: raw.password_env.clone(),
+                pool_size,
+                timeout,
+            }
+        }
+        other => {
+            issues.push(
+                "channels.email.transport",
+                format!("unknown transport {other:?} (known: outbox, smtp)"),
+            );
+            return None;
+        }
+    };
+    Some(EmailConfig {
+        transport,
+        from_name,
+        from: from?,
+    })
+}
+
+/// `Name <addr@host>` or a bare address.
+fn parse_mailbox(s: &str) -> Result<(Option<String>, EmailAddress), String> {
+    let s = s.trim();
+    let (name, addr) = match (s.find('<'), s.ends_with('>')) {
+        (Some(i), true) => (
+            Some(s[..i].trim().trim_matches('"').to_owned()),
+            &s[i + 1..s.len() - 1],
+        ),
+        _ => (None, s),
+    };
+    let addr = EmailAddress::parse(addr).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok((name.filter(|n| !n.is_empty()), addr))
+}
+
+/// `smtp://host[:port]`; the port defaults to 25.
+fn parse_smtp_url(s: &str) -> Result<(String, u16), String> {
+    let bad = || format!("{s:?} is not an SMTP URL (expected smtp://HOST:PORT)");
+    let rest = s
+        .strip_prefix("smtp://")
+        .or_else(|| s.strip_prefix("smtps://"))
+        .ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('@') || rest.contains('/') {
+        return Err(format!(
+            "{s:?}: put credentials in username_env / password_env, not in the URL"
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            (h, p.parse::<u16>().map_err(|_| bad())?)
+        }
+        _ => (rest, 25),
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+    ))
+}
+
+fn dispatch(issues: &mut Issues<'_>, d: &RawDispatch) -> DispatchConfig {
+    let secs = Duration::from_secs;
+    let out = DispatchConfig {
+        workers: issues.positive("dispatch.workers", d.workers, 2),
+        batch_size: issues.positive("dispatch.batch_size", d.batch_size, 100),
+        concurrency: issues.positive("dispatch.concurrency", d.concurrency, 32),
+        max_attempts: issues.positive("dispatch.max_attempts", d.max_attempts, 6),
+        max_age: issues.duration("dispatch.max_age", d.max_age.as_deref(), secs(6 * 3600)),
+        backoff: issues.duration("dispatch.backoff", d.backoff.as_deref(), secs(30)),
+        backoff_max: issues.duration("dispatch.backoff_max", d.backoff_max.as_deref(), secs(3600)),
+        lease: issues.duration("dispatch.lease", d.lease.as_deref(), secs(120)),
+        reconcile_every: issues.duration(
+            "dispatch.reconcile_every",
+            d.reconcile_every.as_deref(),
+            secs(30),
+        ),
+        drain_timeout: issues.duration(
+            "dispatch.drain_timeout",
+            d.drain_timeout.as_deref(),
+            secs(20),
+        ),
+        poll_interval: issues.duration(
+            "dispatch.poll_interval",
+            d.poll_interval.as_deref(),
+            Duration::from_millis(500),
+        ),
+    };
+    if out.backoff.is_zero() {
+        issues.push("dispatch.backoff", "must be longer than 0s");
+    }
+    if out.poll_interval.is_zero() {
+        issues.push("dispatch.poll_interval", "must be longer than 0s");
+    }
+    out
+}
+
+/// Every enabled occasion needs `templates/<occasion>/<channel>.hbs`, or a variant for
+/// every tier; a variant naming an unknown tier is a typo worth reporting.
+fn check_templates(
+    issues: &mut Issues<'_>,
+    dir: &std::path::Path,
+    occasions: &[Occasion],
+    tiers: &[Tier],
+) {
+    for o in occasions.iter().filter(|o| o.enabled) {
+        let folder = dir.join(&o.name);
+        let base = folder.join(format!("{}.hbs", o.channel));
+        let mut variants = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for e in entries.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let Some(stem) = file.strip_suffix(".hbs") else {
+                    continue;
+                };
+                if let Some((channel, tier)) = stem.split_once('.') {
+                    if channel == o.channel {
+                        if tiers.iter().any(|t| t.name == tier) {
+                            variants.push(tier.to_owned());
+                        } else {
+                            issues.push(
+                                &format!("occasions.{}", o.name),
+                                format!(
+                                    "template {} names unknown tier {tier:?} (known: {})",
+                                    folder.join(&file).display(),
+                                    names(tiers)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let all_tiers_covered = tiers.iter().all(|t| variants.contains(&t.name));
+        if !base.is_file() && !all_tiers_covered {
+            issues.push(
+                &format!("occasions.{}", o.name),
+                format!(
+                    "missing template {} (or a {}.<tier>.hbs for every tier)",
+                    base.display(),
+                    o.channel
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls() {
+        assert_eq!(
+            parse_smtp_url("smtp://127.0.0.1:2525"),
+            Ok(("127.0.0.1".into(), 2525))
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://mail.example.com"),
+            Ok(("mail.example.com".into(), 25))
+        );
+        assert_eq!(parse_smtp_url("smtp://[::1]:25"), Ok(("::1".into(), 25)));
+        assert!(parse_smtp_url("smtp://user:pw@host:25").is_err());
+        assert!(parse_smtp_url("http://x").is_err());
+    }
+
+    #[test]
+    fn mailboxes() {
+        let (n, a) = parse_mailbox("Acme Team <hello@acme.example>").unwrap();
+        assert_eq!(
+            (n.as_deref(), a.as_str()),
+            (Some("Acme Team"), "hello@acme.example")
+        );
+        assert!(parse_mailbox("Acme <nope>").is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! Dispatch: for a batch of touch ids, claim them in the ledger, re-read each contact,
+//! check consent, render for its tier, send, and record the outcome.
+
+mod recorder;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+pub use recorder::Recorder;
+
+use crate::{
+    channels::{DeliveryClass, EmailChannel, OutboundEmail},
+    config::Config,
+    domain::{Clock, Contact, Touch, TouchId},
+    policy::retry::{self, RetryDecision, RetryInput},
+    render::{self, Renderer},
+    store::{Outcome, Store, StoreError},
+    telemetry,
+};
+
+/// What happened to one batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchReport {
+    pub claimed: usize,
+    pub expired: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub suppressed: usize,
+}
+
+pub struct Dispatcher<S> {
+    pub store: Arc<S>,
+    pub cfg: Arc<Config>,
+    pub renderer: Arc<Renderer>,
+    pub email: Arc<dyn EmailChannel>,
+    pub clock: Arc<dyn Clock>,
+    pub recorder: Recorder,
+}
+
+impl<S: Store> Dispatcher<S> {
+    /// Handles one job's touches under `owner` (the worker's unique name, which fences
+    /// the ledger writes).
+    pub async fn dispatch(&self, ids: &[TouchId], owner: &str) -> Result<BatchReport, StoreError> {
+        let now = self.clock.now();
+        let lease = chrono::Duration::from_std(self.cfg.dispatch.lease)
+            .unwrap_or(chrono::Duration::minutes(2));
+        let claimed = self.store.claim(ids, owner, now, now + lease).await?;
+        let mut report = BatchReport {
+            claimed: claimed.touches.len(),
+            expired: claimed.expired.len(),
+            ..BatchReport::default()
+        };
+        for id in &claimed.expired {
+            telemetry::touch_expired(id);
+        }
+        if claimed.touches.is_empty() {
+            return Ok(report);
+        }
+        let mut contact_ids: Vec<_> = claimed
+            .touches
+            .iter()
+            .map(|t| t.contact_id.clone())
+            .collect();
+        contact_ids.sort();
+        contact_ids.dedup();
+        let contacts = self.store.get_contacts(&contact_ids).await?;
+        let results: Vec<Result<Outcome, StoreError>> = futures::stream::iter(claimed.touches)
+            .map(|t| {
+                let contacts = &contacts;
+                async move {
+                    let outcome = self.deliver(&t, contacts.get(&t.contact_id)).await;
+                    self.recorder.record(outcome.clone(), owner).await?;
+                    telemetry::touch_outcome(&t, &outcome);
+                    Ok(outcome)
+                }
+            })
+            .buffer_unordered(self.cfg.dispatch.concurrency as usize)
+            .collect()
+            .await;
+        for r in results {
+            match r? {
+                Outcome::Sent { .. } => report.sent += 1,
+                Outcome::Retry { .. } => report.retried += 1,
+                Outcome::Failed { .. } => report.failed += 1,
+                Outcome::Suppressed { .. } => report.suppressed += 1,
+                Outcome::Expired { .. } => report.expired += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn deliver(&self, touch: &Touch, contact: Option<&Contact>) -> Outcome {
+        let id = touch.id.clone();
+        let suppressed = |reason: &str| Outcome::Suppressed {
+            id: id.clone(),
+            reason: reason.to_owned(),
+        };
+        let Some(contact) = contact else {
+            return suppressed("contact no longer exists");
+        };
+        // Consent is checked right before the send, not when the touch was planned.
+        if !contact.email_consent {
+            return suppressed("no email consent");
+        }
+        let Some(to) = contact.email.clone() else {
+            return suppressed("no email address");
+        };
+        if self.clock.now() >= touch.expires_at {
+            return Outcome::Expired {
+                id,
+                reason: "not sent before its expiry".into(),
+            };
+        }
+        let year = touch.occurrence.parse::<i32>().unwrap_or_else(|_| {
+            touch
+                .scheduled_at
+                .format("%Y")
+                .to_string()
+                .parse()
+                .unwrap_or(0)
+        });
+        let ctx = render::context(contact, &touch.occasion, year, &self.cfg.brand_name);
+        let content = match self
+            .renderer
+            .render_email(&touch.occasion, &contact.tier, &ctx)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Outcome::Failed {
+                    id,
+                    reason: format!("render: {e}"),
+                };
+            }
+        };
+        let email = OutboundEmail {
+            touch: touch.id.clone(),
+            to,
+            to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
+            content,
+        };
+        match self.email.send(&email).await {
+            Ok(()) => Outcome::Sent { id },
+            Err(e) if e.class == DeliveryClass::Permanent => Outcome::Failed {
+                id,
+                reason: e.to_string(),
+            },
+            Err(e) => self.retry_or_fail(touch, contact, &e.to_string()),
+        }
+    }
+
+    fn retry_or_fail(&self, touch: &Touch, contact: &Contact, reason: &str) -> Outcome {
+        let occasion = self.cfg.occasion(&touch.occasion);
+        let window = occasion.map_or(self.cfg.defaults.send_window, |o| {
+            self.cfg.send_window(o, &contact.tier)
+        });
+        let decision = retry::decide(&RetryInput {
+            cfg: &self.cfg.dispatch,
+            attempts: touch.attempts,
+            scheduled_at: touch.scheduled_at,
+            expires_at: touch.expires_at,
+            window,
+            zone: contact.zone(self.cfg.defaults.timezone),
+            now: self.clock.now(),
+            jitter: rand::random::<f64>(),
+            reason,
+        });
+        match decision {
+            RetryDecision::RetryAt(at) => Outcome::Retry {
+                id: touch.id.clone(),
+                at,
+                reason: reason.to_owned(),
+            },
+            RetryDecision::GiveUp(reason) => Outcome::Failed {
+                id: touch.id.clone(),
+                reason,
+            },
+        }
+    }
+}
+
+/// Re-queues stranded touches and expires overdue ones, on a timer until cancelled.
+pub async fn reconcile_loop<S: Store>(
+    store: Arc<S>,
+    cfg: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let lease =
+        chrono::Duration::from_std(cfg.dispatch.lease).unwrap_or(chrono::Duration::minutes(2));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(cfg.dispatch.reconcile_every) => {}
+        }
+        let now = clock.now();
+        match store
+            .reconcile(now, now - lease, cfg.dispatch.batch_size as usize)
+            .await
+        {
+            Ok(r) if r.expired + r.requeued > 0 => {
+                tracing::info!(expired = r.expired, requeued = r.requeued, "reconciler run");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "reconciler run failed"),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Touches: one outbound message each, identified deterministically.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ContactId;
+
+/// `occasion:contact:occurrence`, e.g. `birthday:cus_42:2026`. The same occasion for the
+/// same contact and occurrence always yields the same id, which is what makes planning
+/// idempotent: recording is insert-if-absent on this key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TouchId(String);
+
+impl TouchId {
+    pub fn derive(occasion: &str, contact: &ContactId, occurrence: &str) -> Self {
+        Self(format!("{occasion}:{contact}:{occurrence}"))
+    }
+    /// For ids read back from the store or a job payload.
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// A form safe in a Message-ID local part and a file name: `:` becomes `.`, and any
+    /// other character outside `[A-Za-z0-9._-]` becomes `=XX` (its hex code), so distinct
+    /// ids keep distinct tokens.
+    pub fn token(&self) -> String {
+        let mut out = String::with_capacity(self.0.len());
+        for c in self.0.chars() {
+            match c {
+                ':' => out.push('.'),
+                c if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') => out.push(c),
+                c => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("={b:02X}"));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for TouchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a touch is in its life. `Sent`, `Failed`, `Expired` and `Suppressed` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TouchStatus {
+    Planned,
+    Sending,
+    Sent,
+    Failed,
+    Expired,
+    Suppressed,
+}
+
+impl TouchStatus {
+    pub const ALL: [TouchStatus; 6] = [
+        Self::Planned,
+        Self::Sending,
+        Self::Sent,
+        Self::Failed,
+        Self::Expired,
+        Self::Suppressed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Suppressed => "suppressed",
+        }
+    }
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Planned | Self::Sending)
+    }
+}
+
+impl FromStr for TouchStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown touch status {s:?}"))
+    }
+}
+
+impl fmt::Display for TouchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A touch as the planner wants it recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTouch {
+    pub id: TouchId,
+    pub occasion: String,
+    pub contact_id: ContactId,
+    pub occurrence: String,
+    pub channel: String,
+    pub priority: u32,
+    pub scheduled_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// `Planned`, or `Expired` when the planner saw it only after its window closed.
+    pub status: TouchStatus,
+    pub reason: Option<String>,
+}
+
+/// A touch as recorded in the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Touch {
+    pub id: TouchId,
+    pub occasion: String,
+    pub contact_id: ContactId,
+    pub occurrence: String,
+    pub channel: String,
+    pub priority: u32,
+    pub status: TouchStatus,
+    pub scheduled_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_tokens_safe() {
+        let c = ContactId::parse("cus_42").unwrap();
+        let a = TouchId::derive("birthday", &c, "2026");
+        assert_eq!(a, TouchId::derive("birthday", &c, "2026"));
+        assert_eq!(a.as_str(), "birthday:cus_42:2026");
+        assert_ne!(a, TouchId::derive("birthday", &c, "2027"));
+        assert_ne!(a, TouchId::derive("anniversary", &c, "2026"));
+        assert_eq!(a.token(), "birthday.cus_42.2026");
+        let odd = TouchId::derive("birthday", &ContactId::parse("a.b@c+d").unwrap(), "2026");
+        assert_eq!(odd.token(), "birthday.a=2Eb=40c=2Bd.2026");
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in TouchStatus::ALL {
+            assert_eq!(s.as_str().parse::<TouchStatus>().unwrap(), s);
+        }
+        assert!(TouchStatus::Sent.is_final() && !TouchStatus::Sending.is_final());
+    }
+}

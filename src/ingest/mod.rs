@@ -1,0 +1,326 @@
+//! Contact import from CSV or JSONL (by extension). Each row is validated on its own:
+//! bad rows are reported with their line and field and stored not at all; good rows are
+//! upserted by `id`.
+
+use std::{
+    io::{BufRead, BufReader, IsTerminal},
+    path::Path,
+};
+
+use serde_json::{Map, Value};
+
+use crate::{
+    config::Config,
+    domain::{
+        Birthday, Contact, ContactId, EmailAddress, PhoneNumber,
+        contact::{parse_date, parse_locale, parse_timezone},
+    },
+    store::{ContactUpsert, Store, StoreError},
+};
+
+/// One problem in one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}: field `{}`: {}",
+            self.line, self.field, self.message
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub imported: usize,
+    pub rejected_rows: usize,
+    pub errors: Vec<RowError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const KNOWN: [&str; 11] = [
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "timezone",
+    "locale",
+    "birthday",
+    "customer_since",
+    "tier",
+    "email_consent",
+];
+
+/// Turns one row (field name -> value) into a contact, or every problem with it.
+pub fn parse_row(
+    row: &Map<String, Value>,
+    cfg: &Config,
+) -> Result<ContactUpsert, Vec<(String, String)>> {
+    let mut errors = Vec::new();
+    let text = |k: &str| -> Option<String> {
+        match row.get(k) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let field = |k: &str, errors: &mut Vec<(String, String)>| -> Option<String> {
+        match row.get(k) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(_) | Value::Number(_)) => text(k),
+            Some(_) => {
+                errors.push((k.to_owned(), "must be a string".into()));
+                None
+            }
+        }
+    };
+    let parsed =
+        |k: &str, errors: &mut Vec<(String, String)>, f: &dyn Fn(&str) -> Result<(), String>| {
+            let v = field(k, errors)?;
+            match f(&v) {
+                Ok(()) => Some(v),
+                Err(e) => {
+                    errors.push((k.to_owned(), e));
+                    None
+                }
+            }
+        };
+    let id = match parsed("id", &mut errors, &|s| {
+        ContactId::parse(s).map(|_| ()).map_err(|e| e.0)
+    }) {
+        Some(s) => ContactId::parse(&s).ok(),
+        None => {
+            if !errors.iter().any(|(f, _)| f == "id") {
+                errors.push(("id".into(), "missing".into()));
+            }
+            None
+        }
+    };
+    let email = parsed("email", &mut errors, &|s| {
+        EmailAddress::parse(s).map(|_| ()).map_err(|e| e.0)
+    })
+    .and_then(|s| EmailAddress::parse(&s).ok());
+    let phone = parsed("phone", &mut errors, &|s| {
+        PhoneNumber::parse(s).map(|_| ()).map_err(|e| e.0)
+    })
+    .and_then(|s| PhoneNumber::parse(&s).ok());
+    let timezone = parsed("timezone", &mut errors, &|s| {
+        parse_timezone(s).map(|_| ()).map_err(|e| e.0)
+    })
+    .and_then(|s| parse_timezone(&s).ok());
+    let locale = parsed("locale", &mut errors, &|s| {
+        parse_locale(s).map(|_| ()).map_err(|e| e.0)
+    })
+    .and_then(|s| parse_locale(&s).ok());
+    let birthday = parsed("birthday", &mut errors, &|s| {
+        Birthday::parse(s).map(|_| ()).map_err(|e| e.0)
+    })
+    .and_then(|s| Birthday::parse(&s).ok());
+    let customer_since = parsed("customer_since", &mut errors, &|s| {
+        parse_date(s).map(|_| ()).map_err(|e| e.0)
+    })
+    .and_then(|s| parse_date(&s).ok());
+    let tier_names: Vec<&str> = cfg.tiers.iter().map(|t| t.name.as_str()).collect();
+    let tier = parsed("tier", &mut errors, &|s| {
+        if tier_names.contains(&s) {
+            Ok(())
+        } else {
+            Err(format!(
+                "unknown tier {s:?} (known: {})",
+                tier_names.join(", ")
+            ))
+        }
+    });
+    let consent = parsed("email_consent", &mut errors, &|s| parse_bool(s).map(|_| ()))
+        .and_then(|s| parse_bool(&s).ok());
+    let (first_name, last_name) = (
+        field("first_name", &mut errors),
+        field("last_name", &mut errors),
+    );
+    let mut attributes = Map::new();
+    for (k, v) in row {
+        if !KNOWN.contains(&k.as_str())
+            && !matches!(v, Value::Null)
+            && v.as_str().is_none_or(|s| !s.is_empty())
+        {
+            attributes.insert(k.clone(), v.clone());
+        }
+    }
+    let had_tier_error = errors.iter().any(|(f, _)| f == "tier");
+    match id {
+        Some(id) if errors.is_empty() && !had_tier_error => Ok(ContactUpsert {
+            contact: Contact {
+                id,
+                first_name,
+                last_name,
+                email,
+                phone,
+                timezone,
+                locale,
+                birthday,
+                customer_since,
+                tier: tier.unwrap_or_else(|| cfg.defaults.tier.clone()),
+                attributes,
+                email_consent: consent.unwrap_or(true),
+            },
+            email_consent: consent,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "y" => Ok(true),
+        "no" | "false" | "0" | "n" => Ok(false),
+        _ => Err(format!("{s:?} is not yes/no")),
+    }
+}
+
+/// Reads rows from a CSV or JSONL file: `(line, row)` or a row-level error.
+fn read_rows(
+    path: &Path,
+    mut each: impl FnMut(u64, u64, Result<Map<String, Value>, String>),
+) -> Result<(), IngestError> {
+    let name = path.display().to_string();
+    let file_err = |message: String| IngestError::File {
+        path: name.clone(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| file_err(format!("cannot open: {e}")))?;
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(false)
+                .trim(csv::Trim::All)
+                .from_reader(file);
+            let headers = rdr
+                .headers()
+                .map_err(|e| file_err(format!("cannot read the header row: {e}")))?
+                .clone();
+            if !headers.iter().any(|h| h == "id") {
+                return Err(file_err("the header row has no `id` column".into()));
+            }
+            let mut record = csv::StringRecord::new();
+            loop {
+                let pos = rdr.position().clone();
+                match rdr.read_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = record.position().map_or(pos.line(), |p| p.line());
+                        let row = headers
+                            .iter()
+                            .zip(record.iter())
+                            .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
+                            .collect();
+                        each(line, rdr.position().byte(), Ok(row));
+                    }
+                    Err(e) => {
+                        let line = e.position().map_or(pos.line(), |p| p.line());
+                        each(
+                            line,
+                            rdr.position().byte(),
+                            Err(format!("unreadable CSV row: {e}")),
+                        );
+                        if !matches!(
+                            e.kind(),
+                            csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                        ) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Some("jsonl" | "ndjson") => {
+            let (mut bytes, mut line_no) = (0u64, 0u64);
+            for line in BufReader::new(file).lines() {
+                line_no += 1;
+                let line =
+                    line.map_err(|e| file_err(format!("line {line_no}: cannot read: {e}")))?;
+                bytes += line.len() as u64 + 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let row = match serde_json::from_str::<Value>(&line) {
+                    Ok(Value::Object(m)) => Ok(m),
+                    Ok(_) => Err("not a JSON object".to_owned()),
+                    Err(e) => Err(format!("not valid JSON: {e}")),
+                };
+                each(line_no, bytes, row);
+            }
+            Ok(())
+        }
+        _ => Err(file_err(
+            "unknown file type (expected .csv or .jsonl)".into(),
+        )),
+    }
+}
+
+/// Imports `path` into `store`, showing a progress bar when stderr is a terminal.
+pub async fn import_file<S: Store>(
+    store: &S,
+    cfg: &Config,
+    path: &Path,
+) -> Result<ImportReport, IngestError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(size);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+        {
+            b.set_style(style);
+        }
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut report = ImportReport::default();
+    let mut good: Vec<ContactUpsert> = Vec::new();
+    read_rows(path, |line, pos, row| {
+        bar.set_position(pos);
+        let result = row
+            .map_err(|e| vec![("(row)".to_owned(), e)])
+            .and_then(|r| parse_row(&r, cfg));
+        match result {
+            Ok(c) => good.push(c),
+            Err(errs) => {
+                report.rejected_rows += 1;
+                report
+                    .errors
+                    .extend(errs.into_iter().map(|(field, message)| RowError {
+                        line,
+                        field,
+                        message,
+                    }));
+            }
+        }
+    })?;
+    for chunk in good.chunks(1000) {
+        store.upsert_contacts(chunk).await?;
+        report.imported += chunk.len();
+        bar.set_message(format!("{} imported", report.imported));
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}

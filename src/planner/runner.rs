@@ -1,0 +1,68 @@
+//! The planner loop: each occasion wakes on its cron schedule (and once at start-up, so a
+//! restart catches up), asks the store who is due and records their touches.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Config, Occasion},
+    domain::Clock,
+    store::{Store, StoreError},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanReport {
+    /// Touches due now (already recorded or not).
+    pub due: usize,
+    /// Touches recorded by this run.
+    pub new: usize,
+}
+
+pub async fn run_once<S: Store>(
+    store: &S,
+    cfg: &Config,
+    occasion: &Occasion,
+    now: DateTime<Utc>,
+) -> Result<PlanReport, StoreError> {
+    let days = super::candidate_days(now);
+    let contacts = store.contacts_on(occasion.trigger, &days).await?;
+    let touches = super::plan(cfg, occasion, &contacts, now);
+    let new = store
+        .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
+        .await?;
+    Ok(PlanReport {
+        due: touches.len(),
+        new: new.len(),
+    })
+}
+
+pub async fn run_loop<S: Store>(
+    store: Arc<S>,
+    cfg: Arc<Config>,
+    occasion: Occasion,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let now = clock.now();
+        match run_once(store.as_ref(), &cfg, &occasion, now).await {
+            Ok(r) => {
+                tracing::info!(occasion = %occasion.name, due = r.due, new = r.new, "planner run")
+            }
+            Err(e) => {
+                tracing::error!(occasion = %occasion.name, error = %e, "planner run failed; will retry at the next tick")
+            }
+        }
+        let Some(next) = occasion.schedule.after(&clock.now()).next() else {
+            tracing::warn!(occasion = %occasion.name, "cron schedule has no future tick; planner stops");
+            return;
+        };
+        let wait = (next - clock.now()).to_std().unwrap_or_default();
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,185 @@
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::*;
+use crate::{
+    config::Config,
+    domain::{Birthday, ContactId},
+    render::sample_contact,
+};
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn cfg(env: &[(&str, &str)]) -> Config {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::load_with(Path::new("config/rapport.toml"), None, env).unwrap()
+}
+
+fn person(id: &str, zone: Tz, birthday: &str, tier: &str) -> Contact {
+    let mut c = sample_contact(tier);
+    c.id = ContactId::parse(id).unwrap();
+    c.timezone = Some(zone);
+    c.birthday = Some(Birthday::parse(birthday).unwrap());
+    c
+}
+
+fn birthday_at(cfg: &Config, c: &Contact, now: &str) -> Option<NewTouch> {
+    due(cfg, cfg.occasion("birthday").unwrap(), c, utc(now))
+}
+
+#[test]
+fn zone_ahead_of_utc_is_due_before_utc_midnight() {
+    let cfg = cfg(&[]);
+    let c = person(
+        "kiri",
+        chrono_tz::Pacific::Kiritimati,
+        "1990-07-15",
+        "friend",
+    );
+    // 10:30 UTC on the 14th is 00:30 on the 15th in UTC+14.
+    let t = birthday_at(&cfg, &c, "2026-07-14T10:30:00Z").expect("due");
+    assert_eq!(t.status, TouchStatus::Planned);
+    assert_eq!(t.scheduled_at, utc("2026-07-14T19:00:00Z"));
+    assert_eq!(t.expires_at, utc("2026-07-15T10:00:00Z"));
+    assert_eq!(t.id.as_str(), "birthday:kiri:2026");
+    // An hour earlier it is still the 14th there.
+    assert!(birthday_at(&cfg, &c, "2026-07-14T09:30:00Z").is_none());
+}
+
+#[test]
+fn zone_behind_utc_is_due_after_utc_midnight() {
+    let cfg = cfg(&[]);
+    let c = person("pago", chrono_tz::Pacific::Pago_Pago, "--07-14", "friend");
+    // 21:00 UTC on the 14th is 10:00 there: inside the window, send now.
+    let t = birthday_at(&cfg, &c, "2026-07-14T21:00:00Z").expect("due");
+    assert_eq!(
+        (t.status, t.scheduled_at),
+        (TouchStatus::Planned, utc("2026-07-14T21:00:00Z"))
+    );
+    // 04:00 UTC on the 15th is still the 14th there (17:00): still due, still in window.
+    assert!(birthday_at(&cfg, &c, "2026-07-15T04:00:00Z").is_some());
+    // 11:30 UTC on the 15th is 00:30 on the 15th there: over.
+    assert!(birthday_at(&cfg, &c, "2026-07-15T11:30:00Z").is_none());
+    // Before UTC has reached the 14th's local morning there, nothing yet.
+    assert!(birthday_at(&cfg, &c, "2026-07-14T10:00:00Z").is_none());
+}
+
+#[test]
+fn planned_after_the_window_closed_is_recorded_expired_not_sent_late() {
+    let cfg = cfg(&[]);
+    let c = person("pago", chrono_tz::Pacific::Pago_Pago, "--07-14", "friend");
+    // 18:30 local on the day: window 09:00-18:00 has closed; expiry is local midnight.
+    let t = birthday_at(&cfg, &c, "2026-07-15T05:30:00Z").expect("due today");
+    assert_eq!(t.status, TouchStatus::Expired);
+    assert!(t.reason.unwrap().contains("09:00-18:00"));
+}
+
+#[test]
+fn local_year_names_the_occurrence_at_new_year() {
+    let cfg = cfg(&[]);
+    let c = person("tokyo", chrono_tz::Asia::Tokyo, "--01-01", "friend");
+    let t = birthday_at(&cfg, &c, "2026-12-31T16:00:00Z").expect("already Jan 1 in Tokyo");
+    assert_eq!(t.id.as_str(), "birthday:tokyo:2027");
+    assert_eq!(t.scheduled_at, utc("2027-01-01T00:00:00Z"));
+}
+
+#[test]
+fn dst_day_windows_and_expiry_follow_the_wall_clock() {
+    let cfg = cfg(&[]);
+    // Paris springs forward on 2026-03-29: 09:00 is CEST (UTC+2), the day has 23 hours.
+    let c = person("paris", chrono_tz::Europe::Paris, "1980-03-29", "friend");
+    let t = birthday_at(&cfg, &c, "2026-03-28T23:30:00Z").expect("due");
+    assert_eq!(t.scheduled_at, utc("2026-03-29T07:00:00Z"));
+    assert_eq!(t.expires_at, utc("2026-03-29T22:00:00Z"));
+    // New York falls back on 2026-11-01: the day has 25 hours, 09:00 is EST.
+    let c = person("nyc", chrono_tz::America::New_York, "1980-11-01", "friend");
+    let t = birthday_at(&cfg, &c, "2026-11-01T04:30:00Z").expect("due");
+    assert_eq!(t.scheduled_at, utc("2026-11-01T14:00:00Z"));
+    assert_eq!(t.expires_at, utc("2026-11-02T05:00:00Z"));
+    // A window opening inside the skipped hour opens when the clock lands.
+    let cfg = self::cfg(&[("RAPPORT__DEFAULTS__SEND_WINDOW", "02:30-18:00")]);
+    let c = person("paris", chrono_tz::Europe::Paris, "1980-03-29", "friend");
+    let t = birthday_at(&cfg, &c, "2026-03-28T23:30:00Z").expect("due");
+    assert_eq!(t.scheduled_at, utc("2026-03-29T01:00:00Z"));
+}
+
+#[test]
+fn feb_29_birthdays_in_leap_and_common_years() {
+    let cfg = cfg(&[("RAPPORT__DEFAULTS__SEND_WINDOW", "00:00-24:00")]);
+    let c = person("leap", chrono_tz::UTC, "2000-02-29", "friend");
+    assert!(birthday_at(&cfg, &c, "2028-02-29T12:00:00Z").is_some());
+    assert!(birthday_at(&cfg, &c, "2028-02-28T12:00:00Z").is_none());
+    assert!(birthday_at(&cfg, &c, "2026-02-28T12:00:00Z").is_some());
+    assert!(birthday_at(&cfg, &c, "2026-03-01T12:00:00Z").is_none());
+    let days = candidate_days(utc("2026-02-28T12:00:00Z"));
+    assert!(days.contains(&MonthDay::new(2, 29).unwrap()));
+    // In a leap year Feb 29 is a day of its own, found as "tomorrow" on Feb 28.
+    assert!(candidate_days(utc("2028-02-28T12:00:00Z")).contains(&MonthDay::new(2, 29).unwrap()));
+    assert!(!candidate_days(utc("2027-06-10T12:00:00Z")).contains(&MonthDay::new(2, 29).unwrap()));
+}
+
+#[test]
+fn whole_day_window_and_tier_window() {
+    let cfg = cfg(&[("RAPPORT__DEFAULTS__SEND_WINDOW", "00:00-24:00")]);
+    let c = person("late", chrono_tz::UTC, "--06-01", "friend");
+    let t = birthday_at(&cfg, &c, "2026-06-01T23:59:30Z").expect("due");
+    assert_eq!(
+        (t.status, t.scheduled_at),
+        (TouchStatus::Planned, utc("2026-06-01T23:59:30Z"))
+    );
+    // The default config narrows acquaintances to 10:00-17:00.
+    let cfg = self::cfg(&[]);
+    let c = person("acq", chrono_tz::UTC, "--06-01", "acquaintance");
+    let t = birthday_at(&cfg, &c, "2026-06-01T09:30:00Z").expect("due");
+    assert_eq!(t.scheduled_at, utc("2026-06-01T10:00:00Z"));
+    let t = birthday_at(&cfg, &c, "2026-06-01T17:30:00Z").expect("due");
+    assert_eq!(t.status, TouchStatus::Expired);
+}
+
+#[test]
+fn anniversaries_skip_the_first_day() {
+    let cfg = cfg(&[]);
+    let occ = cfg.occasion("anniversary").unwrap();
+    let mut c = sample_contact("family");
+    c.timezone = Some(chrono_tz::UTC);
+    c.customer_since = NaiveDate::from_ymd_opt(2020, 5, 1);
+    let t = due(&cfg, occ, &c, utc("2026-05-01T12:00:00Z")).expect("due");
+    assert_eq!(t.id.as_str(), "anniversary:sample:2026");
+    assert!(due(&cfg, occ, &c, utc("2020-05-01T12:00:00Z")).is_none());
+    assert!(due(&cfg, occ, &c, utc("2026-05-02T12:00:00Z")).is_none());
+}
+
+#[test]
+fn keys_are_stable_across_runs_in_the_same_day() {
+    let cfg = cfg(&[]);
+    let c = person("k", chrono_tz::Europe::Berlin, "--09-09", "family");
+    let a = birthday_at(&cfg, &c, "2026-09-09T05:00:00Z").unwrap();
+    let b = birthday_at(&cfg, &c, "2026-09-09T14:00:00Z").unwrap();
+    assert_eq!(a.id, b.id);
+    assert_eq!(a.expires_at, b.expires_at);
+}
+
+#[test]
+fn fitting_into_windows() {
+    let w: SendWindow = "09:00-18:00".parse().unwrap();
+    let z = chrono_tz::UTC;
+    let exp = utc("2026-01-02T00:00:00Z");
+    assert_eq!(
+        fit_in_window(utc("2026-01-01T08:00:00Z"), w, z, exp),
+        Some(utc("2026-01-01T09:00:00Z"))
+    );
+    assert_eq!(
+        fit_in_window(utc("2026-01-01T12:00:00.2Z"), w, z, exp),
+        Some(utc("2026-01-01T12:00:01Z"))
+    );
+    assert_eq!(fit_in_window(utc("2026-01-01T18:00:00Z"), w, z, exp), None);
+    // A longer expiry moves the attempt to the next day's window.
+    let exp2 = utc("2026-01-03T00:00:00Z");
+    assert_eq!(
+        fit_in_window(utc("2026-01-01T19:00:00Z"), w, z, exp2),
+        Some(utc("2026-01-02T09:00:00Z"))
+    );
+}

@@ -1,0 +1,127 @@
+//! Retries after a transient failure: exponential backoff with jitter, bounded by the
+//! attempt count, the maximum age, the touch's expiry and its send window.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::{config::DispatchConfig, domain::SendWindow, planner::fit_in_window};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryDecision {
+    RetryAt(DateTime<Utc>),
+    GiveUp(String),
+}
+
+/// `base * 2^(attempt-1)`, capped, then scaled by `jitter` in `[0.5, 1.0]` so a burst of
+/// failures does not come back as a burst.
+pub fn backoff(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let capped = exp.min(max).max(base.min(max));
+    capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+pub struct RetryInput<'a> {
+    pub cfg: &'a DispatchConfig,
+    /// Attempts made so far, including the one that just failed.
+    pub attempts: u32,
+    pub scheduled_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub window: SendWindow,
+    pub zone: Tz,
+    pub now: DateTime<Utc>,
+    pub jitter: f64,
+    pub reason: &'a str,
+}
+
+pub fn decide(i: &RetryInput<'_>) -> RetryDecision {
+    if i.attempts >= i.cfg.max_attempts {
+        return RetryDecision::GiveUp(format!(
+            "gave up after {} attempts: {}",
+            i.attempts, i.reason
+        ));
+    }
+    let wait = backoff(i.attempts, i.cfg.backoff, i.cfg.backoff_max, i.jitter);
+    let at = i.now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+    let too_old =
+        i.scheduled_at + chrono::Duration::from_std(i.cfg.max_age).unwrap_or(chrono::Duration::MAX);
+    let deadline = i.expires_at.min(too_old);
+    match fit_in_window(at, i.window, i.zone, deadline) {
+        Some(at) => RetryDecision::RetryAt(at),
+        None => RetryDecision::GiveUp(format!(
+            "gave up after {} attempts, no retry possible before expiry or max age: {}",
+            i.attempts, i.reason
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DispatchConfig {
+        let s = Duration::from_secs;
+        DispatchConfig {
+            workers: 1,
+            batch_size: 10,
+            concurrency: 1,
+            max_attempts: 4,
+            max_age: s(3600),
+            backoff: s(30),
+            backoff_max: s(600),
+            lease: s(60),
+            reconcile_every: s(30),
+            drain_timeout: s(10),
+            poll_interval: s(1),
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let (b, m) = (Duration::from_secs(30), Duration::from_secs(600));
+        assert_eq!(backoff(1, b, m, 1.0), Duration::from_secs(30));
+        assert_eq!(backoff(2, b, m, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(3, b, m, 1.0), Duration::from_secs(120));
+        assert_eq!(backoff(10, b, m, 1.0), m);
+        assert_eq!(backoff(2, b, m, 0.0), Duration::from_secs(30));
+        assert_eq!(backoff(60, b, m, 0.5), Duration::from_secs(450));
+    }
+
+    #[test]
+    fn retries_until_attempts_age_or_expiry_run_out() {
+        let cfg = cfg();
+        let input = |attempts, now: &str| RetryInput {
+            cfg: &cfg,
+            attempts,
+            scheduled_at: utc("2026-06-01T09:00:00Z"),
+            expires_at: utc("2026-06-02T00:00:00Z"),
+            window: "09:00-18:00".parse().unwrap(),
+            zone: chrono_tz::UTC,
+            now: utc(now),
+            jitter: 1.0,
+            reason: "smtp 451",
+        };
+        assert_eq!(
+            decide(&input(1, "2026-06-01T09:00:00Z")),
+            RetryDecision::RetryAt(utc("2026-06-01T09:00:30Z"))
+        );
+        assert!(
+            matches!(decide(&input(4, "2026-06-01T09:00:00Z")), RetryDecision::GiveUp(r) if r.contains("4 attempts") && r.contains("smtp 451"))
+        );
+        // Past max age (1 h after the planned time).
+        assert!(matches!(
+            decide(&input(2, "2026-06-01T09:59:50Z")),
+            RetryDecision::GiveUp(_)
+        ));
+        // The window closes at 18:00 and the touch expires at midnight: no retry tonight.
+        assert!(matches!(
+            decide(&input(2, "2026-06-01T17:59:30Z")),
+            RetryDecision::GiveUp(_)
+        ));
+    }
+}

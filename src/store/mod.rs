@@ -1,0 +1,159 @@
+//! Storage: contacts, the touch ledger, and the job queue that carries touch ids.
+//!
+//! The ledger, not the queue, decides whether a send may happen: a job only names touch
+//! ids, and a worker must *claim* a touch (an atomic state change in the store) before
+//! sending it. Duplicate jobs are therefore harmless, and a touch already `sent` is never
+//! sent again.
+
+pub mod sqlite;
+
+use std::{collections::HashMap, future::Future};
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    config::DateField,
+    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {url}: {message}")]
+    Unavailable { url: String, message: String },
+    #[error("store query failed: {0}")]
+    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("corrupt row in the store: {0}")]
+    Corrupt(String),
+}
+
+/// A contact to insert or replace. `email_consent: None` keeps what the store knows, so
+/// a re-import never silently re-subscribes someone who opted out.
+#[derive(Debug, Clone)]
+pub struct ContactUpsert {
+    pub contact: Contact,
+    pub email_consent: Option<bool>,
+}
+
+/// How a claimed touch ended, as the dispatcher reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Sent {
+        id: TouchId,
+    },
+    Failed {
+        id: TouchId,
+        reason: String,
+    },
+    Suppressed {
+        id: TouchId,
+        reason: String,
+    },
+    Expired {
+        id: TouchId,
+        reason: String,
+    },
+    /// Back to `planned`, due again at `at`; a new job is queued for it.
+    Retry {
+        id: TouchId,
+        at: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn id(&self) -> &TouchId {
+        match self {
+            Self::Sent { id }
+            | Self::Failed { id, .. }
+            | Self::Suppressed { id, .. }
+            | Self::Expired { id, .. }
+            | Self::Retry { id, .. } => id,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Claimed {
+    /// Now `sending`, leased to the caller.
+    pub touches: Vec<Touch>,
+    /// Found past their expiry and marked `expired`.
+    pub expired: Vec<TouchId>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub expired: u64,
+    pub requeued: u64,
+}
+
+/// The storage contract. Every backend must behave identically; the conformance tests
+/// hold them to it.
+pub trait Store: Send + Sync + 'static {
+    fn upsert_contacts(
+        &self,
+        rows: &[ContactUpsert],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_contact(
+        &self,
+        id: &ContactId,
+    ) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
+    fn get_contacts(
+        &self,
+        ids: &[ContactId],
+    ) -> impl Future<Output = Result<HashMap<ContactId, Contact>, StoreError>> + Send;
+    /// Contacts whose `field` falls on one of `days` (month-day, any year).
+    fn contacts_on(
+        &self,
+        field: DateField,
+        days: &[MonthDay],
+    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+    fn count_contacts(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records touches insert-if-absent and queues jobs (`batch_size` ids each) for the
+    /// `planned` ones that were new. Returns the ids that were new.
+    fn plan_touches(
+        &self,
+        touches: &[NewTouch],
+        batch_size: usize,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<TouchId>, StoreError>> + Send;
+    fn get_touches(
+        &self,
+        ids: &[TouchId],
+    ) -> impl Future<Output = Result<Vec<Touch>, StoreError>> + Send;
+    fn touches_for_contact(
+        &self,
+        id: &ContactId,
+    ) -> impl Future<Output = Result<Vec<Touch>, StoreError>> + Send;
+    /// Moves the due, unexpired ones of `ids` to `sending` under a lease owned by
+    /// `owner` until `lease_until`; ones past expiry become `expired`. A touch whose lease
+    /// ran out (its worker died) can be claimed again.
+    fn claim(
+        &self,
+        ids: &[TouchId],
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
+    /// Records outcomes of touches claimed by `owner`. An outcome for a touch whose lease
+    /// was taken over by someone else is ignored (fencing). Returns how many were applied.
+    fn record(
+        &self,
+        outcomes: &[Outcome],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Expires overdue touches and re-queues stranded ones: `planned` and due before
+    /// `stale_before` (their job was lost), or `sending` with a lapsed lease.
+    fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        batch_size: usize,
+    ) -> impl Future<Output = Result<Reconciled, StoreError>> + Send;
+    fn status_counts(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<TouchStatus, u64>, StoreError>> + Send;
+}

@@ -1,0 +1,392 @@
+//! The embedded backend: contacts, the touch ledger and the apalis queue in one SQLite
+//! file, so planning a touch and queueing its job commit in the same transaction.
+
+mod rows;
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use apalis_core::task::builder::TaskBuilder;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Row, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use super::{Claimed, ContactUpsert, Outcome, Reconciled, Store, StoreError};
+use crate::{
+    config::DateField,
+    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    queue::{DISPATCH_QUEUE, DispatchJob},
+};
+
+fn q(e: sqlx::Error) -> StoreError {
+    StoreError::Query(Box::new(e))
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database, sets the durability pragmas on every
+    /// pooled connection and runs both migration sets.
+    ///
+    /// Why not apalis' `SqliteStorage::setup()`: it sets `synchronous = OFF` (on whichever
+    /// connection runs it), which can lose or corrupt data on power loss.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let unavailable = |message: String| StoreError::Unavailable {
+            url: url.to_owned(),
+            message,
+        };
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        if path != ":memory:" {
+            if let Some(parent) = std::path::Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| unavailable(format!("cannot create {}: {e}", parent.display())))?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| unavailable(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("temp_store", "MEMORY");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(6)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        apalis_sqlite::SqliteStorage::migrations()
+            .run(&pool)
+            .await
+            .map_err(|e| unavailable(format!("queue migrations: {e}")))?;
+        let mut ours = sqlx::migrate!("src/store/sqlite/migrations");
+        ours.dangerous_set_table_name("_rapport_migrations");
+        ours.run(&pool)
+            .await
+            .map_err(|e| unavailable(format!("migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Queues jobs for `ids` (chunks of `batch_size`) at `run_at` inside the caller's transaction.
+async fn push_jobs(
+    tx: &mut sqlx::SqliteConnection,
+    ids: &[TouchId],
+    run_at: DateTime<Utc>,
+    batch_size: usize,
+) -> Result<(), StoreError> {
+    let mut tasks = Vec::new();
+    for chunk in ids.chunks(batch_size.max(1)) {
+        let bytes = DispatchJob::new(chunk.to_vec()).encode();
+        tasks.push(
+            TaskBuilder::new(bytes)
+                .run_at_timestamp(run_at.timestamp().max(0) as u64)
+                .max_attempts(1)
+                .build(),
+        );
+    }
+    apalis_sqlite::queries::push_tasks(tx, DISPATCH_QUEUE, &tasks)
+        .await
+        .map_err(|e| StoreError::Query(Box::new(e)))
+}
+
+fn ids_json(ids: &[TouchId]) -> String {
+    serde_json::to_string(&ids.iter().map(TouchId::as_str).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into())
+}
+
+impl Store for SqliteStore {
+    async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
+        let now = Utc::now().timestamp();
+        let mut tx = self.pool.begin().await.map_err(q)?;
+        for r in rows {
+            rows::upsert_contact(&mut tx, r, now).await?;
+        }
+        tx.commit().await.map_err(q)
+    }
+
+    async fn get_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query("SELECT * FROM contacts WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q)?;
+        row.as_ref().map(rows::contact).transpose()
+    }
+
+    async fn get_contacts(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, Contact>, StoreError> {
+        let json = serde_json::to_string(&ids.iter().map(ContactId::as_str).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
+        let found =
+            sqlx::query("SELECT * FROM contacts WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(json)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q)?;
+        found
+            .iter()
+            .map(|r| rows::contact(r).map(|c| (c.id.clone(), c)))
+            .collect()
+    }
+
+    async fn contacts_on(
+        &self,
+        field: DateField,
+        days: &[MonthDay],
+    ) -> Result<Vec<Contact>, StoreError> {
+        let sql = match field {
+            DateField::Birthday => {
+                "SELECT * FROM contacts WHERE birthday_md IN (SELECT value FROM json_each(?)) ORDER BY id"
+            }
+            DateField::CustomerSince => {
+                "SELECT * FROM contacts WHERE since_md IN (SELECT value FROM json_each(?)) ORDER BY id"
+            }
+        };
+        let keys: Vec<String> = days.iter().map(|d| d.key()).collect();
+        let found = sqlx::query(sql)
+            .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q)?;
+        found.iter().map(rows::contact).collect()
+    }
+
+    async fn count_contacts(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q)?;
+        Ok(n as u64)
+    }
+
+    async fn plan_touches(
+        &self,
+        touches: &[NewTouch],
+        batch_size: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TouchId>, StoreError> {
+        let mut inserted = Vec::new();
+        // Chunked so one planner run over many contacts does not hold the write lock
+        // for long; each chunk's touches and their jobs commit together.
+        for chunk in touches.chunks(2000) {
+            let mut tx = self.pool.begin().await.map_err(q)?;
+            let mut due: HashMap<i64, Vec<TouchId>> = HashMap::new();
+            for t in chunk {
+                if rows::insert_touch(&mut tx, t, now).await? {
+                    inserted.push(t.id.clone());
+                    if t.status == TouchStatus::Planned {
+                        due.entry(t.scheduled_at.timestamp())
+                            .or_default()
+                            .push(t.id.clone());
+                    }
+                }
+            }
+            let mut groups: Vec<_> = due.into_iter().collect();
+            groups.sort_by_key(|(at, _)| *at);
+            for (at, ids) in groups {
+                let at = DateTime::from_timestamp(at, 0).unwrap_or(now);
+                push_jobs(&mut tx, &ids, at, batch_size).await?;
+            }
+            tx.commit().await.map_err(q)?;
+        }
+        Ok(inserted)
+    }
+
+    async fn get_touches(&self, ids: &[TouchId]) -> Result<Vec<Touch>, StoreError> {
+        let found = sqlx::query(
+            "SELECT * FROM touches WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        )
+        .bind(ids_json(ids))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q)?;
+        found.iter().map(rows::touch).collect()
+    }
+
+    async fn touches_for_contact(&self, id: &ContactId) -> Result<Vec<Touch>, StoreError> {
+        let found =
+            sqlx::query("SELECT * FROM touches WHERE contact_id = ? ORDER BY scheduled_at, id")
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q)?;
+        found.iter().map(rows::touch).collect()
+    }
+
+    async fn claim(
+        &self,
+        ids: &[TouchId],
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError> {
+        let (now, lease) = (now.timestamp(), lease_until.timestamp());
+        let json = ids_json(ids);
+        // IMMEDIATE: take the write lock up front, so two claimers serialize instead of
+        // both reading and one failing to upgrade.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
+        let expired = sqlx::query(
+            "UPDATE touches SET status = 'expired', reason = 'not sent before its expiry', \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?1 \
+             WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at <= ?1 \
+             AND (status = 'planned' OR (status = 'sending' AND lease_until <= ?1)) RETURNING id",
+        )
+        .bind(now)
+        .bind(&json)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?;
+        // `+ 1`: the queue runs jobs by whole seconds; a job may start a moment early.
+        let claimed = sqlx::query(
+            "UPDATE touches SET status = 'sending', attempts = attempts + 1, lease_owner = ?3, \
+             lease_until = ?4, updated_at = ?1 \
+             WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at > ?1 AND next_attempt_at <= ?1 + 1 \
+             AND (status = 'planned' OR (status = 'sending' AND lease_until <= ?1)) RETURNING *",
+        )
+        .bind(now)
+        .bind(&json)
+        .bind(owner)
+        .bind(lease)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?;
+        tx.commit().await.map_err(q)?;
+        Ok(Claimed {
+            touches: claimed.iter().map(rows::touch).collect::<Result<_, _>>()?,
+            expired: expired
+                .iter()
+                .map(|r| TouchId::from_stored(r.get::<String, _>("id")))
+                .collect(),
+        })
+    }
+
+    async fn record(
+        &self,
+        outcomes: &[Outcome],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let now_s = now.timestamp();
+        let mut applied = 0;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
+        for o in outcomes {
+            let (status, reason, next, sent_at) = match o {
+                Outcome::Sent { .. } => ("sent", None, None, Some(now_s)),
+                Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
+                Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
+                Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
+                Outcome::Retry { at, reason, .. } => {
+                    ("planned", Some(reason), Some(at.timestamp()), None)
+                }
+            };
+            let done = sqlx::query(
+                "UPDATE touches SET status = ?1, reason = COALESCE(?2, reason), \
+                 next_attempt_at = COALESCE(?3, next_attempt_at), sent_at = COALESCE(?4, sent_at), \
+                 queued_at = CASE WHEN ?3 IS NULL THEN queued_at ELSE ?5 END, \
+                 lease_owner = NULL, lease_until = NULL, updated_at = ?5 \
+                 WHERE id = ?6 AND status = 'sending' AND lease_owner = ?7",
+            )
+            .bind(status)
+            .bind(reason)
+            .bind(next)
+            .bind(sent_at)
+            .bind(now_s)
+            .bind(o.id().as_str())
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?
+            .rows_affected();
+            if done == 1 {
+                applied += 1;
+                if let Outcome::Retry { id, at, .. } = o {
+                    // A retry goes back as its own job, at its own time.
+                    push_jobs(&mut tx, std::slice::from_ref(id), *at, 1).await?;
+                }
+            }
+        }
+        tx.commit().await.map_err(q)?;
+        Ok(applied)
+    }
+
+    async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        batch_size: usize,
+    ) -> Result<Reconciled, StoreError> {
+        let (now_s, stale) = (now.timestamp(), stale_before.timestamp());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
+        let expired = sqlx::query(
+            "UPDATE touches SET status = 'expired', reason = 'not sent before its expiry', \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?1 \
+             WHERE status IN ('planned', 'sending') AND expires_at <= ?1 \
+             AND (status = 'planned' OR lease_until <= ?1)",
+        )
+        .bind(now_s)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?
+        .rows_affected();
+        let stranded: Vec<TouchId> = sqlx::query(
+            "UPDATE touches SET queued_at = ?2 WHERE \
+             (status = 'planned' AND next_attempt_at <= ?1 AND COALESCE(queued_at, 0) <= ?1) \
+             OR (status = 'sending' AND lease_until <= ?2 AND COALESCE(queued_at, 0) <= ?1) RETURNING id",
+        )
+        .bind(stale)
+        .bind(now_s)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| TouchId::from_stored(r.get::<String, _>("id")))
+        .collect();
+        if !stranded.is_empty() {
+            push_jobs(&mut tx, &stranded, now, batch_size).await?;
+        }
+        tx.commit().await.map_err(q)?;
+        Ok(Reconciled {
+            expired,
+            requeued: stranded.len() as u64,
+        })
+    }
+
+    async fn status_counts(&self) -> Result<HashMap<TouchStatus, u64>, StoreError> {
+        let found = sqlx::query("SELECT status, COUNT(*) AS n FROM touches GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q)?;
+        let mut out = HashMap::new();
+        for r in found {
+            let s: String = r.get("status");
+            let n: i64 = r.get("n");
+            out.insert(
+                TouchStatus::from_str(&s).map_err(StoreError::Corrupt)?,
+                n as u64,
+            );
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,168 @@
+//! Mapping between rows and domain types.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection, sqlite::SqliteRow};
+
+use crate::{
+    domain::{
+        Birthday, Contact, ContactId, EmailAddress, NewTouch, PhoneNumber, Touch, TouchId,
+        contact::{parse_date, parse_timezone},
+    },
+    store::{ContactUpsert, StoreError},
+};
+
+use super::q;
+
+pub(super) async fn upsert_contact(
+    tx: &mut SqliteConnection,
+    r: &ContactUpsert,
+    now: i64,
+) -> Result<(), StoreError> {
+    let c = &r.contact;
+    sqlx::query(
+        "INSERT INTO contacts (id, first_name, last_name, email, phone, timezone, locale, birthday, \
+         birthday_md, customer_since, since_md, tier, attributes, email_consent, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, COALESCE(?14, 1), ?15, ?15) \
+         ON CONFLICT(id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, \
+         email = excluded.email, phone = excluded.phone, timezone = excluded.timezone, \
+         locale = excluded.locale, birthday = excluded.birthday, birthday_md = excluded.birthday_md, \
+         customer_since = excluded.customer_since, since_md = excluded.since_md, tier = excluded.tier, \
+         attributes = excluded.attributes, email_consent = COALESCE(?14, contacts.email_consent), \
+         updated_at = excluded.updated_at",
+    )
+    .bind(c.id.as_str())
+    .bind(c.first_name.as_deref())
+    .bind(c.last_name.as_deref())
+    .bind(c.email.as_ref().map(EmailAddress::as_str))
+    .bind(c.phone.as_ref().map(PhoneNumber::as_str))
+    .bind(c.timezone.map(|t| t.name()))
+    .bind(c.locale.as_deref())
+    .bind(c.birthday.map(|b| b.to_field()))
+    .bind(c.birthday.map(|b| b.day.key()))
+    .bind(c.customer_since.map(|d| d.to_string()))
+    .bind(c.customer_since.map(|d| crate::domain::MonthDay::of(d).key()))
+    .bind(&c.tier)
+    .bind(serde_json::Value::Object(c.attributes.clone()).to_string())
+    .bind(r.email_consent.map(i64::from))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+/// Insert-if-absent. Returns whether the row is new.
+pub(super) async fn insert_touch(
+    tx: &mut SqliteConnection,
+    t: &NewTouch,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let now = now.timestamp();
+    let done = sqlx::query(
+        "INSERT INTO touches (id, occasion, contact_id, occurrence, channel, priority, status, \
+         scheduled_at, next_attempt_at, expires_at, attempts, reason, queued_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0, ?10, ?11, ?11, ?11) ON CONFLICT(id) DO NOTHING",
+    )
+    .bind(t.id.as_str())
+    .bind(&t.occasion)
+    .bind(t.contact_id.as_str())
+    .bind(&t.occurrence)
+    .bind(&t.channel)
+    .bind(i64::from(t.priority))
+    .bind(t.status.as_str())
+    .bind(t.scheduled_at.timestamp())
+    .bind(t.expires_at.timestamp())
+    .bind(t.reason.as_deref())
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn opt(row: &SqliteRow, col: &str) -> Result<Option<String>, StoreError> {
+    row.try_get::<Option<String>, _>(col)
+        .map_err(|e| corrupt(col, e))
+}
+
+pub(super) fn contact(row: &SqliteRow) -> Result<Contact, StoreError> {
+    let id: String = row.try_get("id").map_err(|e| corrupt("id", e))?;
+    let attributes: String = row
+        .try_get("attributes")
+        .map_err(|e| corrupt("attributes", e))?;
+    let attributes =
+        match serde_json::from_str(&attributes).map_err(|e| corrupt("attributes", e))? {
+            serde_json::Value::Object(m) => m,
+            _ => return Err(corrupt("attributes", "not an object")),
+        };
+    Ok(Contact {
+        id: ContactId::parse(&id).map_err(|e| corrupt("id", e))?,
+        first_name: opt(row, "first_name")?,
+        last_name: opt(row, "last_name")?,
+        email: opt(row, "email")?
+            .map(|s| EmailAddress::parse(&s))
+            .transpose()
+            .map_err(|e| corrupt("email", e))?,
+        phone: opt(row, "phone")?
+            .map(|s| PhoneNumber::parse(&s))
+            .transpose()
+            .map_err(|e| corrupt("phone", e))?,
+        timezone: opt(row, "timezone")?
+            .map(|s| parse_timezone(&s))
+            .transpose()
+            .map_err(|e| corrupt("timezone", e))?,
+        locale: opt(row, "locale")?,
+        birthday: opt(row, "birthday")?
+            .map(|s| Birthday::parse(&s))
+            .transpose()
+            .map_err(|e| corrupt("birthday", e))?,
+        customer_since: opt(row, "customer_since")?
+            .map(|s| parse_date(&s))
+            .transpose()
+            .map_err(|e| corrupt("customer_since", e))?,
+        tier: row.try_get("tier").map_err(|e| corrupt("tier", e))?,
+        attributes,
+        email_consent: row
+            .try_get::<i64, _>("email_consent")
+            .map_err(|e| corrupt("email_consent", e))?
+            != 0,
+    })
+}
+
+fn ts(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
+    let s: i64 = row.try_get(col).map_err(|e| corrupt(col, e))?;
+    DateTime::from_timestamp(s, 0).ok_or_else(|| corrupt(col, "out of range"))
+}
+
+pub(super) fn touch(row: &SqliteRow) -> Result<Touch, StoreError> {
+    let get_s = |col: &str| row.try_get::<String, _>(col).map_err(|e| corrupt(col, e));
+    let sent_at: Option<i64> = row.try_get("sent_at").map_err(|e| corrupt("sent_at", e))?;
+    Ok(Touch {
+        id: TouchId::from_stored(get_s("id")?),
+        occasion: get_s("occasion")?,
+        contact_id: ContactId::parse(&get_s("contact_id")?)
+            .map_err(|e| corrupt("contact_id", e))?,
+        occurrence: get_s("occurrence")?,
+        channel: get_s("channel")?,
+        priority: row
+            .try_get::<i64, _>("priority")
+            .map_err(|e| corrupt("priority", e))? as u32,
+        status: get_s("status")?
+            .parse()
+            .map_err(|e: String| corrupt("status", e))?,
+        scheduled_at: ts(row, "scheduled_at")?,
+        next_attempt_at: ts(row, "next_attempt_at")?,
+        expires_at: ts(row, "expires_at")?,
+        attempts: row
+            .try_get::<i64, _>("attempts")
+            .map_err(|e| corrupt("attempts", e))? as u32,
+        reason: opt(row, "reason")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+        sent_at: sent_at.and_then(|s| DateTime::from_timestamp(s, 0)),
+    })
+}

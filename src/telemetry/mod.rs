@@ -1,0 +1,51 @@
+//! Logging. Typed events: one function per thing that happens, so every log line for it
+//! looks the same. Ids are logged; addresses, bodies and secrets never are.
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::{
+    domain::{Touch, TouchId},
+    store::Outcome,
+};
+
+/// Logs to stderr; `RAPPORT_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+pub fn init() {
+    let filter = std::env::var("RAPPORT_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| {
+            "info,sqlx=warn,apalis=warn,apalis_core=warn,apalis_sqlite=warn".into()
+        });
+    let _ = fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub fn touch_outcome(t: &Touch, outcome: &Outcome) {
+    let (touch, contact, occasion, attempt) = (
+        t.id.as_str(),
+        t.contact_id.as_str(),
+        t.occasion.as_str(),
+        t.attempts,
+    );
+    match outcome {
+        Outcome::Sent { .. } => tracing::info!(touch, contact, occasion, attempt, "touch sent"),
+        Outcome::Retry { at, reason, .. } => {
+            tracing::warn!(touch, contact, occasion, attempt, %reason, retry_at = %at.to_rfc3339(), "touch send failed; retry scheduled");
+        }
+        Outcome::Failed { reason, .. } => {
+            tracing::error!(touch, contact, occasion, attempt, %reason, "touch failed")
+        }
+        Outcome::Suppressed { reason, .. } => {
+            tracing::info!(touch, contact, occasion, %reason, "touch suppressed")
+        }
+        Outcome::Expired { reason, .. } => {
+            tracing::warn!(touch, contact, occasion, %reason, "touch expired")
+        }
+    }
+}
+
+pub fn touch_expired(id: &TouchId) {
+    tracing::warn!(touch = id.as_str(), "touch expired before it could be sent");
+}
