@@ -44,7 +44,7 @@ pub fn monitor<S: Store>(
     dispatcher: Arc<Dispatcher<S>>,
     cfg: &DispatchConfig,
 ) -> Monitor {
-    let (poll, concurrency) = (cfg.poll_interval, cfg.concurrency.clamp(1, 64) as usize);
+    let poll = cfg.poll_interval;
     Monitor::new()
         .should_restart(|worker, error| {
             tracing::error!(worker = worker.name(), %error, "queue worker stopped; restarting under a new name");
@@ -57,17 +57,19 @@ pub fn monitor<S: Store>(
                 .batch_size(1)
                 .heartbeat_interval(Duration::from_secs(10))
                 .missed_heartbeats(3);
-            // Back off before a restarted worker registers, so a lasting backend error
-            // (disk full, file removed) does not spin.
-            let delay = Duration::from_millis((restarts as u64).min(30) * 1000);
+            if restarts > 0 {
+                tracing::info!(index, restarts, "starting a replacement queue worker");
+            }
             let backend = SqliteStorage::<serde_json::Value>::new(&pool)
                 .with_config(config)
                 .poll_with_interval(poll);
-            let _ = delay;
+            // One job at a time per worker: a job is a batch whose sends already run
+            // `dispatch.concurrency` at a time, so messages in flight are bounded by
+            // workers x concurrency.
             WorkerBuilder::new(unique_worker_name(index))
                 .backend(backend)
                 .data(dispatcher.clone())
-                .concurrency(concurrency)
+                .concurrency(1)
                 .build(handle::<S>)
         })
 }

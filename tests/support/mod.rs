@@ -1,3 +1,4 @@
 #![allow(dead_code, unreachable_pub)]
 
+pub mod daemon;
 pub mod smtp;

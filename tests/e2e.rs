@@ -1,0 +1,329 @@
+//! End to end: the real daemon, a real SMTP server over TCP, real SQLite.
+
+mod support;
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{Datelike, Days, Timelike, Utc};
+use chrono_tz::Tz;
+use rapport::{
+    domain::{ContactId, TouchStatus},
+    store::{SqliteStore, Store},
+};
+use support::{
+    daemon::{Guard, Workspace, signal, wait_exit},
+    smtp::{Received, SmtpOptions, SmtpServer},
+};
+
+const ZONES: [&str; 10] = [
+    "UTC",
+    "Europe/Paris",
+    "Asia/Tokyo",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Kolkata",
+    "Pacific/Auckland",
+    "Pacific/Honolulu",
+    "Pacific/Kiritimati",
+    "Pacific/Pago_Pago",
+];
+const TIERS: [&str; 3] = ["family", "friend", "acquaintance"];
+
+struct Person {
+    id: String,
+    first: String,
+    tier: &'static str,
+    email: String,
+    due: bool,
+    year: i32,
+}
+
+/// `n` contacts over zones and tiers. About two in three have their birthday on their
+/// own local today; the rest in ten days. A zone within 30 minutes of its midnight gets
+/// no due contacts, so the expectation cannot flip while the test runs.
+fn people(n: usize) -> (String, Vec<Person>) {
+    let now = Utc::now();
+    let mut csv = String::from("id,first_name,last_name,email,timezone,birthday,tier\n");
+    let mut out = Vec::new();
+    for i in 0..n {
+        let zone: Tz = ZONES[i % ZONES.len()].parse().unwrap();
+        let local = now.with_timezone(&zone);
+        let minutes = local.hour() * 60 + local.minute();
+        let near_midnight = !(30..=1410).contains(&minutes);
+        let due = i % 3 != 2 && !near_midnight;
+        let day = if due {
+            local.date_naive()
+        } else {
+            local.date_naive() + Days::new(10)
+        };
+        let (id, tier) = (format!("p{i:04}"), TIERS[(i / 3) % 3]);
+        let first = format!("Name{i}");
+        let email = format!("{id}@example.com");
+        csv.push_str(&format!(
+            "{id},{first},Tester,{email},{},--{:02}-{:02},{tier}\n",
+            zone.name(),
+            day.month(),
+            day.day()
+        ));
+        out.push(Person {
+            id,
+            first,
+            tier,
+            email,
+            due,
+            year: local.year(),
+        });
+    }
+    (csv, out)
+}
+
+fn by_recipient(msgs: &[Received]) -> HashMap<String, Vec<Received>> {
+    let mut m: HashMap<String, Vec<Received>> = HashMap::new();
+    for r in msgs {
+        m.entry(r.rcpt_to.join(",")).or_default().push(r.clone());
+    }
+    m
+}
+
+async fn ledger(ws: &Workspace) -> SqliteStore {
+    SqliteStore::open(&ws.db_url()).await.expect("open ledger")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_due_contact_gets_exactly_one_note_in_the_right_tone() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let ws = Workspace::new(&smtp.url(), "");
+    let (csv, people) = people(300);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+    assert!(due.len() > 150, "test data should have many due contacts");
+
+    let mut guard = Guard(Some(ws.start(0)));
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(60))
+            .await,
+        "only {} of {} delivered; log:\n{}",
+        smtp.count(),
+        due.len(),
+        ws.log(0)
+    );
+    // Several planner ticks later, still nothing more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let child = guard.0.as_mut().unwrap();
+    signal(child, "TERM");
+    assert!(
+        wait_exit(child, Duration::from_secs(20)).success(),
+        "log:\n{}",
+        ws.log(0)
+    );
+    guard.0 = None;
+
+    let got = by_recipient(&smtp.messages());
+    assert_eq!(
+        smtp.count(),
+        due.len(),
+        "exactly one message per due contact"
+    );
+    for p in &people {
+        let msgs = got.get(&p.email).map(Vec::as_slice).unwrap_or_default();
+        if !p.due {
+            assert!(msgs.is_empty(), "{} is not due but got mail", p.id);
+            continue;
+        }
+        assert_eq!(msgs.len(), 1, "{} got {} messages", p.id, msgs.len());
+        let m = &msgs[0];
+        assert_eq!(
+            m.message_id.as_deref(),
+            Some(format!("<birthday.{}.{}@rapport.example>", p.id, p.year).as_str())
+        );
+        assert!(m.data.contains(&p.first), "{}: first name missing", p.id);
+        let subject = m.subject.clone().unwrap_or_default();
+        match p.tier {
+            "family" => assert!(
+                m.body().contains("family to") && subject.contains("dear"),
+                "{}: not the family tone: {subject}",
+                p.id
+            ),
+            "acquaintance" => assert_eq!(subject, "Best wishes on your birthday", "{}", p.id),
+            _ => assert_eq!(subject, format!("Happy birthday, {}!", p.first), "{}", p.id),
+        }
+    }
+    let store = ledger(&ws).await;
+    let counts = store.status_counts().await.unwrap();
+    assert_eq!(
+        counts.get(&TouchStatus::Sent).copied().unwrap_or(0),
+        due.len() as u64
+    );
+    // No address or body text in the logs.
+    let log = ws.log(0);
+    assert!(
+        !log.contains("@example.com"),
+        "an address leaked into the log"
+    );
+    assert!(
+        !log.contains("Happy birthday"),
+        "a message body leaked into the log"
+    );
+}
+
+/// A run interrupted by `signal`, then restarted: every due contact gets its note, and
+/// duplicates (same Message-ID) are possible only for sends in flight at a `kill -9`.
+async fn interrupted_run(sig: &str) -> (usize, usize) {
+    let smtp = SmtpServer::start(SmtpOptions {
+        delay_per_message: Duration::from_millis(40),
+        ..Default::default()
+    })
+    .await;
+    let ws = Workspace::new(
+        &smtp.url(),
+        "[dispatch]\nworkers = 1\nconcurrency = 2\nbatch_size = 10\n",
+    );
+    let (csv, people) = people(150);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+
+    let mut guard = Guard(Some(ws.start(0)));
+    assert!(
+        smtp.wait_for_count(20, Duration::from_secs(60)).await,
+        "log:\n{}",
+        ws.log(0)
+    );
+    let child = guard.0.as_mut().unwrap();
+    signal(child, sig);
+    let status = wait_exit(child, Duration::from_secs(20));
+    if sig == "TERM" {
+        assert!(status.success(), "SIGTERM must exit 0; log:\n{}", ws.log(0));
+        assert!(
+            smtp.count() < due.len(),
+            "the run should have been cut short"
+        );
+    }
+    guard.0 = Some(ws.start(1));
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(90))
+            .await,
+        "after restart only {} of {}; log:\n{}",
+        smtp.count(),
+        due.len(),
+        ws.log(1)
+    );
+    // Let leases lapse and the reconciler run: nothing further may arrive.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let child = guard.0.as_mut().unwrap();
+    signal(child, "TERM");
+    assert!(wait_exit(child, Duration::from_secs(20)).success());
+    guard.0 = None;
+
+    let got = by_recipient(&smtp.messages());
+    let mut duplicated = 0;
+    for p in &due {
+        let msgs = got.get(&p.email).map(Vec::as_slice).unwrap_or_default();
+        assert!(!msgs.is_empty(), "{} never got its note", p.id);
+        assert!(msgs.len() <= 2, "{} got {} copies", p.id, msgs.len());
+        if msgs.len() == 2 {
+            assert_eq!(
+                msgs[0].message_id, msgs[1].message_id,
+                "a resend must reuse the Message-ID"
+            );
+            duplicated += 1;
+        }
+    }
+    let store = ledger(&ws).await;
+    let counts = store.status_counts().await.unwrap();
+    assert_eq!(
+        counts.get(&TouchStatus::Sent).copied().unwrap_or(0),
+        due.len() as u64
+    );
+    (duplicated, smtp.count())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_run_then_restart_sends_each_note_exactly_once() {
+    let (duplicated, _) = interrupted_run("TERM").await;
+    assert_eq!(
+        duplicated, 0,
+        "a graceful stop drains: nothing may be sent twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_run_then_restart_loses_nothing() {
+    let (duplicated, total) = interrupted_run("KILL").await;
+    eprintln!("kill -9: {duplicated} duplicated of {total} messages");
+    // At most the sends in flight at the kill (workers x concurrency = 2) can repeat.
+    assert!(duplicated <= 2, "{duplicated} notes were sent twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_4xx_is_retried_with_backoff_and_a_5xx_fails_without_retry() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let ws = Workspace::new(&smtp.url(), "");
+    let (csv, people) = people(12);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+    assert!(due.len() >= 3, "need three due contacts");
+    let (soft, hard) = (due[0], due[1]);
+    smtp.fail_once(&soft.email, "451 4.3.0 try again later");
+    smtp.fail_always(&hard.email, "550 5.1.1 no such user");
+
+    let mut guard = Guard(Some(ws.start(0)));
+    assert!(
+        smtp.wait_for_count(due.len() - 1, Duration::from_secs(60))
+            .await,
+        "log:\n{}",
+        ws.log(0)
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let child = guard.0.as_mut().unwrap();
+    signal(child, "TERM");
+    assert!(wait_exit(child, Duration::from_secs(20)).success());
+    guard.0 = None;
+
+    assert_eq!(
+        smtp.attempts_for(&soft.email),
+        2,
+        "451 once, then delivered"
+    );
+    assert_eq!(smtp.attempts_for(&hard.email), 1, "a 5xx is not retried");
+    assert_eq!(smtp.count(), due.len() - 1);
+    let store = ledger(&ws).await;
+    let soft_t = store
+        .touches_for_contact(&ContactId::parse(&soft.id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (soft_t[0].status, soft_t[0].attempts),
+        (TouchStatus::Sent, 2)
+    );
+    // The retry waited for the backoff (1 s base, jittered to at least half).
+    let sent_after = soft_t[0].sent_at.unwrap() - soft_t[0].created_at;
+    assert!(
+        sent_after >= chrono::Duration::milliseconds(500),
+        "retried too soon: {sent_after}"
+    );
+    let hard_t = store
+        .touches_for_contact(&ContactId::parse(&hard.id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (hard_t[0].status, hard_t[0].attempts),
+        (TouchStatus::Failed, 1)
+    );
+    assert!(
+        hard_t[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("smtp 550"),
+        "{:?}",
+        hard_t[0].reason
+    );
+    assert!(
+        !hard_t[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("example.com"),
+        "reason must not echo the address"
+    );
+}
