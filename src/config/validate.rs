@@ -63,27 +63,7 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
         layered,
         list: Vec::new(),
     };
-    let mut unknown = Vec::new();
-    let value = toml::Value::Table(layered.doc.clone());
-    let raw: RawConfig = match serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
-        value,
-        &mut |path| unknown.push(path.to_string()),
-    )) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let path = e.path().to_string();
-            issues.push(&path, e.into_inner().message().to_owned());
-            for u in unknown {
-                issues.push(&u, "unknown key");
-            }
-            return Err(ConfigError {
-                issues: issues.list,
-            });
-        }
-    };
-    for u in unknown {
-        issues.push(&u, "unknown key");
-    }
+    let raw = deserialize(layered, &mut issues);
 
     let storage = storage(&mut issues, &raw);
     let timezone = match raw.defaults.timezone.as_deref().map(parse_timezone) {
@@ -171,6 +151,58 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
     })
 }
 
+/// Serde stops at the first value of the wrong type. To still report every problem, a
+/// leaf that fails is recorded, removed, and the document deserialized again, until it
+/// goes through; the later checks then run on what is left.
+fn deserialize(layered: &Layered, issues: &mut Issues<'_>) -> RawConfig {
+    let mut doc = toml::Value::Table(layered.doc.clone());
+    let mut unknown = Vec::new();
+    for _ in 0..64 {
+        unknown.clear();
+        let attempt = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+            doc.clone(),
+            &mut |path| unknown.push(path.to_string()),
+        ));
+        match attempt {
+            Ok(raw) => {
+                for u in &unknown {
+                    issues.push(u, "unknown key");
+                }
+                return raw;
+            }
+            Err(e) => {
+                let path = e.path().to_string();
+                issues.push(&path, e.into_inner().message().to_owned());
+                if !remove_path(&mut doc, &path) {
+                    break;
+                }
+            }
+        }
+    }
+    for u in &unknown {
+        issues.push(u, "unknown key");
+    }
+    RawConfig::default()
+}
+
+fn remove_path(doc: &mut toml::Value, path: &str) -> bool {
+    let segments: Vec<&str> = path.split('.').collect();
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut cursor = doc;
+    for seg in parents {
+        match cursor.get_mut(*seg) {
+            Some(next) => cursor = next,
+            None => return false,
+        }
+    }
+    cursor
+        .as_table_mut()
+        .and_then(|t| t.remove(*last))
+        .is_some()
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -248,9 +280,13 @@ fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occa
         Some(s) => match cron::Schedule::from_str(s) {
             Ok(sch) => Some(sch),
             Err(e) => {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or("").trim().to_owned();
                 issues.push(
                     &p("schedule"),
-                    format!("{s:?} is not a cron expression (sec min hour day month weekday): {e}"),
+                    format!(
+                        "{s:?} is not a cron expression (sec min hour day month weekday): {why}"
+                    ),
                 );
                 None
             }
