@@ -1,0 +1,205 @@
+//! `record`: each outcome's transition, fencing, and `sent` being final.
+
+use std::{slice::from_ref, sync::Arc};
+
+use rapport::{
+    domain::{Touch, TouchStatus},
+    store::{Claimed, Outcome, Reconciled},
+};
+
+use crate::{
+    Backend, QueuedJob,
+    fixtures::{batch, counts, days, hours, ids_of, mins, planned, secs, t0, touch},
+};
+
+pub(crate) async fn record_applies_each_outcome<S: Backend>(store: Arc<S>) {
+    let touches = batch("o", 5, t0());
+    let ids = ids_of(&touches);
+    store
+        .plan_touches(&touches, 10, t0() - hours(1))
+        .await
+        .unwrap();
+    let claimed = store.claim(&ids, "w1", t0(), t0() + mins(5)).await.unwrap();
+    assert_eq!(claimed.touches.len(), 5);
+    let jobs_before = store.queued().await.len();
+
+    let now = t0() + secs(30);
+    let retry_at = t0() + mins(2);
+    let outcomes = [
+        Outcome::Sent { id: ids[0].clone() },
+        Outcome::Failed {
+            id: ids[1].clone(),
+            reason: "mailbox does not exist".into(),
+        },
+        Outcome::Suppressed {
+            id: ids[2].clone(),
+            reason: "no email consent".into(),
+        },
+        Outcome::Expired {
+            id: ids[3].clone(),
+            reason: "window closed".into(),
+        },
+        Outcome::Retry {
+            id: ids[4].clone(),
+            at: retry_at,
+            reason: "421 try again later".into(),
+        },
+    ];
+    assert_eq!(store.record(&outcomes, "w1", now).await.unwrap(), 5);
+
+    let after = |t: &Touch, status, reason: Option<&str>| Touch {
+        status,
+        reason: reason.map(str::to_owned),
+        updated_at: now,
+        ..t.clone()
+    };
+    let mut before = claimed.touches.clone();
+    before.sort_by(|a, b| a.id.cmp(&b.id));
+    let expected = [
+        Touch {
+            sent_at: Some(now),
+            ..after(&before[0], TouchStatus::Sent, None)
+        },
+        after(
+            &before[1],
+            TouchStatus::Failed,
+            Some("mailbox does not exist"),
+        ),
+        after(
+            &before[2],
+            TouchStatus::Suppressed,
+            Some("no email consent"),
+        ),
+        after(&before[3], TouchStatus::Expired, Some("window closed")),
+        Touch {
+            next_attempt_at: retry_at,
+            ..after(
+                &before[4],
+                TouchStatus::Planned,
+                Some("421 try again later"),
+            )
+        },
+    ];
+    for (want, id) in expected.iter().zip(&ids) {
+        assert_eq!(&touch(&*store, id).await, want);
+        assert_eq!(store.lease_owner(id).await, None, "lease of {id} cleared");
+    }
+
+    // The retry is queued again, as its own job, at its own time.
+    let jobs = store.queued().await;
+    assert_eq!(jobs.len(), jobs_before + 1, "{jobs:?}");
+    let retry_job = QueuedJob {
+        touches: vec![ids[4].clone()],
+        run_at: retry_at,
+    };
+    assert_eq!(jobs.last(), Some(&retry_job));
+
+    // Not claimable before then; then by anyone, though w1's old lease would still hold.
+    let retry = [ids[4].clone()];
+    let early = store.claim(&retry, "w2", retry_at - mins(1), retry_at);
+    assert_eq!(early.await.unwrap(), Claimed::default());
+    let again = store
+        .claim(&retry, "w2", retry_at, retry_at + mins(5))
+        .await;
+    let again = again.unwrap().touches;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(
+        counts(&*store).await,
+        [
+            ("expired", 1),
+            ("failed", 1),
+            ("sending", 1),
+            ("sent", 1),
+            ("suppressed", 1)
+        ]
+        .into()
+    );
+}
+
+pub(crate) async fn record_is_fenced_by_the_lease<S: Backend>(store: Arc<S>) {
+    let (t, idle) = (planned("ada", t0()), planned("bob", t0()));
+    let id = [t.id.clone()];
+    store
+        .plan_touches(&[t.clone(), idle.clone()], 10, t0() - hours(1))
+        .await
+        .unwrap();
+    store.claim(&id, "w1", t0(), t0() + mins(5)).await.unwrap();
+    // w1 stalls, its lease lapses, w2 takes the touch over.
+    let taken = store
+        .claim(&id, "w2", t0() + mins(6), t0() + mins(11))
+        .await;
+    assert_eq!(taken.unwrap().touches.len(), 1);
+
+    let late = t0() + mins(7);
+    let sent = [Outcome::Sent { id: t.id.clone() }];
+    assert_eq!(store.record(&sent, "w1", late).await.unwrap(), 0);
+    let failed = [Outcome::Failed {
+        id: t.id.clone(),
+        reason: "timeout".into(),
+    }];
+    assert_eq!(store.record(&failed, "w1", late).await.unwrap(), 0);
+    // Nor does a stranger's outcome, or one for a touch nobody claimed, apply.
+    assert_eq!(store.record(&sent, "w3", late).await.unwrap(), 0);
+    let idle_sent = [Outcome::Sent {
+        id: idle.id.clone(),
+    }];
+    assert_eq!(store.record(&idle_sent, "w2", late).await.unwrap(), 0);
+
+    let stored = touch(&*store, &t.id).await;
+    assert_eq!(
+        (
+            stored.status,
+            stored.attempts,
+            stored.sent_at,
+            stored.reason
+        ),
+        (TouchStatus::Sending, 2, None, None)
+    );
+    assert_eq!(store.lease_owner(&t.id).await.as_deref(), Some("w2"));
+    assert_eq!(touch(&*store, &idle.id).await.status, TouchStatus::Planned);
+
+    let done = t0() + mins(8);
+    assert_eq!(store.record(&sent, "w2", done).await.unwrap(), 1);
+    let stored = touch(&*store, &t.id).await;
+    assert_eq!(
+        (stored.status, stored.sent_at),
+        (TouchStatus::Sent, Some(done))
+    );
+}
+
+pub(crate) async fn sent_is_final<S: Backend>(store: Arc<S>) {
+    let t = planned("ada", t0());
+    let id = [t.id.clone()];
+    store
+        .plan_touches(from_ref(&t), 10, t0() - hours(1))
+        .await
+        .unwrap();
+    store.claim(&id, "w1", t0(), t0() + mins(5)).await.unwrap();
+    let sent = [Outcome::Sent { id: t.id.clone() }];
+    assert_eq!(store.record(&sent, "w1", t0() + secs(10)).await.unwrap(), 1);
+    let final_state = touch(&*store, &t.id).await;
+    let jobs = store.queued().await;
+
+    // Neither a second outcome, a later claim, a re-plan nor the reconciler moves it.
+    let now = t0() + secs(20);
+    assert_eq!(store.record(&sent, "w1", now).await.unwrap(), 0);
+    let retry = [Outcome::Retry {
+        id: t.id.clone(),
+        at: now,
+        reason: "again".into(),
+    }];
+    assert_eq!(store.record(&retry, "w1", now).await.unwrap(), 0);
+    for (owner, at) in [("w1", now), ("w2", t0() + days(1)), ("w3", t0() + days(5))] {
+        let again = store.claim(&id, owner, at, at + mins(5)).await;
+        assert_eq!(again.unwrap(), Claimed::default(), "{owner} at {at}");
+    }
+    let replanned = store.plan_touches(from_ref(&t), 10, t0() + days(1)).await;
+    assert_eq!(replanned.unwrap(), []);
+    let later = t0() + days(5);
+    let reconciled = store.reconcile(later, later - mins(30), 10).await;
+    assert_eq!(reconciled.unwrap(), Reconciled::default());
+
+    assert_eq!(touch(&*store, &t.id).await, final_state);
+    assert_eq!(store.queued().await, jobs);
+}

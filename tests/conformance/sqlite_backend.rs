@@ -1,0 +1,54 @@
+//! The SQLite instantiation: a fresh database file per test, and the queue read straight
+//! from apalis' `Jobs` table.
+
+use std::sync::Arc;
+
+use chrono::DateTime;
+use rapport::{
+    domain::TouchId,
+    queue::{DISPATCH_QUEUE, DispatchJob},
+    store::SqliteStore,
+};
+use sqlx::Row;
+use tempfile::TempDir;
+
+use crate::{Backend, QueuedJob};
+
+/// A store in its own temp dir; the dir lives as long as the returned guard.
+pub(crate) async fn open() -> (Arc<SqliteStore>, TempDir) {
+    let dir = tempfile::tempdir().expect("create a temp dir");
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let store = SqliteStore::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    (Arc::new(store), dir)
+}
+
+impl Backend for SqliteStore {
+    async fn queued(&self) -> Vec<QueuedJob> {
+        let rows = sqlx::query("SELECT job, run_at FROM Jobs WHERE job_type = ? ORDER BY rowid")
+            .bind(DISPATCH_QUEUE)
+            .fetch_all(self.pool())
+            .await
+            .expect("read the Jobs table");
+        rows.iter()
+            .map(|r| {
+                let bytes: Vec<u8> = r.get("job");
+                let value = serde_json::from_slice(&bytes).expect("job payload is JSON");
+                let job = DispatchJob::decode(value).expect("job payload is a DispatchJob");
+                QueuedJob {
+                    touches: job.touches().to_vec(),
+                    run_at: DateTime::from_timestamp(r.get("run_at"), 0).expect("run_at"),
+                }
+            })
+            .collect()
+    }
+
+    async fn lease_owner(&self, id: &TouchId) -> Option<String> {
+        sqlx::query_scalar("SELECT lease_owner FROM touches WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_one(self.pool())
+            .await
+            .unwrap_or_else(|e| panic!("touch {id}: {e}"))
+    }
+}
