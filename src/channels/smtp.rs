@@ -1,17 +1,46 @@
-//! SMTP through lettre's pooled async transport.
+//! SMTP through lettre's async client, on a connection pool of our own.
+//!
+//! Why not lettre's `AsyncSmtpTransport` pool: it leaves Nagle's algorithm on, and lettre
+//! writes the message body and the final `.` as two small writes, so every message
+//! waits out the peer's delayed ACK (about 40 ms on Linux: ~700 msg/s on 32 connections
+//! to a local sink); it also sends a NOOP before every reuse. Here sockets are opened
+//! with TCP_NODELAY, handed to lettre's `AsyncSmtpConnection`, and reused directly; a
+//! reused connection that turns out to be dead is replaced once, immediately.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use futures::future::BoxFuture;
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
-    transport::smtp::{PoolConfig, authentication::Credentials},
+    address::Envelope,
+    transport::smtp::{
+        Error as SmtpError,
+        authentication::{Credentials, Mechanism},
+        client::{AsyncSmtpConnection, TlsParameters},
+        extension::ClientId,
+    },
 };
+use tokio::sync::Semaphore;
 
 use super::{DeliveryError, EmailChannel, OutboundEmail};
 use crate::config::{EmailConfig, EmailTransport, TlsMode};
 
+/// Idle connections older than this are closed rather than reused: servers drop idle
+/// clients (RFC 5321 suggests 5 minutes), and a fresh connect is cheap by comparison.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
 pub(super) struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
     cfg: EmailConfig,
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    timeout: Duration,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    slots: Semaphore,
 }
 
 impl Smtp {
@@ -28,17 +57,6 @@ impl Smtp {
         else {
             return Err("not an SMTP transport".into());
         };
-        let builder = match tls {
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str()),
-            TlsMode::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|e| format!("SMTP TLS setup for {host}: {e}"))?,
-            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-                .map_err(|e| format!("SMTP TLS setup for {host}: {e}"))?,
-        };
-        let mut builder = builder
-            .port(*port)
-            .timeout(Some(*timeout))
-            .pool_config(PoolConfig::new().max_size(*pool_size));
         // Credentials come from the environment variables the config names; the values
         // never pass through the config file or the logs.
         let read = |name: &Option<String>| {
@@ -46,27 +64,132 @@ impl Smtp {
                 .and_then(|n| std::env::var(n).ok())
                 .filter(|v| !v.is_empty())
         };
-        match (read(username_env), read(password_env)) {
-            (Some(user), Some(pass)) => builder = builder.credentials(Credentials::new(user, pass)),
+        let credentials = match (read(username_env), read(password_env)) {
+            (Some(user), Some(pass)) => Some(Credentials::new(user, pass)),
             (Some(_), None) => {
                 return Err(format!(
-                    "SMTP username is set but the password variable {} is empty",
+                    "the SMTP username is set but the password variable {} is empty",
                     password_env.as_deref().unwrap_or("(password_env unset)")
                 ));
             }
-            _ => {}
+            _ => None,
+        };
+        if *tls != TlsMode::None {
+            TlsParameters::new(host.clone())
+                .map_err(|e| format!("SMTP TLS setup for {host}: {e}"))?;
         }
         Ok(Self {
-            transport: builder.build(),
             cfg: cfg.clone(),
+            host: host.clone(),
+            port: *port,
+            tls: *tls,
+            timeout: *timeout,
+            credentials,
+            hello: ClientId::default(),
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(*pool_size as usize),
         })
     }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, DeliveryError> {
+        let tls = || TlsParameters::new(self.host.clone()).map_err(|e| classify(&e));
+        let connect = async {
+            let mut conn = match self.tls {
+                TlsMode::Tls => AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    Some(self.timeout),
+                    &self.hello,
+                    Some(tls()?),
+                    None,
+                )
+                .await
+                .map_err(|e| classify(&e))?,
+                TlsMode::None | TlsMode::StartTls => {
+                    let socket = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                        .await
+                        .map_err(|_| DeliveryError::transient("smtp connection error"))?;
+                    socket
+                        .set_nodelay(true)
+                        .map_err(|_| DeliveryError::transient("smtp connection error"))?;
+                    let mut conn =
+                        AsyncSmtpConnection::connect_with_transport(Box::new(socket), &self.hello)
+                            .await
+                            .map_err(|e| classify(&e))?;
+                    if self.tls == TlsMode::StartTls {
+                        if !conn.can_starttls() {
+                            return Err(DeliveryError::transient(
+                                "smtp server does not offer STARTTLS",
+                            ));
+                        }
+                        conn.starttls(tls()?, &self.hello)
+                            .await
+                            .map_err(|e| classify(&e))?;
+                    }
+                    conn
+                }
+            };
+            if let Some(creds) = &self.credentials {
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
+                    .await
+                    .map_err(|e| classify(&e))?;
+            }
+            Ok(conn)
+        };
+        tokio::time::timeout(self.timeout, connect)
+            .await
+            .unwrap_or_else(|_| Err(DeliveryError::transient("smtp timeout")))
+    }
+
+    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE && !conn.has_broken() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, conn: AsyncSmtpConnection) {
+        if !conn.has_broken() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((conn, Instant::now()));
+        }
+    }
+
+    async fn send_on(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<(), SendFailure> {
+        match tokio::time::timeout(self.timeout, conn.send(envelope, bytes)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(SendFailure {
+                stale: e.status().is_none() && !e.is_timeout(),
+                error: classify(&e),
+            }),
+            Err(_) => Err(SendFailure {
+                stale: false,
+                error: DeliveryError::transient("smtp timeout"),
+            }),
+        }
+    }
+}
+
+struct SendFailure {
+    /// The connection failed before the server answered anything: typical of a pooled
+    /// connection the server already closed.
+    stale: bool,
+    error: DeliveryError,
 }
 
 /// 4xx and anything that is not an answer (connection refused, reset, timeout, TLS) is
 /// transient; 5xx is permanent. A timeout after DATA is ambiguous (the server may have
-/// accepted): it is retried, with the same Message-ID, so a receiver can deduplicate.
-fn classify(e: &lettre::transport::smtp::Error) -> DeliveryError {
+/// accepted): it is retried with the same Message-ID, so a receiver can deduplicate.
+fn classify(e: &SmtpError) -> DeliveryError {
     match e.status() {
         Some(code) if e.is_permanent() => DeliveryError::permanent(format!("smtp {code}")),
         Some(code) => DeliveryError::transient(format!("smtp {code}")),
@@ -80,11 +203,32 @@ impl EmailChannel for Smtp {
     fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let message = super::build_message(&self.cfg, email)?;
-            self.transport
-                .send(message)
+            let envelope = message.envelope().clone();
+            let bytes = message.formatted();
+            let _slot = self
+                .slots
+                .acquire()
                 .await
-                .map(|_| ())
-                .map_err(|e| classify(&e))
+                .map_err(|_| DeliveryError::transient("smtp channel closed"))?;
+            let (mut conn, reused) = match self.take_idle() {
+                Some(c) => (c, true),
+                None => (self.connect().await?, false),
+            };
+            match self.send_on(&mut conn, &envelope, &bytes).await {
+                Ok(()) => {
+                    self.put_idle(conn);
+                    Ok(())
+                }
+                Err(f) if reused && f.stale => {
+                    let mut fresh = self.connect().await?;
+                    self.send_on(&mut fresh, &envelope, &bytes)
+                        .await
+                        .map_err(|f| f.error)?;
+                    self.put_idle(fresh);
+                    Ok(())
+                }
+                Err(f) => Err(f.error),
+            }
         })
     }
 

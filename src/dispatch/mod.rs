@@ -40,9 +40,13 @@ pub struct Dispatcher<S> {
 }
 
 impl<S: Store> Dispatcher<S> {
-    /// Handles one job's touches under `owner` (the worker's unique name, which fences
-    /// the ledger writes).
-    pub async fn dispatch(&self, ids: &[TouchId], owner: &str) -> Result<BatchReport, StoreError> {
+    /// Handles one job's touches for `worker` (its unique name).
+    pub async fn dispatch(&self, ids: &[TouchId], worker: &str) -> Result<BatchReport, StoreError> {
+        // A lease owner unique to this claim, not just this worker: if the worker's own
+        // lease lapsed and it claimed the touch again, a late outcome of the first
+        // attempt must not land on the second.
+        let owner = format!("{worker}/{}", ulid::Ulid::new());
+        let owner = owner.as_str();
         let now = self.clock.now();
         let lease = chrono::Duration::from_std(self.cfg.dispatch.lease)
             .unwrap_or(chrono::Duration::minutes(2));

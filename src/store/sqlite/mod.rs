@@ -60,7 +60,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .pragma("temp_store", "MEMORY");
         let pool = SqlitePoolOptions::new()
-            .max_connections(6)
+            .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
@@ -193,8 +193,10 @@ impl Store for SqliteStore {
         for chunk in touches.chunks(2000) {
             let mut tx = self.pool.begin().await.map_err(q)?;
             let mut due: HashMap<i64, Vec<TouchId>> = HashMap::new();
+            let mut new = rows::insert_touches(&mut tx, chunk, now).await?;
             for t in chunk {
-                if rows::insert_touch(&mut tx, t, now).await? {
+                // `remove`: an id given twice in one call is new once.
+                if new.remove(t.id.as_str()) {
                     inserted.push(t.id.clone());
                     if t.status == TouchStatus::Planned {
                         due.entry(t.scheduled_at.timestamp())
@@ -289,46 +291,51 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let now_s = now.timestamp();
-        let mut applied = 0;
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| {
+                let (status, reason, next, sent_at) = match o {
+                    Outcome::Sent { .. } => ("sent", None, None, Some(now_s)),
+                    Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
+                    Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
+                    Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
+                    Outcome::Retry { at, reason, .. } => {
+                        ("planned", Some(reason), Some(at.timestamp()), None)
+                    }
+                };
+                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at})
+            })
+            .collect();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
-        for o in outcomes {
-            let (status, reason, next, sent_at) = match o {
-                Outcome::Sent { .. } => ("sent", None, None, Some(now_s)),
-                Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
-                Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
-                Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
-                Outcome::Retry { at, reason, .. } => {
-                    ("planned", Some(reason), Some(at.timestamp()), None)
-                }
-            };
-            let done = sqlx::query(
-                "UPDATE touches SET status = ?1, reason = COALESCE(?2, reason), \
-                 next_attempt_at = COALESCE(?3, next_attempt_at), sent_at = COALESCE(?4, sent_at), \
-                 queued_at = CASE WHEN ?3 IS NULL THEN queued_at ELSE ?5 END, \
-                 lease_owner = NULL, lease_until = NULL, updated_at = ?5 \
-                 WHERE id = ?6 AND status = 'sending' AND lease_owner = ?7",
-            )
-            .bind(status)
-            .bind(reason)
-            .bind(next)
-            .bind(sent_at)
-            .bind(now_s)
-            .bind(o.id().as_str())
-            .bind(owner)
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?
-            .rows_affected();
-            if done == 1 {
-                applied += 1;
-                if let Outcome::Retry { id, at, .. } = o {
-                    // A retry goes back as its own job, at its own time.
-                    push_jobs(&mut tx, std::slice::from_ref(id), *at, 1).await?;
-                }
+        // One statement for the whole group: with SQLite every statement is a round
+        // trip to the connection's thread, and those hops dominated a per-row loop.
+        let applied = sqlx::query(
+            "UPDATE touches SET status = j.status, reason = COALESCE(j.reason, touches.reason), \
+             next_attempt_at = COALESCE(j.next, touches.next_attempt_at), \
+             sent_at = COALESCE(j.sent_at, touches.sent_at), \
+             queued_at = CASE WHEN j.next IS NULL THEN touches.queued_at ELSE ?2 END, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
+             FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, value ->> 'reason' AS reason, \
+                   value ->> 'next' AS next, value ->> 'sent_at' AS sent_at FROM json_each(?1)) AS j \
+             WHERE touches.id = j.id AND touches.status = 'sending' AND touches.lease_owner = ?3 \
+             RETURNING touches.id, touches.status, touches.next_attempt_at",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(now_s)
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?;
+        for row in &applied {
+            if row.get::<String, _>("status") == "planned" {
+                // A retry goes back as its own job, at its own time.
+                let id = TouchId::from_stored(row.get("id"));
+                let at = DateTime::from_timestamp(row.get("next_attempt_at"), 0).unwrap_or(now);
+                push_jobs(&mut tx, std::slice::from_ref(&id), at, 1).await?;
             }
         }
         tx.commit().await.map_err(q)?;
-        Ok(applied)
+        Ok(applied.len() as u64)
     }
 
     async fn reconcile(

@@ -51,33 +51,38 @@ pub(super) async fn upsert_contact(
     Ok(())
 }
 
-/// Insert-if-absent. Returns whether the row is new.
-pub(super) async fn insert_touch(
+/// Insert-if-absent for a group of touches, in one statement. Returns the ids that were new.
+pub(super) async fn insert_touches(
     tx: &mut SqliteConnection,
-    t: &NewTouch,
+    touches: &[NewTouch],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let now = now.timestamp();
-    let done = sqlx::query(
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let rows: Vec<serde_json::Value> = touches
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "id": t.id.as_str(), "occasion": t.occasion, "contact_id": t.contact_id.as_str(),
+                "occurrence": t.occurrence, "channel": t.channel, "priority": t.priority,
+                "status": t.status.as_str(), "scheduled_at": t.scheduled_at.timestamp(),
+                "expires_at": t.expires_at.timestamp(), "reason": t.reason,
+            })
+        })
+        .collect();
+    // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+    let inserted = sqlx::query(
         "INSERT INTO touches (id, occasion, contact_id, occurrence, channel, priority, status, \
          scheduled_at, next_attempt_at, expires_at, attempts, reason, queued_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0, ?10, ?11, ?11, ?11) ON CONFLICT(id) DO NOTHING",
+         SELECT value ->> 'id', value ->> 'occasion', value ->> 'contact_id', value ->> 'occurrence', \
+         value ->> 'channel', value ->> 'priority', value ->> 'status', value ->> 'scheduled_at', \
+         value ->> 'scheduled_at', value ->> 'expires_at', 0, value ->> 'reason', ?2, ?2, ?2 \
+         FROM json_each(?1) WHERE true ON CONFLICT(id) DO NOTHING RETURNING id",
     )
-    .bind(t.id.as_str())
-    .bind(&t.occasion)
-    .bind(t.contact_id.as_str())
-    .bind(&t.occurrence)
-    .bind(&t.channel)
-    .bind(i64::from(t.priority))
-    .bind(t.status.as_str())
-    .bind(t.scheduled_at.timestamp())
-    .bind(t.expires_at.timestamp())
-    .bind(t.reason.as_deref())
-    .bind(now)
-    .execute(&mut *tx)
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(now.timestamp())
+    .fetch_all(&mut *tx)
     .await
     .map_err(q)?;
-    Ok(done.rows_affected() == 1)
+    Ok(inserted.iter().map(|r| r.get::<String, _>("id")).collect())
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
