@@ -67,7 +67,9 @@ impl App {
             email: self.email.clone(),
             clock: self.clock.clone(),
             recorder,
+            tasks: TaskTracker::new(),
         });
+        let jobs = dispatcher.tasks.clone();
         let enabled: Vec<_> = self
             .cfg
             .occasions
@@ -114,6 +116,17 @@ impl App {
             tracing::error!(error = %e, "queue workers ended with an error");
         }
         shutdown.cancel();
+        jobs.close();
+        // The monitor already waited up to the drain timeout for these; a job still
+        // running was cut off by that deadline and gets a short grace only.
+        if tokio::time::timeout(Duration::from_secs(2), jobs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "dispatch jobs still running after the drain timeout; their touches stay leased and are resent later"
+            );
+        }
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
             .await

@@ -37,6 +37,9 @@ pub struct Dispatcher<S> {
     pub email: Arc<dyn EmailChannel>,
     pub clock: Arc<dyn Clock>,
     pub recorder: Recorder,
+    /// Jobs run as their own tasks here (see `queue::worker`); the app waits on it at
+    /// shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl<S: Store> Dispatcher<S> {

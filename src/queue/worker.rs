@@ -20,7 +20,14 @@ async fn handle<S: Store>(
     // A payload we cannot read is dead on arrival: abort it rather than let it fail
     // again and again.
     let job = DispatchJob::decode(job).map_err(|e| Box::new(AbortError::new(e)) as BoxDynError)?;
-    let report = dispatcher.dispatch(job.touches(), worker.name()).await?;
+    // apalis drives every worker's handlers inside the monitor's one task, which would
+    // put all sending on one core; each job runs as its own task instead.
+    let (d, name) = (dispatcher.0.clone(), worker.name().to_owned());
+    let report = dispatcher
+        .tasks
+        .spawn(async move { d.dispatch(job.touches(), &name).await })
+        .await
+        .map_err(|e| Box::new(e) as BoxDynError)??;
     tracing::debug!(worker = worker.name(), ?report, "dispatch job done");
     Ok(())
 }
