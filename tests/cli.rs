@@ -456,3 +456,16 @@ fn plan_rejects_an_instant_that_is_not_rfc3339() {
         );
     }
 }
+
+#[test]
+fn an_unusable_store_at_start_is_exit_69_naming_the_url() {
+    let mut env = Env::new();
+    // A regular file where the database folder should be: the store cannot be created.
+    fs::write(env.path("blocker"), "not a folder").unwrap();
+    let url = format!("sqlite://{}/r.db", env.path_str("blocker"));
+    env.set("RAPPORT__STORAGE__URL", url.clone());
+    for args in [&["run"][..], &["contacts", "show", "x"][..]] {
+        let run = env.run(args).expect(69);
+        assert_has(&run.stderr, &url);
+    }
+}

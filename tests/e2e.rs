@@ -327,3 +327,41 @@ async fn a_4xx_is_retried_with_backoff_and_a_5xx_fails_without_retry() {
         "reason must not echo the address"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undecodable_job_does_not_stop_delivery() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let ws = Workspace::new(&smtp.url(), "[dispatch]\nworkers = 1\n");
+    let (csv, people) = people(30);
+    ws.import_csv(&csv);
+    let due = people.iter().filter(|p| p.due).count();
+    {
+        // A payload apalis cannot even decode as JSON, queued ahead of everything: it
+        // stops the worker that fetches it, which must be replaced.
+        let store = ledger(&ws).await;
+        sqlx::query(
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata) \
+             VALUES (x'7b6e6f74206a736f6e', '01ARZ3NDEKTSV4RRFFQ69G5FAV', 'rapport:dispatch', 'Pending', 0, 1, 0, 10, '{}')",
+        )
+        .execute(store.pool())
+        .await
+        .expect("queue a poison job");
+        store.close().await;
+    }
+    let mut guard = Guard(Some(ws.start(0)));
+    assert!(
+        smtp.wait_for_count(due, Duration::from_secs(60)).await,
+        "delivery stopped after the bad job: {} of {due}; log:\n{}",
+        smtp.count(),
+        ws.log(0)
+    );
+    let child = guard.0.as_mut().unwrap();
+    signal(child, "TERM");
+    assert!(wait_exit(child, Duration::from_secs(20)).success());
+    guard.0 = None;
+    assert!(
+        ws.log(0).contains("restarting under a new name"),
+        "the worker was not restarted; log:\n{}",
+        ws.log(0)
+    );
+}
