@@ -12,6 +12,8 @@ use crate::{
     store::{Store, StoreError},
 };
 
+const PAGE: usize = 5000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PlanReport {
     /// Touches due now (already recorded or not).
@@ -26,16 +28,25 @@ pub async fn run_once<S: Store>(
     occasion: &Occasion,
     now: DateTime<Utc>,
 ) -> Result<PlanReport, StoreError> {
-    let days = super::candidate_days(now);
-    let contacts = store.contacts_on(occasion.trigger, &days).await?;
-    let touches = super::plan(cfg, occasion, &contacts, now);
-    let new = store
-        .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
-        .await?;
-    Ok(PlanReport {
-        due: touches.len(),
-        new: new.len(),
-    })
+    let mut report = PlanReport::default();
+    // Page by page, so a day with a hundred thousand birthdays is never all in memory.
+    for day in super::candidate_days(now) {
+        let mut after = None;
+        loop {
+            let page = store
+                .contacts_on_page(occasion.trigger, day, after.as_ref(), PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            let touches = super::plan(cfg, occasion, &page, now);
+            let new = store
+                .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
+                .await?;
+            report.due += touches.len();
+            report.new += new.len();
+        }
+    }
+    Ok(report)
 }
 
 pub async fn run_loop<S: Store>(

@@ -103,12 +103,37 @@ pub trait Store: Send + Sync + 'static {
         &self,
         ids: &[ContactId],
     ) -> impl Future<Output = Result<HashMap<ContactId, Contact>, StoreError>> + Send;
-    /// Contacts whose `field` falls on one of `days` (month-day, any year).
+    /// Up to `limit` contacts whose `field` falls on `day` (month-day, any year), in id
+    /// order, after `after`: the planner pages through a day without holding it all.
+    fn contacts_on_page(
+        &self,
+        field: DateField,
+        day: MonthDay,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+    /// Every contact whose `field` falls on one of `days`.
     fn contacts_on(
         &self,
         field: DateField,
         days: &[MonthDay],
-    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::new();
+            for day in days {
+                let mut after: Option<ContactId> = None;
+                loop {
+                    let page = self
+                        .contacts_on_page(field, *day, after.as_ref(), 5000)
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id.clone());
+                    out.extend(page);
+                }
+            }
+            Ok(out)
+        }
+    }
     fn count_contacts(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Records touches insert-if-absent and queues jobs (`batch_size` ids each) for the

@@ -206,3 +206,26 @@ pub(crate) async fn contacts_on_matches_month_days<S: Backend>(store: Arc<S>) {
     let (got, _) = ids(DateField::CustomerSince, &[md(7, 15), md(2, 29), md(8, 1)]).await;
     assert_eq!(got, ["a-jul14", "d-feb29", "f-moves"]);
 }
+
+pub(crate) async fn contacts_on_pages_through_a_day_in_id_order<S: Backend>(store: Arc<S>) {
+    let mut rows = Vec::new();
+    for i in 0..25 {
+        rows.push(row(&on(&format!("p{i:02}"), Some(md(7, 14)), None), None));
+    }
+    rows.push(row(&on("other-day", Some(md(7, 15)), None), None));
+    store.upsert_contacts(&rows).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<rapport::domain::ContactId> = None;
+    loop {
+        let page = store
+            .contacts_on_page(DateField::Birthday, md(7, 14), after.as_ref(), 10)
+            .await
+            .unwrap();
+        assert!(page.len() <= 10, "a page holds at most `limit` contacts");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.iter().map(|c| c.id.to_string()));
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(seen, expected, "every contact once, in id order");
+}

@@ -46,6 +46,7 @@ macro_rules! conformance {
                 contacts::contacts_round_trip,
                 contacts::upsert_replaces_and_keeps_opt_outs,
                 contacts::contacts_on_matches_month_days,
+                contacts::contacts_on_pages_through_a_day_in_id_order,
                 planning::plan_is_insert_if_absent,
                 planning::plan_queues_batches_when_due,
                 planning::expired_touches_are_recorded_not_queued,

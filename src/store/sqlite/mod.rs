@@ -151,22 +151,25 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn contacts_on(
+    async fn contacts_on_page(
         &self,
         field: DateField,
-        days: &[MonthDay],
+        day: MonthDay,
+        after: Option<&ContactId>,
+        limit: usize,
     ) -> Result<Vec<Contact>, StoreError> {
         let sql = match field {
             DateField::Birthday => {
-                "SELECT * FROM contacts WHERE birthday_md IN (SELECT value FROM json_each(?)) ORDER BY id"
+                "SELECT * FROM contacts WHERE birthday_md = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
             }
             DateField::CustomerSince => {
-                "SELECT * FROM contacts WHERE since_md IN (SELECT value FROM json_each(?)) ORDER BY id"
+                "SELECT * FROM contacts WHERE since_md = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
             }
         };
-        let keys: Vec<String> = days.iter().map(|d| d.key()).collect();
         let found = sqlx::query(sql)
-            .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+            .bind(day.key())
+            .bind(after.map_or("", ContactId::as_str))
+            .bind(limit as i64)
             .fetch_all(&self.pool)
             .await
             .map_err(q)?;

@@ -18,8 +18,9 @@ CREATE TABLE contacts (
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
-CREATE INDEX contacts_birthday_md ON contacts (birthday_md);
-CREATE INDEX contacts_since_md ON contacts (since_md);
+-- (day, id): the planner pages through one day's contacts in id order.
+CREATE INDEX contacts_birthday_md ON contacts (birthday_md, id);
+CREATE INDEX contacts_since_md ON contacts (since_md, id);
 
 -- The touch ledger. Times are unix seconds (the queue's own resolution).
 CREATE TABLE touches (
