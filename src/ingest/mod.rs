@@ -65,92 +65,59 @@ const KNOWN: [&str; 11] = [
     "email_consent",
 ];
 
-/// Turns one row (field name -> value) into a contact, or every problem with it.
-pub fn parse_row(
-    row: &Map<String, Value>,
-    cfg: &Config,
-) -> Result<ContactUpsert, Vec<(String, String)>> {
-    let mut errors = Vec::new();
-    let text = |k: &str| -> Option<String> {
-        match row.get(k) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        }
-    };
-    let field = |k: &str, errors: &mut Vec<(String, String)>| -> Option<String> {
-        match row.get(k) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(_) | Value::Number(_)) => text(k),
-            Some(_) => {
-                errors.push((k.to_owned(), "must be a string".into()));
-                None
-            }
-        }
-    };
-    let parsed =
-        |k: &str, errors: &mut Vec<(String, String)>, f: &dyn Fn(&str) -> Result<(), String>| {
-            let v = field(k, errors)?;
-            match f(&v) {
-                Ok(()) => Some(v),
-                Err(e) => {
-                    errors.push((k.to_owned(), e));
-                    None
-                }
-            }
-        };
-    let id = match parsed("id", &mut errors, &|s| {
-        ContactId::parse(s).map(|_| ()).map_err(|e| e.0)
-    }) {
-        Some(s) => ContactId::parse(&s).ok(),
-        None => {
-            if !errors.iter().any(|(f, _)| f == "id") {
-                errors.push(("id".into(), "missing".into()));
-            }
+type FieldErrors = Vec<(String, String)>;
+
+/// The trimmed text of field `k`, `None` when absent or empty; a non-text value is an error.
+fn text(row: &Map<String, Value>, k: &str, errors: &mut FieldErrors) -> Option<String> {
+    match row.get(k) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            errors.push((k.to_owned(), "must be a string".into()));
             None
         }
-    };
-    let email = parsed("email", &mut errors, &|s| {
-        EmailAddress::parse(s).map(|_| ()).map_err(|e| e.0)
-    })
-    .and_then(|s| EmailAddress::parse(&s).ok());
-    let phone = parsed("phone", &mut errors, &|s| {
-        PhoneNumber::parse(s).map(|_| ()).map_err(|e| e.0)
-    })
-    .and_then(|s| PhoneNumber::parse(&s).ok());
-    let timezone = parsed("timezone", &mut errors, &|s| {
-        parse_timezone(s).map(|_| ()).map_err(|e| e.0)
-    })
-    .and_then(|s| parse_timezone(&s).ok());
-    let locale = parsed("locale", &mut errors, &|s| {
-        parse_locale(s).map(|_| ()).map_err(|e| e.0)
-    })
-    .and_then(|s| parse_locale(&s).ok());
-    let birthday = parsed("birthday", &mut errors, &|s| {
-        Birthday::parse(s).map(|_| ()).map_err(|e| e.0)
-    })
-    .and_then(|s| Birthday::parse(&s).ok());
-    let customer_since = parsed("customer_since", &mut errors, &|s| {
-        parse_date(s).map(|_| ()).map_err(|e| e.0)
-    })
-    .and_then(|s| parse_date(&s).ok());
-    let tier_names: Vec<&str> = cfg.tiers.iter().map(|t| t.name.as_str()).collect();
-    let tier = parsed("tier", &mut errors, &|s| {
-        if tier_names.contains(&s) {
-            Ok(())
-        } else {
-            Err(format!(
-                "unknown tier {s:?} (known: {})",
-                tier_names.join(", ")
-            ))
+    }
+}
+
+/// Field `k` parsed with `parse`; a parse failure is recorded against the field.
+fn parsed<T, E: ToString>(
+    row: &Map<String, Value>,
+    k: &str,
+    errors: &mut FieldErrors,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Option<T> {
+    let v = text(row, k, errors)?;
+    parse(&v)
+        .map_err(|e| errors.push((k.to_owned(), e.to_string())))
+        .ok()
+}
+
+/// Turns one row (field name -> value) into a contact, or every problem with it.
+pub fn parse_row(row: &Map<String, Value>, cfg: &Config) -> Result<ContactUpsert, FieldErrors> {
+    let mut errors = Vec::new();
+    let id = parsed(row, "id", &mut errors, ContactId::parse);
+    if id.is_none() && !errors.iter().any(|(f, _)| f == "id") {
+        errors.push(("id".into(), "missing".into()));
+    }
+    let email = parsed(row, "email", &mut errors, EmailAddress::parse);
+    let phone = parsed(row, "phone", &mut errors, PhoneNumber::parse);
+    let timezone = parsed(row, "timezone", &mut errors, parse_timezone);
+    let locale = parsed(row, "locale", &mut errors, parse_locale);
+    let birthday = parsed(row, "birthday", &mut errors, Birthday::parse);
+    let customer_since = parsed(row, "customer_since", &mut errors, parse_date);
+    let tier = parsed(row, "tier", &mut errors, |s| {
+        match cfg.tiers.iter().find(|t| t.name == s) {
+            Some(t) => Ok(t.name.clone()),
+            None => {
+                let known: Vec<&str> = cfg.tiers.iter().map(|t| t.name.as_str()).collect();
+                Err(format!("unknown tier {s:?} (known: {})", known.join(", ")))
+            }
         }
     });
-    let consent = parsed("email_consent", &mut errors, &|s| parse_bool(s).map(|_| ()))
-        .and_then(|s| parse_bool(&s).ok());
-    let (first_name, last_name) = (
-        field("first_name", &mut errors),
-        field("last_name", &mut errors),
-    );
+    let consent = parsed(row, "email_consent", &mut errors, parse_bool);
+    let first_name = text(row, "first_name", &mut errors);
+    let last_name = text(row, "last_name", &mut errors);
     let mut attributes = Map::new();
     for (k, v) in row {
         if !KNOWN.contains(&k.as_str())
@@ -160,9 +127,8 @@ pub fn parse_row(
             attributes.insert(k.clone(), v.clone());
         }
     }
-    let had_tier_error = errors.iter().any(|(f, _)| f == "tier");
     match id {
-        Some(id) if errors.is_empty() && !had_tier_error => Ok(ContactUpsert {
+        Some(id) if errors.is_empty() => Ok(ContactUpsert {
             contact: Contact {
                 id,
                 first_name,
