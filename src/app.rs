@@ -68,6 +68,7 @@ impl App {
             clock: self.clock.clone(),
             recorder,
             tasks: TaskTracker::new(),
+            stopping: shutdown.clone(),
         });
         let jobs = dispatcher.tasks.clone();
         let enabled: Vec<_> = self

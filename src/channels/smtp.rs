@@ -5,7 +5,9 @@
 //! waits out the peer's delayed ACK (about 40 ms on Linux: ~700 msg/s on 32 connections
 //! to a local sink); it also sends a NOOP before every reuse. Here sockets are opened
 //! with TCP_NODELAY, handed to lettre's `AsyncSmtpConnection`, and reused directly; a
-//! reused connection that turns out to be dead is replaced once, immediately.
+//! connection idle for a while is checked with a NOOP first. A failure mid-transaction is
+//! never resent on the spot (the server may have accepted the message): it goes back to
+//! the ledger as a transient failure, and its retry carries the same Message-ID.
 
 use std::{
     sync::Mutex,
@@ -30,6 +32,9 @@ use crate::config::{EmailConfig, EmailTransport, TlsMode};
 /// Idle connections older than this are closed rather than reused: servers drop idle
 /// clients (RFC 5321 suggests 5 minutes), and a fresh connect is cheap by comparison.
 const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Idle longer than this, a connection is checked with a NOOP before use: under load
+/// connections are reused within milliseconds and skip it.
+const CHECK_AFTER: Duration = Duration::from_secs(2);
 
 pub(super) struct Smtp {
     cfg: EmailConfig,
@@ -135,19 +140,43 @@ impl Smtp {
             }
             Ok(conn)
         };
-        tokio::time::timeout(self.timeout, connect)
-            .await
-            .unwrap_or_else(|_| Err(DeliveryError::transient("smtp timeout")))
+        // Anything that fails while setting up the session (greeting, EHLO, STARTTLS,
+        // AUTH) says nothing about this recipient: even a 5xx there (a rotated password)
+        // must not fail the message permanently.
+        match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(DeliveryError::transient(format!(
+                "{} while connecting",
+                e.reason
+            ))),
+            Err(_) => Err(DeliveryError::transient("smtp timeout while connecting")),
+        }
     }
 
-    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    fn take_idle(&self) -> Option<(AsyncSmtpConnection, Instant)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((conn, since)) = idle.pop() {
             if since.elapsed() < MAX_IDLE && !conn.has_broken() {
-                return Some(conn);
+                return Some((conn, since));
             }
         }
         None
+    }
+
+    /// A pooled connection that still answers, or a new one.
+    async fn connection(&self) -> Result<AsyncSmtpConnection, DeliveryError> {
+        while let Some((mut conn, since)) = self.take_idle() {
+            if since.elapsed() < CHECK_AFTER {
+                return Ok(conn);
+            }
+            if matches!(
+                tokio::time::timeout(self.timeout, conn.test_connected()).await,
+                Ok(true)
+            ) {
+                return Ok(conn);
+            }
+        }
+        self.connect().await
     }
 
     fn put_idle(&self, conn: AsyncSmtpConnection) {
@@ -164,26 +193,13 @@ impl Smtp {
         conn: &mut AsyncSmtpConnection,
         envelope: &Envelope,
         bytes: &[u8],
-    ) -> Result<(), SendFailure> {
+    ) -> Result<(), DeliveryError> {
         match tokio::time::timeout(self.timeout, conn.send(envelope, bytes)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(SendFailure {
-                stale: e.status().is_none() && !e.is_timeout(),
-                error: classify(&e),
-            }),
-            Err(_) => Err(SendFailure {
-                stale: false,
-                error: DeliveryError::transient("smtp timeout"),
-            }),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(DeliveryError::transient("smtp timeout")),
         }
     }
-}
-
-struct SendFailure {
-    /// The connection failed before the server answered anything: typical of a pooled
-    /// connection the server already closed.
-    stale: bool,
-    error: DeliveryError,
 }
 
 /// 4xx and anything that is not an answer (connection refused, reset, timeout, TLS) is
@@ -210,25 +226,10 @@ impl EmailChannel for Smtp {
                 .acquire()
                 .await
                 .map_err(|_| DeliveryError::transient("smtp channel closed"))?;
-            let (mut conn, reused) = match self.take_idle() {
-                Some(c) => (c, true),
-                None => (self.connect().await?, false),
-            };
-            match self.send_on(&mut conn, &envelope, &bytes).await {
-                Ok(()) => {
-                    self.put_idle(conn);
-                    Ok(())
-                }
-                Err(f) if reused && f.stale => {
-                    let mut fresh = self.connect().await?;
-                    self.send_on(&mut fresh, &envelope, &bytes)
-                        .await
-                        .map_err(|f| f.error)?;
-                    self.put_idle(fresh);
-                    Ok(())
-                }
-                Err(f) => Err(f.error),
-            }
+            let mut conn = self.connection().await?;
+            self.send_on(&mut conn, &envelope, &bytes).await?;
+            self.put_idle(conn);
+            Ok(())
         })
     }
 

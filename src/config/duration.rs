@@ -30,6 +30,10 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         };
         total = total.saturating_add(part);
     }
+    // Far beyond any sensible setting, and keeps date arithmetic from overflowing.
+    if total > Duration::from_secs(3650 * 86_400) {
+        return Err(format!("{raw:?} is longer than 10 years"));
+    }
     Ok(total)
 }
 
@@ -43,7 +47,7 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        for bad in ["", "10", "s", "5 minutes", "1w", "-1s", "1.5h"] {
+        for bad in ["", "10", "s", "5 minutes", "1w", "-1s", "1.5h", "99999d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -129,6 +129,23 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
     }
     check_templates(&mut issues, &templates_dir, &occasions, &tiers);
     let dispatch = dispatch(&mut issues, &raw.dispatch);
+    if let Some(EmailConfig {
+        transport: EmailTransport::Smtp { timeout, .. },
+        ..
+    }) = &email
+    {
+        // A lease shorter than one send would let another worker take over a touch
+        // that is still being sent.
+        if dispatch.lease <= *timeout * 2 {
+            issues.push(
+                "dispatch.lease",
+                format!(
+                    "must be longer than twice channels.email.timeout ({}s)",
+                    timeout.as_secs()
+                ),
+            );
+        }
+    }
 
     if !issues.list.is_empty() {
         return Err(ConfigError {
@@ -426,7 +443,12 @@ fn parse_mailbox(s: &str) -> Result<(Option<String>, EmailAddress), String> {
 
 /// `smtp://host[:port]`; the port defaults to 25.
 fn parse_smtp_url(s: &str) -> Result<(String, u16), String> {
-    let bad = || format!("{s:?} is not an SMTP URL (expected smtp://HOST:PORT)");
+    // Never echo what precedes an `@`: it may be a password.
+    let shown = match s.rsplit_once('@') {
+        Some((_, host)) => format!("smtp://***@{host}"),
+        None => s.to_owned(),
+    };
+    let bad = || format!("{shown:?} is not an SMTP URL (expected smtp://HOST:PORT)");
     let rest = s
         .strip_prefix("smtp://")
         .or_else(|| s.strip_prefix("smtps://"))
@@ -434,7 +456,7 @@ fn parse_smtp_url(s: &str) -> Result<(String, u16), String> {
     let rest = rest.trim_end_matches('/');
     if rest.contains('@') || rest.contains('/') {
         return Err(format!(
-            "{s:?}: put credentials in username_env / password_env, not in the URL"
+            "{shown:?}: put credentials in username_env / password_env, not in the URL"
         ));
     }
     let (host, port) = match rest.rsplit_once(':') {
@@ -555,7 +577,8 @@ mod tests {
             Ok(("mail.example.com".into(), 25))
         );
         assert_eq!(parse_smtp_url("smtp://[::1]:25"), Ok(("::1".into(), 25)));
-        assert!(parse_smtp_url("smtp://user:pw@host:25").is_err());
+        let e = parse_smtp_url("smtp://user:Hunter2@host:25").unwrap_err();
+        assert!(!e.contains("Hunter2") && e.contains("username_env"), "{e}");
         assert!(parse_smtp_url("http://x").is_err());
     }
 

@@ -13,6 +13,7 @@ use crate::{
     channels::{DeliveryClass, EmailChannel, OutboundEmail},
     config::Config,
     domain::{Clock, Contact, Touch, TouchId},
+    planner::fit_in_window,
     policy::retry::{self, RetryDecision, RetryInput},
     render::{self, Renderer},
     store::{Outcome, Store, StoreError},
@@ -28,6 +29,7 @@ pub struct BatchReport {
     pub retried: usize,
     pub failed: usize,
     pub suppressed: usize,
+    pub deferred: usize,
 }
 
 pub struct Dispatcher<S> {
@@ -40,6 +42,9 @@ pub struct Dispatcher<S> {
     /// Jobs run as their own tasks here (see `queue::worker`); the app waits on it at
     /// shutdown.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Cancelled when the daemon starts stopping: sends not yet started are handed back
+    /// to the ledger instead of racing the drain deadline.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl<S: Store> Dispatcher<S> {
@@ -73,19 +78,40 @@ impl<S: Store> Dispatcher<S> {
         contact_ids.sort();
         contact_ids.dedup();
         let contacts = self.store.get_contacts(&contact_ids).await?;
-        let results: Vec<Result<Outcome, StoreError>> = futures::stream::iter(claimed.touches)
+        let sends = futures::stream::iter(claimed.touches)
             .map(|t| {
                 let contacts = &contacts;
                 async move {
-                    let outcome = self.deliver(&t, contacts.get(&t.contact_id)).await;
+                    let outcome = if self.stopping.is_cancelled() {
+                        Outcome::Defer {
+                            id: t.id.clone(),
+                            at: self.clock.now(),
+                        }
+                    } else {
+                        self.deliver(&t, contacts.get(&t.contact_id)).await
+                    };
                     self.recorder.record(outcome.clone(), owner).await?;
                     telemetry::touch_outcome(&t, &outcome);
                     Ok(outcome)
                 }
             })
             .buffer_unordered(self.cfg.dispatch.concurrency as usize)
-            .collect()
-            .await;
+            .collect::<Vec<Result<Outcome, StoreError>>>();
+        // The batch's touches are leased together; keep the lease alive while the batch
+        // is still sending, however slow the server, so nobody else takes them over.
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.cfg.dispatch.lease / 3).await;
+                let until = self.clock.now() + lease;
+                if let Err(e) = self.store.extend_lease(owner, until).await {
+                    tracing::warn!(error = %e, "could not extend a batch's lease");
+                }
+            }
+        };
+        let results = tokio::select! {
+            r = sends => r,
+            () = renew => unreachable!("the renewal loop never ends"),
+        };
         for r in results {
             match r? {
                 Outcome::Sent { .. } => report.sent += 1,
@@ -93,6 +119,7 @@ impl<S: Store> Dispatcher<S> {
                 Outcome::Failed { .. } => report.failed += 1,
                 Outcome::Suppressed { .. } => report.suppressed += 1,
                 Outcome::Expired { .. } => report.expired += 1,
+                Outcome::Defer { .. } => report.deferred += 1,
             }
         }
         Ok(report)
@@ -114,11 +141,31 @@ impl<S: Store> Dispatcher<S> {
         let Some(to) = contact.email.clone() else {
             return suppressed("no email address");
         };
-        if self.clock.now() >= touch.expires_at {
-            return Outcome::Expired {
-                id,
-                reason: "not sent before its expiry".into(),
-            };
+        // The queue may run a job late (a restart, a backlog): never send outside the
+        // contact's window or after expiry because of it.
+        let now = self.clock.now();
+        let window = self
+            .cfg
+            .occasion(&touch.occasion)
+            .map_or(self.cfg.defaults.send_window, |o| {
+                self.cfg.send_window(o, &contact.tier)
+            });
+        match fit_in_window(
+            now,
+            window,
+            contact.zone(self.cfg.defaults.timezone),
+            touch.expires_at,
+        ) {
+            None => {
+                return Outcome::Expired {
+                    id,
+                    reason: "its send window closed before it could be sent".into(),
+                };
+            }
+            Some(at) if at > now + chrono::Duration::seconds(1) => {
+                return Outcome::Defer { id, at };
+            }
+            Some(_) => {}
         }
         let year = touch.occurrence.parse::<i32>().unwrap_or_else(|_| {
             touch

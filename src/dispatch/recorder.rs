@@ -81,17 +81,27 @@ async fn write<S: Store>(
             .map(|(x, _, _)| x.clone())
             .collect();
         let mut last = String::new();
-        // A busy database is worth a short wait; the sends already happened.
-        for attempt in 0..5u32 {
+        // A busy or briefly unavailable database is worth waiting for: the sends already
+        // happened, and an unrecorded send is resent once its lease runs out. Up to about
+        // a minute, backing off to 2 s between tries.
+        for attempt in 0..40u32 {
             match store.record(&outcomes, owner, clock.now()).await {
-                Ok(_) => {
+                Ok(applied) => {
                     last.clear();
+                    if (applied as usize) < outcomes.len() {
+                        // Fencing dropped them: the lease passed to another worker.
+                        tracing::warn!(
+                            dropped = outcomes.len() - applied as usize,
+                            "outcomes dropped: their lease had passed to another worker"
+                        );
+                    }
                     break;
                 }
                 Err(e) => {
                     last = e.to_string();
                     tracing::warn!(error = %e, attempt, "recording outcomes failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(4)).min(2000)))
+                        .await;
                 }
             }
         }

@@ -17,8 +17,9 @@ fn err<T>(msg: impl Into<String>) -> Result<T, FieldError> {
 }
 
 /// The integrator's own id for a contact. Restricted to a safe alphabet because it is
-/// part of touch ids, Message-IDs and file names; `:` is excluded so a touch id
-/// (`occasion:contact:occurrence`) stays unambiguous.
+/// part of touch ids, Message-IDs, file names and logs: `:` is excluded so a touch id
+/// (`occasion:contact:occurrence`) stays unambiguous, and `@` so an email address cannot
+/// be used as an id and end up in logs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ContactId(String);
@@ -34,10 +35,10 @@ impl ContactId {
         }
         if let Some(c) = s
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+')))
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+')))
         {
             return err(format!(
-                "character {c:?} is not allowed (use letters, digits and . _ - @ +)"
+                "character {c:?} is not allowed (use letters, digits and . _ - +)"
             ));
         }
         Ok(Self(s.to_owned()))
@@ -384,7 +385,11 @@ mod tests {
 
     #[test]
     fn ids_phones_zones_locales() {
-        assert!(ContactId::parse("cus_42-a.b@c+d").is_ok());
+        assert!(ContactId::parse("cus_42-a.b+d").is_ok());
+        assert!(
+            ContactId::parse("ada@example.com").is_err(),
+            "an address is not an id"
+        );
         assert!(ContactId::parse("a:b").is_err());
         assert!(ContactId::parse(" ").is_err());
         assert_eq!(

@@ -125,12 +125,13 @@ pub fn local_instant(date: NaiveDate, minute: u32, zone: Tz) -> DateTime<Utc> {
     };
     let time = NaiveTime::from_hms_opt(minute / 60, minute % 60, 0).unwrap_or(NaiveTime::MIN);
     let mut naive = date.and_time(time);
-    // Gaps are at most a few hours (2 h at most in the tz database); step over them.
-    for _ in 0..(24 * 4) {
+    // Gaps are at most a few hours (2 h at most in the tz database); step over them a
+    // minute at a time, landing on the first wall-clock minute that exists.
+    for _ in 0..(24 * 60) {
         match zone.from_local_datetime(&naive) {
             LocalResult::Single(t) => return t.with_timezone(&Utc),
             LocalResult::Ambiguous(a, _) => return a.with_timezone(&Utc),
-            LocalResult::None => naive += Duration::minutes(15),
+            LocalResult::None => naive += Duration::minutes(1),
         }
     }
     Utc.from_utc_datetime(&date.and_time(time))
@@ -186,6 +187,10 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
         assert_eq!(
             local_instant(d, 2 * 60 + 30, chrono_tz::Europe::Paris),
+            utc("2026-03-29T01:00:00Z")
+        );
+        assert_eq!(
+            local_instant(d, 2 * 60 + 10, chrono_tz::Europe::Paris),
             utc("2026-03-29T01:00:00Z")
         );
         // The day is 23 hours long: the next midnight is 23 h after this one.

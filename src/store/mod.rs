@@ -55,6 +55,12 @@ pub enum Outcome {
         reason: String,
     },
     /// Back to `planned`, due again at `at`; a new job is queued for it.
+    /// Not attempted after all (outside its send window, or the daemon is stopping):
+    /// back to `planned` at `at` without counting the attempt; a job is queued for it.
+    Defer {
+        id: TouchId,
+        at: DateTime<Utc>,
+    },
     Retry {
         id: TouchId,
         at: DateTime<Utc>,
@@ -69,7 +75,8 @@ impl Outcome {
             | Self::Failed { id, .. }
             | Self::Suppressed { id, .. }
             | Self::Expired { id, .. }
-            | Self::Retry { id, .. } => id,
+            | Self::Retry { id, .. }
+            | Self::Defer { id, .. } => id,
         }
     }
 }
@@ -169,6 +176,13 @@ pub trait Store: Send + Sync + 'static {
         outcomes: &[Outcome],
         owner: &str,
         now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Extends the lease on every touch `owner` is still sending, to `until`. Returns how
+    /// many touches it covered.
+    fn extend_lease(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Expires overdue touches and re-queues stranded ones: `planned` and due before
     /// `stale_before` (their job was lost), or `sending` with a lapsed lease.

@@ -31,6 +31,9 @@ pub fn touch_outcome(t: &Touch, outcome: &Outcome) {
     );
     match outcome {
         Outcome::Sent { .. } => tracing::info!(touch, contact, occasion, attempt, "touch sent"),
+        Outcome::Defer { at, .. } => {
+            tracing::info!(touch, contact, occasion, at = %at.to_rfc3339(), "touch deferred");
+        }
         Outcome::Retry { at, reason, .. } => {
             tracing::warn!(touch, contact, occasion, attempt, %reason, retry_at = %at.to_rfc3339(), "touch send failed; retry scheduled");
         }

@@ -37,7 +37,7 @@ enabled = false
 transport = "smtp"
 url = "{smtp_url}"
 tls = "none"
-timeout = "5s"
+timeout = "1s"
 [dispatch]
 backoff = "1s"
 backoff_max = "2s"

@@ -305,8 +305,10 @@ impl Store for SqliteStore {
                     Outcome::Retry { at, reason, .. } => {
                         ("planned", Some(reason), Some(at.timestamp()), None)
                     }
+                    Outcome::Defer { at, .. } => ("planned", None, Some(at.timestamp()), None),
                 };
-                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at})
+                let undo = i64::from(matches!(o, Outcome::Defer { .. }));
+                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "undo": undo})
             })
             .collect();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
@@ -315,11 +317,11 @@ impl Store for SqliteStore {
         let applied = sqlx::query(
             "UPDATE touches SET status = j.status, reason = COALESCE(j.reason, touches.reason), \
              next_attempt_at = COALESCE(j.next, touches.next_attempt_at), \
-             sent_at = COALESCE(j.sent_at, touches.sent_at), \
+             attempts = touches.attempts - j.undo, sent_at = COALESCE(j.sent_at, touches.sent_at), \
              queued_at = CASE WHEN j.next IS NULL THEN touches.queued_at ELSE ?2 END, \
              lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
              FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, value ->> 'reason' AS reason, \
-                   value ->> 'next' AS next, value ->> 'sent_at' AS sent_at FROM json_each(?1)) AS j \
+                   value ->> 'next' AS next, value ->> 'sent_at' AS sent_at, value ->> 'undo' AS undo FROM json_each(?1)) AS j \
              WHERE touches.id = j.id AND touches.status = 'sending' AND touches.lease_owner = ?3 \
              RETURNING touches.id, touches.status, touches.next_attempt_at",
         )
@@ -339,6 +341,18 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(q)?;
         Ok(applied.len() as u64)
+    }
+
+    async fn extend_lease(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE touches SET lease_until = ?1 WHERE status = 'sending' AND lease_owner = ?2",
+        )
+        .bind(until.timestamp())
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(q)?;
+        Ok(done.rows_affected())
     }
 
     async fn reconcile(
