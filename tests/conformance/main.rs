@@ -58,6 +58,8 @@ macro_rules! conformance {
                 recording::record_applies_each_outcome,
                 recording::record_is_fenced_by_the_lease,
                 recording::sent_is_final,
+                recording::defer_returns_the_touch_without_counting_the_attempt,
+                recording::extend_lease_keeps_a_slow_batch_its_own,
                 reconciling::reconcile_requeues_stranded_planned_once,
                 reconciling::reconcile_requeues_lapsed_leases,
                 reconciling::reconcile_expires_overdue_touches,

@@ -203,3 +203,88 @@ pub(crate) async fn sent_is_final<S: Backend>(store: Arc<S>) {
     assert_eq!(touch(&*store, &t.id).await, final_state);
     assert_eq!(store.queued().await, jobs);
 }
+
+pub(crate) async fn defer_returns_the_touch_without_counting_the_attempt<S: Backend>(
+    store: Arc<S>,
+) {
+    let t = planned("defer", t0());
+    store.plan_touches(from_ref(&t), 10, t0()).await.unwrap();
+    store
+        .claim(from_ref(&t.id), "w1", t0(), t0() + mins(5))
+        .await
+        .unwrap();
+    let jobs_before = store.queued().await.len();
+    let at = t0() + hours(3);
+    let applied = store
+        .record(
+            &[Outcome::Defer {
+                id: t.id.clone(),
+                at,
+            }],
+            "w1",
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    let after = touch(store.as_ref(), &t.id).await;
+    assert_eq!((after.status, after.attempts), (TouchStatus::Planned, 0));
+    assert_eq!(after.next_attempt_at, at);
+    let jobs = store.queued().await;
+    assert_eq!(
+        jobs.len(),
+        jobs_before + 1,
+        "a deferred touch gets its own job"
+    );
+    assert_eq!(jobs.last().map(|j| j.run_at), Some(at));
+    // Not claimable before its new time, claimable after.
+    let early = store
+        .claim(from_ref(&t.id), "w2", at - mins(1), at + mins(5))
+        .await
+        .unwrap();
+    assert!(early.touches.is_empty());
+    let on_time = store
+        .claim(from_ref(&t.id), "w2", at, at + mins(5))
+        .await
+        .unwrap();
+    assert_eq!(on_time.touches.len(), 1);
+    assert_eq!(on_time.touches[0].attempts, 1);
+}
+
+pub(crate) async fn extend_lease_keeps_a_slow_batch_its_own<S: Backend>(store: Arc<S>) {
+    let touches = batch("slow", 3, t0());
+    let ids = ids_of(&touches);
+    store.plan_touches(&touches, 10, t0()).await.unwrap();
+    store.claim(&ids, "w1", t0(), t0() + mins(2)).await.unwrap();
+    // One of them finishes; the other two are still being sent when the lease would end.
+    store
+        .record(
+            &[Outcome::Sent { id: ids[0].clone() }],
+            "w1",
+            t0() + mins(1),
+        )
+        .await
+        .unwrap();
+    let covered = store.extend_lease("w1", t0() + mins(10)).await.unwrap();
+    assert_eq!(covered, 2, "only touches still being sent are extended");
+    assert_eq!(
+        store
+            .extend_lease("stranger", t0() + mins(10))
+            .await
+            .unwrap(),
+        0
+    );
+    let stolen = store
+        .claim(&ids, "w2", t0() + mins(5), t0() + mins(7))
+        .await
+        .unwrap();
+    assert!(
+        stolen.touches.is_empty(),
+        "an extended lease cannot be taken over"
+    );
+    let later = store
+        .claim(&ids, "w2", t0() + mins(10), t0() + mins(12))
+        .await
+        .unwrap();
+    assert_eq!(later.touches.len(), 2, "once it lapses, it can");
+}

@@ -1,0 +1,168 @@
+//! The dispatcher in-process, with a fixed clock: what happens when a job runs at the
+//! wrong moment (window closed, before the next window, daemon stopping).
+
+use std::{path::Path, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use rapport::{
+    channels,
+    config::Config,
+    dispatch::{Dispatcher, Recorder},
+    domain::{Clock as _, ContactId, FixedClock, TouchStatus},
+    ingest,
+    planner::runner,
+    render::Renderer,
+    store::{SqliteStore, Store},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    clock: Arc<FixedClock>,
+    dispatcher: Dispatcher<SqliteStore>,
+}
+
+/// One friend-tier contact in UTC with a birthday on 07-14; window 09:00-18:00.
+async fn rig(extra: &[(&str, &str)]) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        (
+            "RAPPORT__STORAGE__URL".to_owned(),
+            format!("sqlite://{}/r.db", dir.path().display()),
+        ),
+        (
+            "RAPPORT__TEMPLATES__DIR".to_owned(),
+            format!("{REPO}/templates"),
+        ),
+        (
+            "RAPPORT__CHANNELS__EMAIL__OUTBOX_DIR".to_owned(),
+            format!("{}/outbox", dir.path().display()),
+        ),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let cfg = Arc::new(
+        Config::load_with(Path::new(&format!("{REPO}/config/rapport.toml")), None, env).unwrap(),
+    );
+    let store = Arc::new(SqliteStore::open(&cfg.storage.url).await.unwrap());
+    let csv = dir.path().join("c.csv");
+    std::fs::write(
+        &csv,
+        "id,first_name,email,timezone,birthday,tier\nada,Ada,ada@example.com,UTC,--07-14,friend\n",
+    )
+    .unwrap();
+    let report = ingest::import_file(store.as_ref(), &cfg, &csv)
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 1);
+    let clock = Arc::new(FixedClock::new(utc("2026-07-14T08:00:00Z")));
+    let planned = runner::run_once(
+        store.as_ref(),
+        &cfg,
+        cfg.occasion("birthday").unwrap(),
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(planned.new, 1);
+    let dispatcher = Dispatcher {
+        store: store.clone(),
+        cfg: cfg.clone(),
+        renderer: Arc::new(Renderer::load(&cfg.templates_dir).unwrap()),
+        email: Arc::from(channels::email_channel(&cfg.email).unwrap()),
+        clock: clock.clone(),
+        recorder: Recorder::spawn(store.clone(), clock.clone(), &TaskTracker::new()),
+        tasks: TaskTracker::new(),
+        stopping: CancellationToken::new(),
+    };
+    Rig {
+        dir,
+        store,
+        clock,
+        dispatcher,
+    }
+}
+
+impl Rig {
+    async fn run_at(&self, at: &str) -> rapport::dispatch::BatchReport {
+        self.clock.set(utc(at));
+        let ids = [rapport::domain::TouchId::derive(
+            "birthday",
+            &ContactId::parse("ada").unwrap(),
+            "2026",
+        )];
+        self.dispatcher.dispatch(&ids, "test-worker").await.unwrap()
+    }
+    async fn touch(&self) -> rapport::domain::Touch {
+        self.store
+            .touches_for_contact(&ContactId::parse("ada").unwrap())
+            .await
+            .unwrap()
+            .remove(0)
+    }
+    fn outbox_files(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("outbox"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn inside_the_window_the_note_is_sent() {
+    let rig = rig(&[]).await;
+    let report = rig.run_at("2026-07-14T10:00:00Z").await;
+    assert_eq!(report.sent, 1);
+    assert_eq!(rig.touch().await.status, TouchStatus::Sent);
+    assert_eq!(rig.outbox_files(), 1);
+}
+
+#[tokio::test]
+async fn a_job_run_after_the_window_closed_expires_the_touch_unsent() {
+    let rig = rig(&[]).await;
+    let report = rig.run_at("2026-07-14T19:00:00Z").await;
+    assert_eq!((report.sent, report.expired), (0, 1));
+    let t = rig.touch().await;
+    assert_eq!(t.status, TouchStatus::Expired);
+    assert!(t.reason.unwrap().contains("send window closed"));
+    assert_eq!(
+        rig.outbox_files(),
+        0,
+        "nothing may be sent outside the window"
+    );
+}
+
+#[tokio::test]
+async fn a_job_run_between_windows_is_deferred_to_the_next_one() {
+    // Expiry two days out: the touch may still go out tomorrow morning.
+    let rig = rig(&[("RAPPORT__OCCASIONS__BIRTHDAY__EXPIRES", "2d")]).await;
+    let report = rig.run_at("2026-07-14T19:00:00Z").await;
+    assert_eq!((report.sent, report.deferred), (0, 1));
+    let t = rig.touch().await;
+    assert_eq!((t.status, t.attempts), (TouchStatus::Planned, 0));
+    assert_eq!(t.next_attempt_at, utc("2026-07-15T09:00:00Z"));
+    assert_eq!(rig.outbox_files(), 0);
+    let report = rig.run_at("2026-07-15T09:00:00Z").await;
+    assert_eq!(report.sent, 1);
+    assert_eq!(
+        rig.touch().await.attempts,
+        1,
+        "the deferral did not count as an attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_stopping_daemon_hands_unstarted_sends_back() {
+    let rig = rig(&[]).await;
+    rig.dispatcher.stopping.cancel();
+    let report = rig.run_at("2026-07-14T10:00:00Z").await;
+    assert_eq!((report.sent, report.deferred), (0, 1));
+    let t = rig.touch().await;
+    assert_eq!((t.status, t.attempts), (TouchStatus::Planned, 0));
+    assert_eq!(rig.outbox_files(), 0);
+}
