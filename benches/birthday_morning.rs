@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench birthday_morning                 # N = 100000
 //!     BENCH_N=20000 cargo bench --bench birthday_morning
+//!     BENCH_TRANSPORT=outbox cargo bench --bench birthday_morning   # no SMTP: the pipeline alone
 //!
 //! Needs `smtp-sink` (Debian package `postfix`). Not a test: nothing here asserts.
 
@@ -81,7 +82,8 @@ send_window = "00:00-24:00"
 [occasions.anniversary]
 enabled = false
 [channels.email]
-transport = "smtp"
+transport = "{transport}"
+outbox_dir = "{outbox}"
 url = "smtp://127.0.0.1:{port}"
 tls = "none"
 pool_size = {pool}
@@ -93,6 +95,8 @@ poll_interval = "50ms"
 "#,
         db = db.display(),
         pool = env_or("BENCH_POOL", "64"),
+        transport = env_or("BENCH_TRANSPORT", "smtp"),
+        outbox = dir.path().join("outbox").display(),
         workers = env_or("BENCH_WORKERS", "4"),
         batch = env_or("BENCH_BATCH", "500"),
         concurrency = env_or("BENCH_CONCURRENCY", "64"),

@@ -12,6 +12,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, rapport::cli::Command::Run) {
+        // Rust ignores SIGPIPE, so `rapport contacts show X | head` would panic on the
+        // closed pipe; a one-shot command should just end quietly like other tools. The
+        // daemon keeps ignoring it (a peer closing a socket must not kill it).
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     rapport::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
