@@ -18,6 +18,8 @@ pub fn init() {
     let _ = fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in journald or log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
