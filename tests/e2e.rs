@@ -365,3 +365,55 @@ async fn an_undecodable_job_does_not_stop_delivery() {
         ws.log(0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_without_an_answer_is_retried_once_only() {
+    // The server takes longer than the client waits (timeout 1 s): the client cannot
+    // know whether the message was accepted, so it tries once more and then stops.
+    let smtp = SmtpServer::start(SmtpOptions {
+        delay_per_message: Duration::from_millis(2500),
+        ..Default::default()
+    })
+    .await;
+    let ws = Workspace::new(&smtp.url(), "");
+    let (csv, people) = people(3);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+    assert!(!due.is_empty(), "need a due contact");
+    ws.import_csv(&csv);
+    let mut guard = Guard(Some(ws.start(0)));
+    let store = ledger(&ws).await;
+    let id = ContactId::parse(&due[0].id).unwrap();
+    let mut last = None;
+    for _ in 0..200 {
+        let t = store.touches_for_contact(&id).await.unwrap();
+        if t.first().is_some_and(|t| t.status.is_final()) {
+            last = t.into_iter().next();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let child = guard.0.as_mut().unwrap();
+    signal(child, "TERM");
+    assert!(wait_exit(child, Duration::from_secs(20)).success());
+    guard.0 = None;
+    let t = last.expect("the touch reached a final state");
+    assert_eq!(
+        (t.status, t.attempts),
+        (TouchStatus::Failed, 2),
+        "{:?}",
+        t.reason
+    );
+    assert!(
+        t.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("uncertain twice"),
+        "{:?}",
+        t.reason
+    );
+    // The server counts a message when its (slow) answer is due.
+    smtp.wait_for_attempts(&due[0].email, 2, Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.attempts_for(&due[0].email), 2, "exactly one retry");
+}

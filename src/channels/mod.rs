@@ -15,6 +15,9 @@ pub use email::{OutboundEmail, build_message};
 pub enum DeliveryClass {
     Transient,
     Permanent,
+    /// The transaction broke off without an answer (timeout, dropped connection): the
+    /// server may have accepted the message. Retried once, with the same Message-ID.
+    Uncertain,
 }
 
 /// Why a delivery failed. `reason` is safe to store and log: codes and kinds only, never
@@ -30,6 +33,7 @@ impl fmt::Display for DeliveryError {
         let class = match self.class {
             DeliveryClass::Transient => "transient",
             DeliveryClass::Permanent => "permanent",
+            DeliveryClass::Uncertain => "uncertain",
         };
         write!(f, "{} ({class})", self.reason)
     }
@@ -39,6 +43,12 @@ impl DeliveryError {
     pub fn transient(reason: impl Into<String>) -> Self {
         Self {
             class: DeliveryClass::Transient,
+            reason: reason.into(),
+        }
+    }
+    pub fn uncertain(reason: impl Into<String>) -> Self {
+        Self {
+            class: DeliveryClass::Uncertain,
             reason: reason.into(),
         }
     }

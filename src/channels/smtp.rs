@@ -196,8 +196,14 @@ impl Smtp {
     ) -> Result<(), DeliveryError> {
         match tokio::time::timeout(self.timeout, conn.send(envelope, bytes)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(DeliveryError::transient("smtp timeout")),
+            // An answer (4xx, 5xx) is clear; no answer at all mid-transaction is not.
+            Ok(Err(e)) if e.status().is_some() => Err(classify(&e)),
+            Ok(Err(_)) => Err(DeliveryError::uncertain(
+                "smtp connection lost during the transaction",
+            )),
+            Err(_) => Err(DeliveryError::uncertain(
+                "smtp timeout during the transaction",
+            )),
         }
     }
 }

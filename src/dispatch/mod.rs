@@ -200,6 +200,20 @@ impl<S: Store> Dispatcher<S> {
                 id,
                 reason: e.to_string(),
             },
+            // RELIABILITY.md: an uncertain outcome is retried at most once, so a server
+            // that accepts but never answers cannot receive the note six times.
+            Err(e)
+                if e.class == DeliveryClass::Uncertain
+                    && touch
+                        .reason
+                        .as_deref()
+                        .is_some_and(|r| r.ends_with("(uncertain)")) =>
+            {
+                Outcome::Failed {
+                    id,
+                    reason: format!("uncertain twice, not retried again: {e}"),
+                }
+            }
             Err(e) => self.retry_or_fail(touch, contact, &e.to_string()),
         }
     }
