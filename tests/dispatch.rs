@@ -166,3 +166,40 @@ async fn a_stopping_daemon_hands_unstarted_sends_back() {
     assert_eq!((t.status, t.attempts), (TouchStatus::Planned, 0));
     assert_eq!(rig.outbox_files(), 0);
 }
+
+#[tokio::test]
+async fn a_queue_job_whose_workers_keep_dying_is_dead_lettered() {
+    let rig = rig(&[]).await;
+    let pool = rig.store.pool();
+    for (id, attempts) in [
+        ("01ARZ3NDEKTSV4RRFFQ69G5FA1", 3),
+        ("01ARZ3NDEKTSV4RRFFQ69G5FA2", 1),
+    ] {
+        sqlx::query(
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, \
+             metadata, last_result) VALUES (x'00', ?1, 'rapport:dispatch', 'Pending', ?2, 1, 0, 0, '{}', \
+             '{\"Err\":\"Re-enqueued due to worker heartbeat timeout.\"}')",
+        )
+        .bind(id)
+        .bind(attempts)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let now = utc("2026-07-14T10:00:00Z");
+    let r = rig.store.reconcile(now, now, 10).await.unwrap();
+    assert_eq!(r.dead_jobs, 1);
+    let status = |id: &'static str| async move {
+        sqlx::query_scalar::<_, String>("SELECT status FROM Jobs WHERE id = ?")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(status("01ARZ3NDEKTSV4RRFFQ69G5FA1").await, "Killed");
+    assert_eq!(
+        status("01ARZ3NDEKTSV4RRFFQ69G5FA2").await,
+        "Pending",
+        "one return is not a pattern"
+    );
+}

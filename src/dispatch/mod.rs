@@ -267,6 +267,12 @@ pub async fn reconcile_loop<S: Store>(
             .reconcile(now, now - lease, cfg.dispatch.batch_size as usize)
             .await
         {
+            Ok(r) if r.dead_jobs > 0 => tracing::error!(
+                expired = r.expired,
+                requeued = r.requeued,
+                dead_jobs = r.dead_jobs,
+                "reconciler dead-lettered queue jobs whose workers kept stopping"
+            ),
             Ok(r) if r.expired + r.requeued > 0 => {
                 tracing::info!(expired = r.expired, requeued = r.requeued, "reconciler run");
             }

@@ -93,6 +93,10 @@ pub struct Claimed {
 pub struct Reconciled {
     pub expired: u64,
     pub requeued: u64,
+    /// Queue jobs given up on because the workers that took them kept dying (a payload
+    /// that cannot be decoded, or crashes the process); any touches they named are
+    /// re-queued from the ledger like other stranded ones.
+    pub dead_jobs: u64,
 }
 
 /// The storage contract. Every backend must behave identically; the conformance tests

@@ -39,7 +39,8 @@ pub(crate) async fn reconcile_requeues_stranded_planned_once<S: Backend>(store: 
         r,
         Reconciled {
             expired: 0,
-            requeued: 1
+            requeued: 1,
+            dead_jobs: 0
         }
     );
     let jobs = store.queued().await;
@@ -64,7 +65,8 @@ pub(crate) async fn reconcile_requeues_stranded_planned_once<S: Backend>(store: 
         r,
         Reconciled {
             expired: 0,
-            requeued: 2
+            requeued: 2,
+            dead_jobs: 0
         }
     );
     let jobs = store.queued().await;
@@ -108,7 +110,8 @@ pub(crate) async fn reconcile_requeues_lapsed_leases<S: Backend>(store: Arc<S>) 
         r,
         Reconciled {
             expired: 0,
-            requeued: 1
+            requeued: 1,
+            dead_jobs: 0
         }
     );
     let jobs = store.queued().await;
@@ -164,7 +167,8 @@ pub(crate) async fn reconcile_expires_overdue_touches<S: Backend>(store: Arc<S>)
         r,
         Reconciled {
             expired: 2,
-            requeued: 0
+            requeued: 0,
+            dead_jobs: 0
         }
     );
     for t in [&over, &lapsed] {

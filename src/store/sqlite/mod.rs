@@ -390,10 +390,27 @@ impl Store for SqliteStore {
         if !stranded.is_empty() {
             push_jobs(&mut tx, &stranded, now, batch_size).await?;
         }
+        // apalis-sqlite re-enqueues a job whose worker stopped heartbeating, adding one
+        // to its attempts but never checking them: a job that kills its worker would
+        // come back every orphan window for ever. After three such returns it is
+        // marked `Killed`, apalis' dead state (the row stays for inspection).
+        let dead_jobs = sqlx::query(
+            "UPDATE Jobs SET status = 'Killed', done_at = ?2, \
+             last_result = '{\"Err\":\"dead-lettered by rapport: its worker stopped 3 times\"}' \
+             WHERE job_type = ?1 AND status IN ('Pending', 'Queued') AND attempts >= 3 \
+             AND last_result LIKE '%heartbeat timeout%'",
+        )
+        .bind(DISPATCH_QUEUE)
+        .bind(now_s)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?
+        .rows_affected();
         tx.commit().await.map_err(q)?;
         Ok(Reconciled {
             expired,
             requeued: stranded.len() as u64,
+            dead_jobs,
         })
     }
 
