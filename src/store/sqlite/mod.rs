@@ -118,9 +118,7 @@ impl Store for SqliteStore {
     async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
         let now = Utc::now().timestamp();
         let mut tx = self.pool.begin().await.map_err(q)?;
-        for r in rows {
-            rows::upsert_contact(&mut tx, r, now).await?;
-        }
+        rows::upsert_contacts(&mut tx, rows, now).await?;
         tx.commit().await.map_err(q)
     }
 

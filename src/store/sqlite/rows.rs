@@ -13,38 +13,60 @@ use crate::{
 
 use super::q;
 
-pub(super) async fn upsert_contact(
+/// Upserts a group of contacts in two statements (row-at-a-time statements cost a trip to
+/// SQLite's thread each). Rows apply in order, so the last row for an id wins.
+pub(super) async fn upsert_contacts(
     tx: &mut SqliteConnection,
-    r: &ContactUpsert,
+    rows: &[ContactUpsert],
     now: i64,
 ) -> Result<(), StoreError> {
-    let c = &r.contact;
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let c = &r.contact;
+            serde_json::json!({
+                "id": c.id.as_str(), "first_name": c.first_name, "last_name": c.last_name,
+                "email": c.email.as_ref().map(EmailAddress::as_str),
+                "phone": c.phone.as_ref().map(PhoneNumber::as_str),
+                "timezone": c.timezone.map(|t| t.name()), "locale": c.locale,
+                "birthday": c.birthday.map(|b| b.to_field()),
+                "birthday_md": c.birthday.map(|b| b.day.key()),
+                "customer_since": c.customer_since.map(|d| d.to_string()),
+                "since_md": c.customer_since.map(|d| crate::domain::MonthDay::of(d).key()),
+                "tier": c.tier,
+                "attributes": serde_json::Value::Object(c.attributes.clone()).to_string(),
+                "consent": r.email_consent,
+            })
+        })
+        .collect();
+    let json = serde_json::Value::Array(json).to_string();
     sqlx::query(
         "INSERT INTO contacts (id, first_name, last_name, email, phone, timezone, locale, birthday, \
          birthday_md, customer_since, since_md, tier, attributes, email_consent, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, COALESCE(?14, 1), ?15, ?15) \
+         SELECT value ->> 'id', value ->> 'first_name', value ->> 'last_name', value ->> 'email', \
+         value ->> 'phone', value ->> 'timezone', value ->> 'locale', value ->> 'birthday', \
+         value ->> 'birthday_md', value ->> 'customer_since', value ->> 'since_md', value ->> 'tier', \
+         value ->> 'attributes', 1, ?2, ?2 FROM json_each(?1) WHERE true \
          ON CONFLICT(id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, \
          email = excluded.email, phone = excluded.phone, timezone = excluded.timezone, \
          locale = excluded.locale, birthday = excluded.birthday, birthday_md = excluded.birthday_md, \
          customer_since = excluded.customer_since, since_md = excluded.since_md, tier = excluded.tier, \
-         attributes = excluded.attributes, email_consent = COALESCE(?14, contacts.email_consent), \
-         updated_at = excluded.updated_at",
+         attributes = excluded.attributes, updated_at = excluded.updated_at",
     )
-    .bind(c.id.as_str())
-    .bind(c.first_name.as_deref())
-    .bind(c.last_name.as_deref())
-    .bind(c.email.as_ref().map(EmailAddress::as_str))
-    .bind(c.phone.as_ref().map(PhoneNumber::as_str))
-    .bind(c.timezone.map(|t| t.name()))
-    .bind(c.locale.as_deref())
-    .bind(c.birthday.map(|b| b.to_field()))
-    .bind(c.birthday.map(|b| b.day.key()))
-    .bind(c.customer_since.map(|d| d.to_string()))
-    .bind(c.customer_since.map(|d| crate::domain::MonthDay::of(d).key()))
-    .bind(&c.tier)
-    .bind(serde_json::Value::Object(c.attributes.clone()).to_string())
-    .bind(r.email_consent.map(i64::from))
+    .bind(&json)
     .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    // Consent only where a row states it (the last statement per id wins); a row that
+    // says nothing keeps what the store knows.
+    sqlx::query(
+        "UPDATE contacts SET email_consent = j.consent FROM \
+         (SELECT value ->> 'id' AS id, value ->> 'consent' AS consent, MAX(key) \
+          FROM json_each(?1) WHERE value ->> 'consent' IS NOT NULL GROUP BY value ->> 'id') AS j \
+         WHERE contacts.id = j.id",
+    )
+    .bind(&json)
     .execute(&mut *tx)
     .await
     .map_err(q)?;
