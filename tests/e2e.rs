@@ -209,10 +209,7 @@ async fn interrupted_run(sig: &str) -> (usize, usize) {
     );
     // Let leases lapse and the reconciler run: nothing further may arrive.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let child = guard.0.as_mut().unwrap();
-    signal(child, "TERM");
-    assert!(wait_exit(child, Duration::from_secs(20)).success());
-    guard.0 = None;
+    guard.stop_gracefully();
 
     let got = by_recipient(&smtp.messages());
     let mut duplicated = 0;
@@ -274,10 +271,7 @@ async fn a_4xx_is_retried_with_backoff_and_a_5xx_fails_without_retry() {
         ws.log(0)
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let child = guard.0.as_mut().unwrap();
-    signal(child, "TERM");
-    assert!(wait_exit(child, Duration::from_secs(20)).success());
-    guard.0 = None;
+    guard.stop_gracefully();
 
     assert_eq!(
         smtp.attempts_for(&soft.email),
@@ -355,10 +349,7 @@ async fn an_undecodable_job_does_not_stop_delivery() {
         smtp.count(),
         ws.log(0)
     );
-    let child = guard.0.as_mut().unwrap();
-    signal(child, "TERM");
-    assert!(wait_exit(child, Duration::from_secs(20)).success());
-    guard.0 = None;
+    guard.stop_gracefully();
     assert!(
         ws.log(0).contains("restarting under a new name"),
         "the worker was not restarted; log:\n{}",
@@ -392,10 +383,7 @@ async fn a_transaction_without_an_answer_is_retried_once_only() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let child = guard.0.as_mut().unwrap();
-    signal(child, "TERM");
-    assert!(wait_exit(child, Duration::from_secs(20)).success());
-    guard.0 = None;
+    guard.stop_gracefully();
     let t = last.expect("the touch reached a final state");
     assert_eq!(
         (t.status, t.attempts),

@@ -150,6 +150,19 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStat
 /// Kills the daemon if a test panics before stopping it.
 pub struct Guard(pub Option<Child>);
 
+impl Guard {
+    /// SIGTERM, then asserts a clean exit (0) within 20 s.
+    pub fn stop_gracefully(&mut self) {
+        let mut child = self.0.take().expect("a running daemon");
+        signal(&child, "TERM");
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        assert!(
+            status.success(),
+            "rapport exited with {status} after SIGTERM"
+        );
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(c) = self.0.as_mut() {
