@@ -145,6 +145,16 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
                 ),
             );
         }
+        // A send that may outlast the drain would be cut off at every shutdown.
+        if *timeout >= dispatch.drain_timeout {
+            issues.push(
+                "channels.email.timeout",
+                format!(
+                    "must be shorter than dispatch.drain_timeout ({}s)",
+                    dispatch.drain_timeout.as_secs()
+                ),
+            );
+        }
     }
 
     if !issues.list.is_empty() {
@@ -364,7 +374,7 @@ fn email(issues: &mut Issues<'_>, raw: Option<&RawEmail>) -> Option<EmailConfig>
     let timeout = issues.duration(
         "channels.email.timeout",
         raw.timeout.as_deref(),
-        Duration::from_secs(30),
+        Duration::from_secs(15),
     );
     let pool_size = issues.positive("channels.email.pool_size", raw.pool_size, 16);
     let transport = match raw.transport.as_deref().unwrap_or("outbox") {
