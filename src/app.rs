@@ -13,7 +13,7 @@ use crate::{
     domain::Clock,
     planner, queue,
     render::{RenderError, Renderer},
-    store::{SqliteStore, Store, StoreError},
+    store::{AnyStore, Store, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ impl AppError {
 
 pub struct App {
     pub cfg: Arc<Config>,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<AnyStore>,
     pub renderer: Arc<Renderer>,
     pub email: Arc<dyn EmailChannel>,
     pub clock: Arc<dyn Clock>,
@@ -47,7 +47,7 @@ impl App {
     pub async fn build(cfg: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let renderer = Renderer::load(&cfg.templates_dir).map_err(AppError::Templates)?;
         let email = channels::email_channel(&cfg.email).map_err(AppError::Channel)?;
-        let store = SqliteStore::open(&cfg.storage.url).await?;
+        let store = AnyStore::open(&cfg.storage).await?;
         Ok(Self {
             cfg: Arc::new(cfg),
             store: Arc::new(store),
@@ -87,6 +87,12 @@ impl App {
                 shutdown.child_token(),
             ));
         }
+        tracker.spawn(dispatch::pump_loop(
+            self.store.clone(),
+            self.cfg.clone(),
+            self.clock.clone(),
+            shutdown.child_token(),
+        ));
         tracker.spawn(dispatch::reconcile_loop(
             self.store.clone(),
             self.cfg.clone(),
@@ -98,11 +104,10 @@ impl App {
             contacts,
             workers = self.cfg.dispatch.workers,
             email = self.email.kind(),
-            store = %self.cfg.storage.url,
+            store = %self.cfg.storage.display_url(),
             "rapport running"
         );
-        let monitor =
-            queue::worker::monitor(self.store.pool().clone(), dispatcher, &self.cfg.dispatch);
+        let monitor = queue::worker::monitor(&self.store, dispatcher, &self.cfg.dispatch);
         let signal = {
             let token = shutdown.clone();
             async move {

@@ -11,7 +11,7 @@ use rapport::{
     domain::{Clock, ContactId, SystemClock, TouchId},
     exit, ingest, planner,
     render::{self, Renderer},
-    store::{SqliteStore, Store},
+    store::{AnyStore, Store},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +46,8 @@ pub(crate) async fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn open_store(cfg: &Config) -> Result<SqliteStore, i32> {
-    SqliteStore::open(&cfg.storage.url).await.map_err(|e| {
+async fn open_store(cfg: &Config) -> Result<AnyStore, i32> {
+    AnyStore::open(&cfg.storage).await.map_err(|e| {
         eprintln!("rapport: {e}");
         exit::UNAVAILABLE
     })

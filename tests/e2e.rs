@@ -330,8 +330,8 @@ async fn an_undecodable_job_does_not_stop_delivery() {
     ws.import_csv(&csv);
     let due = people.iter().filter(|p| p.due).count();
     {
-        // A payload apalis cannot even decode as JSON, queued ahead of everything: it
-        // stops the worker that fetches it, which must be replaced.
+        // A payload that is not even JSON, queued ahead of everything: it must be
+        // dead-lettered without stopping the worker that fetched it.
         let store = ledger(&ws).await;
         sqlx::query(
             "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata) \
@@ -350,11 +350,22 @@ async fn an_undecodable_job_does_not_stop_delivery() {
         ws.log(0)
     );
     guard.stop_gracefully();
+    let log = ws.log(0);
     assert!(
-        ws.log(0).contains("restarting under a new name"),
-        "the worker was not restarted; log:\n{}",
-        ws.log(0)
+        log.contains("dead-lettering an undecodable queue job"),
+        "the bad job was not dead-lettered; log:\n{log}"
     );
+    assert!(
+        !log.contains("restarting under a new name"),
+        "a bad payload must not stop the worker; log:\n{log}"
+    );
+    let store = ledger(&ws).await;
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM Jobs WHERE id = '01ARZ3NDEKTSV4RRFFQ69G5FAV'")
+            .fetch_one(store.pool())
+            .await
+            .expect("the bad job's row");
+    assert_eq!(status, "Killed", "kept as a dead letter");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawStorage {
     pub backend: Option<String>,
     pub url: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

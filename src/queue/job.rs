@@ -36,6 +36,11 @@ impl DispatchJob {
     pub fn decode(value: serde_json::Value) -> Result<Self, JobError> {
         serde_json::from_value(value).map_err(|e| JobError(e.to_string()))
     }
+
+    /// From the bytes the queue stored.
+    pub fn decode_bytes(bytes: &[u8]) -> Result<Self, JobError> {
+        serde_json::from_slice(bytes).map_err(|e| JobError(e.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +55,7 @@ mod tests {
         assert_eq!(DispatchJob::decode(v).unwrap(), job);
         assert!(DispatchJob::decode(serde_json::json!({"v": "9", "touches": []})).is_err());
         assert!(DispatchJob::decode(serde_json::json!("garbage")).is_err());
+        assert_eq!(DispatchJob::decode_bytes(&job.encode()).unwrap(), job);
+        assert!(DispatchJob::decode_bytes(b"\xff not json").is_err());
     }
 }

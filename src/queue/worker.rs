@@ -1,25 +1,57 @@
-//! apalis wiring for the SQLite queue, with the settings that avoid the traps recorded in
-//! RELIABILITY.md: explicit queue name, unique worker names per process and restart,
+//! apalis wiring for both queues, with the settings that avoid the traps recorded in
+//! RELIABILITY.md: explicit queue names, unique worker names per process and restart,
 //! batch size 1 (no prefetched jobs parked on a worker), a short orphan window, our own
-//! retries (the handler never returns a retry error), restart on backend errors.
+//! retries (the handler never returns a retry error), restart on backend errors (with
+//! backoff on Redis), and payloads decoded by the handler, so a corrupt one is
+//! dead-lettered instead of stopping the worker.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use apalis::prelude::*;
-use apalis_core::error::AbortError;
+use apalis_core::{backend::codec::Codec, error::AbortError};
+use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
+use tokio::time::Instant;
 
-use super::{DISPATCH_QUEUE, DispatchJob};
-use crate::{config::DispatchConfig, dispatch::Dispatcher, store::Store};
+use super::DispatchJob;
+use crate::{
+    config::DispatchConfig,
+    dispatch::Dispatcher,
+    store::{AnyStore, Store, redis::GatedConnection},
+};
+
+/// Hands the stored bytes to the handler as they are. apalis' own codecs decode before
+/// the handler runs, and a decode error there stops the whole worker (and, the job
+/// staying in flight, the next one after the orphan window, for ever).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec<Vec<u8>> for RawCodec {
+    type Error = std::convert::Infallible;
+    type Compact = Vec<u8>;
+    fn encode(&self, val: &Vec<u8>) -> Result<Vec<u8>, Self::Error> {
+        Ok(val.clone())
+    }
+    fn decode(&self, compact: &Vec<u8>) -> Result<Vec<u8>, Self::Error> {
+        Ok(compact.clone())
+    }
+}
 
 async fn handle<S: Store>(
-    job: serde_json::Value,
+    job: Vec<u8>,
     dispatcher: Data<Arc<Dispatcher<S>>>,
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
-    // A payload we cannot read is dead on arrival: abort it rather than let it fail
-    // again and again.
-    let job = DispatchJob::decode(job).map_err(|e| Box::new(AbortError::new(e)) as BoxDynError)?;
+    // A payload we cannot read is dead on arrival: abort it (apalis' dead state, kept
+    // for inspection) rather than let it fail again and again.
+    let job = DispatchJob::decode_bytes(&job).map_err(|e| {
+        tracing::error!(worker = worker.name(), error = %e, "dead-lettering an undecodable queue job");
+        Box::new(AbortError::new(e)) as BoxDynError
+    })?;
     // apalis drives every worker's handlers inside the monitor's one task, which would
     // put all sending on one core; each job runs as its own task instead.
     let (d, name) = (dispatcher.0.clone(), worker.name().to_owned());
@@ -46,37 +78,117 @@ pub fn unique_worker_name(index: usize) -> String {
     )
 }
 
-pub fn monitor<S: Store>(
-    pool: sqlx::SqlitePool,
-    dispatcher: Arc<Dispatcher<S>>,
-    cfg: &DispatchConfig,
-) -> Monitor {
-    let poll = cfg.poll_interval;
+/// How long a restarted worker waits before touching the backend: nothing on a first
+/// failure, then doubling up to 30 s while it keeps failing within a minute of its
+/// last start.
+#[derive(Default)]
+struct RestartBackoff {
+    slots: Mutex<HashMap<usize, (Instant, u32)>>,
+}
+
+impl RestartBackoff {
+    fn delay(&self, index: usize, now: Instant) -> Duration {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.entry(index).or_insert((now, 0));
+        let streak = if now.duration_since(slot.0) < Duration::from_secs(60) {
+            slot.1 + 1
+        } else {
+            1
+        };
+        *slot = (now, streak);
+        Duration::from_millis(250 << streak.min(7)).min(Duration::from_secs(30))
+    }
+}
+
+fn base_monitor(cfg: &DispatchConfig) -> Monitor {
     Monitor::new()
         .should_restart(|worker, error| {
             tracing::error!(worker = worker.name(), %error, "queue worker stopped; restarting under a new name");
             true
         })
         .shutdown_timeout(cfg.drain_timeout)
-        .register_n(cfg.workers as usize, move |index, restarts| {
-            let config = apalis_sqlite::Config::default()
-                .queue(DISPATCH_QUEUE)
-                .batch_size(1)
-                .heartbeat_interval(Duration::from_secs(10))
-                .missed_heartbeats(3);
-            if restarts > 0 {
-                tracing::info!(index, restarts, "starting a replacement queue worker");
-            }
-            let backend = SqliteStorage::<serde_json::Value>::new(&pool)
-                .with_config(config)
-                .poll_with_interval(poll);
-            // One job at a time per worker: a job is a batch whose sends already run
-            // `dispatch.concurrency` at a time, so messages in flight are bounded by
-            // workers x concurrency.
-            WorkerBuilder::new(unique_worker_name(index))
-                .backend(backend)
-                .data(dispatcher.clone())
-                .concurrency(1)
-                .build(handle::<S>)
-        })
+}
+
+/// The queue workers for whichever backend the store is.
+pub fn monitor(
+    store: &AnyStore,
+    dispatcher: Arc<Dispatcher<AnyStore>>,
+    cfg: &DispatchConfig,
+) -> Monitor {
+    let poll = cfg.poll_interval;
+    let workers = cfg.workers as usize;
+    match store {
+        AnyStore::Sqlite(s) => {
+            let pool = s.pool().clone();
+            base_monitor(cfg).register_n(workers, move |index, restarts| {
+                if restarts > 0 {
+                    tracing::info!(index, restarts, "starting a replacement queue worker");
+                }
+                let config = apalis_sqlite::Config::default()
+                    .queue(super::DISPATCH_QUEUE)
+                    .batch_size(1)
+                    .heartbeat_interval(Duration::from_secs(10))
+                    .missed_heartbeats(3);
+                let backend = SqliteStorage::<Vec<u8>>::new(&pool)
+                    .with_config(config)
+                    .with_codec(RawCodec)
+                    .poll_with_interval(poll);
+                // One job at a time per worker: a job is a batch whose sends already
+                // run `dispatch.concurrency` at a time, so messages in flight are
+                // bounded by workers x concurrency.
+                WorkerBuilder::new(unique_worker_name(index))
+                    .backend(backend)
+                    .data(dispatcher.clone())
+                    .concurrency(1)
+                    .build(handle::<AnyStore>)
+            })
+        }
+        AnyStore::Redis(s) => {
+            let (conn, config) = (s.connection(), s.queue().clone());
+            let backoff = RestartBackoff::default();
+            base_monitor(cfg).register_n(workers, move |index, restarts| {
+                let not_before = (restarts > 0).then(|| {
+                    let delay = backoff.delay(index, Instant::now());
+                    tracing::info!(
+                        index,
+                        restarts,
+                        ?delay,
+                        "starting a replacement queue worker"
+                    );
+                    Instant::now() + delay
+                });
+                let backend =
+                    RedisStorage::<Vec<u8>, _>::new(GatedConnection::new(conn.clone(), not_before))
+                        .with_config(config.clone())
+                        .with_codec(RawCodec)
+                        .poll_with_interval(poll);
+                WorkerBuilder::new(unique_worker_name(index))
+                    .backend(backend)
+                    .data(dispatcher.clone())
+                    .concurrency(1)
+                    .build(handle::<AnyStore>)
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_while_failing_and_reset_after_a_quiet_minute() {
+        let b = RestartBackoff::default();
+        let t = Instant::now();
+        let first: Vec<_> = (0..9u64)
+            .map(|i| b.delay(0, t + Duration::from_secs(i)))
+            .collect();
+        assert_eq!(first[0], Duration::from_millis(500));
+        assert!(first.windows(2).all(|w| w[0] <= w[1]), "{first:?}");
+        assert_eq!(*first.last().unwrap(), Duration::from_secs(30));
+        // Another slot has its own streak.
+        assert_eq!(b.delay(1, t), Duration::from_millis(500));
+        let quiet = t + Duration::from_secs(8 + 61);
+        assert_eq!(b.delay(0, quiet), Duration::from_millis(500));
+    }
 }

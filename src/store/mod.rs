@@ -5,6 +5,9 @@
 //! sending it. Duplicate jobs are therefore harmless, and a touch already `sent` is never
 //! sent again.
 
+mod any;
+pub(crate) mod fields;
+pub mod redis;
 pub mod sqlite;
 
 use std::{collections::HashMap, future::Future};
@@ -16,6 +19,8 @@ use crate::{
     domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
 };
 
+pub use any::AnyStore;
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -199,4 +204,10 @@ pub trait Store: Send + Sync + 'static {
     fn status_counts(
         &self,
     ) -> impl Future<Output = Result<HashMap<TouchStatus, u64>, StoreError>> + Send;
+    /// Moves queued jobs that are due into the queue workers read, in bounded steps
+    /// (Redis; see its module). Returns how many it moved; call again while it moves any.
+    fn pump(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = now;
+        async { Ok(0) }
+    }
 }

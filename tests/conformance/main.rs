@@ -4,7 +4,7 @@
 //! two things a case may observe that the trait does not expose (the jobs the store
 //! queued and the lease on a touch). `conformance!(name, open)` instantiates every case
 //! for one backend; `open` returns a fresh, isolated store and a guard that keeps its
-//! resources (a temp dir, a key prefix) alive for the test. Adding a backend is one
+//! resources (a temp dir) alive for the test. Adding a backend is one
 //! `impl Backend` and one `conformance!` line.
 //!
 //! Time is always passed in explicitly (instants around [`fixtures::t0`]); nothing sleeps.
@@ -16,6 +16,10 @@ mod listing;
 mod planning;
 mod reconciling;
 mod recording;
+mod redis_backend;
+#[path = "../support/redis.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod redis_server;
 mod sqlite_backend;
 
 use std::future::Future;
@@ -80,3 +84,4 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, crate::sqlite_backend::open);
+conformance!(redis, crate::redis_backend::open);

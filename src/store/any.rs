@@ -1,0 +1,120 @@
+//! The backend the config chose, behind the one `Store` contract.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    Claimed, ContactUpsert, Outcome, Reconciled, RedisStore, SqliteStore, Store, StoreError,
+};
+use crate::{
+    config::{DateField, StorageBackend, StorageConfig},
+    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+};
+
+#[derive(Debug)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Redis(RedisStore),
+}
+
+impl AnyStore {
+    pub async fn open(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        match cfg.backend {
+            StorageBackend::Sqlite => SqliteStore::open(&cfg.url).await.map(Self::Sqlite),
+            StorageBackend::Redis => RedisStore::open(cfg).await.map(Self::Redis),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Redis(_) => {}
+        }
+    }
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $call.await,
+            AnyStore::Redis($s) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
+        each!(self, s => s.upsert_contacts(rows))
+    }
+    async fn get_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        each!(self, s => s.get_contact(id))
+    }
+    async fn get_contacts(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, Contact>, StoreError> {
+        each!(self, s => s.get_contacts(ids))
+    }
+    async fn contacts_on_page(
+        &self,
+        field: DateField,
+        day: MonthDay,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<Contact>, StoreError> {
+        each!(self, s => s.contacts_on_page(field, day, after, limit))
+    }
+    async fn count_contacts(&self) -> Result<u64, StoreError> {
+        each!(self, s => s.count_contacts())
+    }
+    async fn plan_touches(
+        &self,
+        touches: &[NewTouch],
+        batch_size: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TouchId>, StoreError> {
+        each!(self, s => s.plan_touches(touches, batch_size, now))
+    }
+    async fn get_touches(&self, ids: &[TouchId]) -> Result<Vec<Touch>, StoreError> {
+        each!(self, s => s.get_touches(ids))
+    }
+    async fn touches_for_contact(&self, id: &ContactId) -> Result<Vec<Touch>, StoreError> {
+        each!(self, s => s.touches_for_contact(id))
+    }
+    async fn claim(
+        &self,
+        ids: &[TouchId],
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError> {
+        each!(self, s => s.claim(ids, owner, now, lease_until))
+    }
+    async fn record(
+        &self,
+        outcomes: &[Outcome],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        each!(self, s => s.record(outcomes, owner, now))
+    }
+    async fn extend_lease(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+        each!(self, s => s.extend_lease(owner, until))
+    }
+    async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        batch_size: usize,
+    ) -> Result<Reconciled, StoreError> {
+        each!(self, s => s.reconcile(now, stale_before, batch_size))
+    }
+    async fn status_counts(&self) -> Result<HashMap<TouchStatus, u64>, StoreError> {
+        each!(self, s => s.status_counts())
+    }
+    async fn pump(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        each!(self, s => s.pump(now))
+    }
+}

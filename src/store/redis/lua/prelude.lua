@@ -1,0 +1,43 @@
+-- Shared by every rapport script (prepended). ARGV[1] is always the key prefix.
+--
+-- Per-contact keys carry the hash tag {c:<id>} (a later Redis Cluster shards by it); the
+-- indexes below are global. Touch ids are `occasion:contact:occurrence` (occasion names
+-- and contact ids contain no ':'), so a touch's key follows from its id.
+local P = ARGV[1]
+local IDX_WAKE = P .. ":idx:wake"       -- planned touches, score = when the reconciler may call them stranded
+local IDX_LEASES = P .. ":idx:leases"   -- sending touches, score = lease_until
+local IDX_EXPIRY = P .. ":idx:expiry"   -- open (planned or sending) touches, score = expires_at
+local STATUS = P .. ":stats:status"     -- status -> count
+
+local function contact_of(id)
+    return string.match(id, "^[^:]+:([^:]+):")
+end
+local function ckey(contact)
+    return P .. ":{c:" .. contact .. "}"
+end
+local function tkey(id)
+    return ckey(contact_of(id)) .. ":touch:" .. id
+end
+local function owner_key(owner)
+    return P .. ":idx:owner:" .. owner
+end
+local function move(from, to)
+    if from then redis.call("HINCRBY", STATUS, from, -1) end
+    if to then redis.call("HINCRBY", STATUS, to, 1) end
+end
+local function num(v)
+    return tonumber(v) or 0
+end
+-- Leaves every index; the touch is closed (or about to be re-indexed).
+local function unindex(id)
+    redis.call("ZREM", IDX_WAKE, id)
+    redis.call("ZREM", IDX_LEASES, id)
+    redis.call("ZREM", IDX_EXPIRY, id)
+end
+local function expire(k, id, from, owner, now)
+    redis.call("HSET", k, "status", "expired", "reason", "not sent before its expiry", "updated_at", now)
+    redis.call("HDEL", k, "lease_owner", "lease_until")
+    unindex(id)
+    if owner then redis.call("SREM", owner_key(owner), id) end
+    move(from, "expired")
+end

@@ -1,0 +1,571 @@
+//! The shared backend: contacts, the touch ledger and the apalis queue in one Redis, so
+//! any number of `rapport run` replicas can share the work.
+//!
+//! Every multi-step change (insert-if-absent, a ledger transition, a claim) is one Lua
+//! script (`lua/`), so replicas never race between a read and a write. Per-contact keys
+//! carry the hash tag `{c:<id>}`; the indexes that find work (`idx:*`) are global.
+//!
+//! Jobs are not pushed into apalis' schedule directly. apalis-redis promotes *every* due
+//! scheduled job on each fetch with one Lua `unpack`, which fails past about 8,000 ids
+//! and then stops every worker on every fetch, for ever (a big morning, or a backlog
+//! after an outage, is enough). Jobs wait in rapport's own `queue:delayed` set instead,
+//! and [`Store::pump`] hands due ones to apalis in bounded steps, holding off while
+//! apalis already has a backlog. The ledger stays the truth: a job lost anywhere on that
+//! path is re-queued by the reconciler.
+
+mod conn;
+
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+    time::Duration,
+};
+
+use apalis_core::task::builder::TaskBuilder;
+use chrono::{DateTime, Utc};
+use redis::{
+    AsyncCommands, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+pub use conn::GatedConnection;
+
+use super::{
+    Claimed, ContactUpsert, Outcome, Reconciled, Store, StoreError,
+    fields::{self, corrupt},
+};
+use crate::{
+    config::{DateField, StorageConfig, redact_url},
+    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    queue::DispatchJob,
+};
+
+/// How many due jobs one [`Store::pump`] step hands to apalis.
+const RELEASE_STEP: usize = 500;
+/// apalis may hold at most this many waiting jobs before rapport stops handing it more
+/// (well under the ~8,000 its fetch can promote at once).
+const RELEASE_BACKLOG: usize = 4000;
+/// How many index entries one reconcile step looks at.
+const RECONCILE_STEP: usize = 5000;
+/// apalis' own dedupe of a job pushed twice (a release retried after a lost answer).
+/// Never `None`: apalis-redis 1.0 then deletes the key at once and dedupes nothing.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(2 * 86_400);
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("lua/prelude.lua")))
+}
+
+static UPSERT_CONTACTS: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/upsert_contacts.lua")));
+static PLAN: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/plan.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/claim.lua")));
+static RECORD: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/record.lua")));
+static EXTEND: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/extend_lease.lua")));
+static RECONCILE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reconcile.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/release.lua")));
+
+fn q(e: redis::RedisError) -> StoreError {
+    StoreError::Query(Box::new(e))
+}
+
+fn ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    /// The apalis queue this deployment's workers read.
+    queue: apalis_redis::Config,
+    /// Monotonic ids for delayed jobs, so they sort in the order they were queued.
+    ids: Mutex<ulid::Generator>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The apalis settings RELIABILITY.md section 9 asks for: an explicit queue name, a 30 s
+/// orphan window, no prefetching, and idempotency keys that are really kept.
+pub fn queue_config(prefix: &str) -> apalis_redis::Config {
+    apalis_redis::Config::default()
+        .queue(format!("{prefix}:dispatch"))
+        .heartbeat_interval(Duration::from_secs(10))
+        .missed_heartbeats(3)
+        .batch_size(1)
+        .emit_events(false)
+        .idempotency_ttl(Some(IDEMPOTENCY_TTL))
+}
+
+/// A connection that reconnects by itself (with backoff) after Redis restarts; each
+/// command fails fast while Redis is away instead of hanging.
+pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
+    let unavailable = |message: String| StoreError::Unavailable {
+        url: redact_url(url),
+        message,
+    };
+    let client = redis::Client::open(url).map_err(|e| unavailable(e.to_string()))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    .map_err(|_| unavailable("no answer within 10s".into()))?
+    .map_err(|e| unavailable(e.to_string()))?;
+    Ok(conn)
+}
+
+impl RedisStore {
+    pub async fn open(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        let mut conn = connect(&cfg.url).await?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                url: cfg.display_url(),
+                message: e.to_string(),
+            })?;
+        debug_assert_eq!(pong, "PONG");
+        warn_about_settings(&mut conn).await;
+        Ok(Self {
+            conn,
+            prefix: cfg.prefix.clone(),
+            queue: queue_config(&cfg.prefix),
+            ids: Mutex::new(ulid::Generator::new()),
+        })
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn queue(&self) -> &apalis_redis::Config {
+        &self.queue
+    }
+
+    /// Where queued jobs wait until due: members are `"<ulid> <payload>"`.
+    pub fn delayed_key(&self) -> String {
+        format!("{}:queue:delayed", self.prefix)
+    }
+
+    fn releasing_key(&self) -> String {
+        format!("{}:queue:releasing", self.prefix)
+    }
+
+    fn contact_key(&self, id: &str) -> String {
+        format!("{}:{{c:{id}}}:contact", self.prefix)
+    }
+
+    /// The key of a touch's hash (the contact is the id's second part).
+    pub fn touch_key(&self, id: &TouchId) -> String {
+        let contact = id.as_str().split(':').nth(1).unwrap_or_default();
+        format!("{}:{{c:{contact}}}:touch:{id}", self.prefix)
+    }
+
+    fn next_id(&self) -> String {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.generate()
+            .unwrap_or_else(|_| ulid::Ulid::new())
+            .to_string()
+    }
+
+    /// Queues jobs for `ids` (chunks of `batch_size`) due at `run_at`.
+    async fn push_jobs(
+        &self,
+        ids: &[TouchId],
+        run_at: DateTime<Utc>,
+        batch_size: usize,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.delayed_key());
+        for chunk in ids.chunks(batch_size.max(1)) {
+            let payload = String::from_utf8(DispatchJob::new(chunk.to_vec()).encode())
+                .map_err(|e| corrupt("job payload", e))?;
+            cmd.arg(ts(run_at))
+                .arg(format!("{} {payload}", self.next_id()));
+        }
+        cmd.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(q)
+    }
+
+    async fn hashes(&self, keys: &[String]) -> Result<Vec<HashMap<String, String>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for k in chunk {
+                pipe.hgetall(k);
+            }
+            let found: Vec<HashMap<String, String>> =
+                pipe.query_async(&mut self.conn.clone()).await.map_err(q)?;
+            out.extend(found.into_iter().filter(|h| !h.is_empty()));
+        }
+        Ok(out)
+    }
+}
+
+/// Settings that make Redis lose or evict the ledger are worth a loud line at start.
+async fn warn_about_settings(conn: &mut ConnectionManager) {
+    let get = |name: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async::<Vec<String>>(&mut conn)
+                .await
+                .ok()
+                .and_then(|v| v.get(1).cloned())
+        }
+    };
+    if let Some(policy) = get("maxmemory-policy").await {
+        if policy != "noeviction" {
+            tracing::warn!(
+                maxmemory_policy = %policy,
+                "Redis may evict keys under memory pressure; set maxmemory-policy noeviction so the ledger is never dropped"
+            );
+        }
+    }
+    if let Some(aof) = get("appendonly").await {
+        if aof != "yes" {
+            tracing::warn!(
+                "Redis runs without the append-only file; a Redis restart can lose the ledger (set appendonly yes)"
+            );
+        }
+    }
+}
+
+fn outcome_record(o: &Outcome, now: i64) -> serde_json::Value {
+    let (status, reason, next, sent_at) = match o {
+        Outcome::Sent { .. } => ("sent", None, None, Some(now)),
+        Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
+        Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
+        Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
+        Outcome::Retry { at, reason, .. } => ("planned", Some(reason), Some(ts(*at)), None),
+        Outcome::Defer { at, .. } => ("planned", None, Some(ts(*at)), None),
+    };
+    let undo = i64::from(matches!(o, Outcome::Defer { .. }));
+    serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "undo": undo})
+}
+
+fn touch_from(list: Vec<String>) -> Result<Touch, StoreError> {
+    let mut map = HashMap::with_capacity(list.len() / 2);
+    let mut it = list.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        map.insert(k, v);
+    }
+    fields::touch(&map)
+}
+
+impl Store for RedisStore {
+    async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
+        let now = Utc::now().timestamp();
+        for chunk in rows.chunks(500) {
+            let mut inv = UPSERT_CONTACTS.prepare_invoke();
+            inv.arg(&self.prefix).arg(now);
+            for r in chunk {
+                let mut record = fields::contact_record(&r.contact);
+                record["consent"] = serde_json::json!(r.email_consent);
+                inv.arg(record.to_string());
+            }
+            inv.invoke_async::<u64>(&mut self.conn.clone())
+                .await
+                .map_err(q)?;
+        }
+        Ok(())
+    }
+
+    async fn get_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        let found = self.hashes(&[self.contact_key(id.as_str())]).await?;
+        found.first().map(fields::contact).transpose()
+    }
+
+    async fn get_contacts(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, Contact>, StoreError> {
+        let keys: Vec<String> = ids.iter().map(|i| self.contact_key(i.as_str())).collect();
+        self.hashes(&keys)
+            .await?
+            .iter()
+            .map(|h| fields::contact(h).map(|c| (c.id.clone(), c)))
+            .collect()
+    }
+
+    async fn contacts_on_page(
+        &self,
+        field: DateField,
+        day: MonthDay,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<Contact>, StoreError> {
+        let kind = match field {
+            DateField::Birthday => "birthday",
+            DateField::CustomerSince => "since",
+        };
+        let index = format!("{}:idx:{kind}:{}", self.prefix, day.key());
+        let from = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
+        let ids: Vec<String> = self
+            .conn
+            .clone()
+            .zrangebylex_limit(index, from, "+", 0, limit as isize)
+            .await
+            .map_err(q)?;
+        let keys: Vec<String> = ids.iter().map(|i| self.contact_key(i)).collect();
+        let mut found: Vec<Contact> = self
+            .hashes(&keys)
+            .await?
+            .iter()
+            .map(fields::contact)
+            .collect::<Result<_, _>>()?;
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
+    }
+
+    async fn count_contacts(&self) -> Result<u64, StoreError> {
+        self.conn
+            .clone()
+            .scard(format!("{}:idx:contacts", self.prefix))
+            .await
+            .map_err(q)
+    }
+
+    async fn plan_touches(
+        &self,
+        touches: &[NewTouch],
+        batch_size: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TouchId>, StoreError> {
+        let mut inserted = Vec::new();
+        for chunk in touches.chunks(1000) {
+            let mut inv = PLAN.prepare_invoke();
+            inv.arg(&self.prefix).arg(ts(now));
+            for t in chunk {
+                inv.arg(fields::touch_record(t).to_string());
+            }
+            let new: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+            let mut new: std::collections::HashSet<String> = new.into_iter().collect();
+            // The ledger rows are written; a crash before the jobs are queued leaves them
+            // `planned` with no job, which the reconciler finds and re-queues.
+            let mut due: std::collections::BTreeMap<i64, Vec<TouchId>> = Default::default();
+            for t in chunk {
+                if new.remove(t.id.as_str()) {
+                    inserted.push(t.id.clone());
+                    if t.status == TouchStatus::Planned {
+                        due.entry(ts(t.scheduled_at))
+                            .or_default()
+                            .push(t.id.clone());
+                    }
+                }
+            }
+            for (at, ids) in due {
+                let at = DateTime::from_timestamp(at, 0).unwrap_or(now);
+                self.push_jobs(&ids, at, batch_size).await?;
+            }
+        }
+        Ok(inserted)
+    }
+
+    async fn get_touches(&self, ids: &[TouchId]) -> Result<Vec<Touch>, StoreError> {
+        let keys: Vec<String> = ids.iter().map(|i| self.touch_key(i)).collect();
+        let mut found: Vec<Touch> = self
+            .hashes(&keys)
+            .await?
+            .iter()
+            .map(fields::touch)
+            .collect::<Result<_, _>>()?;
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found.dedup_by(|a, b| a.id == b.id);
+        Ok(found)
+    }
+
+    async fn touches_for_contact(&self, id: &ContactId) -> Result<Vec<Touch>, StoreError> {
+        let index = format!("{}:{{c:{id}}}:touches", self.prefix);
+        let ids: Vec<String> = self.conn.clone().zrange(index, 0, -1).await.map_err(q)?;
+        let keys: Vec<String> = ids
+            .into_iter()
+            .map(|i| self.touch_key(&TouchId::from_stored(i)))
+            .collect();
+        self.hashes(&keys)
+            .await?
+            .iter()
+            .map(fields::touch)
+            .collect()
+    }
+
+    async fn claim(
+        &self,
+        ids: &[TouchId],
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError> {
+        let mut inv = CLAIM.prepare_invoke();
+        inv.arg(&self.prefix)
+            .arg(ts(now))
+            .arg(owner)
+            .arg(ts(lease_until));
+        for id in ids {
+            inv.arg(id.as_str());
+        }
+        let (claimed, expired): (Vec<Vec<String>>, Vec<String>) =
+            inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+        Ok(Claimed {
+            touches: claimed
+                .into_iter()
+                .map(touch_from)
+                .collect::<Result<_, _>>()?,
+            expired: expired.into_iter().map(TouchId::from_stored).collect(),
+        })
+    }
+
+    async fn record(
+        &self,
+        outcomes: &[Outcome],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut inv = RECORD.prepare_invoke();
+        inv.arg(&self.prefix).arg(ts(now)).arg(owner);
+        for o in outcomes {
+            inv.arg(outcome_record(o, ts(now)).to_string());
+        }
+        let (requeue, applied): (Vec<(String, i64)>, u64) =
+            inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+        // A retry goes back as its own job, at its own time.
+        for (id, at) in requeue {
+            let at = DateTime::from_timestamp(at, 0).unwrap_or(now);
+            self.push_jobs(&[TouchId::from_stored(id)], at, 1).await?;
+        }
+        Ok(applied)
+    }
+
+    async fn extend_lease(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut inv = EXTEND.prepare_invoke();
+        inv.arg(&self.prefix).arg(owner).arg(ts(until));
+        inv.invoke_async(&mut self.conn.clone()).await.map_err(q)
+    }
+
+    async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        batch_size: usize,
+    ) -> Result<Reconciled, StoreError> {
+        let mut total = Reconciled::default();
+        loop {
+            let mut inv = RECONCILE.prepare_invoke();
+            inv.arg(&self.prefix)
+                .arg(ts(now))
+                .arg(ts(stale_before))
+                .arg(RECONCILE_STEP);
+            let (expired, requeue, more): (u64, Vec<String>, u8) =
+                inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+            let requeue: Vec<TouchId> = requeue.into_iter().map(TouchId::from_stored).collect();
+            self.push_jobs(&requeue, now, batch_size).await?;
+            total.expired += expired;
+            total.requeued += requeue.len() as u64;
+            if more == 0 {
+                break;
+            }
+        }
+        self.prune_done_jobs().await?;
+        Ok(total)
+    }
+
+    async fn status_counts(&self) -> Result<HashMap<TouchStatus, u64>, StoreError> {
+        let found: HashMap<String, i64> = self
+            .conn
+            .clone()
+            .hgetall(format!("{}:stats:status", self.prefix))
+            .await
+            .map_err(q)?;
+        let mut out = HashMap::new();
+        for (s, n) in found {
+            if n > 0 {
+                out.insert(s.parse().map_err(StoreError::Corrupt)?, n as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pump(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut inv = RELEASE.prepare_invoke();
+        inv.key(self.delayed_key())
+            .key(self.releasing_key())
+            .key(self.queue.scheduled_jobs_set())
+            .key(self.queue.active_jobs_list())
+            .arg(&self.prefix)
+            .arg(ts(now))
+            .arg(RELEASE_STEP)
+            .arg(RELEASE_BACKLOG);
+        let members: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+        if members.is_empty() {
+            return Ok(0);
+        }
+        let tasks: Vec<_> = members
+            .iter()
+            .map(|m| {
+                let (key, payload) = m.split_once(' ').unwrap_or((m.as_str(), ""));
+                TaskBuilder::new(payload.as_bytes().to_vec())
+                    .idempotency_key(key)
+                    .max_attempts(1)
+                    .build()
+            })
+            .collect();
+        let mut conn = self.conn.clone();
+        apalis_redis::queries::push_tasks(&mut conn, &self.queue, &tasks)
+            .await
+            .map_err(|e| StoreError::Query(Box::new(e)))?;
+        conn.zrem::<_, _, ()>(self.releasing_key(), &members)
+            .await
+            .map_err(q)?;
+        Ok(members.len() as u64)
+    }
+}
+
+impl RedisStore {
+    /// apalis keeps the payload of every finished job; rapport's ledger already holds
+    /// what matters, so finished jobs are dropped (dead ones stay, as dead letters).
+    /// Never apalis' `vacuum()`: it also deletes jobs waiting for a retry.
+    async fn prune_done_jobs(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        loop {
+            let ids: Vec<String> = redis::cmd("SPOP")
+                .arg(self.queue.done_jobs_set())
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(q)?;
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let mut pipe = redis::pipe();
+            pipe.hdel(self.queue.job_data_hash(), &ids).ignore();
+            for id in &ids {
+                pipe.del(format!("{}:{id}", self.queue.job_meta_hash()))
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(q)?;
+            if ids.len() < 1000 {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The Redis instantiation: one server for the whole binary (or RAPPORT_TEST_REDIS_URL),
+//! a fresh key prefix per test, and the queue read from rapport's delayed set and
+//! apalis' own keys.
+
+use std::sync::Arc;
+
+use chrono::DateTime;
+use rapport::{
+    config::{StorageBackend, StorageConfig},
+    domain::TouchId,
+    queue::DispatchJob,
+    store::RedisStore,
+};
+use redis::AsyncCommands;
+
+use crate::{Backend, QueuedJob, redis_server};
+
+pub(crate) async fn open() -> (Arc<RedisStore>, ()) {
+    let cfg = StorageConfig {
+        backend: StorageBackend::Redis,
+        url: redis_server::shared_url(),
+        prefix: redis_server::unique_prefix("c"),
+    };
+    let store = RedisStore::open(&cfg)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", cfg.url));
+    (Arc::new(store), ())
+}
+
+fn job(payload: &[u8]) -> DispatchJob {
+    DispatchJob::decode_bytes(payload).expect("job payload is a DispatchJob")
+}
+
+impl Backend for RedisStore {
+    async fn queued(&self) -> Vec<QueuedJob> {
+        let mut conn = self.connection();
+        // Waiting until due, in the order queued (members start with a monotonic id).
+        let delayed: Vec<(String, f64)> = conn
+            .zrange_withscores(self.delayed_key(), 0, -1)
+            .await
+            .expect("read the delayed set");
+        let mut delayed: Vec<_> = delayed
+            .into_iter()
+            .map(|(member, at)| {
+                let (order, payload) = member.split_once(' ').expect("'<ulid> <payload>'");
+                (order.to_owned(), payload.as_bytes().to_vec(), at as i64)
+            })
+            .collect();
+        delayed.sort();
+        let mut out: Vec<QueuedJob> = delayed
+            .into_iter()
+            .map(|(_, payload, at)| QueuedJob {
+                touches: job(&payload).touches().to_vec(),
+                run_at: DateTime::from_timestamp(at, 0).expect("run_at"),
+            })
+            .collect();
+        // Already handed to apalis.
+        let q = self.queue();
+        let data: std::collections::HashMap<String, Vec<u8>> =
+            conn.hgetall(q.job_data_hash()).await.expect("apalis data");
+        let done: Vec<String> = conn.smembers(q.done_jobs_set()).await.expect("done");
+        let mut ids: Vec<_> = data.keys().filter(|k| !done.contains(k)).cloned().collect();
+        ids.sort();
+        for id in ids {
+            out.push(QueuedJob {
+                touches: job(&data[&id]).touches().to_vec(),
+                run_at: DateTime::from_timestamp(0, 0).expect("epoch"),
+            });
+        }
+        out
+    }
+
+    async fn lease_owner(&self, id: &TouchId) -> Option<String> {
+        let mut conn = self.connection();
+        let key = self.touch_key(id);
+        let exists: bool = conn.exists(&key).await.expect("EXISTS");
+        assert!(exists, "touch {id} does not exist");
+        conn.hget(&key, "lease_owner").await.expect("HGET")
+    }
+}
