@@ -11,7 +11,8 @@ use crate::{
     config::Config,
     dispatch::{self, Dispatcher, Recorder},
     domain::Clock,
-    planner, queue,
+    planner,
+    queue::worker::QueueWorkers,
     render::{RenderError, Renderer},
     store::{AnyStore, Store, StoreError},
 };
@@ -107,7 +108,7 @@ impl App {
             store = %self.cfg.storage.display_url(),
             "rapport running"
         );
-        let monitor = queue::worker::monitor(&self.store, dispatcher, &self.cfg.dispatch);
+        let monitor = self.store.monitor(dispatcher, &self.cfg.dispatch);
         let signal = {
             let token = shutdown.clone();
             async move {

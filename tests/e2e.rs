@@ -2,88 +2,17 @@
 
 mod support;
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
-use chrono::{Datelike, Days, Timelike, Utc};
-use chrono_tz::Tz;
 use rapport::{
     domain::{ContactId, TouchStatus},
     store::{SqliteStore, Store},
 };
 use support::{
     daemon::{Guard, Workspace, signal, wait_exit},
-    smtp::{Received, SmtpOptions, SmtpServer},
+    people::{Person, by_recipient, people},
+    smtp::{SmtpOptions, SmtpServer},
 };
-
-const ZONES: [&str; 10] = [
-    "UTC",
-    "Europe/Paris",
-    "Asia/Tokyo",
-    "America/New_York",
-    "America/Los_Angeles",
-    "Asia/Kolkata",
-    "Pacific/Auckland",
-    "Pacific/Honolulu",
-    "Pacific/Kiritimati",
-    "Pacific/Pago_Pago",
-];
-const TIERS: [&str; 3] = ["family", "friend", "acquaintance"];
-
-struct Person {
-    id: String,
-    first: String,
-    tier: &'static str,
-    email: String,
-    due: bool,
-    year: i32,
-}
-
-/// `n` contacts over zones and tiers. About two in three have their birthday on their
-/// own local today; the rest in ten days. A zone within 30 minutes of its midnight gets
-/// no due contacts, so the expectation cannot flip while the test runs.
-fn people(n: usize) -> (String, Vec<Person>) {
-    let now = Utc::now();
-    let mut csv = String::from("id,first_name,last_name,email,timezone,birthday,tier\n");
-    let mut out = Vec::new();
-    for i in 0..n {
-        let zone: Tz = ZONES[i % ZONES.len()].parse().unwrap();
-        let local = now.with_timezone(&zone);
-        let minutes = local.hour() * 60 + local.minute();
-        let near_midnight = !(30..=1410).contains(&minutes);
-        let due = i % 3 != 2 && !near_midnight;
-        let day = if due {
-            local.date_naive()
-        } else {
-            local.date_naive() + Days::new(10)
-        };
-        let (id, tier) = (format!("p{i:04}"), TIERS[(i / 3) % 3]);
-        let first = format!("Name{i}");
-        let email = format!("{id}@example.com");
-        csv.push_str(&format!(
-            "{id},{first},Tester,{email},{},--{:02}-{:02},{tier}\n",
-            zone.name(),
-            day.month(),
-            day.day()
-        ));
-        out.push(Person {
-            id,
-            first,
-            tier,
-            email,
-            due,
-            year: local.year(),
-        });
-    }
-    (csv, out)
-}
-
-fn by_recipient(msgs: &[Received]) -> HashMap<String, Vec<Received>> {
-    let mut m: HashMap<String, Vec<Received>> = HashMap::new();
-    for r in msgs {
-        m.entry(r.rcpt_to.join(",")).or_default().push(r.clone());
-    }
-    m
-}
 
 async fn ledger(ws: &Workspace) -> SqliteStore {
     SqliteStore::open(&ws.db_url()).await.expect("open ledger")

@@ -21,7 +21,7 @@ use super::DispatchJob;
 use crate::{
     config::DispatchConfig,
     dispatch::Dispatcher,
-    store::{AnyStore, Store, redis::GatedConnection},
+    store::{AnyStore, RedisStore, SqliteStore, Store, redis::GatedConnection},
 };
 
 /// Hands the stored bytes to the handler as they are. apalis' own codecs decode before
@@ -59,7 +59,10 @@ async fn handle<S: Store>(
         .tasks
         .spawn(async move { d.dispatch(job.touches(), &name).await })
         .await
-        .map_err(|e| Box::new(e) as BoxDynError)??;
+        .map_err(|e| Box::new(e) as BoxDynError)?
+        .inspect_err(|e| {
+            tracing::warn!(worker = worker.name(), error = %e, "dispatch job failed; its touches stay in the ledger and are re-queued");
+        })?;
     tracing::debug!(worker = worker.name(), ?report, "dispatch job done");
     Ok(())
 }
@@ -109,65 +112,76 @@ fn base_monitor(cfg: &DispatchConfig) -> Monitor {
         .shutdown_timeout(cfg.drain_timeout)
 }
 
-/// The queue workers for whichever backend the store is.
-pub fn monitor(
-    store: &AnyStore,
-    dispatcher: Arc<Dispatcher<AnyStore>>,
-    cfg: &DispatchConfig,
-) -> Monitor {
-    let poll = cfg.poll_interval;
-    let workers = cfg.workers as usize;
-    match store {
-        AnyStore::Sqlite(s) => {
-            let pool = s.pool().clone();
-            base_monitor(cfg).register_n(workers, move |index, restarts| {
-                if restarts > 0 {
-                    tracing::info!(index, restarts, "starting a replacement queue worker");
-                }
-                let config = apalis_sqlite::Config::default()
-                    .queue(super::DISPATCH_QUEUE)
-                    .batch_size(1)
-                    .heartbeat_interval(Duration::from_secs(10))
-                    .missed_heartbeats(3);
-                let backend = SqliteStorage::<Vec<u8>>::new(&pool)
-                    .with_config(config)
+/// A backend whose queue apalis workers can read.
+pub trait QueueWorkers {
+    /// `cfg.workers` workers (unique names) sending through `dispatcher`, restarted when
+    /// they stop on a backend error.
+    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor;
+}
+
+impl QueueWorkers for SqliteStore {
+    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor {
+        let (pool, poll) = (self.pool().clone(), cfg.poll_interval);
+        base_monitor(cfg).register_n(cfg.workers as usize, move |index, restarts| {
+            if restarts > 0 {
+                tracing::info!(index, restarts, "starting a replacement queue worker");
+            }
+            let config = apalis_sqlite::Config::default()
+                .queue(super::DISPATCH_QUEUE)
+                .batch_size(1)
+                .heartbeat_interval(Duration::from_secs(10))
+                .missed_heartbeats(3);
+            let backend = SqliteStorage::<Vec<u8>>::new(&pool)
+                .with_config(config)
+                .with_codec(RawCodec)
+                .poll_with_interval(poll);
+            // One job at a time per worker: a job is a batch whose sends already run
+            // `dispatch.concurrency` at a time, so messages in flight are bounded by
+            // workers x concurrency.
+            WorkerBuilder::new(unique_worker_name(index))
+                .backend(backend)
+                .data(dispatcher.clone())
+                .concurrency(1)
+                .build(handle::<S>)
+        })
+    }
+}
+
+impl QueueWorkers for RedisStore {
+    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor {
+        let (conn, config, poll) = (self.connection(), self.queue().clone(), cfg.poll_interval);
+        let backoff = RestartBackoff::default();
+        base_monitor(cfg).register_n(cfg.workers as usize, move |index, restarts| {
+            // A replacement starts on a connection that waits out the backoff first.
+            let not_before = (restarts > 0).then(|| {
+                let delay = backoff.delay(index, Instant::now());
+                tracing::info!(
+                    index,
+                    restarts,
+                    ?delay,
+                    "starting a replacement queue worker"
+                );
+                Instant::now() + delay
+            });
+            let backend =
+                RedisStorage::<Vec<u8>, _>::new(GatedConnection::new(conn.clone(), not_before))
+                    .with_config(config.clone())
                     .with_codec(RawCodec)
                     .poll_with_interval(poll);
-                // One job at a time per worker: a job is a batch whose sends already
-                // run `dispatch.concurrency` at a time, so messages in flight are
-                // bounded by workers x concurrency.
-                WorkerBuilder::new(unique_worker_name(index))
-                    .backend(backend)
-                    .data(dispatcher.clone())
-                    .concurrency(1)
-                    .build(handle::<AnyStore>)
-            })
-        }
-        AnyStore::Redis(s) => {
-            let (conn, config) = (s.connection(), s.queue().clone());
-            let backoff = RestartBackoff::default();
-            base_monitor(cfg).register_n(workers, move |index, restarts| {
-                let not_before = (restarts > 0).then(|| {
-                    let delay = backoff.delay(index, Instant::now());
-                    tracing::info!(
-                        index,
-                        restarts,
-                        ?delay,
-                        "starting a replacement queue worker"
-                    );
-                    Instant::now() + delay
-                });
-                let backend =
-                    RedisStorage::<Vec<u8>, _>::new(GatedConnection::new(conn.clone(), not_before))
-                        .with_config(config.clone())
-                        .with_codec(RawCodec)
-                        .poll_with_interval(poll);
-                WorkerBuilder::new(unique_worker_name(index))
-                    .backend(backend)
-                    .data(dispatcher.clone())
-                    .concurrency(1)
-                    .build(handle::<AnyStore>)
-            })
+            WorkerBuilder::new(unique_worker_name(index))
+                .backend(backend)
+                .data(dispatcher.clone())
+                .concurrency(1)
+                .build(handle::<S>)
+        })
+    }
+}
+
+impl QueueWorkers for AnyStore {
+    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor {
+        match self {
+            AnyStore::Sqlite(s) => s.monitor(dispatcher, cfg),
+            AnyStore::Redis(s) => s.monitor(dispatcher, cfg),
         }
     }
 }

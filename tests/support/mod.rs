@@ -1,4 +1,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod daemon;
+pub mod people;
+pub mod redis;
 pub mod smtp;

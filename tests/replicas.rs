@@ -1,0 +1,308 @@
+//! The shared backend end to end: real `rapport run` replicas on one real Redis, a real
+//! SMTP server over TCP, and faults (a replica killed, Redis restarted, a payload
+//! corrupted by hand).
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rapport::{
+    config::{StorageBackend, StorageConfig},
+    domain::{ContactId, NewTouch, TouchId, TouchStatus},
+    store::{RedisStore, Store},
+};
+use redis::AsyncCommands;
+use support::{
+    daemon::{Guard, Workspace, signal, wait_exit},
+    people::{Person, by_recipient, people_with},
+    redis::{RedisServer, unique_prefix},
+    smtp::{SmtpOptions, SmtpServer},
+};
+
+/// A workspace whose store is `prefix` on the Redis at `url`.
+fn redis_workspace(smtp: &str, url: &str, extra: &str) -> (Workspace, StorageConfig) {
+    let storage = StorageConfig {
+        backend: StorageBackend::Redis,
+        url: url.to_owned(),
+        prefix: unique_prefix("r"),
+    };
+    let config = format!(
+        "[storage]\nbackend = \"redis\"\nurl = \"{url}\"\nprefix = \"{}\"\n{extra}",
+        storage.prefix
+    );
+    (Workspace::new(smtp, &config), storage)
+}
+
+async fn ledger(storage: &StorageConfig) -> RedisStore {
+    RedisStore::open(storage)
+        .await
+        .expect("open the Redis ledger")
+}
+
+/// Every due person got exactly one note (or, where `allow_resends`, at most two with
+/// one Message-ID); returns how many got two.
+fn check_deliveries(smtp: &SmtpServer, due: &[&Person], allow_resends: usize) -> usize {
+    let got = by_recipient(&smtp.messages());
+    let mut twice = 0;
+    for p in due {
+        let msgs = got.get(&p.email).map(Vec::as_slice).unwrap_or_default();
+        assert!(!msgs.is_empty(), "{} never got its note", p.id);
+        assert!(msgs.len() <= 2, "{} got {} copies", p.id, msgs.len());
+        if msgs.len() == 2 {
+            assert_eq!(
+                msgs[0].message_id, msgs[1].message_id,
+                "a resend must reuse the Message-ID"
+            );
+            twice += 1;
+        }
+    }
+    assert!(
+        twice <= allow_resends,
+        "{twice} notes were sent twice (at most {allow_resends} allowed)"
+    );
+    twice
+}
+
+async fn sent_count(storage: &StorageConfig) -> u64 {
+    let counts = ledger(storage).await.status_counts().await.unwrap();
+    counts.get(&TouchStatus::Sent).copied().unwrap_or(0)
+}
+
+fn sends_logged(ws: &Workspace, n: usize) -> usize {
+    ws.log(n).matches("touch sent").count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_share_5000_touches_and_send_each_once() {
+    let redis = RedisServer::start(&[]);
+    let smtp = SmtpServer::start(SmtpOptions {
+        delay_per_message: Duration::from_millis(2),
+        ..Default::default()
+    })
+    .await;
+    let (ws, storage) = redis_workspace(
+        &smtp.url(),
+        &redis.url(),
+        "[dispatch]\nworkers = 2\nconcurrency = 4\nbatch_size = 25\n",
+    );
+    let (csv, people) = people_with(5000, |_| true);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+    assert!(due.len() >= 4000, "only {} due", due.len());
+
+    let mut replicas: Vec<Guard> = (0..3).map(|n| Guard(Some(ws.start(n)))).collect();
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(180))
+            .await,
+        "only {} of {} delivered; logs:\n{}\n{}\n{}",
+        smtp.count(),
+        due.len(),
+        ws.log(0),
+        ws.log(1),
+        ws.log(2)
+    );
+    // Leases lapse and reconcilers run: nothing further may arrive.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for r in &mut replicas {
+        r.stop_gracefully();
+    }
+    check_deliveries(&smtp, &due, 0);
+    assert_eq!(smtp.count(), due.len(), "no message beyond one per contact");
+    assert_eq!(sent_count(&storage).await, due.len() as u64);
+    let per_replica: Vec<usize> = (0..3).map(|n| sends_logged(&ws, n)).collect();
+    assert_eq!(
+        per_replica.iter().sum::<usize>(),
+        due.len(),
+        "{per_replica:?}"
+    );
+    for (n, sent) in per_replica.iter().enumerate() {
+        assert!(
+            *sent >= due.len() / 10,
+            "replica {n} did little of the work: {per_replica:?}; its log:\n{}",
+            ws.log(n)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_killed_mid_run_leaves_its_touches_to_the_others() {
+    let redis = RedisServer::start(&[]);
+    let smtp = SmtpServer::start(SmtpOptions {
+        delay_per_message: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
+    let (ws, storage) = redis_workspace(
+        &smtp.url(),
+        &redis.url(),
+        "[dispatch]\nworkers = 1\nconcurrency = 2\nbatch_size = 10\n",
+    );
+    let (csv, people) = people_with(600, |_| true);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+
+    let mut replicas: Vec<Guard> = (0..3).map(|n| Guard(Some(ws.start(n)))).collect();
+    assert!(
+        smtp.wait_for_count(60, Duration::from_secs(60)).await,
+        "log:\n{}",
+        ws.log(0)
+    );
+    let mut victim = replicas[0].0.take().expect("replica 0");
+    signal(&victim, "KILL");
+    wait_exit(&mut victim, Duration::from_secs(10));
+    let killed_at = smtp.count();
+    assert!(killed_at < due.len(), "the run should not be over yet");
+
+    // The lease (3 s here) lapses and the survivors' reconcilers hand its touches on,
+    // well inside apalis' 30 s orphan window.
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(60))
+            .await,
+        "only {} of {} after the kill; logs:\n{}\n{}",
+        smtp.count(),
+        due.len(),
+        ws.log(1),
+        ws.log(2)
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for r in replicas.iter_mut().skip(1) {
+        r.stop_gracefully();
+    }
+    // Only sends in flight at the kill (workers x concurrency = 2) may repeat.
+    let twice = check_deliveries(&smtp, &due, 2);
+    eprintln!("kill -9 of one replica: {twice} resent");
+    assert_eq!(sent_count(&storage).await, due.len() as u64);
+    assert!(
+        sends_logged(&ws, 1) + sends_logged(&ws, 2) > 0,
+        "the survivors sent nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_restarted_mid_run_loses_and_doubles_nothing() {
+    let mut redis = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let smtp = SmtpServer::start(SmtpOptions {
+        delay_per_message: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
+    let (ws, storage) = redis_workspace(
+        &smtp.url(),
+        &redis.url(),
+        "[dispatch]\nworkers = 2\nconcurrency = 2\nbatch_size = 10\n",
+    );
+    let (csv, people) = people_with(400, |_| true);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+
+    let mut replicas: Vec<Guard> = (0..2).map(|n| Guard(Some(ws.start(n)))).collect();
+    assert!(
+        smtp.wait_for_count(50, Duration::from_secs(60)).await,
+        "log:\n{}",
+        ws.log(0)
+    );
+    redis = tokio::task::spawn_blocking(move || {
+        redis.restart();
+        redis
+    })
+    .await
+    .expect("restart redis");
+    assert!(smtp.count() < due.len(), "the run should not be over yet");
+
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(120))
+            .await,
+        "only {} of {} after the Redis restart; logs:\n{}\n{}",
+        smtp.count(),
+        due.len(),
+        ws.log(0),
+        ws.log(1)
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for r in &mut replicas {
+        r.stop_gracefully();
+    }
+    check_deliveries(&smtp, &due, 0);
+    assert_eq!(smtp.count(), due.len());
+    assert_eq!(sent_count(&storage).await, due.len() as u64);
+    let logs = ws.log(0) + &ws.log(1);
+    assert!(
+        logs.contains(" WARN ") || logs.contains(" ERROR "),
+        "losing Redis should be logged; logs:\n{logs}"
+    );
+    drop(redis);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_corrupted_in_redis_is_dead_lettered_and_its_touches_still_go_out() {
+    let redis = RedisServer::start(&[]);
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let (ws, storage) = redis_workspace(
+        &smtp.url(),
+        &redis.url(),
+        "[dispatch]\nworkers = 1\nbatch_size = 5\n",
+    );
+    let (csv, people) = people_with(40, |_| true);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+
+    // Plan the first five due touches the way the planner would (same ids), hand their
+    // job to apalis, then overwrite its payload with bytes that are not a job.
+    let store = ledger(&storage).await;
+    let now = Utc::now();
+    let first: Vec<NewTouch> = due
+        .iter()
+        .take(5)
+        .map(|p| {
+            let contact = ContactId::parse(&p.id).unwrap();
+            NewTouch {
+                id: TouchId::derive("birthday", &contact, &p.year.to_string()),
+                occasion: "birthday".into(),
+                contact_id: contact,
+                occurrence: p.year.to_string(),
+                channel: "email".into(),
+                priority: 100,
+                scheduled_at: now,
+                expires_at: now + chrono::Duration::hours(12),
+                status: TouchStatus::Planned,
+                reason: None,
+            }
+        })
+        .collect();
+    assert_eq!(store.plan_touches(&first, 5, now).await.unwrap().len(), 5);
+    assert_eq!(store.pump(now).await.unwrap(), 1);
+    let mut conn = store.connection();
+    let data_key = store.queue().job_data_hash();
+    let ids: Vec<String> = conn.hkeys(&data_key).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    let _: () = conn
+        .hset(&data_key, &ids[0], b"\xff\x00 not a job".as_slice())
+        .await
+        .unwrap();
+
+    let mut guard = Guard(Some(ws.start(0)));
+    // The corrupt job is dead-lettered; its five touches wait in the ledger and the
+    // reconciler re-queues them once they are stale, so every note still goes out.
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(60))
+            .await,
+        "only {} of {}; log:\n{}",
+        smtp.count(),
+        due.len(),
+        ws.log(0)
+    );
+    guard.stop_gracefully();
+    check_deliveries(&smtp, &due, 0);
+    let log = ws.log(0);
+    assert!(
+        log.contains("dead-lettering an undecodable queue job"),
+        "log:\n{log}"
+    );
+    assert!(
+        !log.contains("restarting under a new name"),
+        "a corrupt payload must not stop the worker; log:\n{log}"
+    );
+    let dead: Vec<String> = conn.smembers(store.queue().dead_jobs_set()).await.unwrap();
+    assert_eq!(dead, ids, "the corrupt job is kept as a dead letter");
+}
