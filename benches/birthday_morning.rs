@@ -5,8 +5,12 @@
 //!     cargo bench --bench birthday_morning                 # N = 100000
 //!     BENCH_N=20000 cargo bench --bench birthday_morning
 //!     BENCH_TRANSPORT=outbox cargo bench --bench birthday_morning   # no SMTP: the pipeline alone
+//!     BENCH_BACKEND=redis cargo bench --bench birthday_morning      # on Redis, one replica
+//!     BENCH_BACKEND=redis BENCH_REPLICAS=3 cargo bench --bench birthday_morning
 //!
-//! Needs `smtp-sink` (Debian package `postfix`). Not a test: nothing here asserts.
+//! Needs `smtp-sink` (Debian package `postfix`), and for Redis `redis-server` (started
+//! here on a free port with the production settings: AOF, fsync every second). Not a
+//! test: nothing here asserts.
 
 use std::{
     fmt::Write as _,
@@ -17,8 +21,9 @@ use std::{
 
 use chrono::{Datelike, Utc};
 use rapport::{
+    config::{StorageBackend, StorageConfig},
     domain::TouchStatus,
-    store::{SqliteStore, Store},
+    store::{RedisStore, SqliteStore, Store},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_rapport");
@@ -69,10 +74,36 @@ fn main() {
     let csv_path = dir.path().join("contacts.csv");
     std::fs::write(&csv_path, csv).expect("write csv");
     let db = dir.path().join("bench.db");
+    let redis_backend = env_or("BENCH_BACKEND", "sqlite") == "redis";
+    let replicas: usize = env_or("BENCH_REPLICAS", "1")
+        .parse()
+        .expect("BENCH_REPLICAS");
+    let mut redis_server = None;
+    let mut redis_url = String::new();
+    let storage = if redis_backend {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                eprintln!("birthday_morning: cannot start redis-server ({e}); apt-get install redis-server");
+                std::process::exit(2);
+            });
+        redis_server = Some(child);
+        std::thread::sleep(Duration::from_millis(300));
+        redis_url = format!("redis://127.0.0.1:{port}");
+        format!("backend = \"redis\"\nurl = \"{redis_url}\"\nprefix = \"bench\"")
+    } else {
+        format!("url = \"sqlite://{}\"", db.display())
+    };
     let config = format!(
         r#"
 [storage]
-url = "sqlite://{db}"
+{storage}
 [defaults]
 send_window = "00:00-24:00"
 [templates]
@@ -93,7 +124,6 @@ batch_size = {batch}
 concurrency = {concurrency}
 poll_interval = "50ms"
 "#,
-        db = db.display(),
         pool = env_or("BENCH_POOL", "64"),
         transport = env_or("BENCH_TRANSPORT", "smtp"),
         outbox = dir.path().join("outbox").display(),
@@ -125,52 +155,82 @@ poll_interval = "50ms"
     println!("import: {n} contacts in {:.2}s", t.elapsed().as_secs_f64());
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = rt
-        .block_on(SqliteStore::open(&format!("sqlite://{}", db.display())))
-        .expect("open store");
+    let progress = if redis_backend {
+        let cfg = StorageConfig {
+            backend: StorageBackend::Redis,
+            url: redis_url.clone(),
+            prefix: "bench".into(),
+        };
+        Progress::Redis(rt.block_on(RedisStore::open(&cfg)).expect("open redis"))
+    } else {
+        Progress::Sqlite(
+            rt.block_on(SqliteStore::open(&format!("sqlite://{}", db.display())))
+                .expect("open store"),
+        )
+    };
     let start = Instant::now();
-    let mut daemon = rapport(&["run"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start rapport run");
-    let pid = daemon.id();
+    let mut daemons: Vec<_> = (0..replicas)
+        .map(|_| {
+            rapport(&["run"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start rapport run")
+        })
+        .collect();
     let mut peak_rss_kb = 0u64;
     let mut first_sent: Option<Duration> = None;
     let sent = loop {
-        // Not too often: counting is a scan of the ledger, and it shares the machine.
+        // Not too often: counting shares the machine with the daemon.
         std::thread::sleep(Duration::from_millis(250));
-        peak_rss_kb = peak_rss_kb.max(vm_hwm(pid));
-        // Counting open touches uses the ledger's partial index, so polling stays cheap
-        // as the run progresses (a full GROUP BY took a noticeable share of the CPU).
-        let (total, open): (i64, i64) = rt
-            .block_on(
-                sqlx::query_as(
-                    "SELECT (SELECT MAX(rowid) FROM touches), \
-                     (SELECT COUNT(*) FROM touches WHERE status IN ('planned', 'sending'))",
-                )
-                .fetch_one(store.pool()),
-            )
-            .map(|(t, o): (Option<i64>, i64)| (t.unwrap_or(0), o))
-            .expect("count touches");
-        let sent = (total - open).max(0) as usize;
+        let rss: u64 = daemons.iter().map(|d| vm_hwm(d.id())).sum();
+        peak_rss_kb = peak_rss_kb.max(rss);
+        let (total, open) = rt.block_on(progress.totals());
+        let sent = total.saturating_sub(open);
         if sent > 0 && first_sent.is_none() {
             first_sent = Some(start.elapsed());
         }
-        if (total as usize >= n && open == 0) || start.elapsed() > Duration::from_secs(600) {
-            let counts = rt.block_on(store.status_counts()).expect("counts");
-            break counts.get(&TouchStatus::Sent).copied().unwrap_or(0) as usize;
+        if (total >= n && open == 0) || start.elapsed() > Duration::from_secs(600) {
+            break rt.block_on(progress.sent());
         }
     };
     let total = start.elapsed();
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = daemon.wait();
+    // CPU used per message by each process, from the kernel's accounting (the daemons'
+    // figure includes planning; the sink's and Redis' include the import).
+    let per_msg = |pids: &[u32]| {
+        let secs: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+        secs * 1e6 / sent.max(1) as f64
+    };
+    let daemon_pids: Vec<u32> = daemons.iter().map(|d| d.id()).collect();
+    let cpu_line = format!(
+        "CPU per message: rapport {:.0} us, smtp-sink {:.0} us{}",
+        per_msg(&daemon_pids),
+        per_msg(&[sink.id()]),
+        redis_server
+            .as_ref()
+            .map(|r| format!(", redis-server {:.0} us", per_msg(&[r.id()])))
+            .unwrap_or_default()
+    );
+    for d in &mut daemons {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(d.id().to_string())
+            .status();
+    }
+    for d in &mut daemons {
+        let _ = d.wait();
+    }
     let _ = sink.kill();
     let _ = sink.wait();
+    if let Some(mut r) = redis_server {
+        let _ = r.kill();
+        let _ = r.wait();
+    }
     let first = first_sent.unwrap_or_default();
     let sending = total.saturating_sub(first);
+    println!(
+        "backend: {}, replicas: {replicas}",
+        if redis_backend { "redis" } else { "sqlite" }
+    );
     println!("sent: {sent}/{n}");
     println!(
         "time from start: {:.2}s (first message after {:.2}s)",
@@ -186,9 +246,69 @@ poll_interval = "50ms"
         sent as f64 / sending.as_secs_f64().max(1e-9)
     );
     println!(
-        "peak RSS of rapport run: {:.1} MiB",
+        "peak RSS of rapport run (all replicas): {:.1} MiB",
         peak_rss_kb as f64 / 1024.0
     );
+    println!("{cpu_line}");
+}
+
+enum Progress {
+    Sqlite(SqliteStore),
+    Redis(RedisStore),
+}
+
+impl Progress {
+    /// (touches recorded, touches still open).
+    async fn totals(&self) -> (usize, usize) {
+        match self {
+            // The ledger's partial index keeps this cheap as the run progresses (a full
+            // GROUP BY took a noticeable share of the CPU).
+            Self::Sqlite(store) => sqlx::query_as(
+                "SELECT (SELECT MAX(rowid) FROM touches), \
+                 (SELECT COUNT(*) FROM touches WHERE status IN ('planned', 'sending'))",
+            )
+            .fetch_one(store.pool())
+            .await
+            .map(|(t, o): (Option<i64>, i64)| (t.unwrap_or(0) as usize, o as usize))
+            .expect("count touches"),
+            Self::Redis(store) => {
+                let counts = store.status_counts().await.expect("counts");
+                let open = [TouchStatus::Planned, TouchStatus::Sending]
+                    .iter()
+                    .map(|s| counts.get(s).copied().unwrap_or(0))
+                    .sum::<u64>();
+                (counts.values().sum::<u64>() as usize, open as usize)
+            }
+        }
+    }
+
+    async fn sent(&self) -> usize {
+        let counts = match self {
+            Self::Sqlite(s) => s.status_counts().await,
+            Self::Redis(s) => s.status_counts().await,
+        };
+        counts
+            .expect("counts")
+            .get(&TouchStatus::Sent)
+            .copied()
+            .unwrap_or(0) as usize
+    }
+}
+
+/// User + system CPU seconds a live process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn vm_hwm(pid: u32) -> u64 {

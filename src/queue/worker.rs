@@ -4,6 +4,11 @@
 //! retries (the handler never returns a retry error), restart on backend errors (with
 //! backoff on Redis), and payloads decoded by the handler, so a corrupt one is
 //! dead-lettered instead of stopping the worker.
+//!
+//! A job that fails because the store is unreachable returns a plain error. apalis-redis
+//! then runs it again after 1 s, 2 s, ... (up to 25 times, whatever `max_attempts` says);
+//! apalis-sqlite does not. Neither matters for correctness: the ledger decides what is
+//! sent, and the reconciler re-queues whatever is stranded.
 
 use std::{
     collections::HashMap,

@@ -1,10 +1,14 @@
 //! `claim`: one owner per touch, leases, due times and expiry.
 
-use std::{collections::HashMap, slice::from_ref, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    slice::from_ref,
+    sync::Arc,
+};
 
 use rapport::{
     domain::{TouchId, TouchStatus},
-    store::Claimed,
+    store::{Claimed, Outcome},
 };
 use tokio::sync::Barrier;
 
@@ -164,4 +168,115 @@ pub(crate) async fn claim_expires_overdue_touches<S: Backend>(store: Arc<S>) {
         counts(&*store).await,
         [("expired", 2), ("sending", 1)].into()
     );
+}
+
+async fn yields(n: usize) {
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// What one racer of [`racing_takeovers_and_outcomes_apply_once`] got.
+enum Move {
+    /// A claim by this owner, and what it claimed.
+    Claim(String, Claimed),
+    /// The original owner's `Sent`, and how many outcomes it applied.
+    Record(u64),
+}
+
+pub(crate) async fn racing_takeovers_and_outcomes_apply_once<S: Backend>(store: Arc<S>) {
+    // Per touch: 16 workers try to take it over while its original owner, whose lease has
+    // just lapsed, reports it sent (4 times, as a retried report would). Several touches,
+    // one race each, so both kinds of winner get their chance.
+    const CLAIMERS: usize = 16;
+    const REPORTS: usize = 4;
+    const TOUCHES: usize = 16;
+    let touches = batch("race", TOUCHES, t0());
+    let ids = ids_of(&touches);
+    store
+        .plan_touches(&touches, 10, t0() - hours(1))
+        .await
+        .unwrap();
+    let lease_end = t0() + mins(5);
+    let first = store.claim(&ids, "w0", t0(), lease_end).await.unwrap();
+    assert_eq!(first.touches.len(), TOUCHES, "{first:?}");
+    let late = lease_end + secs(1);
+
+    let (mut sent, mut taken) = (0u64, 0u64);
+    for (round, id) in ids.iter().enumerate() {
+        let start = Arc::new(Barrier::new(CLAIMERS + REPORTS));
+        // Reports spread among the claims, at other places each round; and a round in
+        // three each gives the reports, then the claims, a head start of a few yields,
+        // so both kinds of winner (and claims racing only each other) come up.
+        let (report_wait, claim_wait) = match round % 3 {
+            0 => (0, 20),
+            1 => (20, 0),
+            _ => (0, 0),
+        };
+        let racers: Vec<_> = (0..CLAIMERS + REPORTS)
+            .map(|i| {
+                let (store, id, start) = (store.clone(), id.clone(), start.clone());
+                tokio::spawn(async move {
+                    if (i + round) % 5 == 0 {
+                        let outcome = [Outcome::Sent { id }];
+                        start.wait().await;
+                        yields(report_wait).await;
+                        Move::Record(store.record(&outcome, "w0", late).await.unwrap())
+                    } else {
+                        let owner = format!("c{i}");
+                        start.wait().await;
+                        yields(claim_wait).await;
+                        let claimed = store.claim(from_ref(&id), &owner, late, late + mins(5));
+                        let claimed = claimed.await.unwrap();
+                        Move::Claim(owner, claimed)
+                    }
+                })
+            })
+            .collect();
+        let (mut applied, mut winners) = (0, Vec::new());
+        for racer in racers {
+            match racer.await.unwrap() {
+                Move::Record(n) => applied += n,
+                Move::Claim(owner, claimed) => {
+                    assert!(claimed.expired.is_empty(), "{claimed:?}");
+                    winners.extend(claimed.touches.into_iter().map(|t| (owner.clone(), t)));
+                }
+            }
+        }
+
+        let stored = touch(&*store, id).await;
+        let owner = store.lease_owner(id).await;
+        match (applied, winners.as_slice()) {
+            // The report landed first: the touch is sent, and nobody may take it over.
+            (1, []) => {
+                sent += 1;
+                assert_eq!(
+                    (stored.status, stored.attempts, stored.sent_at, owner),
+                    (TouchStatus::Sent, 1, Some(late), None),
+                    "{stored:?}"
+                );
+            }
+            // A takeover landed first: the old owner's report is fenced off.
+            (0, [(winner, claimed)]) => {
+                taken += 1;
+                assert_eq!(&stored, claimed, "the claim returns the stored touch");
+                assert_eq!(
+                    (stored.status, stored.attempts, stored.sent_at),
+                    (TouchStatus::Sending, 2, None),
+                    "{stored:?}"
+                );
+                assert_eq!(owner.as_ref(), Some(winner));
+            }
+            _ => panic!(
+                "{id}: exactly one may win, but the report applied {applied} times and \
+                 {} claimed it: {winners:?}; stored {stored:?}",
+                winners.len()
+            ),
+        }
+    }
+    let expected: BTreeMap<_, _> = [("sending", taken), ("sent", sent)]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(counts(&*store).await, expected);
 }

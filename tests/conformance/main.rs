@@ -1,19 +1,23 @@
 //! The store contract, written once and run on every backend.
 //!
-//! Each case is a generic `async fn(Arc<S>)` over [`Backend`]: the `Store` trait plus the
-//! two things a case may observe that the trait does not expose (the jobs the store
-//! queued and the lease on a touch). `conformance!(name, open)` instantiates every case
-//! for one backend; `open` returns a fresh, isolated store and a guard that keeps its
-//! resources (a temp dir) alive for the test. Adding a backend is one
-//! `impl Backend` and one `conformance!` line.
+//! Each case is a generic `async fn(Arc<S>)` over [`Backend`]: the `Store` trait and the
+//! backend's queue workers (`QueueWorkers`), plus what a case may observe or do that they
+//! do not expose (the jobs the store queued, the lease on a touch, a raw job pushed
+//! behind the store's back and the queue's dead letters). `conformance!(name, open)`
+//! instantiates every case for one backend; `open` returns a fresh, isolated store and a
+//! guard that keeps its resources (a temp dir) alive for the test. Adding a backend is
+//! one `impl Backend` and one `conformance!` line.
 //!
-//! Time is always passed in explicitly (instants around [`fixtures::t0`]); nothing sleeps.
+//! Time is always passed in explicitly (instants around [`fixtures::t0`]); nothing
+//! sleeps. The exception is `queueing`, which runs the real queue workers, and they run
+//! on the system clock.
 
 mod claiming;
 mod contacts;
 mod fixtures;
 mod listing;
 mod planning;
+mod queueing;
 mod reconciling;
 mod recording;
 mod redis_backend;
@@ -25,7 +29,7 @@ mod sqlite_backend;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use rapport::{domain::TouchId, store::Store};
+use rapport::{domain::TouchId, queue::worker::QueueWorkers, store::Store};
 
 /// A job waiting in the dispatch queue, as the backend holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,11 +40,17 @@ pub(crate) struct QueuedJob {
 }
 
 /// Backend-specific observations the contract needs.
-pub(crate) trait Backend: Store {
+pub(crate) trait Backend: Store + QueueWorkers {
     /// Every job in the `rapport:dispatch` queue, in the order it was pushed.
     fn queued(&self) -> impl Future<Output = Vec<QueuedJob>> + Send;
     /// Who holds the lease on a touch, if anyone. Panics if the touch does not exist.
     fn lease_owner(&self, id: &TouchId) -> impl Future<Output = Option<String>> + Send;
+    /// Puts a job with exactly these payload bytes where the queue workers fetch from,
+    /// due already, ahead of any job queued after it. ([`Backend::queued`] expects every
+    /// payload to decode; do not call it once a corrupt one is queued.)
+    fn push_raw_job(&self, bytes: Vec<u8>) -> impl Future<Output = ()> + Send;
+    /// How many jobs the queue keeps as dead letters (given up on, kept for inspection).
+    fn dead_jobs(&self) -> impl Future<Output = usize> + Send;
 }
 
 macro_rules! conformance {
@@ -59,15 +69,19 @@ macro_rules! conformance {
                 claiming::claim_respects_the_lease,
                 claiming::claim_skips_touches_not_yet_due,
                 claiming::claim_expires_overdue_touches,
+                claiming::racing_takeovers_and_outcomes_apply_once,
                 recording::record_applies_each_outcome,
                 recording::record_is_fenced_by_the_lease,
                 recording::sent_is_final,
                 recording::defer_returns_the_touch_without_counting_the_attempt,
                 recording::extend_lease_keeps_a_slow_batch_its_own,
+                recording::racing_outcomes_of_one_owner_apply_once,
+                recording::a_retry_is_its_own_job_at_its_own_time,
                 reconciling::reconcile_requeues_stranded_planned_once,
                 reconciling::reconcile_requeues_lapsed_leases,
                 reconciling::reconcile_expires_overdue_touches,
                 listing::touches_round_trip_in_order,
+                queueing::a_corrupt_job_is_dead_lettered_and_the_worker_goes_on,
             );
         }
     };

@@ -6,6 +6,7 @@ use rapport::{
     domain::{Touch, TouchStatus},
     store::{Claimed, Outcome, Reconciled},
 };
+use tokio::sync::Barrier;
 
 use crate::{
     Backend, QueuedJob,
@@ -287,4 +288,145 @@ pub(crate) async fn extend_lease_keeps_a_slow_batch_its_own<S: Backend>(store: A
         .await
         .unwrap();
     assert_eq!(later.touches.len(), 2, "once it lapses, it can");
+}
+
+pub(crate) async fn racing_outcomes_of_one_owner_apply_once<S: Backend>(store: Arc<S>) {
+    // One owner reporting the same send from many tasks at once (a report retried while
+    // the first is still in flight): the transition happens once, and is counted once.
+    const REPORTS: usize = 20;
+    let t = planned("ada", t0());
+    store
+        .plan_touches(from_ref(&t), 10, t0() - hours(1))
+        .await
+        .unwrap();
+    let claimed = store.claim(from_ref(&t.id), "w1", t0(), t0() + mins(5));
+    assert_eq!(claimed.await.unwrap().touches.len(), 1);
+    let jobs = store.queued().await;
+
+    let now = t0() + secs(10);
+    let start = Arc::new(Barrier::new(REPORTS));
+    let reports: Vec<_> = (0..REPORTS)
+        .map(|_| {
+            let (store, id, start) = (store.clone(), t.id.clone(), start.clone());
+            tokio::spawn(async move {
+                let sent = [Outcome::Sent { id }];
+                start.wait().await;
+                store.record(&sent, "w1", now).await.unwrap()
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for report in reports {
+        applied += report.await.unwrap();
+    }
+    assert_eq!(applied, 1, "one send, applied once");
+
+    let stored = touch(&*store, &t.id).await;
+    assert_eq!(
+        (stored.status, stored.attempts, stored.sent_at),
+        (TouchStatus::Sent, 1, Some(now))
+    );
+    assert_eq!(store.lease_owner(&t.id).await, None);
+    assert_eq!(counts(&*store).await, [("sent", 1)].into());
+    assert_eq!(store.queued().await, jobs, "a send queues nothing");
+}
+
+pub(crate) async fn a_retry_is_its_own_job_at_its_own_time<S: Backend>(store: Arc<S>) {
+    let touches = batch("r", 3, t0());
+    let ids = ids_of(&touches);
+    store
+        .plan_touches(&touches, 10, t0() - hours(1))
+        .await
+        .unwrap();
+    let planned_jobs = store.queued().await;
+    assert_eq!(
+        planned_jobs,
+        [QueuedJob {
+            touches: ids.clone(),
+            run_at: t0(),
+        }],
+        "the three are one job"
+    );
+    let claimed = store.claim(&ids, "w1", t0(), t0() + mins(5)).await.unwrap();
+    assert_eq!(claimed.touches.len(), 3);
+
+    // The middle one fails for now; its batch-mates go out.
+    let retried = &ids[1];
+    let at = t0() + mins(10);
+    let outcomes = [
+        Outcome::Sent { id: ids[0].clone() },
+        Outcome::Retry {
+            id: retried.clone(),
+            at,
+            reason: "421 too busy".into(),
+        },
+        Outcome::Sent { id: ids[2].clone() },
+    ];
+    let now = t0() + secs(30);
+    assert_eq!(store.record(&outcomes, "w1", now).await.unwrap(), 3);
+
+    // One new job, for that touch alone, at the retry's time; the old job is untouched.
+    let jobs = store.queued().await;
+    let retry_job = QueuedJob {
+        touches: vec![retried.clone()],
+        run_at: at,
+    };
+    assert_eq!(jobs.len(), planned_jobs.len() + 1, "{jobs:?}");
+    assert_eq!(jobs[..planned_jobs.len()], planned_jobs[..]);
+    assert_eq!(jobs.last(), Some(&retry_job));
+    let stored = touch(&*store, retried).await;
+    assert_eq!(
+        (
+            stored.status,
+            stored.attempts,
+            stored.next_attempt_at,
+            stored.reason.as_deref()
+        ),
+        (TouchStatus::Planned, 1, at, Some("421 too busy"))
+    );
+    assert_eq!(store.lease_owner(retried).await, None);
+    assert_eq!(counts(&*store).await, [("planned", 1), ("sent", 2)].into());
+
+    // The job runs it at its time, not before (the queue may start a second early).
+    let early = store.claim(&ids, "w2", at - secs(2), at + mins(5)).await;
+    assert_eq!(early.unwrap(), Claimed::default());
+    let second = store.claim(&ids, "w2", at, at + mins(5)).await.unwrap();
+    assert_eq!(second.touches.len(), 1, "{second:?}");
+    assert_eq!(
+        (&second.touches[0].id, second.touches[0].attempts),
+        (retried, 2)
+    );
+
+    // Again: its own job at its own time, and the third attempt is counted as such.
+    let again = at + mins(20);
+    let retry = [Outcome::Retry {
+        id: retried.clone(),
+        at: again,
+        reason: "451 try later".into(),
+    }];
+    assert_eq!(store.record(&retry, "w2", at + secs(5)).await.unwrap(), 1);
+    let jobs = store.queued().await;
+    assert_eq!(jobs.len(), planned_jobs.len() + 2, "{jobs:?}");
+    assert_eq!(
+        jobs.last(),
+        Some(&QueuedJob {
+            touches: vec![retried.clone()],
+            run_at: again,
+        })
+    );
+    let stored = touch(&*store, retried).await;
+    assert_eq!(
+        (stored.status, stored.attempts, stored.reason.as_deref()),
+        (TouchStatus::Planned, 2, Some("451 try later"))
+    );
+    let early = store.claim(from_ref(retried), "w3", again - secs(2), again);
+    assert_eq!(early.await.unwrap(), Claimed::default());
+    let third = store
+        .claim(from_ref(retried), "w3", again, again + mins(5))
+        .await
+        .unwrap();
+    assert_eq!(third.touches.len(), 1, "{third:?}");
+    assert_eq!(third.touches[0].attempts, 3);
+    assert_eq!(touch(&*store, retried).await.attempts, 3);
+    assert_eq!(counts(&*store).await, [("sending", 1), ("sent", 2)].into());
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use apalis_core::task::builder::TaskBuilder;
 use chrono::DateTime;
 use rapport::{
     config::{StorageBackend, StorageConfig},
@@ -76,5 +77,20 @@ impl Backend for RedisStore {
         let exists: bool = conn.exists(&key).await.expect("EXISTS");
         assert!(exists, "touch {id} does not exist");
         conn.hget(&key, "lease_owner").await.expect("HGET")
+    }
+
+    async fn push_raw_job(&self, bytes: Vec<u8>) {
+        // Straight into apalis, as `pump` hands jobs over (one attempt, due now).
+        let task = TaskBuilder::new(bytes).max_attempts(1).build();
+        apalis_redis::queries::push_tasks(&mut self.connection(), self.queue(), &[task])
+            .await
+            .expect("push a raw job");
+    }
+
+    async fn dead_jobs(&self) -> usize {
+        self.connection()
+            .scard(self.queue().dead_jobs_set())
+            .await
+            .expect("SCARD the dead set")
     }
 }

@@ -51,4 +51,29 @@ impl Backend for SqliteStore {
             .await
             .unwrap_or_else(|e| panic!("touch {id}: {e}"))
     }
+
+    async fn push_raw_job(&self, bytes: Vec<u8>) {
+        // As an old row would sit there: due since the epoch, so it is fetched first.
+        sqlx::query(
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata) \
+             VALUES (?1, ?2, ?3, 'Pending', 0, 1, 0, 0, '{}')",
+        )
+        .bind(bytes)
+        .bind(ulid::Ulid::new().to_string())
+        .bind(DISPATCH_QUEUE)
+        .execute(self.pool())
+        .await
+        .expect("insert a raw job");
+    }
+
+    async fn dead_jobs(&self) -> usize {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND status = 'Killed'",
+        )
+        .bind(DISPATCH_QUEUE)
+        .fetch_one(self.pool())
+        .await
+        .expect("count dead jobs");
+        n as usize
+    }
 }
