@@ -201,6 +201,10 @@ poll_interval = "50ms"
         secs * 1e6 / sent.max(1) as f64
     };
     let daemon_pids: Vec<u32> = daemons.iter().map(|d| d.id()).collect();
+    let redis_stats = match &progress {
+        Progress::Redis(store) => rt.block_on(command_stats(store, sent)),
+        Progress::Sqlite(_) => String::new(),
+    };
     let cpu_line = format!(
         "CPU per message: rapport {:.0} us, smtp-sink {:.0} us{}",
         per_msg(&daemon_pids),
@@ -250,6 +254,7 @@ poll_interval = "50ms"
         peak_rss_kb as f64 / 1024.0
     );
     println!("{cpu_line}");
+    print!("{redis_stats}");
 }
 
 enum Progress {
@@ -293,6 +298,41 @@ impl Progress {
             .copied()
             .unwrap_or(0) as usize
     }
+}
+
+/// Where Redis spent its time (`INFO commandstats`), per message, biggest first. Lua
+/// scripts show as `evalsha`; the commands they run show again under their own names.
+async fn command_stats(store: &RedisStore, sent: usize) -> String {
+    let mut conn = store.connection();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    let mut rows: Vec<(String, u64, f64)> = info
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |k: &str| {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            Some((name.to_owned(), field("calls")? as u64, field("usec")?))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut out =
+        String::from("redis time per message by command (us; scripts include their commands):\n");
+    for (name, calls, usec) in rows.iter().take(12) {
+        let _ = writeln!(
+            out,
+            "  {name:<16} {:>7.2} us  ({:.2} calls/msg)",
+            usec / sent.max(1) as f64,
+            *calls as f64 / sent.max(1) as f64
+        );
+    }
+    out
 }
 
 /// User + system CPU seconds a live process has used so far.

@@ -78,6 +78,7 @@ impl<S: Store> Dispatcher<S> {
         contact_ids.sort();
         contact_ids.dedup();
         let contacts = self.store.get_contacts(&contact_ids).await?;
+        let leased: Vec<TouchId> = claimed.touches.iter().map(|t| t.id.clone()).collect();
         let sends = futures::stream::iter(claimed.touches)
             .map(|t| {
                 let contacts = &contacts;
@@ -103,7 +104,7 @@ impl<S: Store> Dispatcher<S> {
             loop {
                 tokio::time::sleep(self.cfg.dispatch.lease / 3).await;
                 let until = self.clock.now() + lease;
-                if let Err(e) = self.store.extend_lease(owner, until).await {
+                if let Err(e) = self.store.extend_lease(&leased, owner, until).await {
                     tracing::warn!(error = %e, "could not extend a batch's lease");
                 }
             }

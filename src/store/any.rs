@@ -100,8 +100,13 @@ impl Store for AnyStore {
     ) -> Result<u64, StoreError> {
         each!(self, s => s.record(outcomes, owner, now))
     }
-    async fn extend_lease(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
-        each!(self, s => s.extend_lease(owner, until))
+    async fn extend_lease(
+        &self,
+        ids: &[TouchId],
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        each!(self, s => s.extend_lease(ids, owner, until))
     }
     async fn reconcile(
         &self,

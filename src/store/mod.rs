@@ -186,10 +186,11 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Extends the lease on every touch `owner` is still sending, to `until`. Returns how
-    /// many touches it covered.
+    /// Extends the lease on those of `ids` that `owner` is still sending, to `until`.
+    /// Returns how many touches it covered.
     fn extend_lease(
         &self,
+        ids: &[TouchId],
         owner: &str,
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;

@@ -266,11 +266,14 @@ pub(crate) async fn extend_lease_keeps_a_slow_batch_its_own<S: Backend>(store: A
         )
         .await
         .unwrap();
-    let covered = store.extend_lease("w1", t0() + mins(10)).await.unwrap();
+    let covered = store
+        .extend_lease(&ids, "w1", t0() + mins(10))
+        .await
+        .unwrap();
     assert_eq!(covered, 2, "only touches still being sent are extended");
     assert_eq!(
         store
-            .extend_lease("stranger", t0() + mins(10))
+            .extend_lease(&ids, "stranger", t0() + mins(10))
             .await
             .unwrap(),
         0

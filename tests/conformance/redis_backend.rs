@@ -76,7 +76,9 @@ impl Backend for RedisStore {
         let key = self.touch_key(id);
         let exists: bool = conn.exists(&key).await.expect("EXISTS");
         assert!(exists, "touch {id} does not exist");
-        conn.hget(&key, "lease_owner").await.expect("HGET")
+        // No lease is an empty (or absent) `lease_owner`.
+        let owner: Option<String> = conn.hget(&key, "lease_owner").await.expect("HGET");
+        owner.filter(|o| !o.is_empty())
     }
 
     async fn push_raw_job(&self, bytes: Vec<u8>) {

@@ -205,16 +205,36 @@ impl RedisStore {
             .map_err(q)
     }
 
-    async fn hashes(&self, keys: &[String]) -> Result<Vec<HashMap<String, String>>, StoreError> {
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(1000) {
+    /// The stored touches among `ids`, in the order given.
+    async fn touches(&self, ids: Vec<String>) -> Result<Vec<Touch>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
             let mut pipe = redis::pipe();
-            for k in chunk {
-                pipe.hgetall(k);
+            for id in chunk {
+                pipe.hgetall(self.touch_key(&TouchId::from_stored(id.clone())));
             }
-            let found: Vec<HashMap<String, String>> =
+            let found: Vec<Vec<String>> =
                 pipe.query_async(&mut self.conn.clone()).await.map_err(q)?;
-            out.extend(found.into_iter().filter(|h| !h.is_empty()));
+            for (id, list) in chunk.iter().zip(found) {
+                if !list.is_empty() {
+                    out.push(touch_from(id.clone(), list)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored contacts among `ids` (MGET in chunks: one string per contact).
+    async fn contacts(&self, ids: &[&str]) -> Result<Vec<Contact>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let keys: Vec<String> = chunk.iter().map(|i| self.contact_key(i)).collect();
+            let raw: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(q)?;
+            out.extend(contacts_from(raw)?);
         }
         Ok(out)
     }
@@ -251,26 +271,51 @@ async fn warn_about_settings(conn: &mut ConnectionManager) {
     }
 }
 
-fn outcome_record(o: &Outcome, now: i64) -> serde_json::Value {
-    let (status, reason, next, sent_at) = match o {
-        Outcome::Sent { .. } => ("sent", None, None, Some(now)),
-        Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
-        Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
-        Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
-        Outcome::Retry { at, reason, .. } => ("planned", Some(reason), Some(ts(*at)), None),
-        Outcome::Defer { at, .. } => ("planned", None, Some(ts(*at)), None),
-    };
-    let undo = i64::from(matches!(o, Outcome::Defer { .. }));
-    serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "undo": undo})
+/// An outcome as `record.lua` reads it: status, reason, next attempt, attempt taken back.
+fn outcome_args(o: &Outcome) -> (&'static str, &str, Option<i64>, u8) {
+    match o {
+        Outcome::Sent { .. } => ("sent", "", None, 0),
+        Outcome::Failed { reason, .. } => ("failed", reason, None, 0),
+        Outcome::Suppressed { reason, .. } => ("suppressed", reason, None, 0),
+        Outcome::Expired { reason, .. } => ("expired", reason, None, 0),
+        Outcome::Retry { at, reason, .. } => ("planned", reason, Some(ts(*at)), 0),
+        Outcome::Defer { at, .. } => ("planned", "", Some(ts(*at)), 1),
+    }
 }
 
-fn touch_from(list: Vec<String>) -> Result<Touch, StoreError> {
-    let mut map = HashMap::with_capacity(list.len() / 2);
+/// A touch from its id and its hash (which does not repeat what the id says).
+fn touch_from(id: String, list: Vec<String>) -> Result<Touch, StoreError> {
+    let mut map = HashMap::with_capacity(list.len() / 2 + 4);
     let mut it = list.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        map.insert(k, v);
+        // The scripts write an empty string for a field with no value.
+        if !v.is_empty() {
+            map.insert(k, v);
+        }
     }
+    let mut parts = id.splitn(3, ':');
+    let (Some(occasion), Some(contact), Some(occurrence)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(corrupt("touch id", &id));
+    };
+    map.insert("occasion".into(), occasion.to_owned());
+    map.insert("contact_id".into(), contact.to_owned());
+    map.insert("occurrence".into(), occurrence.to_owned());
+    map.insert("id".into(), id);
     fields::touch(&map)
+}
+
+/// Contacts stored as JSON strings (`None`: no such contact).
+fn contacts_from(raw: Vec<Option<String>>) -> Result<Vec<Contact>, StoreError> {
+    raw.into_iter()
+        .flatten()
+        .map(|json| match serde_json::from_str(&json) {
+            Ok(serde_json::Value::Object(map)) => fields::contact(&map),
+            Ok(_) => Err(corrupt("contact", "not a JSON object")),
+            Err(e) => Err(corrupt("contact", e)),
+        })
+        .collect()
 }
 
 impl Store for RedisStore {
@@ -292,20 +337,20 @@ impl Store for RedisStore {
     }
 
     async fn get_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
-        let found = self.hashes(&[self.contact_key(id.as_str())]).await?;
-        found.first().map(fields::contact).transpose()
+        Ok(self.contacts(&[id.as_str()]).await?.pop())
     }
 
     async fn get_contacts(
         &self,
         ids: &[ContactId],
     ) -> Result<HashMap<ContactId, Contact>, StoreError> {
-        let keys: Vec<String> = ids.iter().map(|i| self.contact_key(i.as_str())).collect();
-        self.hashes(&keys)
+        let ids: Vec<&str> = ids.iter().map(ContactId::as_str).collect();
+        Ok(self
+            .contacts(&ids)
             .await?
-            .iter()
-            .map(|h| fields::contact(h).map(|c| (c.id.clone(), c)))
-            .collect()
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect())
     }
 
     async fn contacts_on_page(
@@ -327,15 +372,8 @@ impl Store for RedisStore {
             .zrangebylex_limit(index, from, "+", 0, limit as isize)
             .await
             .map_err(q)?;
-        let keys: Vec<String> = ids.iter().map(|i| self.contact_key(i)).collect();
-        let mut found: Vec<Contact> = self
-            .hashes(&keys)
-            .await?
-            .iter()
-            .map(fields::contact)
-            .collect::<Result<_, _>>()?;
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(found)
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.contacts(&ids).await
     }
 
     async fn count_contacts(&self) -> Result<u64, StoreError> {
@@ -357,7 +395,13 @@ impl Store for RedisStore {
             let mut inv = PLAN.prepare_invoke();
             inv.arg(&self.prefix).arg(ts(now));
             for t in chunk {
-                inv.arg(fields::touch_record(t).to_string());
+                inv.arg(t.id.as_str())
+                    .arg(&t.channel)
+                    .arg(t.priority)
+                    .arg(t.status.as_str())
+                    .arg(ts(t.scheduled_at))
+                    .arg(ts(t.expires_at))
+                    .arg(t.reason.as_deref().unwrap_or(""));
             }
             let new: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
             let mut new: std::collections::HashSet<String> = new.into_iter().collect();
@@ -383,30 +427,16 @@ impl Store for RedisStore {
     }
 
     async fn get_touches(&self, ids: &[TouchId]) -> Result<Vec<Touch>, StoreError> {
-        let keys: Vec<String> = ids.iter().map(|i| self.touch_key(i)).collect();
-        let mut found: Vec<Touch> = self
-            .hashes(&keys)
-            .await?
-            .iter()
-            .map(fields::touch)
-            .collect::<Result<_, _>>()?;
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        found.dedup_by(|a, b| a.id == b.id);
-        Ok(found)
+        let mut ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+        ids.sort();
+        ids.dedup();
+        self.touches(ids).await
     }
 
     async fn touches_for_contact(&self, id: &ContactId) -> Result<Vec<Touch>, StoreError> {
         let index = format!("{}:{{c:{id}}}:touches", self.prefix);
         let ids: Vec<String> = self.conn.clone().zrange(index, 0, -1).await.map_err(q)?;
-        let keys: Vec<String> = ids
-            .into_iter()
-            .map(|i| self.touch_key(&TouchId::from_stored(i)))
-            .collect();
-        self.hashes(&keys)
-            .await?
-            .iter()
-            .map(fields::touch)
-            .collect()
+        self.touches(ids).await
     }
 
     async fn claim(
@@ -424,12 +454,12 @@ impl Store for RedisStore {
         for id in ids {
             inv.arg(id.as_str());
         }
-        let (claimed, expired): (Vec<Vec<String>>, Vec<String>) =
+        let (claimed, expired): (Vec<(String, Vec<String>)>, Vec<String>) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
         Ok(Claimed {
             touches: claimed
                 .into_iter()
-                .map(touch_from)
+                .map(|(id, list)| touch_from(id, list))
                 .collect::<Result<_, _>>()?,
             expired: expired.into_iter().map(TouchId::from_stored).collect(),
         })
@@ -444,7 +474,12 @@ impl Store for RedisStore {
         let mut inv = RECORD.prepare_invoke();
         inv.arg(&self.prefix).arg(ts(now)).arg(owner);
         for o in outcomes {
-            inv.arg(outcome_record(o, ts(now)).to_string());
+            let (status, reason, next, undo) = outcome_args(o);
+            inv.arg(o.id().as_str())
+                .arg(status)
+                .arg(reason)
+                .arg(next.map(|n| n.to_string()).unwrap_or_default())
+                .arg(undo);
         }
         let (requeue, applied): (Vec<(String, i64)>, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
@@ -456,9 +491,17 @@ impl Store for RedisStore {
         Ok(applied)
     }
 
-    async fn extend_lease(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn extend_lease(
+        &self,
+        ids: &[TouchId],
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let mut inv = EXTEND.prepare_invoke();
         inv.arg(&self.prefix).arg(owner).arg(ts(until));
+        for id in ids {
+            inv.arg(id.as_str());
+        }
         inv.invoke_async(&mut self.conn.clone()).await.map_err(q)
     }
 

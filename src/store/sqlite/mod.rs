@@ -341,12 +341,19 @@ impl Store for SqliteStore {
         Ok(applied.len() as u64)
     }
 
-    async fn extend_lease(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn extend_lease(
+        &self,
+        ids: &[TouchId],
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE touches SET lease_until = ?1 WHERE status = 'sending' AND lease_owner = ?2",
+            "UPDATE touches SET lease_until = ?1 WHERE id IN (SELECT value FROM json_each(?3)) \
+             AND status = 'sending' AND lease_owner = ?2",
         )
         .bind(until.timestamp())
         .bind(owner)
+        .bind(ids_json(ids))
         .execute(&self.pool)
         .await
         .map_err(q)?;

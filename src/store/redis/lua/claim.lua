@@ -1,29 +1,38 @@
 -- ARGV[2] = now, ARGV[3] = owner, ARGV[4] = lease_until, ARGV[5..] = touch ids.
 -- Due, unexpired touches that are planned (or sending under a lapsed lease) become
 -- `sending`, leased to owner; overdue ones become `expired`.
--- Returns {claimed touches as HGETALL lists, expired ids}.
+-- Returns {claimed touches as {id, field list}, expired ids}.
 local now, owner, lease = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local FIELDS = {"status", "expires_at", "next_attempt_at", "lease_until", "attempts", "channel",
+    "priority", "scheduled_at", "reason", "created_at", "sent_at"}
 local claimed, expired = {}, {}
 for i = 5, #ARGV do
     local id = ARGV[i]
     local k = tkey(id)
-    local f = redis.call("HMGET", k, "status", "expires_at", "next_attempt_at", "lease_until", "lease_owner")
+    local f = redis.call("HMGET", k, unpack(FIELDS))
     local st = f[1]
     if st == "planned" or (st == "sending" and num(f[4]) <= now) then
         if num(f[2]) <= now then
-            expire(k, id, st, f[5], now)
+            expire(k, id, st, now)
             expired[#expired + 1] = id
         -- `+ 1`: the queue runs jobs by whole seconds; a job may start a moment early.
         elseif num(f[3]) <= now + 1 then
-            if f[5] then redis.call("SREM", owner_key(f[5]), id) end
-            redis.call("HSET", k, "status", "sending", "lease_owner", owner, "lease_until", lease, "updated_at", now)
-            redis.call("HINCRBY", k, "attempts", 1)
+            local attempts = num(f[5]) + 1
+            redis.call("HSET", k, "status", "sending", "lease_owner", owner, "lease_until", lease,
+                "updated_at", now, "attempts", attempts)
             redis.call("ZREM", IDX_WAKE, id)
             redis.call("ZADD", IDX_LEASES, lease, id)
-            redis.call("SADD", owner_key(owner), id)
             move(st, "sending")
-            claimed[#claimed + 1] = redis.call("HGETALL", k)
+            local touch = {"status", "sending", "attempts", attempts, "updated_at", now}
+            for j = 2, #FIELDS do
+                if FIELDS[j] ~= "attempts" and f[j] then
+                    touch[#touch + 1] = FIELDS[j]
+                    touch[#touch + 1] = f[j]
+                end
+            end
+            claimed[#claimed + 1] = {id, touch}
         end
     end
 end
+flush()
 return {claimed, expired}

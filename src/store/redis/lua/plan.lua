@@ -1,28 +1,28 @@
--- ARGV[2] = now; ARGV[3..] = one JSON record per touch (fields::touch_record).
--- Insert-if-absent. Returns the ids that were new.
+-- ARGV[2] = now; then 7 per touch: id, channel, priority, status, scheduled_at,
+-- expires_at, reason ("" for none). Insert-if-absent. Returns the ids that were new.
 local now = tonumber(ARGV[2])
 local new = {}
-for i = 3, #ARGV do
-    local t = cjson.decode(ARGV[i])
-    local id = t["id"]
-    local k = tkey(id)
-    if redis.call("EXISTS", k) == 0 then
-        local sched = tonumber(t["scheduled_at"])
-        redis.call("HSET", k, "id", id, "occasion", t["occasion"], "contact_id", t["contact_id"],
-            "occurrence", t["occurrence"], "channel", t["channel"], "priority", t["priority"],
-            "status", t["status"], "scheduled_at", sched, "next_attempt_at", sched,
-            "expires_at", t["expires_at"], "attempts", 0, "queued_at", now,
-            "created_at", now, "updated_at", now)
-        if t["reason"] ~= cjson.null then
-            redis.call("HSET", k, "reason", t["reason"])
+for i = 3, #ARGV, 7 do
+    local id, status, sched, expires, reason = ARGV[i], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
+    -- The contact's list of touches doubles as the existence check.
+    if redis.call("ZADD", ckey(contact_of(id)) .. ":touches", "NX", sched, id) == 1 then
+        local k = tkey(id)
+        if reason ~= "" then
+            redis.call("HSET", k, "channel", ARGV[i + 1], "priority", ARGV[i + 2], "status", status,
+                "scheduled_at", sched, "next_attempt_at", sched, "expires_at", expires, "attempts", 0,
+                "queued_at", now, "created_at", now, "updated_at", now, "reason", reason)
+        else
+            redis.call("HSET", k, "channel", ARGV[i + 1], "priority", ARGV[i + 2], "status", status,
+                "scheduled_at", sched, "next_attempt_at", sched, "expires_at", expires, "attempts", 0,
+                "queued_at", now, "created_at", now, "updated_at", now)
         end
-        redis.call("ZADD", ckey(t["contact_id"]) .. ":touches", sched, id)
-        if t["status"] == "planned" then
+        if status == "planned" then
             redis.call("ZADD", IDX_WAKE, math.max(sched, now), id)
-            redis.call("ZADD", IDX_EXPIRY, t["expires_at"], id)
+            redis.call("ZADD", IDX_EXPIRY, expires, id)
         end
-        move(nil, t["status"])
+        move(nil, status)
         new[#new + 1] = id
     end
 end
+flush()
 return new

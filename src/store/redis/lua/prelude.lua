@@ -2,7 +2,8 @@
 --
 -- Per-contact keys carry the hash tag {c:<id>} (a later Redis Cluster shards by it); the
 -- indexes below are global. Touch ids are `occasion:contact:occurrence` (occasion names
--- and contact ids contain no ':'), so a touch's key follows from its id.
+-- and contact ids contain no ':'), so a touch's key follows from its id, and its hash
+-- does not repeat those three.
 local P = ARGV[1]
 local IDX_WAKE = P .. ":idx:wake"       -- planned touches, score = when the reconciler may call them stranded
 local IDX_LEASES = P .. ":idx:leases"   -- sending touches, score = lease_until
@@ -18,12 +19,16 @@ end
 local function tkey(id)
     return ckey(contact_of(id)) .. ":touch:" .. id
 end
-local function owner_key(owner)
-    return P .. ":idx:owner:" .. owner
-end
+-- Status counts change in memory and are written once per script (flush()).
+local deltas = {}
 local function move(from, to)
-    if from then redis.call("HINCRBY", STATUS, from, -1) end
-    if to then redis.call("HINCRBY", STATUS, to, 1) end
+    if from then deltas[from] = (deltas[from] or 0) - 1 end
+    if to then deltas[to] = (deltas[to] or 0) + 1 end
+end
+local function flush()
+    for status, d in pairs(deltas) do
+        if d ~= 0 then redis.call("HINCRBY", STATUS, status, d) end
+    end
 end
 local function num(v)
     return tonumber(v) or 0
@@ -34,10 +39,10 @@ local function unindex(id)
     redis.call("ZREM", IDX_LEASES, id)
     redis.call("ZREM", IDX_EXPIRY, id)
 end
-local function expire(k, id, from, owner, now)
-    redis.call("HSET", k, "status", "expired", "reason", "not sent before its expiry", "updated_at", now)
-    redis.call("HDEL", k, "lease_owner", "lease_until")
+-- No lease is an empty lease_owner (one HSET instead of an HSET and an HDEL).
+local function expire(k, id, from, now)
+    redis.call("HSET", k, "status", "expired", "reason", "not sent before its expiry",
+        "updated_at", now, "lease_owner", "", "lease_until", 0)
     unindex(id)
-    if owner then redis.call("SREM", owner_key(owner), id) end
     move(from, "expired")
 end

@@ -7,9 +7,9 @@ local expired, requeue = 0, {}
 local overdue = redis.call("ZRANGEBYSCORE", IDX_EXPIRY, "-inf", now, "LIMIT", 0, limit)
 for _, id in ipairs(overdue) do
     local k = tkey(id)
-    local f = redis.call("HMGET", k, "status", "lease_until", "lease_owner")
+    local f = redis.call("HMGET", k, "status", "lease_until")
     if f[1] == "planned" or (f[1] == "sending" and num(f[2]) <= now) then
-        expire(k, id, f[1], f[3], now)
+        expire(k, id, f[1], now)
         expired = expired + 1
     elseif f[1] ~= "sending" then
         unindex(id)
@@ -40,4 +40,5 @@ for _, id in ipairs(lapsed) do
 end
 local more = 0
 if #overdue == limit or #waking == limit then more = 1 end
+flush()
 return {expired, requeue, more}
