@@ -9,8 +9,9 @@
 //!     BENCH_BACKEND=redis BENCH_REPLICAS=3 cargo bench --bench birthday_morning
 //!
 //! Needs `smtp-sink` (Debian package `postfix`), and for Redis `redis-server` (started
-//! here on a free port with the production settings: AOF, fsync every second). Not a
-//! test: nothing here asserts.
+//! here on a free port with the production settings: AOF, fsync every second;
+//! `BENCH_REDIS_AOF=no` turns the AOF off to see its cost). Not a test: nothing here
+//! asserts.
 
 use std::{
     fmt::Write as _,
@@ -84,7 +85,12 @@ fn main() {
         let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args([
+                "--appendonly",
+                &env_or("BENCH_REDIS_AOF", "yes"),
+                "--appendfsync",
+                "everysec",
+            ])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())

@@ -113,8 +113,13 @@ impl<S: Store> Dispatcher<S> {
             r = sends => r,
             () = renew => unreachable!("the renewal loop never ends"),
         };
+        let results: Vec<Outcome> = results.into_iter().collect::<Result<_, _>>()?;
+        // Every outcome is recorded: the claim is over.
+        if let Err(e) = self.store.release_lease(owner).await {
+            tracing::warn!(error = %e, "could not release a finished batch's lease; it lapses instead");
+        }
         for r in results {
-            match r? {
+            match r {
                 Outcome::Sent { .. } => report.sent += 1,
                 Outcome::Retry { .. } => report.retried += 1,
                 Outcome::Failed { .. } => report.failed += 1,

@@ -119,6 +119,9 @@ impl Store for AnyStore {
     async fn status_counts(&self) -> Result<HashMap<TouchStatus, u64>, StoreError> {
         each!(self, s => s.status_counts())
     }
+    async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        each!(self, s => s.release_lease(owner))
+    }
     async fn pump(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         each!(self, s => s.pump(now))
     }

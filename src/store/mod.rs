@@ -170,7 +170,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Touch>, StoreError>> + Send;
     /// Moves the due, unexpired ones of `ids` to `sending` under a lease owned by
     /// `owner` until `lease_until`; ones past expiry become `expired`. A touch whose lease
-    /// ran out (its worker died) can be claimed again.
+    /// ran out (its worker died) can be claimed again. `owner` names this one claim: a
+    /// caller never reuses it for another (a backend may keep one lease per owner).
     fn claim(
         &self,
         ids: &[TouchId],
@@ -205,6 +206,12 @@ pub trait Store: Send + Sync + 'static {
     fn status_counts(
         &self,
     ) -> impl Future<Output = Result<HashMap<TouchStatus, u64>, StoreError>> + Send;
+    /// The claim `owner` is over: every one of its outcomes is recorded. A backend that
+    /// keeps leases per claim (Redis) drops it; a claim never released lapses instead.
+    fn release_lease(&self, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = owner;
+        async { Ok(()) }
+    }
     /// Moves queued jobs that are due into the queue workers read, in bounded steps
     /// (Redis; see its module). Returns how many it moved; call again while it moves any.
     fn pump(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -136,7 +136,7 @@ pub(crate) async fn claim_expires_overdue_touches<S: Backend>(store: Arc<S>) {
     assert_eq!(c.unwrap().touches.len(), 1);
     let at = busy.scheduled_at;
     let c = store
-        .claim(from_ref(&busy.id), "w1", at, t0() + mins(10))
+        .claim(from_ref(&busy.id), "w1b", at, t0() + mins(10))
         .await;
     assert_eq!(c.unwrap().touches.len(), 1);
 
@@ -157,7 +157,7 @@ pub(crate) async fn claim_expires_overdue_touches<S: Backend>(store: Arc<S>) {
         assert_eq!(store.lease_owner(&t.id).await, None);
     }
     assert_eq!(touch(&*store, &busy.id).await.status, TouchStatus::Sending);
-    assert_eq!(store.lease_owner(&busy.id).await.as_deref(), Some("w1"));
+    assert_eq!(store.lease_owner(&busy.id).await.as_deref(), Some("w1b"));
 
     // Expired is final: never claimable, and not reported as newly expired again.
     let stale_ids = [stale.id.clone(), stuck.id.clone()];

@@ -150,15 +150,21 @@ pub(crate) async fn reconcile_expires_overdue_touches<S: Backend>(store: Arc<S>)
         done.clone(),
     ];
     store.plan_touches(&all, 10, t0() - days(3)).await.unwrap();
-    for (t, lease) in [(&lapsed, mins(5)), (&busy, mins(30)), (&done, mins(5))] {
+    // One claim (owner) each: a caller never reuses an owner across claims.
+    let claims = [
+        (&lapsed, "w1", mins(5)),
+        (&busy, "w2", mins(30)),
+        (&done, "w3", mins(5)),
+    ];
+    for (t, owner, lease) in claims {
         let at = t.scheduled_at;
-        let c = store.claim(from_ref(&t.id), "w1", at, at + lease).await;
+        let c = store.claim(from_ref(&t.id), owner, at, at + lease).await;
         assert_eq!(c.unwrap().touches.len(), 1, "{}", t.id);
     }
     let sent = [Outcome::Sent {
         id: done.id.clone(),
     }];
-    let recorded = store.record(&sent, "w1", done.scheduled_at).await;
+    let recorded = store.record(&sent, "w3", done.scheduled_at).await;
     assert_eq!(recorded.unwrap(), 1);
     let queued = store.queued().await;
 
@@ -194,5 +200,5 @@ pub(crate) async fn reconcile_expires_overdue_touches<S: Backend>(store: Arc<S>)
     let busy_sent = [Outcome::Sent {
         id: busy.id.clone(),
     }];
-    assert_eq!(store.record(&busy_sent, "w1", t0()).await.unwrap(), 1);
+    assert_eq!(store.record(&busy_sent, "w2", t0()).await.unwrap(), 1);
 }

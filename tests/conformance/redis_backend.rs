@@ -76,9 +76,15 @@ impl Backend for RedisStore {
         let key = self.touch_key(id);
         let exists: bool = conn.exists(&key).await.expect("EXISTS");
         assert!(exists, "touch {id} does not exist");
-        // No lease is an empty (or absent) `lease_owner`.
-        let owner: Option<String> = conn.hget(&key, "lease_owner").await.expect("HGET");
-        owner.filter(|o| !o.is_empty())
+        // `lease_owner` only means something while the touch is `sending`.
+        let (status, owner): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(&key)
+            .arg("status")
+            .arg("lease_owner")
+            .query_async(&mut conn)
+            .await
+            .expect("HMGET");
+        owner.filter(|_| status.as_deref() == Some("sending"))
     }
 
     async fn push_raw_job(&self, bytes: Vec<u8>) {

@@ -26,6 +26,8 @@ pub struct SmtpOptions {
     pub fail_once: Vec<(String, String)>,
     /// `(recipient substring, reply)`: rejected every time.
     pub fail_always: Vec<(String, String)>,
+    /// Do not offer PIPELINING (RFC 2920), so clients send one command at a time.
+    pub no_pipelining: bool,
 }
 
 /// One accepted message.
@@ -81,6 +83,7 @@ struct State {
     /// Recipient lists of every completed DATA, accepted or not.
     attempts: Vec<Vec<String>>,
     connections: usize,
+    no_pipelining: bool,
 }
 
 impl State {
@@ -159,6 +162,7 @@ impl SmtpServer {
             delay: opts.delay_per_message,
             fail_once: opts.fail_once,
             fail_always: opts.fail_always,
+            no_pipelining: opts.no_pipelining,
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -298,7 +302,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-const EHLO_REPLY: &str =
+const EHLO_REPLY: &str = "250-localhost greets you\r\n250-PIPELINING\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
+const EHLO_REPLY_NO_PIPELINING: &str =
     "250-localhost greets you\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
 
 async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
@@ -319,6 +324,7 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
             rcpts.clear();
         }
         let reply: Cow<'static, str> = match cmd.as_str() {
+            "EHLO" if shared.lock().no_pipelining => EHLO_REPLY_NO_PIPELINING.into(),
             "EHLO" => EHLO_REPLY.into(),
             "HELO" => "250 localhost\r\n".into(),
             "RSET" => "250 2.0.0 Ok\r\n".into(),

@@ -61,6 +61,8 @@ static PLAN: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/plan.l
 static CLAIM: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/claim.lua")));
 static RECORD: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/record.lua")));
 static EXTEND: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/extend_lease.lua")));
+static RELEASE_LEASE: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/release_lease.lua")));
 static RECONCILE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reconcile.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/release.lua")));
 
@@ -546,6 +548,14 @@ impl Store for RedisStore {
             }
         }
         Ok(out)
+    }
+
+    async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        let mut inv = RELEASE_LEASE.prepare_invoke();
+        inv.arg(&self.prefix).arg(owner);
+        inv.invoke_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(q)
     }
 
     async fn pump(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

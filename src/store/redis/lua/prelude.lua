@@ -6,7 +6,7 @@
 -- does not repeat those three.
 local P = ARGV[1]
 local IDX_WAKE = P .. ":idx:wake"       -- planned touches, score = when the reconciler may call them stranded
-local IDX_LEASES = P .. ":idx:leases"   -- sending touches, score = lease_until
+local IDX_LEASES = P .. ":idx:leases"   -- claims (owners), score = lease_until
 local IDX_EXPIRY = P .. ":idx:expiry"   -- open (planned or sending) touches, score = expires_at
 local STATUS = P .. ":stats:status"     -- status -> count
 
@@ -33,16 +33,26 @@ end
 local function num(v)
     return tonumber(v) or 0
 end
--- Leaves every index; the touch is closed (or about to be re-indexed).
+-- A lease belongs to a claim (its owner), not to each touch: one entry in IDX_LEASES and
+-- one list of the claim's touch ids, so claiming, renewing and ending a lease cost one
+-- command per batch instead of one per touch.
+local function claim_ids(owner)
+    return P .. ":lease:" .. owner
+end
+-- Whether the lease of the claim `owner` has run out (or is gone).
+local function lapsed(owner, now)
+    if not owner or owner == "" then return true end
+    local until_ = redis.call("ZSCORE", IDX_LEASES, owner)
+    return (not until_) or tonumber(until_) <= now
+end
+-- Leaves every index; the touch is closed.
 local function unindex(id)
     redis.call("ZREM", IDX_WAKE, id)
-    redis.call("ZREM", IDX_LEASES, id)
     redis.call("ZREM", IDX_EXPIRY, id)
 end
--- No lease is an empty lease_owner (one HSET instead of an HSET and an HDEL).
+-- lease_owner only means something while a touch is `sending`.
 local function expire(k, id, from, now)
-    redis.call("HSET", k, "status", "expired", "reason", "not sent before its expiry",
-        "updated_at", now, "lease_owner", "", "lease_until", 0)
+    redis.call("HSET", k, "status", "expired", "reason", "not sent before its expiry", "updated_at", now)
     unindex(id)
     move(from, "expired")
 end

@@ -7,8 +7,8 @@ local expired, requeue = 0, {}
 local overdue = redis.call("ZRANGEBYSCORE", IDX_EXPIRY, "-inf", now, "LIMIT", 0, limit)
 for _, id in ipairs(overdue) do
     local k = tkey(id)
-    local f = redis.call("HMGET", k, "status", "lease_until")
-    if f[1] == "planned" or (f[1] == "sending" and num(f[2]) <= now) then
+    local f = redis.call("HMGET", k, "status", "lease_owner")
+    if f[1] == "planned" or (f[1] == "sending" and lapsed(f[2], now)) then
         expire(k, id, f[1], now)
         expired = expired + 1
     elseif f[1] ~= "sending" then
@@ -27,15 +27,24 @@ for _, id in ipairs(waking) do
         redis.call("ZREM", IDX_WAKE, id)
     end
 end
-local lapsed = redis.call("ZRANGEBYSCORE", IDX_LEASES, "-inf", now, "LIMIT", 0, limit)
-for _, id in ipairs(lapsed) do
-    local k = tkey(id)
-    local f = redis.call("HMGET", k, "status", "lease_until", "queued_at")
-    if f[1] == "sending" and num(f[2]) <= now and num(f[3]) <= stale then
-        redis.call("HSET", k, "queued_at", now)
-        requeue[#requeue + 1] = id
-    elseif f[1] ~= "sending" then
-        redis.call("ZREM", IDX_LEASES, id)
+-- Claims whose lease ran out (their worker died): their touches still `sending` under
+-- them go back to the queue; a claim with none left is forgotten.
+for _, owner in ipairs(redis.call("ZRANGEBYSCORE", IDX_LEASES, "-inf", now, "LIMIT", 0, limit)) do
+    local open = 0
+    for _, id in ipairs(redis.call("LRANGE", claim_ids(owner), 0, -1)) do
+        local k = tkey(id)
+        local f = redis.call("HMGET", k, "status", "lease_owner", "queued_at")
+        if f[1] == "sending" and f[2] == owner then
+            open = open + 1
+            if num(f[3]) <= stale then
+                redis.call("HSET", k, "queued_at", now)
+                requeue[#requeue + 1] = id
+            end
+        end
+    end
+    if open == 0 then
+        redis.call("ZREM", IDX_LEASES, owner)
+        redis.call("DEL", claim_ids(owner))
     end
 end
 local more = 0

@@ -1,0 +1,199 @@
+//! SMTP over a pool of our own sessions ([`session`]): pipelined transactions on
+//! sockets with TCP_NODELAY, reused directly, a connection idle for a while checked
+//! with a NOOP first. A failure mid-transaction is never resent on the spot (the
+//! server may have accepted the message): it goes back to the ledger, and its retry
+//! carries the same Message-ID.
+
+mod session;
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use session::{Endpoint, Session, SmtpError};
+use tokio::sync::Semaphore;
+
+use super::{DeliveryError, EmailChannel, OutboundEmail};
+use crate::config::{EmailConfig, EmailTransport, TlsMode};
+
+/// Idle connections older than this are closed rather than reused: servers drop idle
+/// clients (RFC 5321 suggests 5 minutes), and a fresh connect is cheap by comparison.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Idle longer than this, a connection is checked with a NOOP before use: under load
+/// connections are reused within milliseconds and skip it.
+const CHECK_AFTER: Duration = Duration::from_secs(2);
+
+pub(super) struct Smtp {
+    cfg: EmailConfig,
+    endpoint: Endpoint,
+    idle: Mutex<Vec<(Session, Instant)>>,
+    slots: Semaphore,
+}
+
+impl Smtp {
+    pub(super) fn new(cfg: &EmailConfig) -> Result<Self, String> {
+        let EmailTransport::Smtp {
+            host,
+            port,
+            tls,
+            username_env,
+            password_env,
+            pool_size,
+            timeout,
+        } = &cfg.transport
+        else {
+            return Err("not an SMTP transport".into());
+        };
+        // Credentials come from the environment variables the config names; the values
+        // never pass through the config file or the logs.
+        let read = |name: &Option<String>| {
+            name.as_ref()
+                .and_then(|n| std::env::var(n).ok())
+                .filter(|v| !v.is_empty())
+        };
+        let credentials = match (read(username_env), read(password_env)) {
+            (Some(user), Some(pass)) => Some((user, pass)),
+            (Some(_), None) => {
+                return Err(format!(
+                    "the SMTP username is set but the password variable {} is empty",
+                    password_env.as_deref().unwrap_or("(password_env unset)")
+                ));
+            }
+            _ => None,
+        };
+        if *tls != TlsMode::None && rustls::pki_types::ServerName::try_from(host.clone()).is_err() {
+            return Err(format!(
+                "SMTP TLS setup: {host:?} is not a valid server name"
+            ));
+        }
+        let hello = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty() && h.is_ascii())
+            .unwrap_or_else(|| "localhost".into());
+        Ok(Self {
+            cfg: cfg.clone(),
+            endpoint: Endpoint {
+                host: host.clone(),
+                port: *port,
+                tls: *tls,
+                hello,
+                credentials,
+                timeout: *timeout,
+            },
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(*pool_size as usize),
+        })
+    }
+
+    async fn connect(&self) -> Result<Session, DeliveryError> {
+        // Anything that fails while setting up the session (greeting, EHLO, STARTTLS,
+        // AUTH) says nothing about this recipient: even a 5xx there (a rotated password)
+        // must not fail the message permanently.
+        match tokio::time::timeout(self.endpoint.timeout, Session::open(&self.endpoint)).await {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(SmtpError::Reply(code))) => Err(DeliveryError::transient(format!(
+                "smtp {code} while connecting"
+            ))),
+            Ok(Err(SmtpError::Before(what) | SmtpError::After(what))) => Err(
+                DeliveryError::transient(format!("smtp {what} error while connecting")),
+            ),
+            Err(_) => Err(DeliveryError::transient("smtp timeout while connecting")),
+        }
+    }
+
+    fn take_idle(&self) -> Option<(Session, Instant)> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((session, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE && !session.is_broken() {
+                return Some((session, since));
+            }
+        }
+        None
+    }
+
+    /// A pooled session that still answers, or a new one.
+    async fn session(&self) -> Result<Session, DeliveryError> {
+        while let Some((mut session, since)) = self.take_idle() {
+            if since.elapsed() < CHECK_AFTER {
+                return Ok(session);
+            }
+            if matches!(
+                tokio::time::timeout(self.endpoint.timeout, session.noop()).await,
+                Ok(true)
+            ) {
+                return Ok(session);
+            }
+        }
+        self.connect().await
+    }
+
+    fn put_idle(&self, session: Session) {
+        if !session.is_broken() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((session, Instant::now()));
+        }
+    }
+
+    async fn send_on(
+        &self,
+        session: &mut Session,
+        from: &str,
+        to: &[&str],
+        bytes: &[u8],
+    ) -> Result<(), DeliveryError> {
+        match tokio::time::timeout(self.endpoint.timeout, session.send(from, to, bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(classify(&e)),
+            // An answer (4xx, 5xx) is clear; no answer at all mid-transaction is not.
+            Err(_) => Err(DeliveryError::uncertain(
+                "smtp timeout during the transaction",
+            )),
+        }
+    }
+}
+
+/// 4xx and anything that is not an answer before the body was sent (connection refused,
+/// reset, timeout, TLS) is transient; 5xx is permanent. No answer after the body is
+/// uncertain: the server may have accepted it, and its retry carries the same
+/// Message-ID so a receiver can deduplicate.
+fn classify(e: &SmtpError) -> DeliveryError {
+    match e {
+        SmtpError::Reply(code) if *code >= 500 => DeliveryError::permanent(format!("smtp {code}")),
+        SmtpError::Reply(code) => DeliveryError::transient(format!("smtp {code}")),
+        SmtpError::Before(what) => DeliveryError::transient(format!("smtp {what} error")),
+        SmtpError::After(_) => {
+            DeliveryError::uncertain("smtp connection lost during the transaction")
+        }
+    }
+}
+
+impl EmailChannel for Smtp {
+    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let message = super::build_message(&self.cfg, email)?;
+            let envelope = message.envelope();
+            let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
+            let to: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
+            let to: Vec<&str> = to.iter().map(String::as_str).collect();
+            let bytes = message.formatted();
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| DeliveryError::transient("smtp channel closed"))?;
+            let mut session = self.session().await?;
+            let sent = self.send_on(&mut session, &from, &to, &bytes).await;
+            self.put_idle(session);
+            sent
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+}
