@@ -167,7 +167,25 @@ poll_interval = "50ms"
             url: redis_url.clone(),
             prefix: "bench".into(),
         };
-        Progress::Redis(rt.block_on(RedisStore::open(&cfg)).expect("open redis"))
+        let store = rt.block_on(RedisStore::open(&cfg)).expect("open redis");
+        if std::env::var("BENCH_REDIS_SLOWLOG").is_ok() {
+            // Every command's duration, to split the scripts' time by script.
+            let mut conn = store.connection();
+            for (k, v) in [
+                ("slowlog-log-slower-than", "0"),
+                ("slowlog-max-len", "2000000"),
+            ] {
+                rt.block_on(
+                    redis::cmd("CONFIG")
+                        .arg("SET")
+                        .arg(k)
+                        .arg(v)
+                        .query_async::<()>(&mut conn),
+                )
+                .expect("CONFIG SET");
+            }
+        }
+        Progress::Redis(store)
     } else {
         Progress::Sqlite(
             rt.block_on(SqliteStore::open(&format!("sqlite://{}", db.display())))
@@ -328,6 +346,50 @@ async fn command_stats(store: &RedisStore, sent: usize) -> String {
         })
         .collect();
     rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut by_script = String::new();
+    if std::env::var("BENCH_REDIS_SLOWLOG").is_ok() {
+        let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let names: std::collections::HashMap<String, &str> =
+            rapport::store::redis::script_names().into_iter().collect();
+        let mut per: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for entry in log {
+            let redis::Value::Array(fields) = entry else {
+                continue;
+            };
+            let (Some(redis::Value::Int(us)), Some(redis::Value::Array(args))) =
+                (fields.get(2), fields.get(3))
+            else {
+                continue;
+            };
+            let arg = |i: usize| match args.get(i) {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).to_lowercase(),
+                _ => String::new(),
+            };
+            let name = match arg(0).as_str() {
+                "evalsha" => format!("script {}", names.get(&arg(1)).copied().unwrap_or("?")),
+                other => other.to_owned(),
+            };
+            let e = per.entry(name).or_default();
+            e.0 += 1;
+            e.1 += *us as u64;
+        }
+        let mut per: Vec<_> = per.into_iter().collect();
+        per.sort_by_key(|e| std::cmp::Reverse((e.1).1));
+        by_script.push_str("redis time per message by call (SLOWLOG):\n");
+        for (name, (calls, us)) in per.iter().take(12) {
+            let _ = writeln!(
+                by_script,
+                "  {name:<24} {:>7.2} us  ({:.3} calls/msg)",
+                *us as f64 / sent.max(1) as f64,
+                *calls as f64 / sent.max(1) as f64
+            );
+        }
+    }
     let mut out =
         String::from("redis time per message by command (us; scripts include their commands):\n");
     for (name, calls, usec) in rows.iter().take(12) {
@@ -338,7 +400,7 @@ async fn command_stats(store: &RedisStore, sent: usize) -> String {
             *calls as f64 / sent.max(1) as f64
         );
     }
-    out
+    out + &by_script
 }
 
 /// User + system CPU seconds a live process has used so far.

@@ -11,10 +11,11 @@
 //! - [`policy`]: pure decisions about timing (retry backoff, windows).
 //! - [`dispatch`]: claim -> consent -> render -> send -> record, with group commit.
 //! - [`queue`]: apalis jobs (touch ids only, versioned) and worker wiring.
-//! - [`channels`]: email over SMTP (lettre) or into an outbox folder; failure classes.
+//! - [`channels`]: email (built with lettre) over pipelined SMTP or into an outbox folder;
+//!   failure classes.
 //! - [`render`]: Handlebars in strict mode, tier variants, partials, front matter.
 //! - [`ingest`]: contact import from CSV or JSONL.
-//! - [`store`]: the `Store` contract and its SQLite backend.
+//! - [`store`]: the `Store` contract and its backends, SQLite and Redis (Lua scripts).
 //! - [`telemetry`]: logging with typed events; no addresses, bodies or secrets.
 
 pub mod app;

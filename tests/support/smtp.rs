@@ -1,9 +1,11 @@
 //! A small in-process SMTP server for integration tests.
 //!
-//! It speaks just enough RFC 5321 for lettre's async (pooled, plaintext)
-//! transport, records every accepted message, and can be told to reject
-//! messages for chosen recipients so retry and failure paths can be tested
-//! without a real mail server.
+//! It speaks just enough RFC 5321 (with RFC 2920 pipelining) for lettre's
+//! async transport and rapport's own SMTP client, records every accepted
+//! message, and can be told to reject messages for chosen recipients (at RCPT
+//! or at the end of DATA), to refuse a MAIL, or to hang up or fall silent at a
+//! given stage, so retry and failure paths can be tested without a real mail
+//! server.
 
 use std::borrow::Cow;
 use std::io;
@@ -28,6 +30,29 @@ pub struct SmtpOptions {
     pub fail_always: Vec<(String, String)>,
     /// Do not offer PIPELINING (RFC 2920), so clients send one command at a time.
     pub no_pipelining: bool,
+    /// `(recipient substring, reply)`: refused at RCPT every time.
+    pub reject_rcpt: Vec<(String, String)>,
+    /// Answer DATA with 354 even when no recipient was accepted (a server that
+    /// ignores RFC 2920 3.1); the content is then refused with 554 at its end.
+    pub data_despite_failure: bool,
+    /// Misbehave once, at the first connection that reaches this stage.
+    pub cut_once: Option<Cut>,
+}
+
+/// Where the server stops behaving (see `SmtpOptions::cut_once`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Close the connection on MAIL, without answering it.
+    CloseAtMail,
+    /// Never answer MAIL (nor anything after it), keeping the connection open.
+    SilentAtMail,
+    /// Close the connection after the final `.`, without answering it; the
+    /// message is not stored.
+    CloseAtDataEnd,
+    /// Close the connection on RSET, without answering it.
+    CloseAtRset,
+    /// Close the connection on NOOP, without answering it.
+    CloseAtNoop,
 }
 
 /// One accepted message.
@@ -84,6 +109,15 @@ struct State {
     attempts: Vec<Vec<String>>,
     connections: usize,
     no_pipelining: bool,
+    reject_rcpt: Vec<(String, String)>,
+    /// Reply to the next MAIL with this instead of accepting it.
+    reject_next_mail: Option<String>,
+    data_despite_failure: bool,
+    cut_once: Option<Cut>,
+    /// RSET commands received.
+    rsets: usize,
+    /// DATA transfers completed with no recipient (see `data_despite_failure`).
+    data_without_recipients: usize,
 }
 
 impl State {
@@ -109,6 +143,16 @@ impl Shared {
     // A panicking test thread must not make every later assertion panic too.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True (once) if the server is to misbehave at `stage` now.
+    fn cut_at(&self, stage: Cut) -> bool {
+        let mut st = self.lock();
+        let hit = st.cut_once == Some(stage);
+        if hit {
+            st.cut_once = None;
+        }
+        hit
     }
 
     /// Decides the fate of a complete message and returns the reply line.
@@ -163,6 +207,9 @@ impl SmtpServer {
             fail_once: opts.fail_once,
             fail_always: opts.fail_always,
             no_pipelining: opts.no_pipelining,
+            reject_rcpt: opts.reject_rcpt,
+            data_despite_failure: opts.data_despite_failure,
+            cut_once: opts.cut_once,
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -232,6 +279,33 @@ impl SmtpServer {
         let mut st = self.shared.lock();
         st.fail_once.clear();
         st.fail_always.clear();
+    }
+
+    /// Refuse RCPT for every matching recipient with `reply` (which may span
+    /// several lines, `\r\n`-separated, each starting with the code).
+    pub fn reject_rcpt(&self, rcpt_substring: impl Into<String>, reply: impl Into<String>) {
+        let rule = (rcpt_substring.into(), reply.into());
+        self.shared.lock().reject_rcpt.push(rule);
+    }
+
+    /// Answer the next MAIL command with `reply` instead of accepting it.
+    pub fn reject_next_mail(&self, reply: impl Into<String>) {
+        self.shared.lock().reject_next_mail = Some(reply.into());
+    }
+
+    /// Misbehave once at `stage` (replaces any cut not yet fired).
+    pub fn cut_once(&self, stage: Cut) {
+        self.shared.lock().cut_once = Some(stage);
+    }
+
+    /// RSET commands received so far.
+    pub fn rsets(&self) -> usize {
+        self.shared.lock().rsets
+    }
+
+    /// DATA transfers completed without any accepted recipient.
+    pub fn data_without_recipients(&self) -> usize {
+        self.shared.lock().data_without_recipients
     }
 
     pub fn set_delay(&self, delay: Duration) {
@@ -323,12 +397,35 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
             from = None;
             rcpts.clear();
         }
+        if cmd == "RSET" {
+            shared.lock().rsets += 1;
+            if shared.cut_at(Cut::CloseAtRset) {
+                return Ok(());
+            }
+        }
+        if cmd == "NOOP" && shared.cut_at(Cut::CloseAtNoop) {
+            return Ok(());
+        }
+        if cmd == "MAIL" {
+            if shared.cut_at(Cut::CloseAtMail) {
+                return Ok(());
+            }
+            if shared.cut_at(Cut::SilentAtMail) {
+                // Until the server is dropped, which aborts this task.
+                std::future::pending::<()>().await;
+            }
+        }
+        let refusal =
+            |reply: String| -> Cow<'static, str> { format!("{}\r\n", reply.trim_end()).into() };
         let reply: Cow<'static, str> = match cmd.as_str() {
             "EHLO" if shared.lock().no_pipelining => EHLO_REPLY_NO_PIPELINING.into(),
             "EHLO" => EHLO_REPLY.into(),
             "HELO" => "250 localhost\r\n".into(),
             "RSET" => "250 2.0.0 Ok\r\n".into(),
             "MAIL" if from.is_some() => "503 5.5.1 nested MAIL command\r\n".into(),
+            "MAIL" if shared.lock().reject_next_mail.is_some() => {
+                refusal(shared.lock().reject_next_mail.take().unwrap_or_default())
+            }
             "MAIL" => match path_arg(arg, "FROM:") {
                 Some(addr) => {
                     from = Some(addr);
@@ -339,12 +436,25 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
             "RCPT" if from.is_none() => "503 5.5.1 need MAIL first\r\n".into(),
             "RCPT" => match path_arg(arg, "TO:") {
                 Some(addr) => {
-                    rcpts.push(addr);
-                    "250 2.1.5 Ok\r\n".into()
+                    let rejected = shared
+                        .lock()
+                        .reject_rcpt
+                        .iter()
+                        .find(|(p, _)| addr.contains(p.as_str()))
+                        .map(|(_, r)| r.clone());
+                    match rejected {
+                        Some(reply) => refusal(reply),
+                        None => {
+                            rcpts.push(addr);
+                            "250 2.1.5 Ok\r\n".into()
+                        }
+                    }
                 }
                 None => "501 5.5.4 syntax: RCPT TO:<address>\r\n".into(),
             },
-            "DATA" if rcpts.is_empty() => "503 5.5.1 need RCPT first\r\n".into(),
+            "DATA" if rcpts.is_empty() && !shared.lock().data_despite_failure => {
+                "503 5.5.1 need RCPT first\r\n".into()
+            }
             "DATA" => {
                 writer
                     .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
@@ -352,6 +462,18 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
                 let Some(data) = read_data(&mut reader, &mut line).await? else {
                     return Ok(());
                 };
+                if shared.cut_at(Cut::CloseAtDataEnd) {
+                    return Ok(());
+                }
+                if rcpts.is_empty() {
+                    // Only with `data_despite_failure`: nobody to deliver to.
+                    from = None;
+                    shared.lock().data_without_recipients += 1;
+                    writer
+                        .write_all(b"554 5.5.1 no valid recipients\r\n")
+                        .await?;
+                    continue;
+                }
                 let delay = shared.lock().delay;
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;

@@ -12,7 +12,7 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use session::{Endpoint, Session, SmtpError};
+use session::{Endpoint, Progress, Session, SmtpError};
 use tokio::sync::Semaphore;
 
 use super::{DeliveryError, EmailChannel, OutboundEmail};
@@ -88,11 +88,11 @@ impl Smtp {
         })
     }
 
-    async fn connect(&self) -> Result<Session, DeliveryError> {
+    async fn connect(&self, deadline: tokio::time::Instant) -> Result<Session, DeliveryError> {
         // Anything that fails while setting up the session (greeting, EHLO, STARTTLS,
         // AUTH) says nothing about this recipient: even a 5xx there (a rotated password)
         // must not fail the message permanently.
-        match tokio::time::timeout(self.endpoint.timeout, Session::open(&self.endpoint)).await {
+        match tokio::time::timeout_at(deadline, Session::open(&self.endpoint)).await {
             Ok(Ok(session)) => Ok(session),
             Ok(Err(SmtpError::Reply(code))) => Err(DeliveryError::transient(format!(
                 "smtp {code} while connecting"
@@ -114,28 +114,31 @@ impl Smtp {
         None
     }
 
-    /// A pooled session that still answers, or a new one.
+    /// A pooled session that still answers, or a new one. Checking idle sessions and
+    /// connecting share one timeout: however many dead sessions the pool holds, getting
+    /// one never takes longer than a connection attempt may.
     async fn session(&self) -> Result<Session, DeliveryError> {
+        let deadline = tokio::time::Instant::now() + self.endpoint.timeout;
         while let Some((mut session, since)) = self.take_idle() {
             if since.elapsed() < CHECK_AFTER {
                 return Ok(session);
             }
-            if matches!(
-                tokio::time::timeout(self.endpoint.timeout, session.noop()).await,
-                Ok(true)
-            ) {
-                return Ok(session);
+            match tokio::time::timeout_at(deadline, session.noop()).await {
+                Ok(true) => return Ok(session),
+                Ok(false) => {}
+                Err(_) => return Err(DeliveryError::transient("smtp timeout while connecting")),
             }
         }
-        self.connect().await
+        self.connect(deadline).await
     }
 
     fn put_idle(&self, session: Session) {
         if !session.is_broken() {
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((session, Instant::now()));
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            // Sessions are taken from the top: expired ones at the bottom would otherwise
+            // keep their sockets open for as long as the top one stays busy.
+            idle.retain(|(_, since)| since.elapsed() < MAX_IDLE);
+            idle.push((session, Instant::now()));
         }
     }
 
@@ -149,10 +152,16 @@ impl Smtp {
         match tokio::time::timeout(self.endpoint.timeout, session.send(from, to, bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(classify(&e)),
-            // An answer (4xx, 5xx) is clear; no answer at all mid-transaction is not.
-            Err(_) => Err(DeliveryError::uncertain(
-                "smtp timeout during the transaction",
-            )),
+            // Cut off by the timeout: what it means depends on how far the transaction
+            // got. (The session stays broken and is not reused.)
+            Err(_) => Err(match session.progress() {
+                Progress::Envelope => {
+                    DeliveryError::transient("smtp timeout before the message was sent")
+                }
+                // The server had answered: its answer stands.
+                Progress::Refused(code) => classify(&SmtpError::Reply(code)),
+                Progress::Body => DeliveryError::uncertain("smtp timeout during the transaction"),
+            }),
         }
     }
 }

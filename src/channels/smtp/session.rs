@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
     net::TcpStream,
 };
 
@@ -44,6 +44,23 @@ pub(crate) enum SmtpError {
     After(&'static str),
 }
 
+/// How far the current transaction got: what a timeout that cuts it off means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Nothing the server could accept has been sent: nothing was delivered.
+    Envelope,
+    /// The server refused the transaction with this code; only the cleanup was left.
+    Refused(u16),
+    /// The body was (being) sent: the server may have accepted the message.
+    Body,
+}
+
+/// Longest reply line read (RFC 5321 4.5.3.1.5 allows 512 octets): a server that never
+/// ends a line must not make us buffer without bound until the timeout.
+const MAX_REPLY_LINE: u64 = 4096;
+/// Most lines kept of one reply (EHLO lists a dozen capabilities at most).
+const MAX_REPLY_LINES: usize = 256;
+
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
@@ -53,8 +70,10 @@ pub(crate) struct Session {
     smtputf8: bool,
     /// A transaction broke off: the session's state is unknown, do not reuse it.
     broken: bool,
+    progress: Progress,
     out: Vec<u8>,
-    line: String,
+    /// The last reply line read: bytes, as servers do not always send UTF-8.
+    line: Vec<u8>,
 }
 
 fn tls_config() -> Arc<rustls::ClientConfig> {
@@ -85,12 +104,12 @@ async fn wrap_tls(tcp: Box<dyn Stream>, host: &str) -> Result<Box<dyn Stream>, S
     Ok(Box::new(tls))
 }
 
-/// `.` at the start of a line becomes `..` (RFC 5321 4.5.2); the body ends with CRLF.
 fn offers(caps: &[String], keyword: &str) -> bool {
     caps.iter()
         .any(|c| c.split_whitespace().next() == Some(keyword))
 }
 
+/// `.` at the start of a line becomes `..` (RFC 5321 4.5.2); the body ends with CRLF.
 pub(crate) fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
     out.reserve(body.len() + 16);
     let mut line_start = true;
@@ -124,8 +143,9 @@ impl Session {
             pipelining: false,
             smtputf8: false,
             broken: false,
+            progress: Progress::Envelope,
             out: Vec::with_capacity(4096),
-            line: String::new(),
+            line: Vec::new(),
         };
         s.expect(220).await?;
         let mut caps = s.ehlo(&ep.hello).await?;
@@ -200,12 +220,17 @@ impl Session {
         to: &[&str],
         message: &[u8],
     ) -> Result<(), SmtpError> {
-        // Broken until the transaction ends cleanly: if this future is dropped halfway
-        // (a timeout), the session is never reused in an unknown state.
+        // Broken until the transaction ends in a known state (`transaction` clears it
+        // there): if this future is dropped halfway (a timeout), or anything unexpected
+        // happens, the session is never reused.
         self.broken = true;
-        let result = self.transaction(from, to, message).await;
-        self.broken = matches!(result, Err(SmtpError::Before(_) | SmtpError::After(_)));
-        result
+        self.progress = Progress::Envelope;
+        self.transaction(from, to, message).await
+    }
+
+    /// How far the last (or current) transaction got.
+    pub(crate) fn progress(&self) -> Progress {
+        self.progress
     }
 
     async fn transaction(
@@ -216,7 +241,9 @@ impl Session {
     ) -> Result<(), SmtpError> {
         let utf8 = !from.is_ascii() || to.iter().any(|t| !t.is_ascii());
         if utf8 && !self.smtputf8 {
-            // The server cannot take this address at all: no point retrying.
+            // The server cannot take this address at all: no point retrying. Nothing
+            // was sent, the session is as it was.
+            self.broken = false;
             return Err(SmtpError::Reply(553));
         }
         let params = if utf8 { " SMTPUTF8" } else { "" };
@@ -229,6 +256,9 @@ impl Session {
         // stop at the first failure.
         let mut first_failure = None;
         let mut data_open = false;
+        let mut rcpt_accepted = false;
+        // Every answer is one this state allows, and none says the server is closing.
+        let mut sane = true;
         if self.pipelining {
             self.out.clear();
             for c in &envelope {
@@ -244,29 +274,29 @@ impl Session {
                 }
                 self.command(c.as_bytes()).await?;
             }
-            let code = self.reply().await?;
+            let code = match self.reply().await {
+                Ok(code) => code,
+                // Refused already: that answer stands (the session stays broken).
+                Err(e) => return Err(first_failure.map_or(e, SmtpError::Reply)),
+            };
             let ok = if i == last {
                 data_open = code == 354;
                 data_open
             } else {
                 (200..300).contains(&code)
             };
+            rcpt_accepted |= ok && i > 0 && i < last;
+            sane &= ok || ((400..600).contains(&code) && code != 421);
             if !ok && first_failure.is_none() {
                 first_failure = Some(code);
+                self.progress = Progress::Refused(code);
             }
         }
         if let Some(code) = first_failure {
-            // A server that said 354 despite an earlier failure waits for a body: end
-            // it empty (its answer does not matter). Then reset the transaction so the
-            // session stays usable.
-            if data_open {
-                self.command(b".\r\n").await?;
-                self.reply().await?;
-            }
-            self.command(b"RSET\r\n").await?;
-            self.reply().await?;
+            self.broken = !(sane && self.reset(data_open, rcpt_accepted).await);
             return Err(SmtpError::Reply(code));
         }
+        self.progress = Progress::Body;
         self.out.clear();
         dot_stuff(message, &mut self.out);
         self.out.extend_from_slice(b".\r\n");
@@ -274,11 +304,35 @@ impl Session {
             .await
             .map_err(|_| SmtpError::After("connection"))?;
         match self.reply().await {
-            Ok(250) => Ok(()),
-            Ok(code) => Err(SmtpError::Reply(code)),
-            Err(SmtpError::Before(what)) => Err(SmtpError::After(what)),
+            Ok(200..=299) => {
+                self.broken = false;
+                Ok(())
+            }
+            Ok(code @ 400..=599) => {
+                // The transaction is over either way; 421: the server is closing.
+                self.broken = code == 421;
+                Err(SmtpError::Reply(code))
+            }
+            // An answer that makes no sense after the body says nothing of its fate.
+            Ok(_) => Err(SmtpError::After("protocol")),
+            Err(SmtpError::Before(what) | SmtpError::After(what)) => Err(SmtpError::After(what)),
             Err(e) => Err(e),
         }
+    }
+
+    /// Ends a refused transaction; true if the session is left idle and usable.
+    async fn reset(&mut self, data_open: bool, rcpt_accepted: bool) -> bool {
+        if data_open {
+            // A server that said 354 despite the failure waits for a body. With no
+            // recipient accepted a lone dot ends it harmlessly (RFC 2920 3.1); with one,
+            // the dot would deliver an empty message to it: hang up instead, which
+            // aborts the transaction (RFC 5321 3.8).
+            if rcpt_accepted || self.command(b".\r\n").await.is_err() || self.reply().await.is_err()
+            {
+                return false;
+            }
+        }
+        self.command(b"RSET\r\n").await.is_ok() && matches!(self.reply().await, Ok(200..=299))
     }
 
     /// NOOP: whether the session still answers.
@@ -331,7 +385,11 @@ impl Session {
         let mut lines = Vec::new();
         loop {
             let (code, last) = self.read_line().await?;
-            lines.push(self.line.get(4..).unwrap_or("").trim_end().to_owned());
+            let text = String::from_utf8_lossy(self.line.get(4..).unwrap_or_default());
+            lines.push(text.trim_end().to_owned());
+            if lines.len() > MAX_REPLY_LINES {
+                return Err(SmtpError::Before("protocol"));
+            }
             if last {
                 return Ok((code, lines));
             }
@@ -341,27 +399,153 @@ impl Session {
     /// One reply line: its code, and whether it is the last line of the reply.
     async fn read_line(&mut self) -> Result<(u16, bool), SmtpError> {
         self.line.clear();
-        let n = self
-            .io
-            .read_line(&mut self.line)
+        let n = (&mut self.io)
+            .take(MAX_REPLY_LINE)
+            .read_until(b'\n', &mut self.line)
             .await
             .map_err(|_| SmtpError::Before("connection"))?;
-        if n == 0 {
-            return Err(SmtpError::Before("connection"));
+        if !self.line.ends_with(b"\n") {
+            // Cut off: the connection closed, or the line is far too long.
+            let what = if n as u64 == MAX_REPLY_LINE {
+                "protocol"
+            } else {
+                "connection"
+            };
+            return Err(SmtpError::Before(what));
         }
         let code = self
             .line
             .get(..3)
-            .and_then(|c| c.parse::<u16>().ok())
+            .filter(|c| c.iter().all(u8::is_ascii_digit))
+            .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u16>().ok())
             .filter(|c| (200..600).contains(c))
             .ok_or(SmtpError::Before("protocol"))?;
-        Ok((code, self.line.as_bytes().get(3) != Some(&b'-')))
+        Ok((code, self.line.get(3) != Some(&b'-')))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
+
+    /// A one-connection server: sends `greeting`, then answers every line it reads with
+    /// `answer(line)` (possibly nothing). Returns the lines read once the client leaves.
+    async fn scripted(
+        greeting: Vec<u8>,
+        mut answer: impl FnMut(&str) -> Vec<u8> + Send + 'static,
+    ) -> (Endpoint, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(&greeting).await.unwrap();
+            let (mut seen, mut line) = (Vec::new(), String::new());
+            while matches!(r.read_line(&mut line).await, Ok(n) if n > 0) {
+                let reply = answer(line.trim_end());
+                seen.push(line.trim_end().to_owned());
+                line.clear();
+                if w.write_all(&reply).await.is_err() {
+                    break;
+                }
+            }
+            seen
+        });
+        let ep = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            hello: "client.test".into(),
+            credentials: None,
+            timeout: Duration::from_secs(5),
+        };
+        (ep, task)
+    }
+
+    /// Answers by verb; `rcpt` gives the reply to each RCPT in turn.
+    fn by_verb(rcpt: &'static [&'static str]) -> impl FnMut(&str) -> Vec<u8> + Send {
+        let (mut in_data, mut rcpts) = (false, rcpt.iter());
+        move |line| {
+            let reply: &[u8] = match line {
+                "." if in_data => {
+                    in_data = false;
+                    b"250 queued \xff\xfe\r\n"
+                }
+                _ if in_data => b"",
+                l if l.starts_with("EHLO") => {
+                    b"250-m\xe9l.test\r\n250-pipelining\r\n250-SIZE 1000\r\n250 8BITMIME\r\n"
+                }
+                l if l.starts_with("MAIL") => b"250\r\n",
+                l if l.starts_with("RCPT") => return rcpts.next().unwrap().as_bytes().to_vec(),
+                "DATA" => {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                }
+                _ => b"250 ok\r\n",
+            };
+            reply.to_vec()
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_need_not_be_utf8_nor_carry_text() {
+        let (ep, server) = scripted(
+            b"220-m\xe9l.test\r\n220 ready\r\n".to_vec(),
+            by_verb(&["250\r\n"]),
+        )
+        .await;
+        let mut s = Session::open(&ep).await.unwrap();
+        assert!(s.pipelining, "capabilities are matched case-insensitively");
+        s.send("a@x.test", &["b@y.test"], b"Subject: x\r\n\r\n.hi\r\n")
+            .await
+            .unwrap();
+        assert!(!s.is_broken());
+        drop(s);
+        let seen = server.await.unwrap();
+        assert_eq!(
+            seen[1..],
+            [
+                "MAIL FROM:<a@x.test>",
+                "RCPT TO:<b@y.test>",
+                "DATA",
+                "Subject: x",
+                "",
+                "..hi",
+                "."
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endless_reply_line_is_a_protocol_error() {
+        let mut greeting = b"220 ".to_vec();
+        greeting.resize(MAX_REPLY_LINE as usize * 2, b'x');
+        let (ep, _server) = scripted(greeting, |_| Vec::new()).await;
+        assert_eq!(
+            Session::open(&ep).await.err(),
+            Some(SmtpError::Before("protocol"))
+        );
+    }
+
+    /// 354 although one recipient was refused: a dot would deliver an empty message to
+    /// the other one, so the client hangs up instead (RFC 5321 3.8: no delivery).
+    #[tokio::test]
+    async fn a_354_after_a_partly_refused_envelope_gets_no_dot() {
+        let rcpt = &["250 ok\r\n", "550 5.1.1 no\r\n"];
+        let (ep, server) = scripted(b"220 hi\r\n".to_vec(), by_verb(rcpt)).await;
+        let mut s = Session::open(&ep).await.unwrap();
+        let sent = s
+            .send("a@x.test", &["ok@y.test", "gone@y.test"], b"x\r\n")
+            .await;
+        assert_eq!(sent, Err(SmtpError::Reply(550)));
+        assert!(s.is_broken());
+        assert_eq!(s.progress(), Progress::Refused(550));
+        drop(s);
+        let seen = server.await.unwrap();
+        assert_eq!(seen.last().map(String::as_str), Some("DATA"), "{seen:?}");
+    }
 
     #[test]
     fn dot_stuffing_doubles_leading_dots_and_ends_with_crlf() {

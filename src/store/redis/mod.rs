@@ -66,6 +66,23 @@ static RELEASE_LEASE: LazyLock<Script> =
 static RECONCILE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reconcile.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/release.lua")));
 
+/// Every script's SHA1 and name (for diagnostics: `SLOWLOG`, `INFO commandstats`).
+pub fn script_names() -> Vec<(String, &'static str)> {
+    [
+        (&*UPSERT_CONTACTS, "upsert_contacts"),
+        (&*PLAN, "plan"),
+        (&*CLAIM, "claim"),
+        (&*RECORD, "record"),
+        (&*EXTEND, "extend_lease"),
+        (&*RELEASE_LEASE, "release_lease"),
+        (&*RECONCILE, "reconcile"),
+        (&*RELEASE, "release"),
+    ]
+    .into_iter()
+    .map(|(s, name)| (s.get_hash().to_owned(), name))
+    .collect()
+}
+
 fn q(e: redis::RedisError) -> StoreError {
     StoreError::Query(Box::new(e))
 }
@@ -301,6 +318,18 @@ fn touch_from(id: String, list: Vec<String>) -> Result<Touch, StoreError> {
     else {
         return Err(corrupt("touch id", &id));
     };
+    // Fields a touch gets only once they change (see plan.lua).
+    for (field, default) in [
+        ("next_attempt_at", "scheduled_at"),
+        ("updated_at", "created_at"),
+    ] {
+        if !map.contains_key(field) {
+            if let Some(v) = map.get(default).cloned() {
+                map.insert(field.into(), v);
+            }
+        }
+    }
+    map.entry("attempts".into()).or_insert_with(|| "0".into());
     map.insert("occasion".into(), occasion.to_owned());
     map.insert("contact_id".into(), contact.to_owned());
     map.insert("occurrence".into(), occurrence.to_owned());

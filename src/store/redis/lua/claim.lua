@@ -3,31 +3,31 @@
 -- lapsed lease) become `sending`, leased to owner; overdue ones become `expired`.
 -- Returns {claimed touches as {id, field list}, expired ids}.
 local now, owner, lease = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local FIELDS = {"status", "expires_at", "next_attempt_at", "lease_owner", "attempts", "channel",
-    "priority", "scheduled_at", "reason", "created_at", "sent_at"}
 local claimed, expired, ids = {}, {}, {}
 for i = 5, #ARGV do
     local id = ARGV[i]
     local k = tkey(id)
-    local f = redis.call("HMGET", k, unpack(FIELDS))
-    local st = f[1]
-    if st == "planned" or (st == "sending" and lapsed(f[4], now)) then
-        if num(f[2]) <= now then
+    -- One HGETALL reads a small hash in one pass (HMGET scans it once per field).
+    local h = redis.call("HGETALL", k)
+    local f = {}
+    for j = 1, #h, 2 do f[h[j]] = h[j + 1] end
+    local st = f["status"]
+    if st == "planned" or (st == "sending" and lapsed(f["lease_owner"], now)) then
+        if num(f["expires_at"]) <= now then
             expire(k, id, st, now)
             expired[#expired + 1] = id
         -- `+ 1`: the queue runs jobs by whole seconds; a job may start a moment early.
-        elseif num(f[3]) <= now + 1 then
-            local attempts = num(f[5]) + 1
+        elseif num(f["next_attempt_at"] or f["scheduled_at"]) <= now + 1 then
+            local attempts = num(f["attempts"]) + 1
             redis.call("HSET", k, "status", "sending", "lease_owner", owner, "updated_at", now,
                 "attempts", attempts)
             if st == "planned" then redis.call("ZREM", IDX_WAKE, id) end
             move(st, "sending")
-            local touch = {"status", "sending", "attempts", attempts, "updated_at", now}
-            for j = 2, #FIELDS do
-                if FIELDS[j] ~= "attempts" and FIELDS[j] ~= "lease_owner" and f[j] then
-                    touch[#touch + 1] = FIELDS[j]
-                    touch[#touch + 1] = f[j]
-                end
+            f["status"], f["attempts"], f["updated_at"], f["lease_owner"] = "sending", attempts, now, nil
+            local touch = {}
+            for name, value in pairs(f) do
+                touch[#touch + 1] = name
+                touch[#touch + 1] = value
             end
             claimed[#claimed + 1] = {id, touch}
             ids[#ids + 1] = id

@@ -18,7 +18,8 @@ end
 local waking = redis.call("ZRANGEBYSCORE", IDX_WAKE, "-inf", stale, "LIMIT", 0, limit)
 for _, id in ipairs(waking) do
     local k = tkey(id)
-    local f = redis.call("HMGET", k, "status", "next_attempt_at", "queued_at")
+    local f = redis.call("HMGET", k, "status", "next_attempt_at", "queued_at", "scheduled_at", "created_at")
+    f[2], f[3] = f[2] or f[4], f[3] or f[5]
     if f[1] == "planned" and num(f[2]) <= stale and num(f[3]) <= stale then
         redis.call("HSET", k, "queued_at", now)
         redis.call("ZADD", IDX_WAKE, math.max(num(f[2]), now), id)
@@ -33,10 +34,10 @@ for _, owner in ipairs(redis.call("ZRANGEBYSCORE", IDX_LEASES, "-inf", now, "LIM
     local open = 0
     for _, id in ipairs(redis.call("LRANGE", claim_ids(owner), 0, -1)) do
         local k = tkey(id)
-        local f = redis.call("HMGET", k, "status", "lease_owner", "queued_at")
+        local f = redis.call("HMGET", k, "status", "lease_owner", "queued_at", "created_at")
         if f[1] == "sending" and f[2] == owner then
             open = open + 1
-            if num(f[3]) <= stale then
+            if num(f[3] or f[4]) <= stale then
                 redis.call("HSET", k, "queued_at", now)
                 requeue[#requeue + 1] = id
             end
