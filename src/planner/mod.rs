@@ -113,18 +113,17 @@ pub fn expiry(day: NaiveDate, zone: Tz, expires: std::time::Duration) -> DateTim
     local_midnight(end_day, zone) + Duration::seconds(rest as i64)
 }
 
-/// The first instant at or after `at` inside the send window (in the contact's zone) and
-/// before `expires_at`; `None` if there is none. Whole seconds, as the queue schedules.
+/// The first whole second, from the one `at` falls in, that is inside the send window (in
+/// the contact's zone) and before `expires_at`; `None` if there is none. Whole seconds,
+/// as the queue schedules: a touch due now gets the current second, so its job is due
+/// at once rather than up to a second later.
 pub fn fit_in_window(
     at: DateTime<Utc>,
     window: SendWindow,
     zone: Tz,
     expires_at: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let at = DateTime::from_timestamp(
-        at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0),
-        0,
-    )?;
+    let at = DateTime::from_timestamp(at.timestamp(), 0)?;
     let mut day = at.with_timezone(&zone).date_naive();
     // A window is at least a minute long every day, so a few days always settle it.
     for _ in 0..3 {

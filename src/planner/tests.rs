@@ -171,9 +171,18 @@ fn fitting_into_windows() {
         fit_in_window(utc("2026-01-01T08:00:00Z"), w, z, exp),
         Some(utc("2026-01-01T09:00:00Z"))
     );
+    // Due now: the current second, so the job runs at once.
     assert_eq!(
         fit_in_window(utc("2026-01-01T12:00:00.2Z"), w, z, exp),
-        Some(utc("2026-01-01T12:00:01Z"))
+        Some(utc("2026-01-01T12:00:00Z"))
+    );
+    assert_eq!(
+        fit_in_window(utc("2026-01-01T08:59:59.7Z"), w, z, exp),
+        Some(utc("2026-01-01T09:00:00Z"))
+    );
+    assert_eq!(
+        fit_in_window(utc("2026-01-01T17:59:59.5Z"), w, z, exp),
+        Some(utc("2026-01-01T17:59:59Z"))
     );
     assert_eq!(fit_in_window(utc("2026-01-01T18:00:00Z"), w, z, exp), None);
     // A longer expiry moves the attempt to the next day's window.
