@@ -18,7 +18,6 @@ for i = 3, #ARGV, 7 do
         end
         if status == "planned" then
             redis.call("ZADD", IDX_WAKE, math.max(sched, now), id)
-            redis.call("ZADD", IDX_EXPIRY, expires, id)
         end
         move(nil, status)
         new[#new + 1] = id

@@ -5,9 +5,10 @@
 -- and contact ids contain no ':'), so a touch's key follows from its id, and its hash
 -- does not repeat those three.
 local P = ARGV[1]
-local IDX_WAKE = P .. ":idx:wake"       -- planned touches, score = when the reconciler may call them stranded
+-- The reconciler finds work through two indexes only (every write here is also a write
+-- to the append-only file, so each index costs on every message):
+local IDX_WAKE = P .. ":idx:wake"       -- planned touches, score = when they are due (or were queued)
 local IDX_LEASES = P .. ":idx:leases"   -- claims (owners), score = lease_until
-local IDX_EXPIRY = P .. ":idx:expiry"   -- open (planned or sending) touches, score = expires_at
 local STATUS = P .. ":stats:status"     -- status -> count
 
 local function contact_of(id)
@@ -45,14 +46,9 @@ local function lapsed(owner, now)
     local until_ = redis.call("ZSCORE", IDX_LEASES, owner)
     return (not until_) or tonumber(until_) <= now
 end
--- Leaves every index; the touch is closed.
-local function unindex(id)
-    redis.call("ZREM", IDX_WAKE, id)
-    redis.call("ZREM", IDX_EXPIRY, id)
-end
 -- lease_owner only means something while a touch is `sending`.
 local function expire(k, id, from, now)
     redis.call("HSET", k, "status", "expired", "reason", "not sent before its expiry", "updated_at", now)
-    unindex(id)
+    if from == "planned" then redis.call("ZREM", IDX_WAKE, id) end
     move(from, "expired")
 end

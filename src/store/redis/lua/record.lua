@@ -26,12 +26,9 @@ for i = 4, #ARGV, 5 do
             args[#args + 1] = now
             redis.call("ZADD", IDX_WAKE, math.max(tonumber(next), now), id)
             requeue[#requeue + 1] = {id, next}
-        else
-            if st == "sent" then
-                args[#args + 1] = "sent_at"
-                args[#args + 1] = now
-            end
-            redis.call("ZREM", IDX_EXPIRY, id)
+        elseif st == "sent" then
+            args[#args + 1] = "sent_at"
+            args[#args + 1] = now
         end
         redis.call("HSET", k, unpack(args))
         move("sending", st)
