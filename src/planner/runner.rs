@@ -56,11 +56,28 @@ pub async fn run_loop<S: Store>(
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
 ) {
+    // Replicas take turns: the one holding the lock plans this tick, the others skip it.
+    // Planning is insert-if-absent, so a lock that lapses mid-run costs only duplicate
+    // work; the lock is held at most `lease` (the lease bounds a planner run too).
+    let lock = format!("planner:{}", occasion.name);
     loop {
         let now = clock.now();
-        match run_once(store.as_ref(), &cfg, &occasion, now).await {
-            Ok(r) => {
-                tracing::info!(occasion = %occasion.name, due = r.due, new = r.new, "planner run")
+        match store.try_lock(&lock, cfg.dispatch.lease).await {
+            Ok(Some(token)) => {
+                match run_once(store.as_ref(), &cfg, &occasion, now).await {
+                    Ok(r) => {
+                        tracing::info!(occasion = %occasion.name, due = r.due, new = r.new, "planner run")
+                    }
+                    Err(e) => {
+                        tracing::error!(occasion = %occasion.name, error = %e, "planner run failed; will retry at the next tick")
+                    }
+                }
+                if let Err(e) = store.unlock(&lock, &token).await {
+                    tracing::warn!(occasion = %occasion.name, error = %e, "could not release the planner lock; it lapses");
+                }
+            }
+            Ok(None) => {
+                tracing::debug!(occasion = %occasion.name, "another replica is planning this tick")
             }
             Err(e) => {
                 tracing::error!(occasion = %occasion.name, error = %e, "planner run failed; will retry at the next tick")

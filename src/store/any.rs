@@ -122,6 +122,16 @@ impl Store for AnyStore {
     async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
         each!(self, s => s.release_lease(owner))
     }
+    async fn try_lock(
+        &self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.try_lock(name, ttl))
+    }
+    async fn unlock(&self, name: &str, token: &str) -> Result<(), StoreError> {
+        each!(self, s => s.unlock(name, token))
+    }
     async fn pump(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         each!(self, s => s.pump(now))
     }

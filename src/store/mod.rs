@@ -212,6 +212,22 @@ pub trait Store: Send + Sync + 'static {
         let _ = owner;
         async { Ok(()) }
     }
+    /// Takes the named lock for `ttl` if nobody holds it, returning a token to release
+    /// it with; `None` if someone else holds it. Replicas use it so one of them runs a
+    /// planner tick while the others skip it (planning stays insert-if-absent, so a
+    /// lock that lapses mid-run only costs duplicate work).
+    fn try_lock(
+        &self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Releases a lock taken with [`Store::try_lock`], if it is still held with `token`
+    /// (it may have lapsed and been taken by someone else).
+    fn unlock(
+        &self,
+        name: &str,
+        token: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Moves queued jobs that are due into the queue workers read, in bounded steps
     /// (Redis; see its module). Returns how many it moved; call again while it moves any.
     fn pump(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -1,4 +1,5 @@
-//! `touches_for_contact` and `get_touches`: what was stored, in order.
+//! `touches_for_contact` and `get_touches`: what was stored, in order. Named locks: one
+//! holder at a time, until released or lapsed.
 
 use std::sync::Arc;
 
@@ -55,4 +56,38 @@ pub(crate) async fn touches_round_trip_in_order<S: Backend>(store: Arc<S>) {
         .collect();
     assert_eq!(got, expected, "by id, unknown ids left out");
     assert!(store.get_touches(&[]).await.unwrap().is_empty());
+}
+
+pub(crate) async fn a_lock_is_held_by_one_until_released_or_lapsed<S: Backend>(store: Arc<S>) {
+    use std::time::Duration;
+    let ttl = Duration::from_millis(300);
+    let first = store.try_lock("planner:birthday", ttl).await.unwrap();
+    let token = first.expect("a free lock is granted");
+    assert_eq!(store.try_lock("planner:birthday", ttl).await.unwrap(), None);
+    // Other names are independent.
+    assert!(
+        store
+            .try_lock("planner:anniversary", ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Only the holder's token releases it.
+    store
+        .unlock("planner:birthday", "not-the-token")
+        .await
+        .unwrap();
+    assert_eq!(store.try_lock("planner:birthday", ttl).await.unwrap(), None);
+    store.unlock("planner:birthday", &token).await.unwrap();
+    let second = store.try_lock("planner:birthday", ttl).await.unwrap();
+    let second = second.expect("released, so free again");
+    assert_ne!(second, token);
+    // Never released: it lapses after its ttl, and the lapsed holder cannot release
+    // the next one's lock.
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    let third = store.try_lock("planner:birthday", ttl).await.unwrap();
+    let third = third.expect("lapsed, so free again");
+    store.unlock("planner:birthday", &second).await.unwrap();
+    assert_eq!(store.try_lock("planner:birthday", ttl).await.unwrap(), None);
+    store.unlock("planner:birthday", &third).await.unwrap();
 }

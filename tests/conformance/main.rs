@@ -81,6 +81,7 @@ macro_rules! conformance {
                 reconciling::reconcile_requeues_lapsed_leases,
                 reconciling::reconcile_expires_overdue_touches,
                 listing::touches_round_trip_in_order,
+                listing::a_lock_is_held_by_one_until_released_or_lapsed,
                 queueing::a_corrupt_job_is_dead_lettered_and_the_worker_goes_on,
             );
         }

@@ -63,6 +63,12 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reco
 static EXTEND: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/extend_lease.lua")));
 static RELEASE_LEASE: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/release_lease.lua")));
+/// Deletes a lock only if it still holds our token (it may have lapsed and been taken).
+static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
 static RECONCILE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reconcile.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/release.lua")));
 
@@ -76,6 +82,7 @@ pub fn script_names() -> Vec<(String, &'static str)> {
         (&*EXTEND, "extend_lease"),
         (&*RELEASE_LEASE, "release_lease"),
         (&*RECONCILE, "reconcile"),
+        (&*UNLOCK, "unlock"),
         (&*RELEASE, "release"),
     ]
     .into_iter()
@@ -583,6 +590,29 @@ impl Store for RedisStore {
         let mut inv = RELEASE_LEASE.prepare_invoke();
         inv.arg(&self.prefix).arg(owner);
         inv.invoke_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(q)
+    }
+
+    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let token = ulid::Ulid::new().to_string();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:lock:{name}", self.prefix))
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(q)?;
+        Ok(taken.map(|_| token))
+    }
+
+    async fn unlock(&self, name: &str, token: &str) -> Result<(), StoreError> {
+        UNLOCK
+            .key(format!("{}:lock:{name}", self.prefix))
+            .arg(token)
+            .invoke_async::<()>(&mut self.conn.clone())
             .await
             .map_err(q)
     }

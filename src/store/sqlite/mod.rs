@@ -26,6 +26,9 @@ fn q(e: sqlx::Error) -> StoreError {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Named locks ([`Store::try_lock`]): one process owns an SQLite file, so they live
+    /// in memory: name -> (token, held until).
+    locks: std::sync::Arc<std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>>,
 }
 
 impl SqliteStore {
@@ -75,7 +78,10 @@ impl SqliteStore {
         ours.run(&pool)
             .await
             .map_err(|e| unavailable(format!("migrations: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            locks: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -417,6 +423,25 @@ impl Store for SqliteStore {
             requeued: stranded.len() as u64,
             dead_jobs,
         })
+    }
+
+    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let now = std::time::Instant::now();
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.get(name).is_some_and(|(_, until)| *until > now) {
+            return Ok(None);
+        }
+        let token = ulid::Ulid::new().to_string();
+        locks.insert(name.to_owned(), (token.clone(), now + ttl));
+        Ok(Some(token))
+    }
+
+    async fn unlock(&self, name: &str, token: &str) -> Result<(), StoreError> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.get(name).is_some_and(|(t, _)| t == token) {
+            locks.remove(name);
+        }
+        Ok(())
     }
 
     async fn status_counts(&self) -> Result<HashMap<TouchStatus, u64>, StoreError> {
