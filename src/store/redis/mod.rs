@@ -297,6 +297,9 @@ async fn warn_about_settings(conn: &mut ConnectionManager) {
     }
 }
 
+/// A claimed touch as `claim.lua` returns it: id, its hash as read, its new attempt count.
+type ClaimedRow = (String, Vec<String>, u32);
+
 /// An outcome as `record.lua` reads it: status, reason, next attempt, attempt taken back.
 fn outcome_args(o: &Outcome) -> (&'static str, &str, Option<i64>, u8) {
     match o {
@@ -433,6 +436,8 @@ impl Store for RedisStore {
             let mut inv = PLAN.prepare_invoke();
             inv.arg(&self.prefix).arg(ts(now));
             for t in chunk {
+                inv.key(self.touch_key(&t.id))
+                    .key(format!("{}:{{c:{}}}:touches", self.prefix, t.contact_id));
                 inv.arg(t.id.as_str())
                     .arg(&t.channel)
                     .arg(t.priority)
@@ -490,14 +495,21 @@ impl Store for RedisStore {
             .arg(owner)
             .arg(ts(lease_until));
         for id in ids {
-            inv.arg(id.as_str());
+            inv.key(self.touch_key(id)).arg(id.as_str());
         }
-        let (claimed, expired): (Vec<(String, Vec<String>)>, Vec<String>) =
+        let (claimed, expired): (Vec<ClaimedRow>, Vec<String>) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
         Ok(Claimed {
             touches: claimed
                 .into_iter()
-                .map(|(id, list)| touch_from(id, list))
+                .map(|(id, list, attempts)| {
+                    touch_from(id, list).map(|t| Touch {
+                        status: TouchStatus::Sending,
+                        attempts,
+                        updated_at: DateTime::from_timestamp(ts(now), 0).unwrap_or(now),
+                        ..t
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             expired: expired.into_iter().map(TouchId::from_stored).collect(),
         })
@@ -513,6 +525,7 @@ impl Store for RedisStore {
         inv.arg(&self.prefix).arg(ts(now)).arg(owner);
         for o in outcomes {
             let (status, reason, next, undo) = outcome_args(o);
+            inv.key(self.touch_key(o.id()));
             inv.arg(o.id().as_str())
                 .arg(status)
                 .arg(reason)

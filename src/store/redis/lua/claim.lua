@@ -1,12 +1,11 @@
 -- ARGV[2] = now, ARGV[3] = owner (unique to this claim), ARGV[4] = lease_until,
--- ARGV[5..] = touch ids. Due, unexpired touches that are planned (or sending under a
+-- ARGV[5..] = touch ids, KEYS = their hashes. Due, unexpired touches that are planned (or sending under a
 -- lapsed lease) become `sending`, leased to owner; overdue ones become `expired`.
--- Returns {claimed touches as {id, field list}, expired ids}.
+-- Returns {claimed touches as {id, fields as read, new attempt count}, expired ids}.
 local now, owner, lease = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local claimed, expired, ids = {}, {}, {}
 for i = 5, #ARGV do
-    local id = ARGV[i]
-    local k = tkey(id)
+    local id, k = ARGV[i], KEYS[i - 4]
     -- One HGETALL reads a small hash in one pass (HMGET scans it once per field).
     local h = redis.call("HGETALL", k)
     local f = {}
@@ -23,13 +22,9 @@ for i = 5, #ARGV do
                 "attempts", attempts)
             if st == "planned" then redis.call("ZREM", IDX_WAKE, id) end
             move(st, "sending")
-            f["status"], f["attempts"], f["updated_at"], f["lease_owner"] = "sending", attempts, now, nil
-            local touch = {}
-            for name, value in pairs(f) do
-                touch[#touch + 1] = name
-                touch[#touch + 1] = value
-            end
-            claimed[#claimed + 1] = {id, touch}
+            -- The hash as read; the caller applies what just changed (status, attempts,
+            -- updated_at).
+            claimed[#claimed + 1] = {id, h, attempts}
             ids[#ids + 1] = id
         end
     end

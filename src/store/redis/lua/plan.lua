@@ -1,12 +1,14 @@
 -- ARGV[2] = now; then 7 per touch: id, channel, priority, status, scheduled_at,
--- expires_at, reason ("" for none). Insert-if-absent. Returns the ids that were new.
+-- expires_at, reason ("" for none); KEYS: 2 per touch, its hash and its contact's list
+-- of touches. Insert-if-absent. Returns the ids that were new.
 local now = tonumber(ARGV[2])
 local new = {}
 for i = 3, #ARGV, 7 do
+    local n = (i - 3) / 7
+    local k, list = KEYS[2 * n + 1], KEYS[2 * n + 2]
     local id, status, sched, expires, reason = ARGV[i], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
     -- The contact's list of touches doubles as the existence check.
-    if redis.call("ZADD", ckey(contact_of(id)) .. ":touches", "NX", sched, id) == 1 then
-        local k = tkey(id)
+    if redis.call("ZADD", list, "NX", sched, id) == 1 then
         -- Left out until they change: next_attempt_at (= scheduled_at), attempts (0),
         -- queued_at and updated_at (= created_at). Fewer fields, less to write and log.
         if reason ~= "" then

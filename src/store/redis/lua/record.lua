@@ -1,5 +1,6 @@
 -- ARGV[2] = now, ARGV[3] = owner; then 5 per outcome: id, status, reason ("" for none),
--- next attempt ("" unless back to `planned`), 1 to take back the attempt (else 0).
+-- next attempt ("" unless back to `planned`), 1 to take back the attempt (else 0);
+-- KEYS = the touches' hashes.
 -- Applied only to touches still `sending` under owner's claim (fencing). Returns
 -- {{id, next} of each applied outcome back in `planned` (the caller queues their
 -- jobs), applied count}.
@@ -7,7 +8,7 @@ local now, owner = tonumber(ARGV[2]), ARGV[3]
 local requeue, applied = {}, 0
 for i = 4, #ARGV, 5 do
     local id, st, reason, next = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    local k = tkey(id)
+    local k = KEYS[(i - 4) / 5 + 1]
     local f = redis.call("HMGET", k, "status", "lease_owner", "attempts")
     if f[1] == "sending" and f[2] == owner then
         local args = {"status", st, "updated_at", now}
