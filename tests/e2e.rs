@@ -10,7 +10,7 @@ use rapport::{
 };
 use support::{
     daemon::{Guard, Workspace, signal, wait_exit},
-    people::{Person, by_recipient, people},
+    people::{Person, by_recipient, check_deliveries, people},
     smtp::{SmtpOptions, SmtpServer},
 };
 
@@ -140,20 +140,8 @@ async fn interrupted_run(sig: &str) -> (usize, usize) {
     tokio::time::sleep(Duration::from_secs(5)).await;
     guard.stop_gracefully();
 
-    let got = by_recipient(&smtp.messages());
-    let mut duplicated = 0;
-    for p in &due {
-        let msgs = got.get(&p.email).map(Vec::as_slice).unwrap_or_default();
-        assert!(!msgs.is_empty(), "{} never got its note", p.id);
-        assert!(msgs.len() <= 2, "{} got {} copies", p.id, msgs.len());
-        if msgs.len() == 2 {
-            assert_eq!(
-                msgs[0].message_id, msgs[1].message_id,
-                "a resend must reuse the Message-ID"
-            );
-            duplicated += 1;
-        }
-    }
+    // The callers bound the resends (none after SIGTERM, in-flight ones after kill -9).
+    let duplicated = check_deliveries(&smtp, &due, due.len());
     let store = ledger(&ws).await;
     let counts = store.status_counts().await.unwrap();
     assert_eq!(
@@ -183,7 +171,11 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_4xx_is_retried_with_backoff_and_a_5xx_fails_without_retry() {
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
-    let ws = Workspace::new(&smtp.url(), "");
+    // A 2 s backoff, jittered to at least 1 s: visible in the ledger's whole seconds.
+    let ws = Workspace::new(
+        &smtp.url(),
+        "[dispatch]\nbackoff = \"2s\"\nbackoff_max = \"3s\"\n",
+    );
     let (csv, people) = people(12);
     ws.import_csv(&csv);
     let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
@@ -218,10 +210,10 @@ async fn a_4xx_is_retried_with_backoff_and_a_5xx_fails_without_retry() {
         (soft_t[0].status, soft_t[0].attempts),
         (TouchStatus::Sent, 2)
     );
-    // The retry waited for the backoff (1 s base, jittered to at least half).
+    // The retry waited for the backoff (2 s base, jittered to at least half).
     let sent_after = soft_t[0].sent_at.unwrap() - soft_t[0].created_at;
     assert!(
-        sent_after >= chrono::Duration::milliseconds(500),
+        sent_after >= chrono::Duration::seconds(1),
         "retried too soon: {sent_after}"
     );
     let hard_t = store

@@ -15,7 +15,7 @@ use rapport::{
 use redis::AsyncCommands;
 use support::{
     daemon::{Guard, Workspace, signal, wait_exit},
-    people::{Person, by_recipient, people_with},
+    people::{Person, check_deliveries, people_with},
     redis::{RedisServer, unique_prefix},
     smtp::{SmtpOptions, SmtpServer},
 };
@@ -38,30 +38,6 @@ async fn ledger(storage: &StorageConfig) -> RedisStore {
     RedisStore::open(storage)
         .await
         .expect("open the Redis ledger")
-}
-
-/// Every due person got exactly one note (or, where `allow_resends`, at most two with
-/// one Message-ID); returns how many got two.
-fn check_deliveries(smtp: &SmtpServer, due: &[&Person], allow_resends: usize) -> usize {
-    let got = by_recipient(&smtp.messages());
-    let mut twice = 0;
-    for p in due {
-        let msgs = got.get(&p.email).map(Vec::as_slice).unwrap_or_default();
-        assert!(!msgs.is_empty(), "{} never got its note", p.id);
-        assert!(msgs.len() <= 2, "{} got {} copies", p.id, msgs.len());
-        if msgs.len() == 2 {
-            assert_eq!(
-                msgs[0].message_id, msgs[1].message_id,
-                "a resend must reuse the Message-ID"
-            );
-            twice += 1;
-        }
-    }
-    assert!(
-        twice <= allow_resends,
-        "{twice} notes were sent twice (at most {allow_resends} allowed)"
-    );
-    twice
 }
 
 async fn sent_count(storage: &StorageConfig) -> u64 {

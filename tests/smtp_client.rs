@@ -447,50 +447,35 @@ async fn no_answer_to_the_final_dot_is_uncertain_and_the_session_not_reused() {
     }
 }
 
-#[tokio::test]
-async fn a_connection_closed_after_the_final_dot_is_uncertain() {
+/// The server hangs up once at `cut`: the send fails as `class`, and the next one goes
+/// out on a new connection.
+async fn a_hang_up_fails_one_send(cut: Cut, class: DeliveryClass) {
     for mode in MODES {
         let opts = SmtpOptions {
-            cut_once: Some(Cut::CloseAtDataEnd),
+            cut_once: Some(cut),
             ..SmtpOptions::default()
         };
         let server = server(mode, opts).await;
         let ch = channel(&server);
         let to = "ada@example.com";
-        let err = failure(
-            mode,
-            ch.send(&simple("a", to)).await,
-            DeliveryClass::Uncertain,
-            to,
-        );
-        assert!(err.reason.contains("connection"), "{mode:?}: {err}");
-        ch.send(&simple("a", to)).await.unwrap();
-        assert_eq!(server.connections(), 2, "{mode:?}");
-    }
-}
-
-/// Closed before MAIL was answered: nothing can have been accepted.
-#[tokio::test]
-async fn a_connection_closed_before_mail_is_answered_is_transient() {
-    for mode in MODES {
-        let opts = SmtpOptions {
-            cut_once: Some(Cut::CloseAtMail),
-            ..SmtpOptions::default()
-        };
-        let server = server(mode, opts).await;
-        let ch = channel(&server);
-        let to = "ada@example.com";
-        let err = failure(
-            mode,
-            ch.send(&simple("a", to)).await,
-            DeliveryClass::Transient,
-            to,
-        );
+        let err = failure(mode, ch.send(&simple("a", to)).await, class, to);
         assert!(err.reason.contains("connection"), "{mode:?}: {err}");
         ch.send(&simple("a", to)).await.unwrap();
         assert_eq!(server.count(), 1, "{mode:?}");
         assert_eq!(server.connections(), 2, "{mode:?}");
     }
+}
+
+/// Closed after the final dot: the server may have accepted the message.
+#[tokio::test]
+async fn a_connection_closed_after_the_final_dot_is_uncertain() {
+    a_hang_up_fails_one_send(Cut::CloseAtDataEnd, DeliveryClass::Uncertain).await;
+}
+
+/// Closed before MAIL was answered: nothing can have been accepted.
+#[tokio::test]
+async fn a_connection_closed_before_mail_is_answered_is_transient() {
+    a_hang_up_fails_one_send(Cut::CloseAtMail, DeliveryClass::Transient).await;
 }
 
 /// Silent before MAIL was answered: a timeout before the body is transient too (an

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{Datelike, Days, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::smtp::Received;
+use super::smtp::{Received, SmtpServer};
 
 const ZONES: [&str; 10] = [
     "UTC",
@@ -81,4 +81,28 @@ pub fn by_recipient(msgs: &[Received]) -> HashMap<String, Vec<Received>> {
         m.entry(r.rcpt_to.join(",")).or_default().push(r.clone());
     }
     m
+}
+
+/// Every due person got exactly one note (or, where `allow_resends`, at most two with
+/// one Message-ID); returns how many got two.
+pub fn check_deliveries(smtp: &SmtpServer, due: &[&Person], allow_resends: usize) -> usize {
+    let got = by_recipient(&smtp.messages());
+    let mut twice = 0;
+    for p in due {
+        let msgs = got.get(&p.email).map(Vec::as_slice).unwrap_or_default();
+        assert!(!msgs.is_empty(), "{} never got its note", p.id);
+        assert!(msgs.len() <= 2, "{} got {} copies", p.id, msgs.len());
+        if msgs.len() == 2 {
+            assert_eq!(
+                msgs[0].message_id, msgs[1].message_id,
+                "a resend must reuse the Message-ID"
+            );
+            twice += 1;
+        }
+    }
+    assert!(
+        twice <= allow_resends,
+        "{twice} notes were sent twice (at most {allow_resends} allowed)"
+    );
+    twice
 }
