@@ -52,9 +52,16 @@ impl<S: Store> Dispatcher<S> {
     pub async fn dispatch(&self, ids: &[TouchId], worker: &str) -> Result<BatchReport, StoreError> {
         // A lease owner unique to this claim, not just this worker: if the worker's own
         // lease lapsed and it claimed the touch again, a late outcome of the first
-        // attempt must not land on the second.
-        let owner = format!("{worker}/{}", ulid::Ulid::new());
+        // attempt must not land on the second. A bare ULID: it is written with every
+        // claimed touch, so it is kept short.
+        let owner = ulid::Ulid::new().to_string();
         let owner = owner.as_str();
+        tracing::debug!(
+            worker,
+            claim = owner,
+            touches = ids.len(),
+            "dispatching a job"
+        );
         let now = self.clock.now();
         let lease = chrono::Duration::from_std(self.cfg.dispatch.lease)
             .unwrap_or(chrono::Duration::minutes(2));

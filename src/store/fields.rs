@@ -57,29 +57,6 @@ impl Fields for HashMap<String, String> {
     }
 }
 
-/// A JSON object (a contact as the Redis backend stores it): null or absent is `None`.
-impl Fields for serde_json::Map<String, serde_json::Value> {
-    fn text(&self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(match self.get(name) {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(other) => Some(other.to_string()),
-        })
-    }
-    fn int(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        match self.get(name) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().map(|f| f as i64))
-                .map(Some)
-                .ok_or_else(|| corrupt(name, n)),
-            Some(serde_json::Value::String(s)) => s.parse().map(Some).map_err(|e| corrupt(name, e)),
-            Some(other) => Err(corrupt(name, other)),
-        }
-    }
-}
-
 pub(crate) fn contact(r: &impl Fields) -> Result<Contact, StoreError> {
     let attributes = match r.text("attributes")? {
         None => serde_json::Map::new(),

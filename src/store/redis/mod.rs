@@ -347,14 +347,57 @@ fn touch_from(id: String, list: Vec<String>) -> Result<Touch, StoreError> {
     fields::touch(&map)
 }
 
+/// A contact as `upsert_contacts.lua` stores it (the fields of
+/// `fields::contact_record`, read straight into place: every send reads one).
+#[derive(serde::Deserialize)]
+struct StoredContact {
+    id: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    timezone: Option<String>,
+    locale: Option<String>,
+    birthday: Option<String>,
+    customer_since: Option<String>,
+    tier: String,
+    attributes: Option<String>,
+    email_consent: Option<f64>,
+}
+
+impl fields::Fields for StoredContact {
+    fn text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(match name {
+            "id" => Some(self.id.clone()),
+            "first_name" => self.first_name.clone(),
+            "last_name" => self.last_name.clone(),
+            "email" => self.email.clone(),
+            "phone" => self.phone.clone(),
+            "timezone" => self.timezone.clone(),
+            "locale" => self.locale.clone(),
+            "birthday" => self.birthday.clone(),
+            "customer_since" => self.customer_since.clone(),
+            "tier" => Some(self.tier.clone()),
+            "attributes" => self.attributes.clone(),
+            _ => None,
+        })
+    }
+    fn int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(match name {
+            "email_consent" => self.email_consent.map(|c| c as i64),
+            _ => None,
+        })
+    }
+}
+
 /// Contacts stored as JSON strings (`None`: no such contact).
 fn contacts_from(raw: Vec<Option<String>>) -> Result<Vec<Contact>, StoreError> {
     raw.into_iter()
         .flatten()
-        .map(|json| match serde_json::from_str(&json) {
-            Ok(serde_json::Value::Object(map)) => fields::contact(&map),
-            Ok(_) => Err(corrupt("contact", "not a JSON object")),
-            Err(e) => Err(corrupt("contact", e)),
+        .map(|json| {
+            let stored: StoredContact =
+                serde_json::from_str(&json).map_err(|e| corrupt("contact", e))?;
+            fields::contact(&stored)
         })
         .collect()
 }

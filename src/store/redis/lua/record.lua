@@ -9,7 +9,7 @@ local requeue, applied = {}, 0
 for i = 4, #ARGV, 5 do
     local id, st, reason, next = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local k = KEYS[(i - 4) / 5 + 1]
-    local f = redis.call("HMGET", k, "status", "lease_owner", "attempts")
+    local f = redis.call("HMGET", k, "status", "lease_owner")
     if f[1] == "sending" and f[2] == owner then
         local args = {"status", st, "updated_at", now}
         if reason ~= "" then
@@ -18,7 +18,7 @@ for i = 4, #ARGV, 5 do
         end
         if ARGV[i + 4] == "1" then
             args[#args + 1] = "attempts"
-            args[#args + 1] = num(f[3]) - 1
+            args[#args + 1] = num(redis.call("HGET", k, "attempts")) - 1
         end
         if st == "planned" then
             args[#args + 1] = "next_attempt_at"
