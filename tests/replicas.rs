@@ -34,6 +34,37 @@ fn redis_workspace(smtp: &str, url: &str, extra: &str) -> (Workspace, StorageCon
     (Workspace::new(smtp, &config), storage)
 }
 
+/// A Redis server (`redis_args`), an SMTP server answering each message after `delay`,
+/// and a workspace on them (`dispatch` settings) with `n` contacts imported, all of
+/// them with a birthday today.
+struct Rig {
+    redis: RedisServer,
+    smtp: SmtpServer,
+    ws: Workspace,
+    storage: StorageConfig,
+    people: Vec<Person>,
+}
+
+async fn rig(redis_args: &[&str], delay: Duration, dispatch: &str, n: usize) -> Rig {
+    let redis = RedisServer::start(redis_args);
+    let smtp = SmtpServer::start(SmtpOptions {
+        delay_per_message: delay,
+        ..Default::default()
+    })
+    .await;
+    let extra = format!("[dispatch]\n{dispatch}\n");
+    let (ws, storage) = redis_workspace(&smtp.url(), &redis.url(), &extra);
+    let (csv, people) = people_with(n, |_| true);
+    ws.import_csv(&csv);
+    Rig {
+        redis,
+        smtp,
+        ws,
+        storage,
+        people,
+    }
+}
+
 async fn ledger(storage: &StorageConfig) -> RedisStore {
     RedisStore::open(storage)
         .await
@@ -51,19 +82,19 @@ fn sends_logged(ws: &Workspace, n: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_replicas_share_5000_touches_and_send_each_once() {
-    let redis = RedisServer::start(&[]);
-    let smtp = SmtpServer::start(SmtpOptions {
-        delay_per_message: Duration::from_millis(2),
-        ..Default::default()
-    })
+    let Rig {
+        redis: _redis,
+        smtp,
+        ws,
+        storage,
+        people,
+    } = rig(
+        &[],
+        Duration::from_millis(2),
+        "workers = 2\nconcurrency = 4\nbatch_size = 25",
+        5000,
+    )
     .await;
-    let (ws, storage) = redis_workspace(
-        &smtp.url(),
-        &redis.url(),
-        "[dispatch]\nworkers = 2\nconcurrency = 4\nbatch_size = 25\n",
-    );
-    let (csv, people) = people_with(5000, |_| true);
-    ws.import_csv(&csv);
     let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
     assert!(due.len() >= 4000, "only {} due", due.len());
 
@@ -103,19 +134,19 @@ async fn three_replicas_share_5000_touches_and_send_each_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_killed_mid_run_leaves_its_touches_to_the_others() {
-    let redis = RedisServer::start(&[]);
-    let smtp = SmtpServer::start(SmtpOptions {
-        delay_per_message: Duration::from_millis(20),
-        ..Default::default()
-    })
+    let Rig {
+        redis: _redis,
+        smtp,
+        ws,
+        storage,
+        people,
+    } = rig(
+        &[],
+        Duration::from_millis(20),
+        "workers = 1\nconcurrency = 2\nbatch_size = 10",
+        600,
+    )
     .await;
-    let (ws, storage) = redis_workspace(
-        &smtp.url(),
-        &redis.url(),
-        "[dispatch]\nworkers = 1\nconcurrency = 2\nbatch_size = 10\n",
-    );
-    let (csv, people) = people_with(600, |_| true);
-    ws.import_csv(&csv);
     let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
 
     let mut replicas: Vec<Guard> = (0..3).map(|n| Guard(Some(ws.start(n)))).collect();
@@ -157,19 +188,19 @@ async fn a_replica_killed_mid_run_leaves_its_touches_to_the_others() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_restarted_mid_run_loses_and_doubles_nothing() {
-    let mut redis = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let smtp = SmtpServer::start(SmtpOptions {
-        delay_per_message: Duration::from_millis(20),
-        ..Default::default()
-    })
+    let Rig {
+        mut redis,
+        smtp,
+        ws,
+        storage,
+        people,
+    } = rig(
+        &["--appendonly", "yes", "--appendfsync", "always"],
+        Duration::from_millis(20),
+        "workers = 2\nconcurrency = 2\nbatch_size = 10",
+        400,
+    )
     .await;
-    let (ws, storage) = redis_workspace(
-        &smtp.url(),
-        &redis.url(),
-        "[dispatch]\nworkers = 2\nconcurrency = 2\nbatch_size = 10\n",
-    );
-    let (csv, people) = people_with(400, |_| true);
-    ws.import_csv(&csv);
     let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
 
     let mut replicas: Vec<Guard> = (0..2).map(|n| Guard(Some(ws.start(n)))).collect();
@@ -212,15 +243,13 @@ async fn redis_restarted_mid_run_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payload_corrupted_in_redis_is_dead_lettered_and_its_touches_still_go_out() {
-    let redis = RedisServer::start(&[]);
-    let smtp = SmtpServer::start(SmtpOptions::default()).await;
-    let (ws, storage) = redis_workspace(
-        &smtp.url(),
-        &redis.url(),
-        "[dispatch]\nworkers = 1\nbatch_size = 5\n",
-    );
-    let (csv, people) = people_with(40, |_| true);
-    ws.import_csv(&csv);
+    let Rig {
+        redis: _redis,
+        smtp,
+        ws,
+        storage,
+        people,
+    } = rig(&[], Duration::ZERO, "workers = 1\nbatch_size = 5", 40).await;
     let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
 
     // Plan the first five due touches the way the planner would (same ids), hand their
