@@ -76,6 +76,41 @@ async fn sent_count(storage: &StorageConfig) -> u64 {
     counts.get(&TouchStatus::Sent).copied().unwrap_or(0)
 }
 
+/// Waits up to `secs` for every due note, lets leases lapse and reconcilers run (nothing
+/// further may arrive), stops the replicas still running, then checks that each due
+/// person got one note (at most `resends` of them twice, with one Message-ID) and that
+/// the ledger agrees. Returns how many were sent twice.
+async fn finish(
+    rig: (&SmtpServer, &Workspace, &StorageConfig),
+    replicas: &mut [Guard],
+    due: &[&Person],
+    secs: u64,
+    resends: usize,
+) -> usize {
+    let (smtp, ws, storage) = rig;
+    let logs = || {
+        (0..replicas.len())
+            .map(|n| ws.log(n))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(secs))
+            .await,
+        "only {} of {} delivered; logs:\n{}",
+        smtp.count(),
+        due.len(),
+        logs()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for r in replicas.iter_mut().filter(|r| r.0.is_some()) {
+        r.stop_gracefully();
+    }
+    let twice = check_deliveries(smtp, due, resends);
+    assert_eq!(sent_count(storage).await, due.len() as u64);
+    twice
+}
+
 fn sends_logged(ws: &Workspace, n: usize) -> usize {
     ws.log(n).matches("touch sent").count()
 }
@@ -99,24 +134,8 @@ async fn three_replicas_share_5000_touches_and_send_each_once() {
     assert!(due.len() >= 4000, "only {} due", due.len());
 
     let mut replicas: Vec<Guard> = (0..3).map(|n| Guard(Some(ws.start(n)))).collect();
-    assert!(
-        smtp.wait_for_count(due.len(), Duration::from_secs(180))
-            .await,
-        "only {} of {} delivered; logs:\n{}\n{}\n{}",
-        smtp.count(),
-        due.len(),
-        ws.log(0),
-        ws.log(1),
-        ws.log(2)
-    );
-    // Leases lapse and reconcilers run: nothing further may arrive.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    for r in &mut replicas {
-        r.stop_gracefully();
-    }
-    check_deliveries(&smtp, &due, 0);
+    finish((&smtp, &ws, &storage), &mut replicas, &due, 180, 0).await;
     assert_eq!(smtp.count(), due.len(), "no message beyond one per contact");
-    assert_eq!(sent_count(&storage).await, due.len() as u64);
     let per_replica: Vec<usize> = (0..3).map(|n| sends_logged(&ws, n)).collect();
     assert_eq!(
         per_replica.iter().sum::<usize>(),
@@ -163,23 +182,9 @@ async fn a_replica_killed_mid_run_leaves_its_touches_to_the_others() {
 
     // The lease (3 s here) lapses and the survivors' reconcilers hand its touches on,
     // well inside apalis' 30 s orphan window: everything is done within that window.
-    assert!(
-        smtp.wait_for_count(due.len(), Duration::from_secs(30))
-            .await,
-        "only {} of {} within the orphan window after the kill; logs:\n{}\n{}",
-        smtp.count(),
-        due.len(),
-        ws.log(1),
-        ws.log(2)
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    for r in replicas.iter_mut().skip(1) {
-        r.stop_gracefully();
-    }
     // Only sends in flight at the kill (workers x concurrency = 2) may repeat.
-    let twice = check_deliveries(&smtp, &due, 2);
+    let twice = finish((&smtp, &ws, &storage), &mut replicas, &due, 30, 2).await;
     eprintln!("kill -9 of one replica: {twice} resent");
-    assert_eq!(sent_count(&storage).await, due.len() as u64);
     assert!(
         sends_logged(&ws, 1) + sends_logged(&ws, 2) > 0,
         "the survivors sent nothing"
@@ -217,22 +222,8 @@ async fn redis_restarted_mid_run_loses_and_doubles_nothing() {
     .expect("restart redis");
     assert!(smtp.count() < due.len(), "the run should not be over yet");
 
-    assert!(
-        smtp.wait_for_count(due.len(), Duration::from_secs(120))
-            .await,
-        "only {} of {} after the Redis restart; logs:\n{}\n{}",
-        smtp.count(),
-        due.len(),
-        ws.log(0),
-        ws.log(1)
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    for r in &mut replicas {
-        r.stop_gracefully();
-    }
-    check_deliveries(&smtp, &due, 0);
+    finish((&smtp, &ws, &storage), &mut replicas, &due, 120, 0).await;
     assert_eq!(smtp.count(), due.len());
-    assert_eq!(sent_count(&storage).await, due.len() as u64);
     let logs = ws.log(0) + &ws.log(1);
     assert!(
         logs.contains(" WARN ") || logs.contains(" ERROR "),
