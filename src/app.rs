@@ -49,6 +49,9 @@ impl App {
         let renderer = Renderer::load(&cfg.templates_dir).map_err(AppError::Templates)?;
         let email = channels::email_channel(&cfg.email).map_err(AppError::Channel)?;
         let store = AnyStore::open(&cfg.storage).await?;
+        if let AnyStore::Redis(redis) = &store {
+            redis.warn_about_settings().await;
+        }
         Ok(Self {
             cfg: Arc::new(cfg),
             store: Arc::new(store),

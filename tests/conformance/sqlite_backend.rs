@@ -34,8 +34,7 @@ impl Backend for SqliteStore {
         rows.iter()
             .map(|r| {
                 let bytes: Vec<u8> = r.get("job");
-                let value = serde_json::from_slice(&bytes).expect("job payload is JSON");
-                let job = DispatchJob::decode(value).expect("job payload is a DispatchJob");
+                let job = DispatchJob::decode_bytes(&bytes).expect("job payload is a DispatchJob");
                 QueuedJob {
                     touches: job.touches().to_vec(),
                     run_at: DateTime::from_timestamp(r.get("run_at"), 0).expect("run_at"),

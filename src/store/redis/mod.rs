@@ -161,7 +161,6 @@ impl RedisStore {
                 message: e.to_string(),
             })?;
         debug_assert_eq!(pong, "PONG");
-        warn_about_settings(&mut conn).await;
         Ok(Self {
             conn,
             prefix: cfg.prefix.clone(),
@@ -266,7 +265,14 @@ impl RedisStore {
     }
 }
 
-/// Settings that make Redis lose or evict the ledger are worth a loud line at start.
+impl RedisStore {
+    /// Settings that make Redis lose or evict the ledger are worth a loud line when
+    /// the daemon starts (not on every one-shot command).
+    pub async fn warn_about_settings(&self) {
+        warn_about_settings(&mut self.conn.clone()).await;
+    }
+}
+
 async fn warn_about_settings(conn: &mut ConnectionManager) {
     let get = |name: &'static str| {
         let mut conn = conn.clone();
