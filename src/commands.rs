@@ -273,7 +273,10 @@ async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
     let days = planner::candidate_days(at);
     let mut total = 0;
     for occ in cfg.occasions.iter().filter(|o| o.enabled) {
-        let contacts = store.contacts_on(occ.trigger, &days).await?;
+        let Some(field) = occ.date_field() else {
+            continue;
+        };
+        let contacts = store.contacts_on(field, &days).await?;
         let touches = planner::plan(cfg, occ, &contacts, at);
         let ids: Vec<TouchId> = touches.iter().map(|t| t.id.clone()).collect();
         let existing: std::collections::HashMap<_, _> = store

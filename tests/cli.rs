@@ -202,7 +202,13 @@ fn missing_templates_are_a_config_error_naming_the_occasion() {
 fn check_fails_on_a_template_using_an_undefined_variable() {
     let mut env = Env::new();
     let dir = env.path("templates");
-    for sub in ["birthday", "anniversary", "partials"] {
+    for sub in [
+        "birthday",
+        "anniversary",
+        "thank_you",
+        "check_in",
+        "partials",
+    ] {
         fs::create_dir_all(dir.join(sub)).unwrap();
         for f in fs::read_dir(Path::new(TEMPLATES).join(sub)).unwrap() {
             let f = f.unwrap().path();
@@ -234,12 +240,15 @@ fn check_with_the_shipped_templates_lists_every_occasion_and_tier() {
         ("anniversary", "family", "email.family.hbs"),
         ("anniversary", "friend", "email.hbs"),
         ("anniversary", "acquaintance", "email.acquaintance.hbs"),
+        ("thank_you", "family", "email.family.hbs"),
+        ("thank_you", "friend", "email.hbs"),
+        ("check_in", "acquaintance", "email.acquaintance.hbs"),
     ] {
         let line = format!("ok    {occasion} / email / {tier}: {TEMPLATES}/{occasion}/{file}\n");
         assert_has(&run.stdout, &line);
     }
     let oks = run.stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert_eq!(oks, 6, "{}", run.stdout);
+    assert_eq!(oks, 12, "{}", run.stdout);
     assert_has(&run.stdout, "config and templates OK");
 }
 
@@ -417,7 +426,7 @@ fn preview_rejects_unknown_contacts_and_occasions_clearly() {
         .failed();
     assert_has(
         &run.stderr,
-        "unknown occasion \"wedding\" (known: birthday, anniversary)",
+        "unknown occasion \"wedding\" (known: birthday, anniversary, thank_you, check_in)",
     );
 }
 

@@ -37,6 +37,26 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The shortest form [`parse_duration`] reads back: `14d`, `1h30m`, `45s`, `0s`.
+pub fn format_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return if d.is_zero() {
+            "0s".into()
+        } else {
+            format!("{}ms", d.as_millis())
+        };
+    }
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= len {
+            out.push_str(&format!("{}{unit}", secs / len));
+            secs %= len;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +69,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         for bad in ["", "10", "s", "5 minutes", "1w", "-1s", "1.5h", "99999d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        for s in ["14d", "1h30m", "45s", "0s", "1d2h3m4s"] {
+            assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
     }
 }

@@ -14,7 +14,7 @@ use std::{
 
 use chrono_tz::Tz;
 
-pub use duration::parse_duration;
+pub use duration::{format_duration, parse_duration};
 pub use layers::Layered;
 
 use crate::domain::{EmailAddress, SendWindow};
@@ -37,7 +37,25 @@ pub struct Config {
     pub occasions: Vec<Occasion>,
     pub email: EmailConfig,
     pub dispatch: DispatchConfig,
+    /// Caps on every contact whatever its tier (`[policy] caps`).
+    pub contact_caps: Vec<Cap>,
 }
+
+/// At most `count` touches in any window of length `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl fmt::Display for Cap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} per {}", self.count, format_duration(self.per))
+    }
+}
+
+/// The channels rapport knows (a tier's `channels`, `channel_caps`).
+pub const CHANNELS: [&str; 3] = ["email", "sms", "webhook"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageBackend {
@@ -92,6 +110,24 @@ pub struct Tier {
     pub name: String,
     pub description: Option<String>,
     pub send_window: Option<SendWindow>,
+    /// Caps on all touches to one contact of this tier, whatever the channel.
+    pub caps: Vec<Cap>,
+    /// The least time between any two touches to one contact.
+    pub min_gap: Duration,
+    /// Channels its contacts may be reached on (`None`: any).
+    pub channels: Option<Vec<String>>,
+    /// Caps per channel, on top of `caps`.
+    pub channel_caps: Vec<(String, Vec<Cap>)>,
+    /// A check-in is due when the last interaction is this long ago (`None`: never).
+    pub check_in_every: Option<Duration>,
+}
+
+impl Tier {
+    pub fn allows_channel(&self, channel: &str) -> bool {
+        self.channels
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|x| x == channel))
+    }
 }
 
 /// Which contact date a yearly occasion follows.
@@ -110,17 +146,54 @@ impl DateField {
     }
 }
 
+/// What makes an occasion due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Yearly, on the contact's local date (`trigger = { date = "birthday" }`).
+    Date(DateField),
+    /// `delay` after each event of `kind` (`trigger = { event = "purchase", delay = "2h" }`),
+    /// once per event id.
+    Event { kind: String, delay: Duration },
+    /// When the last interaction is longer ago than the cadence: the tier's
+    /// `check_in_every`, or `every` when the occasion sets its own
+    /// (`trigger = { inactivity = "tier" }` or `{ inactivity = "45d" }`).
+    Inactivity { every: Option<Duration> },
+}
+
+/// What a touch does when the caps, the minimum gap or a higher-priority touch stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnThrottle {
+    /// Wait for the earliest instant the caps allow (if before its expiry).
+    Defer,
+    /// Give up on this occurrence, recording why.
+    Skip,
+}
+
 #[derive(Debug, Clone)]
 pub struct Occasion {
     pub name: String,
     pub enabled: bool,
-    pub trigger: DateField,
-    pub schedule: cron::Schedule,
+    pub trigger: Trigger,
+    /// When its planner runs; `None` for event-triggered occasions (planned when the
+    /// event arrives).
+    pub schedule: Option<cron::Schedule>,
     pub priority: u32,
-    /// How long after the start of the contact's local day the touch stays sendable.
+    /// How long the touch stays sendable: after the start of the contact's local day
+    /// (dates, check-ins), or after the touch is due (events).
     pub expires: Duration,
     pub send_window: Option<SendWindow>,
     pub channel: String,
+    pub on_throttle: OnThrottle,
+}
+
+impl Occasion {
+    /// The date field of a yearly occasion.
+    pub fn date_field(&self) -> Option<DateField> {
+        match self.trigger {
+            Trigger::Date(f) => Some(f),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +331,16 @@ impl Config {
 
     pub fn occasion(&self, name: &str) -> Option<&Occasion> {
         self.occasions.iter().find(|o| o.name == name)
+    }
+
+    /// The check-in cadence of `occasion` for a contact of `tier` (`None`: the occasion
+    /// is not an inactivity one, or the tier has no cadence).
+    pub fn check_in_every(&self, occasion: &Occasion, tier: &str) -> Option<Duration> {
+        match occasion.trigger {
+            Trigger::Inactivity { every: Some(e) } => Some(e),
+            Trigger::Inactivity { every: None } => self.tier(tier).and_then(|t| t.check_in_every),
+            _ => None,
+        }
     }
 
     /// The send window for a touch: the occasion's own, else the tier's, else the default.

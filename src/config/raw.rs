@@ -17,6 +17,20 @@ pub(super) struct RawConfig {
     pub occasions: IndexMap<String, RawOccasion>,
     pub channels: RawChannels,
     pub dispatch: RawDispatch,
+    pub policy: RawPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawPolicy {
+    pub caps: Option<Vec<RawCap>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawCap {
+    pub count: Option<u32>,
+    pub per: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +66,11 @@ pub(super) struct RawTemplates {
 pub(super) struct RawTier {
     pub description: Option<String>,
     pub send_window: Option<String>,
+    pub caps: Option<Vec<RawCap>>,
+    pub min_gap: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub channel_caps: Option<IndexMap<String, Vec<RawCap>>>,
+    pub check_in_every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,12 +83,16 @@ pub(super) struct RawOccasion {
     pub expires: Option<String>,
     pub send_window: Option<String>,
     pub channel: Option<String>,
+    pub on_throttle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct RawTrigger {
     pub date: Option<String>,
+    pub event: Option<String>,
+    pub delay: Option<String>,
+    pub inactivity: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

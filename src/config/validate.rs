@@ -3,10 +3,10 @@
 use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use super::{
-    Config, ConfigError, ConfigIssue, DateField, Defaults, DispatchConfig, EmailConfig,
-    EmailTransport, Layered, Occasion, StorageBackend, StorageConfig, Tier, TlsMode,
-    parse_duration,
-    raw::{RawConfig, RawDispatch, RawEmail, RawOccasion},
+    CHANNELS, Cap, Config, ConfigError, ConfigIssue, DateField, Defaults, DispatchConfig,
+    EmailConfig, EmailTransport, Layered, Occasion, OnThrottle, StorageBackend, StorageConfig,
+    Tier, TlsMode, Trigger, parse_duration,
+    raw::{RawCap, RawConfig, RawDispatch, RawEmail, RawOccasion, RawTier},
 };
 use crate::domain::{EmailAddress, SendWindow, contact::parse_timezone};
 
@@ -44,6 +44,57 @@ impl Issues<'_> {
                 None
             }
         }
+    }
+
+    /// A list of `{count, per}` caps; each must allow at least one touch in a window
+    /// longer than zero.
+    fn caps(&mut self, path: &str, raw: Option<&Vec<RawCap>>) -> Vec<Cap> {
+        let mut out = Vec::new();
+        for (i, c) in raw.into_iter().flatten().enumerate() {
+            let at = format!("{path}[{i}]");
+            let count = match c.count {
+                None => {
+                    self.push(
+                        &format!("{at}.count"),
+                        "missing: e.g. { count = 1, per = \"7d\" }",
+                    );
+                    continue;
+                }
+                Some(0) => {
+                    self.push(&format!("{at}.count"), "must be at least 1 (to send nothing, disable the occasion or leave the channel out)");
+                    continue;
+                }
+                Some(n) => n,
+            };
+            let Some(per) = c.per.as_deref() else {
+                self.push(
+                    &format!("{at}.per"),
+                    "missing: e.g. { count = 1, per = \"7d\" }",
+                );
+                continue;
+            };
+            match parse_duration(per) {
+                Ok(d) if d.as_secs() >= 1 => out.push(Cap { count, per: d }),
+                Ok(_) => self.push(&format!("{at}.per"), "must be at least 1s"),
+                Err(e) => self.push(&format!("{at}.per"), e),
+            }
+        }
+        out
+    }
+
+    fn channel_list(&mut self, path: &str, raw: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, c) in raw.iter().enumerate() {
+            if CHANNELS.contains(&c.as_str()) {
+                out.push(c.clone());
+            } else {
+                self.push(
+                    &format!("{path}[{i}]"),
+                    format!("unknown channel {c:?} (known: {})", CHANNELS.join(", ")),
+                );
+            }
+        }
+        out
     }
 
     fn positive(&mut self, path: &str, v: Option<u32>, default: u32) -> u32 {
@@ -86,14 +137,7 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
                 "tier names use lower-case letters, digits and _",
             );
         }
-        tiers.push(Tier {
-            name: name.clone(),
-            description: t.description.clone(),
-            send_window: issues.window(
-                &format!("tiers.{name}.send_window"),
-                t.send_window.as_deref(),
-            ),
-        });
+        tiers.push(tier(&mut issues, name, t));
     }
     if tiers.is_empty() {
         issues.push(
@@ -129,6 +173,17 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
     }
     check_templates(&mut issues, &templates_dir, &occasions, &tiers);
     let dispatch = dispatch(&mut issues, &raw.dispatch);
+    let contact_caps = issues.caps("policy.caps", raw.policy.caps.as_ref());
+    for o in occasions.iter().filter(|o| o.enabled) {
+        if matches!(o.trigger, Trigger::Inactivity { every: None })
+            && !tiers.iter().any(|t| t.check_in_every.is_some())
+        {
+            issues.push(
+                &format!("occasions.{}.trigger.inactivity", o.name),
+                "\"tier\" takes the cadence from each tier's check_in_every, but no tier sets one",
+            );
+        }
+    }
     if let Some(EmailConfig {
         transport: EmailTransport::Smtp { timeout, .. },
         ..
@@ -175,6 +230,7 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
         occasions,
         email: email.expect("no issues means email parsed"),
         dispatch,
+        contact_caps,
     })
 }
 
@@ -302,6 +358,121 @@ fn storage(issues: &mut Issues<'_>, raw: &RawConfig) -> StorageConfig {
     }
 }
 
+fn tier(issues: &mut Issues<'_>, name: &str, t: &RawTier) -> Tier {
+    let p = |k: &str| format!("tiers.{name}.{k}");
+    let channels = t
+        .channels
+        .as_ref()
+        .map(|c| issues.channel_list(&p("channels"), c));
+    if channels.as_ref().is_some_and(Vec::is_empty) {
+        issues.push(&p("channels"), "must name at least one channel");
+    }
+    let mut channel_caps = Vec::new();
+    for (channel, caps) in t.channel_caps.iter().flatten() {
+        let at = p(&format!("channel_caps.{channel}"));
+        if !CHANNELS.contains(&channel.as_str()) {
+            issues.push(
+                &at,
+                format!(
+                    "unknown channel {channel:?} (known: {})",
+                    CHANNELS.join(", ")
+                ),
+            );
+            continue;
+        }
+        channel_caps.push((channel.clone(), issues.caps(&at, Some(caps))));
+    }
+    let check_in_every = t
+        .check_in_every
+        .as_deref()
+        .and_then(|raw| match parse_duration(raw) {
+            Ok(d) if d.as_secs() >= 3600 => Some(d),
+            Ok(_) => {
+                issues.push(&p("check_in_every"), "must be at least 1h");
+                None
+            }
+            Err(e) => {
+                issues.push(&p("check_in_every"), e);
+                None
+            }
+        });
+    Tier {
+        name: name.to_owned(),
+        description: t.description.clone(),
+        send_window: issues.window(&p("send_window"), t.send_window.as_deref()),
+        caps: issues.caps(&p("caps"), t.caps.as_ref()),
+        min_gap: issues.duration(&p("min_gap"), t.min_gap.as_deref(), Duration::ZERO),
+        channels,
+        channel_caps,
+        check_in_every,
+    }
+}
+
+fn trigger(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Trigger> {
+    let p = |k: &str| format!("occasions.{name}.{k}");
+    let example = "e.g. trigger = { date = \"birthday\" }, { event = \"purchase\", delay = \"2h\" } or { inactivity = \"tier\" }";
+    let Some(t) = o.trigger.as_ref() else {
+        issues.push(&p("trigger"), format!("missing: {example}"));
+        return None;
+    };
+    let kinds = [t.date.is_some(), t.event.is_some(), t.inactivity.is_some()];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        issues.push(
+            &p("trigger"),
+            format!("needs exactly one of date, event, inactivity: {example}"),
+        );
+        return None;
+    }
+    if t.delay.is_some() && t.event.is_none() {
+        issues.push(&p("trigger.delay"), "only event triggers take a delay");
+    }
+    if let Some(date) = t.date.as_deref() {
+        return match date {
+            "birthday" => Some(Trigger::Date(DateField::Birthday)),
+            "customer_since" => Some(Trigger::Date(DateField::CustomerSince)),
+            other => {
+                issues.push(
+                    &p("trigger.date"),
+                    format!("unknown date field {other:?} (known: birthday, customer_since)"),
+                );
+                None
+            }
+        };
+    }
+    if let Some(kind) = t.event.as_deref() {
+        if !valid_name(kind) {
+            issues.push(
+                &p("trigger.event"),
+                "event types use lower-case letters, digits and _",
+            );
+            return None;
+        }
+        let delay = issues.duration(&p("trigger.delay"), t.delay.as_deref(), Duration::ZERO);
+        return Some(Trigger::Event {
+            kind: kind.to_owned(),
+            delay,
+        });
+    }
+    match t.inactivity.as_deref() {
+        Some("tier") => Some(Trigger::Inactivity { every: None }),
+        Some(raw) => match parse_duration(raw) {
+            Ok(d) if d.as_secs() >= 3600 => Some(Trigger::Inactivity { every: Some(d) }),
+            Ok(_) => {
+                issues.push(&p("trigger.inactivity"), "must be at least 1h");
+                None
+            }
+            Err(e) => {
+                issues.push(
+                    &p("trigger.inactivity"),
+                    format!("\"tier\" (each tier's check_in_every) or a duration: {e}"),
+                );
+                None
+            }
+        },
+        None => None,
+    }
+}
+
 fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occasion> {
     let p = |k: &str| format!("occasions.{name}.{k}");
     if !valid_name(name) {
@@ -310,29 +481,24 @@ fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occa
             "occasion names use lower-case letters, digits and _",
         );
     }
-    let trigger = match o.trigger.as_ref().and_then(|t| t.date.as_deref()) {
-        Some("birthday") => Some(DateField::Birthday),
-        Some("customer_since") => Some(DateField::CustomerSince),
-        Some(other) => {
-            issues.push(
-                &p("trigger.date"),
-                format!("unknown date field {other:?} (known: birthday, customer_since)"),
-            );
-            None
-        }
-        None => {
-            issues.push(
-                &p("trigger"),
-                "missing: e.g. trigger = { date = \"birthday\" }",
-            );
-            None
-        }
-    };
+    let trigger = trigger(issues, name, o);
+    let is_event = matches!(trigger, Some(Trigger::Event { .. }));
     let schedule = match o.schedule.as_deref() {
+        None if is_event => None,
+        None if matches!(trigger, Some(Trigger::Inactivity { .. })) => {
+            Some(cron::Schedule::from_str("0 0 * * * *").expect("valid literal"))
+        }
         None => {
             issues.push(
                 &p("schedule"),
                 "missing: a cron expression with a seconds field, e.g. \"0 */15 * * * *\"",
+            );
+            None
+        }
+        Some(_) if is_event => {
+            issues.push(
+                &p("schedule"),
+                "event-triggered occasions are planned when the event arrives; remove schedule",
             );
             None
         }
@@ -351,10 +517,11 @@ fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occa
             }
         },
     };
+    let default_expiry = if is_event { 3 } else { 1 };
     let expires = issues.duration(
         &p("expires"),
         o.expires.as_deref(),
-        Duration::from_secs(86_400),
+        Duration::from_secs(default_expiry * 86_400),
     );
     if expires.is_zero() {
         issues.push(&p("expires"), "must be longer than 0s");
@@ -367,11 +534,27 @@ fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occa
             format!("unknown channel {channel:?} (known: email)"),
         );
     }
+    let on_throttle = match o.on_throttle.as_deref() {
+        None | Some("defer") => OnThrottle::Defer,
+        Some("skip") => OnThrottle::Skip,
+        Some(other) => {
+            issues.push(
+                &p("on_throttle"),
+                format!("unknown value {other:?} (known: defer, skip)"),
+            );
+            OnThrottle::Defer
+        }
+    };
+    let trigger = trigger?;
+    if schedule.is_none() && !is_event {
+        return None;
+    }
     Some(Occasion {
         name: name.to_owned(),
         enabled: o.enabled.unwrap_or(true),
-        trigger: trigger?,
-        schedule: schedule?,
+        trigger,
+        schedule,
+        on_throttle,
         priority: o.priority.unwrap_or(50),
         expires,
         send_window,

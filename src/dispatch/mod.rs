@@ -3,7 +3,7 @@
 
 mod recorder;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use futures::StreamExt;
 
@@ -12,13 +12,20 @@ pub use recorder::Recorder;
 use crate::{
     channels::{DeliveryClass, EmailChannel, OutboundEmail},
     config::Config,
-    domain::{Clock, Contact, Touch, TouchId},
-    planner::fit_in_window,
-    policy::retry::{self, RetryDecision, RetryInput},
+    domain::{Clock, Contact, ContactId, Touch, TouchId},
+    planner,
+    policy::{
+        self, History, Limits, Slot, Verdict,
+        retry::{self, RetryDecision, RetryInput},
+    },
     render::{self, Renderer},
-    store::{Outcome, Store, StoreError},
+    store::{Outcome, Reservation, Store, StoreError},
     telemetry,
 };
+
+/// How often a batch decides again after losing reservation races before it hands the
+/// losers back as a new job.
+const ADMIT_ROUNDS: usize = 8;
 
 /// What happened to one batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +37,7 @@ pub struct BatchReport {
     pub failed: usize,
     pub suppressed: usize,
     pub deferred: usize,
+    pub skipped: usize,
 }
 
 pub struct Dispatcher<S> {
@@ -86,27 +94,9 @@ impl<S: Store> Dispatcher<S> {
         contact_ids.dedup();
         let contacts = self.store.get_contacts(&contact_ids).await?;
         let leased: Vec<TouchId> = claimed.touches.iter().map(|t| t.id.clone()).collect();
-        let sends = futures::stream::iter(claimed.touches)
-            .map(|t| {
-                let contacts = &contacts;
-                async move {
-                    let outcome = if self.stopping.is_cancelled() {
-                        Outcome::Defer {
-                            id: t.id.clone(),
-                            at: self.clock.now(),
-                        }
-                    } else {
-                        self.deliver(&t, contacts.get(&t.contact_id)).await
-                    };
-                    self.recorder.record(outcome.clone(), owner).await?;
-                    telemetry::touch_outcome(&t, &outcome);
-                    Ok(outcome)
-                }
-            })
-            .buffer_unordered(self.cfg.dispatch.concurrency as usize)
-            .collect::<Vec<Result<Outcome, StoreError>>>();
         // The batch's touches are leased together; keep the lease alive while the batch
-        // is still sending, however slow the server, so nobody else takes them over.
+        // is still deciding and sending, however slow the server, so nobody else takes
+        // them over.
         let renew = async {
             loop {
                 tokio::time::sleep(self.cfg.dispatch.lease / 3).await;
@@ -116,11 +106,44 @@ impl<S: Store> Dispatcher<S> {
                 }
             }
         };
+        let work = async {
+            let (ready, decided) = self.admit(claimed.touches, &contacts, owner).await?;
+            // Outcomes already decided go first (recorded, not sent), then the sends.
+            let items = decided
+                .into_iter()
+                .map(|(t, o)| (t, Some(o)))
+                .chain(ready.into_iter().map(|t| (t, None)));
+            futures::stream::iter(items)
+                .map(|(t, decided)| {
+                    let contacts = &contacts;
+                    async move {
+                        let outcome = match decided {
+                            Some(o) => o,
+                            None if self.stopping.is_cancelled() => Outcome::Defer {
+                                id: t.id.clone(),
+                                at: self.clock.now(),
+                                reason: None,
+                            },
+                            None => self.deliver(&t, contacts.get(&t.contact_id)).await,
+                        };
+                        (t, outcome)
+                    }
+                })
+                .buffer_unordered(self.cfg.dispatch.concurrency as usize)
+                .then(|(t, outcome)| async move {
+                    self.recorder.record(outcome.clone(), owner).await?;
+                    telemetry::touch_outcome(&t, &outcome);
+                    Ok(outcome)
+                })
+                .collect::<Vec<Result<Outcome, StoreError>>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
         let results = tokio::select! {
-            r = sends => r,
+            r = work => r?,
             () = renew => unreachable!("the renewal loop never ends"),
         };
-        let results: Vec<Outcome> = results.into_iter().collect::<Result<_, _>>()?;
         // Every outcome is recorded: the claim is over.
         if let Err(e) = self.store.release_lease(owner).await {
             tracing::warn!(error = %e, "could not release a finished batch's lease; it lapses instead");
@@ -133,16 +156,160 @@ impl<S: Store> Dispatcher<S> {
                 Outcome::Suppressed { .. } => report.suppressed += 1,
                 Outcome::Expired { .. } => report.expired += 1,
                 Outcome::Defer { .. } => report.deferred += 1,
+                Outcome::Skipped { .. } => report.skipped += 1,
             }
         }
         Ok(report)
     }
 
-    async fn deliver(&self, touch: &Touch, contact: Option<&Contact>) -> Outcome {
-        let id = touch.id.clone();
-        let suppressed = |reason: &str| Outcome::Suppressed {
-            id: id.clone(),
-            reason: reason.to_owned(),
+    /// The relationship policy for a claimed batch: each touch either gets its place
+    /// against its contact's caps (reserved in the store, atomically with the check)
+    /// and is returned ready to send, or gets its outcome now (suppressed, held,
+    /// skipped, expired). A reservation that loses a race (another worker took a place
+    /// for the same contact meanwhile) is decided again on fresh history.
+    async fn admit(
+        &self,
+        touches: Vec<Touch>,
+        contacts: &HashMap<ContactId, Contact>,
+        owner: &str,
+    ) -> Result<(Vec<Touch>, Vec<(Touch, Outcome)>), StoreError> {
+        let mut ready = Vec::with_capacity(touches.len());
+        let mut decided = Vec::new();
+        let mut pending = Vec::with_capacity(touches.len());
+        for t in touches {
+            match self.precheck(&t, contacts.get(&t.contact_id)) {
+                Some(o) => decided.push((t, o)),
+                None => pending.push(t),
+            }
+        }
+        let horizon = self.horizon();
+        let span = chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+        for _round in 0..ADMIT_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let now = self.clock.now();
+            let mut ids: Vec<ContactId> = pending.iter().map(|t| t.contact_id.clone()).collect();
+            ids.sort();
+            ids.dedup();
+            let records = self.store.policy_records(&ids, now - span).await?;
+            // Closest to the contact first: within a contact, higher priority decides
+            // (and takes its place) first.
+            pending.sort_by(|a, b| {
+                (&a.contact_id, std::cmp::Reverse(a.priority), &a.id).cmp(&(
+                    &b.contact_id,
+                    std::cmp::Reverse(b.priority),
+                    &b.id,
+                ))
+            });
+            let mut asks: Vec<(Reservation, Touch)> = Vec::new();
+            let mut history: Option<(ContactId, History, u64)> = None;
+            for t in std::mem::take(&mut pending) {
+                let Some(contact) = contacts.get(&t.contact_id) else {
+                    continue;
+                };
+                if history.as_ref().is_none_or(|(c, _, _)| *c != t.contact_id) {
+                    let record = records.get(&t.contact_id).cloned().unwrap_or_default();
+                    let projected = planner::upcoming(&self.cfg, contact, now, horizon);
+                    let h = History::new(
+                        record.slots,
+                        &record.touches,
+                        projected,
+                        record.last_interaction,
+                    );
+                    history = Some((t.contact_id.clone(), h, record.version));
+                }
+                let (_, h, version) = history.as_mut().expect("set above");
+                match policy::evaluate(&self.cfg, contact, &t, h, now) {
+                    Verdict::Send if Limits::for_tier(&self.cfg, &contact.tier).is_unlimited() => {
+                        ready.push(t)
+                    }
+                    Verdict::Send => {
+                        h.slots.push(Slot {
+                            touch: t.id.clone(),
+                            at: now,
+                            channel: t.channel.clone(),
+                        });
+                        asks.push((
+                            Reservation {
+                                touch: t.id.clone(),
+                                contact: t.contact_id.clone(),
+                                channel: t.channel.clone(),
+                                at: now,
+                                version: *version,
+                            },
+                            t,
+                        ));
+                        *version += 1;
+                    }
+                    v @ Verdict::Hold { until, .. } => {
+                        let o = Outcome::Defer {
+                            id: t.id.clone(),
+                            at: until,
+                            reason: v.reason(),
+                        };
+                        decided.push((t, o));
+                    }
+                    v @ Verdict::Skip { .. } => {
+                        let o = Outcome::Skipped {
+                            id: t.id.clone(),
+                            reason: v.reason().unwrap_or_default(),
+                        };
+                        decided.push((t, o));
+                    }
+                    v @ Verdict::Expire { .. } => {
+                        let o = Outcome::Expired {
+                            id: t.id.clone(),
+                            reason: v.reason().unwrap_or_default(),
+                        };
+                        decided.push((t, o));
+                    }
+                }
+            }
+            if asks.is_empty() {
+                break;
+            }
+            let reservations: Vec<Reservation> = asks.iter().map(|(r, _)| r.clone()).collect();
+            let taken = self.store.reserve(&reservations, owner).await?;
+            for ((_, t), ok) in asks.into_iter().zip(taken) {
+                if ok {
+                    ready.push(t);
+                } else {
+                    pending.push(t);
+                }
+            }
+        }
+        // Still racing after every round: try again shortly, as a new job.
+        for t in pending {
+            let o = Outcome::Defer {
+                id: t.id.clone(),
+                at: self.clock.now() + chrono::Duration::seconds(1),
+                reason: Some("held: its contact's caps were busy; trying again".into()),
+            };
+            decided.push((t, o));
+        }
+        Ok((ready, decided))
+    }
+
+    /// How far back (and ahead) a contact's history can matter to any tier.
+    fn horizon(&self) -> std::time::Duration {
+        self.cfg
+            .tiers
+            .iter()
+            .map(|t| Limits::for_tier(&self.cfg, &t.name).horizon())
+            .chain([Limits::for_tier(&self.cfg, "").horizon()])
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// What settles a touch before the policy is asked: the contact gone, no consent,
+    /// no address.
+    fn precheck(&self, touch: &Touch, contact: Option<&Contact>) -> Option<Outcome> {
+        let suppressed = |reason: &str| {
+            Some(Outcome::Suppressed {
+                id: touch.id.clone(),
+                reason: reason.to_owned(),
+            })
         };
         let Some(contact) = contact else {
             return suppressed("contact no longer exists");
@@ -151,35 +318,21 @@ impl<S: Store> Dispatcher<S> {
         if !contact.email_consent {
             return suppressed("no email consent");
         }
-        let Some(to) = contact.email.clone() else {
+        if contact.email.is_none() {
             return suppressed("no email address");
-        };
-        // The queue may run a job late (a restart, a backlog): never send outside the
-        // contact's window or after expiry because of it.
-        let now = self.clock.now();
-        let window = self
-            .cfg
-            .occasion(&touch.occasion)
-            .map_or(self.cfg.defaults.send_window, |o| {
-                self.cfg.send_window(o, &contact.tier)
-            });
-        match fit_in_window(
-            now,
-            window,
-            contact.zone(self.cfg.defaults.timezone),
-            touch.expires_at,
-        ) {
-            None => {
-                return Outcome::Expired {
-                    id,
-                    reason: "its send window closed before it could be sent".into(),
-                };
-            }
-            Some(at) if at > now + chrono::Duration::seconds(1) => {
-                return Outcome::Defer { id, at };
-            }
-            Some(_) => {}
         }
+        None
+    }
+
+    /// Renders and sends a touch that has its place.
+    async fn deliver(&self, touch: &Touch, contact: Option<&Contact>) -> Outcome {
+        let id = touch.id.clone();
+        let (Some(contact), Some(to)) = (contact, contact.and_then(|c| c.email.clone())) else {
+            return Outcome::Suppressed {
+                id,
+                reason: "contact no longer exists".into(),
+            };
+        };
         let year = touch.occurrence.parse::<i32>().unwrap_or_else(|_| {
             touch
                 .scheduled_at

@@ -52,7 +52,9 @@ impl fmt::Display for TouchId {
     }
 }
 
-/// Where a touch is in its life. `Sent`, `Failed`, `Expired` and `Suppressed` are final.
+/// Where a touch is in its life. Every status but `Planned` and `Sending` is final.
+/// `Skipped`: the relationship policy decided against it (caps, minimum gap, a
+/// higher-priority touch, a check-in no longer due), with the reason recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TouchStatus {
@@ -62,16 +64,18 @@ pub enum TouchStatus {
     Failed,
     Expired,
     Suppressed,
+    Skipped,
 }
 
 impl TouchStatus {
-    pub const ALL: [TouchStatus; 6] = [
+    pub const ALL: [TouchStatus; 7] = [
         Self::Planned,
         Self::Sending,
         Self::Sent,
         Self::Failed,
         Self::Expired,
         Self::Suppressed,
+        Self::Skipped,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +85,7 @@ impl TouchStatus {
             Self::Failed => "failed",
             Self::Expired => "expired",
             Self::Suppressed => "suppressed",
+            Self::Skipped => "skipped",
         }
     }
     pub fn is_final(self) -> bool {
@@ -138,6 +143,9 @@ pub struct Touch {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The send slot it holds against the contact's caps: reserved at dispatch, kept
+    /// once sent, given back by any other outcome.
+    pub slot_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //! bad rows are reported with their line and field and stored not at all; good rows are
 //! upserted by `id`.
 
+mod event;
+
+pub use event::{EventReport, record_event};
+
 use std::{
     io::{BufRead, BufReader, IsTerminal},
     path::Path,

@@ -8,8 +8,11 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::{
-    config::{Config, DateField, Occasion},
-    domain::{Contact, MonthDay, NewTouch, SendWindow, TouchId, TouchStatus, time::local_midnight},
+    config::{Config, DateField, Occasion, Trigger},
+    domain::{
+        Contact, Event, MonthDay, NewTouch, SendWindow, TouchId, TouchStatus, time::local_midnight,
+    },
+    policy::Upcoming,
 };
 
 /// The month-days that are "today" somewhere on Earth at `now`: local dates range from
@@ -45,6 +48,31 @@ pub fn plan(
         .collect()
 }
 
+/// Whether yearly `field` of `contact` falls on local date `day` (a Feb 29 birthday on
+/// Feb 28 of a common year; never before the year it names, and not on the first day
+/// as a customer).
+fn falls_on(field: DateField, contact: &Contact, day: NaiveDate) -> bool {
+    let year = day.year();
+    let (md, since_year) = match field {
+        DateField::Birthday => match contact.birthday {
+            Some(b) => (b.day, b.year),
+            None => return false,
+        },
+        DateField::CustomerSince => match contact.customer_since {
+            Some(d) => (MonthDay::of(d), Some(d.year())),
+            None => return false,
+        },
+    };
+    if md.in_year(year) != day {
+        return false;
+    }
+    match (field, since_year) {
+        (DateField::CustomerSince, Some(y)) => y < year,
+        (DateField::Birthday, Some(y)) => y <= year,
+        _ => true,
+    }
+}
+
 /// The touch for `contact` if its occasion date is its local today.
 pub fn due(
     cfg: &Config,
@@ -52,34 +80,35 @@ pub fn due(
     contact: &Contact,
     now: DateTime<Utc>,
 ) -> Option<NewTouch> {
+    let field = occasion.date_field()?;
     let zone = contact.zone(cfg.defaults.timezone);
     let today = now.with_timezone(&zone).date_naive();
-    let year = today.year();
-    let (day, since_year) = match occasion.trigger {
-        DateField::Birthday => {
-            let b = contact.birthday?;
-            (b.day, b.year)
-        }
-        DateField::CustomerSince => {
-            let d = contact.customer_since?;
-            (MonthDay::of(d), Some(d.year()))
-        }
-    };
-    if day.in_year(year) != today {
+    if !falls_on(field, contact, today) {
         return None;
     }
-    match (occasion.trigger, since_year) {
-        // The first day as a customer is not an anniversary.
-        (DateField::CustomerSince, Some(y)) if y >= year => return None,
-        (DateField::Birthday, Some(y)) if y > year => return None,
-        _ => {}
-    }
-    let window = cfg.send_window(occasion, &contact.tier);
+    let year = today.year().to_string();
     let expires_at = expiry(today, zone, occasion.expires);
-    let (scheduled_at, status, reason) = match fit_in_window(now, window, zone, expires_at) {
+    Some(touch_in_window(
+        cfg, occasion, contact, &year, now, expires_at,
+    ))
+}
+
+/// A touch for `occurrence`, due from `due`: at the first instant inside the send window
+/// before `expires_at`, or already `expired` when there is none.
+fn touch_in_window(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    occurrence: &str,
+    due: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> NewTouch {
+    let zone = contact.zone(cfg.defaults.timezone);
+    let window = cfg.send_window(occasion, &contact.tier);
+    let (scheduled_at, status, reason) = match fit_in_window(due, window, zone, expires_at) {
         Some(at) => (at, TouchStatus::Planned, None),
         None => (
-            now,
+            due,
             TouchStatus::Expired,
             Some(format!(
                 "planned after its send window ({window}, {}) closed",
@@ -87,18 +116,145 @@ pub fn due(
             )),
         ),
     };
-    Some(NewTouch {
-        id: TouchId::derive(&occasion.name, &contact.id, &year.to_string()),
+    NewTouch {
+        id: TouchId::derive(&occasion.name, &contact.id, occurrence),
         occasion: occasion.name.clone(),
         contact_id: contact.id.clone(),
-        occurrence: year.to_string(),
+        occurrence: occurrence.to_owned(),
         channel: occasion.channel.clone(),
         priority: occasion.priority,
         scheduled_at,
         expires_at,
         status,
         reason,
-    })
+    }
+}
+
+/// The touch an event triggers: `delay` after it, sendable for `expires` from then, once
+/// per event id (the occurrence). A late event (an import of old purchases) gives an
+/// `expired` touch, never a late thank-you.
+pub fn for_event(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Option<NewTouch> {
+    let Trigger::Event { kind, delay } = &occasion.trigger else {
+        return None;
+    };
+    if *kind != event.kind || !occasion.enabled {
+        return None;
+    }
+    let due = event.at + chrono::Duration::from_std(*delay).unwrap_or_default();
+    let expires_at = due + chrono::Duration::from_std(occasion.expires).unwrap_or_default();
+    let mut t = touch_in_window(
+        cfg,
+        occasion,
+        contact,
+        event.id.as_str(),
+        due.max(now),
+        expires_at,
+    );
+    if t.status == TouchStatus::Expired && expires_at <= now {
+        t.reason = Some(format!(
+            "the event came in after the {} occasion's expiry",
+            occasion.name
+        ));
+    }
+    Some(t)
+}
+
+/// The check-in period `at` falls in, as an occurrence key: periods of `every` counted
+/// from the Unix epoch, named by their start (UTC). At most one check-in per period.
+pub fn check_in_period(every: std::time::Duration, at: DateTime<Utc>) -> String {
+    let len = every.as_secs().max(1) as i64;
+    let start = at.timestamp().div_euclid(len) * len;
+    let start = DateTime::from_timestamp(start, 0).unwrap_or(at);
+    if len % 86_400 == 0 {
+        start.format("%Y-%m-%d").to_string()
+    } else {
+        start.format("%Y-%m-%dT%H%M").to_string()
+    }
+}
+
+/// The check-in for `contact` if its last interaction is longer ago than its cadence:
+/// due today in its own zone (tomorrow when today's window has closed).
+pub fn check_in(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    last_interaction: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<NewTouch> {
+    let every = cfg.check_in_every(occasion, &contact.tier)?;
+    if last_interaction + chrono::Duration::from_std(every).ok()? > now {
+        return None;
+    }
+    let zone = contact.zone(cfg.defaults.timezone);
+    let window = cfg.send_window(occasion, &contact.tier);
+    let occurrence = check_in_period(every, now);
+    let mut day = now.with_timezone(&zone).date_naive();
+    for _ in 0..2 {
+        let expires_at = expiry(day, zone, occasion.expires);
+        if fit_in_window(now, window, zone, expires_at).is_some() {
+            return Some(touch_in_window(
+                cfg,
+                occasion,
+                contact,
+                &occurrence,
+                now,
+                expires_at,
+            ));
+        }
+        day = day.succ_opt()?;
+    }
+    None
+}
+
+/// The yearly touches `contact` will get from `from` to `from + horizon` (as the planner
+/// will plan them: at the start of the send window), for the throttle to keep their
+/// places free.
+pub fn upcoming(
+    cfg: &Config,
+    contact: &Contact,
+    from: DateTime<Utc>,
+    horizon: std::time::Duration,
+) -> Vec<Upcoming> {
+    let zone = contact.zone(cfg.defaults.timezone);
+    let first = from.with_timezone(&zone).date_naive();
+    let last = (from + chrono::Duration::from_std(horizon).unwrap_or_default())
+        .with_timezone(&zone)
+        .date_naive();
+    let mut out = Vec::new();
+    for o in cfg.occasions.iter().filter(|o| o.enabled) {
+        let Some(field) = o.date_field() else {
+            continue;
+        };
+        let md = match field {
+            DateField::Birthday => contact.birthday.map(|b| b.day),
+            DateField::CustomerSince => contact.customer_since.map(MonthDay::of),
+        };
+        let Some(md) = md else { continue };
+        for year in first.year()..=last.year() {
+            let day = md.in_year(year);
+            if day < first || day > last || !falls_on(field, contact, day) {
+                continue;
+            }
+            let expires_at = expiry(day, zone, o.expires);
+            let window = cfg.send_window(o, &contact.tier);
+            if let Some(at) = fit_in_window(local_midnight(day, zone), window, zone, expires_at) {
+                out.push(Upcoming {
+                    touch: TouchId::derive(&o.name, &contact.id, &year.to_string()),
+                    occasion: o.name.clone(),
+                    priority: o.priority,
+                    at,
+                    channel: o.channel.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// When the touch stops being sendable: `expires` after the start of the local day.

@@ -1,4 +1,213 @@
 //! Policy: pure decisions about when a message may go out. Time and randomness are
 //! passed in.
+//!
+//! [`evaluate`] is the whole relationship policy for one touch at one instant, used the
+//! same way by the dispatcher (with the history the store holds) and the simulator
+//! (with its own): the tier must allow the channel, a check-in must still be due, the
+//! send window must be open, and the caps, the minimum gap and higher-priority touches
+//! must leave it a place.
 
 pub mod retry;
+pub mod throttle;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
+
+use crate::{
+    config::{Config, OnThrottle, Trigger, format_duration},
+    domain::{Contact, Touch, TouchId},
+    planner::fit_in_window,
+};
+
+/// What the store knows about a contact that the policy needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Places taken against the caps (sends, and sends in progress).
+    pub slots: Vec<Slot>,
+    /// Touches still to go (planned), any priority; the caller adds the yearly ones
+    /// not planned yet (see `planner::upcoming`).
+    pub upcoming: Vec<Upcoming>,
+    /// The last touch sent, event or response.
+    pub last_interaction: Option<DateTime<Utc>>,
+}
+
+/// Why a touch is held, skipped or expired.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Why {
+    /// Outside the send window: held until it opens.
+    Window,
+    /// The throttle (caps, gap, priority).
+    Throttled(Throttled),
+    /// The tier does not allow the channel.
+    ChannelNotAllowed { tier: String, channel: String },
+    /// A check-in whose contact interacted since it was planned, or whose tier has no
+    /// check-in cadence any more.
+    NotDue(String),
+    /// Its window closed, or the caps hold it past its expiry.
+    TooLate(String),
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Window => f.write_str("outside the send window"),
+            Self::Throttled(t) => t.fmt(f),
+            Self::ChannelNotAllowed { tier, channel } => {
+                write!(f, "tier {tier} does not allow channel {channel}")
+            }
+            Self::NotDue(s) | Self::TooLate(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Take the place and send now.
+    Send,
+    /// Not now: due again at `until`.
+    Hold { until: DateTime<Utc>, why: Why },
+    /// Never, for this occurrence.
+    Skip { why: Why },
+    /// Never: it could not go out before its expiry.
+    Expire { why: Why },
+}
+
+impl Verdict {
+    /// The line recorded on the touch.
+    pub fn reason(&self) -> Option<String> {
+        let at = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        match self {
+            Self::Send => None,
+            Self::Hold { until, why } => Some(format!("held until {}: {why}", at(until))),
+            Self::Skip { why } => Some(format!("skipped: {why}")),
+            Self::Expire { why } => Some(format!("expired: {why}")),
+        }
+    }
+}
+
+/// The policy for `touch` to `contact` at `now`.
+pub fn evaluate(
+    cfg: &Config,
+    contact: &Contact,
+    touch: &Touch,
+    history: &History,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let occasion = cfg.occasion(&touch.occasion);
+    let tier = cfg.tier(&contact.tier);
+    if let Some(t) = tier {
+        if !t.allows_channel(&touch.channel) {
+            return Verdict::Skip {
+                why: Why::ChannelNotAllowed {
+                    tier: t.name.clone(),
+                    channel: touch.channel.clone(),
+                },
+            };
+        }
+    }
+    if let Some(o) = occasion.filter(|o| matches!(o.trigger, Trigger::Inactivity { .. })) {
+        let Some(every) = cfg.check_in_every(o, &contact.tier) else {
+            return Verdict::Skip {
+                why: Why::NotDue(format!("tier {} has no check_in_every", contact.tier)),
+            };
+        };
+        let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+        if let Some(last) = history.last_interaction {
+            if last + every > now {
+                return Verdict::Skip {
+                    why: Why::NotDue(format!(
+                        "no longer due: last interaction {} is less than {} ago",
+                        last.format("%Y-%m-%d %H:%MZ"),
+                        format_duration(every.to_std().unwrap_or_default())
+                    )),
+                };
+            }
+        }
+    }
+    let window = occasion.map_or(cfg.defaults.send_window, |o| {
+        cfg.send_window(o, &contact.tier)
+    });
+    let zone = contact.zone(cfg.defaults.timezone);
+    match fit_in_window(now, window, zone, touch.expires_at) {
+        None => {
+            return Verdict::Expire {
+                why: Why::TooLate(format!(
+                    "its send window closed before it could be sent ({window}, {})",
+                    zone.name()
+                )),
+            };
+        }
+        Some(at) if at > now + chrono::Duration::seconds(1) => {
+            return Verdict::Hold {
+                until: at,
+                why: Why::Window,
+            };
+        }
+        Some(_) => {}
+    }
+    let limits = Limits::for_tier(cfg, &contact.tier);
+    if limits.is_unlimited() {
+        return Verdict::Send;
+    }
+    let candidate = Candidate {
+        touch: &touch.id,
+        channel: &touch.channel,
+        priority: touch.priority,
+        at: now,
+    };
+    match throttle::check(&limits, &history.slots, &history.upcoming, &candidate) {
+        Ok(()) => Verdict::Send,
+        Err((throttled, until)) => {
+            let why = Why::Throttled(throttled);
+            if occasion.is_some_and(|o| o.on_throttle == OnThrottle::Skip) {
+                return Verdict::Skip { why };
+            }
+            match fit_in_window(until, window, zone, touch.expires_at) {
+                Some(at) => Verdict::Hold { until: at, why },
+                None => Verdict::Expire {
+                    why: Why::TooLate(format!(
+                        "{why}; the earliest place ({}) is after its expiry",
+                        until.format("%Y-%m-%d %H:%MZ")
+                    )),
+                },
+            }
+        }
+    }
+}
+
+impl History {
+    /// From the places taken, the contact's recent touches (any status) and the yearly
+    /// touches the planner would create (`planner::upcoming`): planned touches and
+    /// projected ones not in the ledger yet are what is still to go.
+    pub fn new(
+        slots: Vec<Slot>,
+        touches: &[Touch],
+        projected: Vec<Upcoming>,
+        last_interaction: Option<DateTime<Utc>>,
+    ) -> Self {
+        let known: std::collections::HashSet<&TouchId> = touches.iter().map(|t| &t.id).collect();
+        let mut upcoming: Vec<Upcoming> = touches
+            .iter()
+            .filter(|t| t.status == crate::domain::TouchStatus::Planned)
+            .map(|t| Upcoming {
+                touch: t.id.clone(),
+                occasion: t.occasion.clone(),
+                priority: t.priority,
+                at: t.next_attempt_at,
+                channel: t.channel.clone(),
+            })
+            .collect();
+        upcoming.extend(projected.into_iter().filter(|p| !known.contains(&p.touch)));
+        Self {
+            slots,
+            upcoming,
+            last_interaction,
+        }
+    }
+}

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Claimed, ContactUpsert, Outcome, Reconciled, RedisStore, SqliteStore, Store, StoreError,
+    Claimed, ContactUpsert, Outcome, PolicyRecord, Reconciled, RedisStore, Reservation,
+    SqliteStore, Store, StoreError,
 };
 use crate::{
     config::{DateField, StorageBackend, StorageConfig},
-    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    domain::{Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
 };
 
 #[derive(Debug)]
@@ -131,6 +132,34 @@ impl Store for AnyStore {
     }
     async fn unlock(&self, name: &str, token: &str) -> Result<(), StoreError> {
         each!(self, s => s.unlock(name, token))
+    }
+    async fn add_event(&self, event: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        each!(self, s => s.add_event(event, now))
+    }
+    async fn events_for_contact(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
+        each!(self, s => s.events_for_contact(id))
+    }
+    async fn idle_contacts(
+        &self,
+        before: DateTime<Utc>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
+        each!(self, s => s.idle_contacts(before, offset, limit))
+    }
+    async fn policy_records(
+        &self,
+        ids: &[ContactId],
+        since: DateTime<Utc>,
+    ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
+        each!(self, s => s.policy_records(ids, since))
+    }
+    async fn reserve(
+        &self,
+        reservations: &[Reservation],
+        owner: &str,
+    ) -> Result<Vec<bool>, StoreError> {
+        each!(self, s => s.reserve(reservations, owner))
     }
     async fn pump(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         each!(self, s => s.pump(now))

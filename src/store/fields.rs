@@ -102,6 +102,7 @@ pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
         created_at: r.required_instant("created_at")?,
         updated_at: r.required_instant("updated_at")?,
         sent_at: r.instant("sent_at")?,
+        slot_at: r.instant("slot_at")?,
     })
 }
 

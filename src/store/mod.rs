@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     config::DateField,
-    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    domain::{Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    policy::Slot,
 };
 
 pub use any::AnyStore;
@@ -31,6 +32,8 @@ pub enum StoreError {
     Query(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("corrupt row in the store: {0}")]
     Corrupt(String),
+    #[error("no contact with id {0}")]
+    UnknownContact(ContactId),
 }
 
 /// A contact to insert or replace. `email_consent: None` keeps what the store knows, so
@@ -59,12 +62,18 @@ pub enum Outcome {
         id: TouchId,
         reason: String,
     },
-    /// Back to `planned`, due again at `at`; a new job is queued for it.
-    /// Not attempted after all (outside its send window, or the daemon is stopping):
-    /// back to `planned` at `at` without counting the attempt; a job is queued for it.
+    /// The relationship policy decided against it (final).
+    Skipped {
+        id: TouchId,
+        reason: String,
+    },
+    /// Not attempted after all (held by the policy, or the daemon is stopping): back to
+    /// `planned` at `at` without counting the attempt, with the reason if any; a job is
+    /// queued for it.
     Defer {
         id: TouchId,
         at: DateTime<Utc>,
+        reason: Option<String>,
     },
     Retry {
         id: TouchId,
@@ -80,6 +89,7 @@ impl Outcome {
             | Self::Failed { id, .. }
             | Self::Suppressed { id, .. }
             | Self::Expired { id, .. }
+            | Self::Skipped { id, .. }
             | Self::Retry { id, .. }
             | Self::Defer { id, .. } => id,
         }
@@ -102,6 +112,30 @@ pub struct Reconciled {
     /// that cannot be decoded, or crashes the process); any touches they named are
     /// re-queued from the ledger like other stranded ones.
     pub dead_jobs: u64,
+}
+
+/// What the store holds about one contact that the relationship policy needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyRecord {
+    /// Bumped by every reservation: a reservation names the version it was decided on.
+    pub version: u64,
+    /// Places held against the caps at or after the `since` asked for.
+    pub slots: Vec<Slot>,
+    /// Touches due (or next due) at or after `since`, any status.
+    pub touches: Vec<Touch>,
+    /// The last touch sent, event or response (first seen, for a contact with none).
+    pub last_interaction: Option<DateTime<Utc>>,
+}
+
+/// A place against a contact's caps, asked for by the claim that holds the touch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    pub touch: TouchId,
+    pub contact: ContactId,
+    pub channel: String,
+    pub at: DateTime<Utc>,
+    /// The [`PolicyRecord::version`] the decision was made on.
+    pub version: u64,
 }
 
 /// The storage contract. Every backend must behave identically; the conformance tests
@@ -228,6 +262,44 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records an event on its contact's timeline, insert-if-absent by (contact, event
+    /// id), and counts it as an interaction (at its time, never later than `now`).
+    /// Returns whether it was new. The contact must exist.
+    fn add_event(
+        &self,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A contact's events, oldest first.
+    fn events_for_contact(
+        &self,
+        id: &ContactId,
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
+    /// Up to `limit` contacts whose last interaction is at or before `before`, with it,
+    /// oldest first, skipping the first `offset`: the check-in planner pages through them.
+    fn idle_contacts(
+        &self,
+        before: DateTime<Utc>,
+        offset: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(Contact, DateTime<Utc>)>, StoreError>> + Send;
+    /// The policy's view of each of `ids` (missing contacts are left out): slots and
+    /// touches from `since` on.
+    fn policy_records(
+        &self,
+        ids: &[ContactId],
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<HashMap<ContactId, PolicyRecord>, StoreError>> + Send;
+    /// Takes the places asked for, in order, each atomically with its check: it is taken
+    /// only if the touch is still `sending` under `owner` and its contact's version is
+    /// still the one the decision was made on (each place taken bumps it, so a second
+    /// reservation for one contact names the version after the first). Returns, per
+    /// reservation, whether it was taken; one not taken must be decided again.
+    fn reserve(
+        &self,
+        reservations: &[Reservation],
+        owner: &str,
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
     /// Moves queued jobs that are due into the queue workers read, in bounded steps
     /// (Redis; see its module). Returns how many it moved; call again while it moves any.
     fn pump(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -33,8 +33,12 @@ pub fn touch_outcome(t: &Touch, outcome: &Outcome) {
     );
     match outcome {
         Outcome::Sent { .. } => tracing::info!(touch, contact, occasion, attempt, "touch sent"),
-        Outcome::Defer { at, .. } => {
-            tracing::info!(touch, contact, occasion, at = %at.to_rfc3339(), "touch deferred");
+        Outcome::Defer { at, reason, .. } => {
+            let reason = reason.as_deref().unwrap_or("");
+            tracing::info!(touch, contact, occasion, at = %at.to_rfc3339(), reason, "touch deferred");
+        }
+        Outcome::Skipped { reason, .. } => {
+            tracing::info!(touch, contact, occasion, %reason, "touch skipped")
         }
         Outcome::Retry { at, reason, .. } => {
             tracing::warn!(touch, contact, occasion, attempt, %reason, retry_at = %at.to_rfc3339(), "touch send failed; retry scheduled");

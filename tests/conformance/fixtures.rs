@@ -112,6 +112,7 @@ pub(crate) fn as_planned(t: &NewTouch, now: DateTime<Utc>) -> Touch {
         created_at: now,
         updated_at: now,
         sent_at: None,
+        slot_at: None,
     }
 }
 

@@ -57,8 +57,10 @@ pub(crate) async fn record_applies_each_outcome<S: Backend>(store: Arc<S>) {
     let mut before = claimed.touches.clone();
     before.sort_by(|a, b| a.id.cmp(&b.id));
     let expected = [
+        // A sent touch holds its place against the caps from then on.
         Touch {
             sent_at: Some(now),
+            slot_at: Some(now),
             ..after(&before[0], TouchStatus::Sent, None)
         },
         after(
@@ -221,6 +223,7 @@ pub(crate) async fn defer_returns_the_touch_without_counting_the_attempt<S: Back
             &[Outcome::Defer {
                 id: t.id.clone(),
                 at,
+                reason: None,
             }],
             "w1",
             t0(),

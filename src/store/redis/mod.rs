@@ -31,12 +31,13 @@ use redis::{
 pub use conn::GatedConnection;
 
 use super::{
-    Claimed, ContactUpsert, Outcome, Reconciled, Store, StoreError,
+    Claimed, ContactUpsert, Outcome, PolicyRecord, Reconciled, Reservation, Store, StoreError,
     fields::{self, corrupt},
 };
 use crate::{
     config::{DateField, StorageConfig, redact_url},
-    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    domain::{Contact, ContactId, Event, EventId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    policy::Slot,
     queue::DispatchJob,
 };
 
@@ -71,6 +72,10 @@ static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
 });
 static RECONCILE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reconcile.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/release.lua")));
+static POLICY_RECORDS: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/policy_records.lua")));
+static RESERVE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reserve.lua")));
+static ADD_EVENT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/add_event.lua")));
 
 /// Every script's SHA1 and name (for diagnostics: `SLOWLOG`, `INFO commandstats`).
 pub fn script_names() -> Vec<(String, &'static str)> {
@@ -84,6 +89,9 @@ pub fn script_names() -> Vec<(String, &'static str)> {
         (&*RECONCILE, "reconcile"),
         (&*UNLOCK, "unlock"),
         (&*RELEASE, "release"),
+        (&*POLICY_RECORDS, "policy_records"),
+        (&*RESERVE, "reserve"),
+        (&*ADD_EVENT, "add_event"),
     ]
     .into_iter()
     .map(|(s, name)| (s.get_hash().to_owned(), name))
@@ -313,8 +321,11 @@ fn outcome_args(o: &Outcome) -> (&'static str, &str, Option<i64>, u8) {
         Outcome::Failed { reason, .. } => ("failed", reason, None, 0),
         Outcome::Suppressed { reason, .. } => ("suppressed", reason, None, 0),
         Outcome::Expired { reason, .. } => ("expired", reason, None, 0),
+        Outcome::Skipped { reason, .. } => ("skipped", reason, None, 0),
         Outcome::Retry { at, reason, .. } => ("planned", reason, Some(ts(*at)), 0),
-        Outcome::Defer { at, .. } => ("planned", "", Some(ts(*at)), 1),
+        Outcome::Defer { at, reason, .. } => {
+            ("planned", reason.as_deref().unwrap_or(""), Some(ts(*at)), 1)
+        }
     }
 }
 
@@ -654,6 +665,161 @@ impl Store for RedisStore {
         inv.invoke_async::<()>(&mut self.conn.clone())
             .await
             .map_err(q)
+    }
+
+    async fn add_event(&self, e: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let json = serde_json::json!({
+            "id": e.id.as_str(), "kind": e.kind, "at": ts(e.at),
+            "data": serde_json::Value::Object(e.data.clone()), "recorded_at": ts(now),
+        });
+        let mut inv = ADD_EVENT.prepare_invoke();
+        inv.arg(&self.prefix)
+            .arg(ts(now))
+            .arg(e.contact_id.as_str())
+            .arg(e.id.as_str())
+            .arg(ts(e.at))
+            .arg(json.to_string());
+        match inv
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map_err(q)?
+        {
+            -1 => Err(StoreError::UnknownContact(e.contact_id.clone())),
+            n => Ok(n == 1),
+        }
+    }
+
+    async fn events_for_contact(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            id: String,
+            kind: String,
+            at: i64,
+            data: serde_json::Map<String, serde_json::Value>,
+        }
+        let raw: HashMap<String, String> = self
+            .conn
+            .clone()
+            .hgetall(format!("{}:{{c:{id}}}:events", self.prefix))
+            .await
+            .map_err(q)?;
+        let mut out = raw
+            .into_values()
+            .map(|json| {
+                let s: Stored = serde_json::from_str(&json).map_err(|e| corrupt("event", e))?;
+                Ok(Event {
+                    contact_id: id.clone(),
+                    id: EventId::parse(&s.id).map_err(|e| corrupt("event id", e))?,
+                    kind: s.kind,
+                    at: DateTime::from_timestamp(s.at, 0)
+                        .ok_or_else(|| corrupt("event at", "out of range"))?,
+                    data: s.data,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        Ok(out)
+    }
+
+    async fn idle_contacts(
+        &self,
+        before: DateTime<Utc>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
+        let found: Vec<(String, f64)> = self
+            .conn
+            .clone()
+            .zrangebyscore_limit_withscores(
+                format!("{}:idx:seen", self.prefix),
+                "-inf",
+                ts(before),
+                offset as isize,
+                limit as isize,
+            )
+            .await
+            .map_err(q)?;
+        let seen: HashMap<&str, f64> = found.iter().map(|(id, s)| (id.as_str(), *s)).collect();
+        let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+        let contacts = self.contacts(&ids).await?;
+        contacts
+            .into_iter()
+            .map(|c| {
+                let at = seen.get(c.id.as_str()).copied().unwrap_or_default() as i64;
+                let at = DateTime::from_timestamp(at, 0)
+                    .ok_or_else(|| corrupt("last interaction", "out of range"))?;
+                Ok((c, at))
+            })
+            .collect()
+    }
+
+    async fn policy_records(
+        &self,
+        ids: &[ContactId],
+        since: DateTime<Utc>,
+    ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
+        type Row = (String, u64, String, Vec<String>, Vec<(String, Vec<String>)>);
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut inv = POLICY_RECORDS.prepare_invoke();
+            inv.arg(&self.prefix).arg(ts(since));
+            for id in chunk {
+                inv.arg(id.as_str());
+            }
+            let rows: Vec<Row> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+            for (id, version, seen, slots, touches) in rows {
+                let id = ContactId::parse(&id).map_err(|e| corrupt("contact id", e))?;
+                let mut record = PolicyRecord {
+                    version,
+                    last_interaction: seen
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(|s| DateTime::from_timestamp(s as i64, 0)),
+                    ..PolicyRecord::default()
+                };
+                for pair in slots.chunks(2) {
+                    let [member, score] = pair else { break };
+                    let (touch, channel) = member
+                        .split_once(' ')
+                        .ok_or_else(|| corrupt("slot", member))?;
+                    let at = score.parse::<f64>().map_err(|e| corrupt("slot", e))? as i64;
+                    record.slots.push(Slot {
+                        touch: TouchId::from_stored(touch.to_owned()),
+                        at: DateTime::from_timestamp(at, 0)
+                            .ok_or_else(|| corrupt("slot", "out of range"))?,
+                        channel: channel.to_owned(),
+                    });
+                }
+                for (tid, hash) in touches {
+                    if !hash.is_empty() {
+                        record.touches.push(touch_from(tid, hash)?);
+                    }
+                }
+                out.insert(id, record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reserve(
+        &self,
+        reservations: &[Reservation],
+        owner: &str,
+    ) -> Result<Vec<bool>, StoreError> {
+        if reservations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = RESERVE.prepare_invoke();
+        inv.arg(&self.prefix).arg(owner);
+        for r in reservations {
+            inv.arg(r.touch.as_str())
+                .arg(r.contact.as_str())
+                .arg(&r.channel)
+                .arg(ts(r.at))
+                .arg(r.version);
+        }
+        let taken: Vec<u8> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+        Ok(taken.into_iter().map(|t| t == 1).collect())
     }
 
     async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>, StoreError> {

@@ -12,10 +12,14 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{Claimed, ContactUpsert, Outcome, Reconciled, Store, StoreError};
+use super::{
+    Claimed, ContactUpsert, Outcome, PolicyRecord, Reconciled, Reservation, Store, StoreError,
+    fields::{Fields, corrupt},
+};
 use crate::{
     config::DateField,
-    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    domain::{Contact, ContactId, Event, EventId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    policy::Slot,
     queue::{DISPATCH_QUEUE, DispatchJob},
 };
 
@@ -113,6 +117,30 @@ async fn push_jobs(
     apalis_sqlite::queries::push_tasks(tx, DISPATCH_QUEUE, &tasks)
         .await
         .map_err(|e| StoreError::Query(Box::new(e)))
+}
+
+fn contact_ids_json(ids: &[ContactId]) -> String {
+    serde_json::to_string(&ids.iter().map(ContactId::as_str).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into())
+}
+
+fn instant(s: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp(s, 0).ok_or_else(|| corrupt("time", "out of range"))
+}
+
+fn event(row: &sqlx::sqlite::SqliteRow) -> Result<Event, StoreError> {
+    let data = match serde_json::from_str(&row.required_text("data")?) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(corrupt("event data", "not a JSON object")),
+    };
+    Ok(Event {
+        contact_id: ContactId::parse(&row.required_text("contact_id")?)
+            .map_err(|e| corrupt("contact_id", e))?,
+        id: EventId::parse(&row.required_text("id")?).map_err(|e| corrupt("event id", e))?,
+        kind: row.required_text("kind")?,
+        at: row.required_instant("at")?,
+        data,
+    })
 }
 
 fn ids_json(ids: &[TouchId]) -> String {
@@ -306,10 +334,13 @@ impl Store for SqliteStore {
                     Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
                     Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
                     Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
+                    Outcome::Skipped { reason, .. } => ("skipped", Some(reason), None, None),
                     Outcome::Retry { at, reason, .. } => {
                         ("planned", Some(reason), Some(at.timestamp()), None)
                     }
-                    Outcome::Defer { at, .. } => ("planned", None, Some(at.timestamp()), None),
+                    Outcome::Defer { at, reason, .. } => {
+                        ("planned", reason.as_ref(), Some(at.timestamp()), None)
+                    }
                 };
                 let undo = i64::from(matches!(o, Outcome::Defer { .. }));
                 serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "undo": undo})
@@ -322,12 +353,13 @@ impl Store for SqliteStore {
             "UPDATE touches SET status = j.status, reason = COALESCE(j.reason, touches.reason), \
              next_attempt_at = COALESCE(j.next, touches.next_attempt_at), \
              attempts = touches.attempts - j.undo, sent_at = COALESCE(j.sent_at, touches.sent_at), \
+             slot_at = CASE WHEN j.status = 'sent' THEN COALESCE(touches.slot_at, ?2) ELSE NULL END, \
              queued_at = CASE WHEN j.next IS NULL THEN touches.queued_at ELSE ?2 END, \
              lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
              FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, value ->> 'reason' AS reason, \
                    value ->> 'next' AS next, value ->> 'sent_at' AS sent_at, value ->> 'undo' AS undo FROM json_each(?1)) AS j \
              WHERE touches.id = j.id AND touches.status = 'sending' AND touches.lease_owner = ?3 \
-             RETURNING touches.id, touches.status, touches.next_attempt_at",
+             RETURNING touches.id, touches.status, touches.next_attempt_at, touches.contact_id",
         )
         .bind(serde_json::Value::Array(rows).to_string())
         .bind(now_s)
@@ -335,6 +367,23 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(q)?;
+        let sent_to: Vec<String> = applied
+            .iter()
+            .filter(|r| r.get::<String, _>("status") == "sent")
+            .map(|r| r.get::<String, _>("contact_id"))
+            .collect();
+        if !sent_to.is_empty() {
+            // A touch sent is an interaction: the check-in clock starts again.
+            sqlx::query(
+                "UPDATE contacts SET last_interaction_at = MAX(COALESCE(last_interaction_at, 0), ?1) \
+                 WHERE id IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(now_s)
+            .bind(serde_json::to_string(&sent_to).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?;
+        }
         for row in &applied {
             if row.get::<String, _>("status") == "planned" {
                 // A retry goes back as its own job, at its own time.
@@ -423,6 +472,182 @@ impl Store for SqliteStore {
             requeued: stranded.len() as u64,
             dead_jobs,
         })
+    }
+
+    async fn add_event(&self, e: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let now_s = now.timestamp();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
+        let seen = sqlx::query(
+            "UPDATE contacts SET last_interaction_at = MAX(COALESCE(last_interaction_at, 0), ?2) \
+             WHERE id = ?1 RETURNING id",
+        )
+        .bind(e.contact_id.as_str())
+        .bind(e.at.timestamp().min(now_s))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(q)?;
+        if seen.is_none() {
+            return Err(StoreError::UnknownContact(e.contact_id.clone()));
+        }
+        let new = sqlx::query(
+            "INSERT INTO events (contact_id, id, kind, at, data, recorded_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(e.contact_id.as_str())
+        .bind(e.id.as_str())
+        .bind(&e.kind)
+        .bind(e.at.timestamp())
+        .bind(serde_json::Value::Object(e.data.clone()).to_string())
+        .bind(now_s)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(q)?;
+        Ok(new)
+    }
+
+    async fn events_for_contact(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
+        let found = sqlx::query("SELECT * FROM events WHERE contact_id = ? ORDER BY at, id")
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q)?;
+        found.iter().map(event).collect()
+    }
+
+    async fn idle_contacts(
+        &self,
+        before: DateTime<Utc>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
+        let found = sqlx::query(
+            "SELECT * FROM contacts WHERE last_interaction_at <= ? \
+             ORDER BY last_interaction_at, id LIMIT ? OFFSET ?",
+        )
+        .bind(before.timestamp())
+        .bind(limit as i64)
+        .bind(offset as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q)?;
+        found
+            .iter()
+            .map(|r| {
+                Ok((
+                    rows::contact(r)?,
+                    r.required_instant("last_interaction_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn policy_records(
+        &self,
+        ids: &[ContactId],
+        since: DateTime<Utc>,
+    ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
+        let json = contact_ids_json(ids);
+        let since = since.timestamp();
+        // One read transaction, so the three reads agree with each other.
+        let mut tx = self.pool.begin().await.map_err(q)?;
+        let mut out = HashMap::new();
+        for r in sqlx::query(
+            "SELECT id, policy_version, last_interaction_at FROM contacts \
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&json)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?
+        {
+            let id = ContactId::parse(&r.required_text("id")?).map_err(|e| corrupt("id", e))?;
+            out.insert(
+                id,
+                PolicyRecord {
+                    version: r.required_int("policy_version")? as u64,
+                    last_interaction: r.instant("last_interaction_at")?,
+                    ..PolicyRecord::default()
+                },
+            );
+        }
+        for r in sqlx::query(
+            "SELECT id, contact_id, channel, slot_at FROM touches \
+             WHERE contact_id IN (SELECT value FROM json_each(?1)) AND slot_at >= ?2 \
+             ORDER BY slot_at, id",
+        )
+        .bind(&json)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?
+        {
+            let contact = ContactId::parse(&r.required_text("contact_id")?)
+                .map_err(|e| corrupt("contact_id", e))?;
+            if let Some(p) = out.get_mut(&contact) {
+                p.slots.push(Slot {
+                    touch: TouchId::from_stored(r.required_text("id")?),
+                    at: instant(r.required_int("slot_at")?)?,
+                    channel: r.required_text("channel")?,
+                });
+            }
+        }
+        for r in sqlx::query(
+            "SELECT * FROM touches WHERE contact_id IN (SELECT value FROM json_each(?1)) \
+             AND scheduled_at >= ?2 ORDER BY scheduled_at, id",
+        )
+        .bind(&json)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?
+        {
+            let t = rows::touch(&r)?;
+            if let Some(p) = out.get_mut(&t.contact_id) {
+                p.touches.push(t);
+            }
+        }
+        tx.commit().await.map_err(q)?;
+        Ok(out)
+    }
+
+    async fn reserve(
+        &self,
+        reservations: &[Reservation],
+        owner: &str,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
+        let mut out = Vec::with_capacity(reservations.len());
+        for r in reservations {
+            let taken = sqlx::query(
+                "UPDATE contacts SET policy_version = policy_version + 1 \
+                 WHERE id = ?1 AND policy_version = ?2 AND EXISTS (SELECT 1 FROM touches \
+                 WHERE id = ?3 AND contact_id = ?1 AND status = 'sending' AND lease_owner = ?4) \
+                 RETURNING id",
+            )
+            .bind(r.contact.as_str())
+            .bind(r.version as i64)
+            .bind(r.touch.as_str())
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(q)?
+            .is_some();
+            if taken {
+                sqlx::query("UPDATE touches SET slot_at = ?, channel = ? WHERE id = ?")
+                    .bind(r.at.timestamp())
+                    .bind(&r.channel)
+                    .bind(r.touch.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q)?;
+            }
+            out.push(taken);
+        }
+        tx.commit().await.map_err(q)?;
+        Ok(out)
     }
 
     async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>, StoreError> {

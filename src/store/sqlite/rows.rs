@@ -31,11 +31,12 @@ pub(super) async fn upsert_contacts(
     let json = serde_json::Value::Array(json).to_string();
     sqlx::query(
         "INSERT INTO contacts (id, first_name, last_name, email, phone, timezone, locale, birthday, \
-         birthday_md, customer_since, since_md, tier, attributes, email_consent, created_at, updated_at) \
+         birthday_md, customer_since, since_md, tier, attributes, email_consent, created_at, updated_at, \
+         last_interaction_at) \
          SELECT value ->> 'id', value ->> 'first_name', value ->> 'last_name', value ->> 'email', \
          value ->> 'phone', value ->> 'timezone', value ->> 'locale', value ->> 'birthday', \
          value ->> 'birthday_md', value ->> 'customer_since', value ->> 'since_md', value ->> 'tier', \
-         value ->> 'attributes', 1, ?2, ?2 FROM json_each(?1) WHERE true \
+         value ->> 'attributes', 1, ?2, ?2, ?2 FROM json_each(?1) WHERE true \
          ON CONFLICT(id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, \
          email = excluded.email, phone = excluded.phone, timezone = excluded.timezone, \
          locale = excluded.locale, birthday = excluded.birthday, birthday_md = excluded.birthday_md, \

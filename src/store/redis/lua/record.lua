@@ -4,13 +4,29 @@
 -- Applied only to touches still `sending` under owner's claim (fencing). Returns
 -- {{id, next} of each applied outcome back in `planned` (the caller queues their
 -- jobs), applied count}.
+-- A `sent` touch keeps (or takes) its slot against the caps and counts as an
+-- interaction; any other outcome gives the slot back.
 local now, owner = tonumber(ARGV[2]), ARGV[3]
+local SEEN = P .. ":idx:seen"
 local requeue, applied = {}, 0
 for i = 4, #ARGV, 5 do
     local id, st, reason, next = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local k = KEYS[(i - 4) / 5 + 1]
-    local f = redis.call("HMGET", k, "status", "lease_owner")
+    local f = redis.call("HMGET", k, "status", "lease_owner", "slot", "channel")
     if f[1] == "sending" and f[2] == owner then
+        local contact = contact_of(id)
+        local slots = ckey(contact) .. ":slots"
+        if st == "sent" then
+            if not f[3] then
+                local member = id .. " " .. f[4]
+                redis.call("ZADD", slots, now, member)
+                redis.call("HSET", k, "slot_at", now, "slot", member)
+            end
+            redis.call("ZADD", SEEN, "GT", now, contact)
+        elseif f[3] then
+            redis.call("ZREM", slots, f[3])
+            redis.call("HDEL", k, "slot_at", "slot")
+        end
         local args = {"status", st, "updated_at", now}
         if reason ~= "" then
             args[#args + 1] = "reason"

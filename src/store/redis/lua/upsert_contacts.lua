@@ -35,5 +35,7 @@ for i = 3, #ARGV do
     c["updated_at"] = now
     redis.call("SET", k, cjson.encode(c))
     redis.call("SADD", CONTACTS, id)
+    -- The check-in clock starts when rapport first sees the contact.
+    redis.call("ZADD", P .. ":idx:seen", "NX", now, id)
 end
 return #ARGV - 2
