@@ -45,17 +45,64 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
-    /// Dry run: the touches the planners would record at an instant (nothing is written).
+    /// Dry run: what would go out at an instant, and what the policy would hold or skip,
+    /// and why (nothing is written).
     Plan {
         /// The instant, RFC 3339 (e.g. 2026-07-14T08:00:00Z).
         #[arg(long)]
         at: String,
     },
+    /// Events on a contact's timeline (a purchase triggers a thank-you).
+    Event {
+        #[command(subcommand)]
+        command: EventCommand,
+    },
+    /// Run the planners and the policy over simulated days, sending nothing, and print
+    /// per tier what contacts would get: to tune a config before deploying it.
+    Simulate {
+        /// Contacts, .csv or .jsonl (the import format).
+        #[arg(long, value_name = "FILE")]
+        contacts: PathBuf,
+        /// How many days to simulate.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// The first day, YYYY-MM-DD (UTC midnight) or an RFC 3339 instant; default today.
+        #[arg(long)]
+        start: Option<String>,
+        /// Events during the period, .jsonl: {"contact", "type", "id", "at", "data"?}.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Record an event (once per id) and plan the occasions it triggers.
+    Add {
+        /// The contact's id.
+        #[arg(long)]
+        contact: String,
+        /// The event type, e.g. purchase.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        /// The event's id, unique per contact (e.g. the order number).
+        #[arg(long)]
+        id: String,
+        /// When it happened, RFC 3339; default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Data for templates, a JSON object ({{event.data.*}}).
+        #[arg(long)]
+        data: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ContactsCommand {
-    /// A contact and its touch ledger history.
+    /// A contact, its relationship budget and its timeline (events and touches).
     Show {
         /// The contact's id.
         id: String,

@@ -15,6 +15,8 @@
 //!   failure classes.
 //! - [`render`]: Handlebars in strict mode, tier variants, partials, front matter.
 //! - [`ingest`]: contact import from CSV or JSONL.
+//! - [`simulate`]: the planner and policy over a population with a simulated clock,
+//!   nothing sent: what a config does to a year of contacts.
 //! - [`store`]: the `Store` contract and its backends, SQLite and Redis (Lua scripts).
 //! - [`telemetry`]: logging with typed events; no addresses, bodies or secrets.
 
@@ -30,12 +32,15 @@ pub mod policy;
 pub mod queue;
 pub mod render;
 pub mod shutdown;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;
 
 /// Exit codes (sysexits.h), so supervisors and scripts can tell failures apart.
 pub mod exit {
-    /// Bad input data (rejected import rows).
+    /// The command line was wrong (a malformed flag value).
+    pub const USAGE: i32 = 64;
+    /// Bad input data (rejected import rows, an event for an unknown contact).
     pub const DATAERR: i32 = 65;
     /// A dependency (store, mail server) is unreachable at start.
     pub const UNAVAILABLE: i32 = 69;

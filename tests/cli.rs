@@ -174,6 +174,50 @@ fn every_config_problem_is_reported_with_its_source_and_nothing_is_created() {
     assert_eq!(left, BTreeSet::from(["c.csv".into(), "test.toml".into()]));
 }
 
+#[test]
+fn policy_config_problems_are_reported_by_key() {
+    let env = Env::new();
+    let toml = r#"
+[tiers.friend]
+caps = [{ count = 0, per = "7d" }, { count = 2 }, { count = 1, per = "a week" }]
+min_gap = "soon"
+channels = ["email", "pigeon"]
+check_in_every = "10m"
+[tiers.friend.channel_caps]
+fax = [{ count = 1, per = "1d" }]
+[policy]
+caps = [{ count = 3, per = "0s" }]
+[occasions.thank_you]
+trigger = { event = "purchase", delay = "later" }
+schedule = "0 0 * * * *"
+on_throttle = "maybe"
+[occasions.check_in]
+trigger = { inactivity = "tier", date = "birthday" }
+"#;
+    let file = env.write("test.toml", toml);
+    let run = env.run(&["--config", &file, "check"]).expect(CONFIG_ERROR);
+    for issue in [
+        "tiers.friend.caps[0].count: must be at least 1",
+        "tiers.friend.caps[1].per: missing",
+        "tiers.friend.caps[2].per: \"a week\" is not a duration",
+        "tiers.friend.min_gap: \"soon\" is not a duration",
+        "tiers.friend.channels[1]: unknown channel \"pigeon\"",
+        "tiers.friend.check_in_every: must be at least 1h",
+        "tiers.friend.channel_caps.fax: unknown channel \"fax\"",
+        "policy.caps[0].per: must be at least 1s",
+        "occasions.thank_you.trigger.delay: \"later\" is not a duration",
+        "occasions.thank_you.schedule: event-triggered occasions are planned when the event arrives",
+        "occasions.thank_you.on_throttle: unknown value \"maybe\" (known: defer, skip)",
+    ] {
+        assert_has(&run.stderr, &format!("{file}: {issue}"));
+    }
+    // Merged from two files (the built-in one names `inactivity`, this one adds `date`).
+    assert_has(
+        &run.stderr,
+        "occasions.check_in.trigger: needs exactly one of date, event, inactivity",
+    );
+}
+
 /// BUG: a value of the wrong type (a string for a number) stops validation and hides
 /// every other problem, although config errors promise all problems at once.
 #[test]
@@ -438,11 +482,11 @@ fn plan_lists_the_touches_due_at_an_instant_and_writes_nothing() {
     let run = env.run(&["plan", "--at", "2026-07-13T16:00:00Z"]).expect(0);
     assert_has(
         &run.stdout,
-        "birthday:fam1:2026  planned send=2026-07-14 00:00:00Z",
+        "birthday:fam1:2026  [new]  would go out at 2026-07-14 00:00:00Z",
     );
     assert_has(
         &run.stdout,
-        "1 touch(es) would be planned; nothing was written",
+        "1 would go out, 0 held or skipped, 0 already settled; nothing was written",
     );
     for other in ["ny1", "fri1", "acq1"] {
         assert_lacks(&run.stdout, other);
@@ -450,8 +494,169 @@ fn plan_lists_the_touches_due_at_an_instant_and_writes_nothing() {
     // A second before midnight in Tokyo: not due yet.
     let run = env.run(&["plan", "--at", "2026-07-13T14:59:59Z"]).expect(0);
     assert_lacks(&run.stdout, "fam1");
-    assert_has(&run.stdout, "0 touch(es) would be planned");
-    assert_has(&env.show("fam1").expect(0).stdout, "touches (0):");
+    assert_has(&run.stdout, "0 would go out");
+    assert_has(&env.show("fam1").expect(0).stdout, "0 touch(es)");
+}
+
+/// `YYYY-MM-DD` of `days` from now (UTC), and the same day as `--MM-DD`.
+fn days_from_now(days: i64) -> (chrono::DateTime<Utc>, String) {
+    let at = Utc::now() + chrono::Duration::days(days);
+    (at, at.format("--%m-%d").to_string())
+}
+
+#[test]
+fn plan_shows_what_is_held_and_why() {
+    let env = Env::new();
+    // Forty days from now both family contacts are due a check-in (30d without an
+    // interaction); kin's birthday is the day after, within the family min_gap (2d).
+    let (at, _) = days_from_now(40);
+    let at = at.date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let birthday = (at + chrono::Duration::days(1)).format("--%m-%d");
+    env.import(
+        "c.csv",
+        &format!(
+            "id,first_name,email,timezone,birthday,tier\n\
+             kin,Kim,kim@example.com,UTC,{birthday},family\n\
+             pal,Pat,pat@example.com,UTC,,family\n"
+        ),
+    )
+    .expect(0);
+    let run = env.run(&["plan", "--at", &at.to_rfc3339()]).expect(0);
+    assert_has(&run.stdout, "check_in:pal:");
+    assert_has(&run.stdout, "[new]  would go out at");
+    let kin = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("check_in:kin:"))
+        .unwrap_or_else(|| panic!("no check-in for kin in:\n{}", run.stdout));
+    assert_has(kin, "skipped: yields to birthday (priority 100)");
+    assert_has(kin, "(min_gap 2d)");
+    assert_has(&run.stdout, "1 would go out, 1 held or skipped");
+    // Nothing was written.
+    assert_has(&env.show("kin").expect(0).stdout, "0 touch(es)");
+}
+
+#[test]
+fn event_add_records_once_and_plans_the_thank_you() {
+    let env = Env::new();
+    env.import("c.csv", CONTACTS).expect(0);
+    let at = (Utc::now() - chrono::Duration::minutes(30)).to_rfc3339();
+    let add = |data: &str| {
+        env.run(&[
+            "event",
+            "add",
+            "--contact",
+            "fri1",
+            "--type",
+            "purchase",
+            "--id",
+            "order-7",
+            "--at",
+            &at,
+            "--data",
+            data,
+        ])
+    };
+    let run = add(r#"{"product": "the walnut desk"}"#).expect(0);
+    assert_has(&run.stdout, "event order-7 (purchase) recorded for fri1");
+    assert_has(&run.stdout, "thank_you:fri1:order-7: planned, to go out at");
+    let run = add(r#"{"product": "something else"}"#).expect(0);
+    assert_has(&run.stdout, "already recorded");
+    assert_has(&run.stdout, "thank_you:fri1:order-7: already planned");
+
+    let show = env.show("fri1").expect(0).stdout;
+    assert_has(
+        &show,
+        r#"event  purchase order-7 {"product":"the walnut desk"}"#,
+    );
+    assert_has(&show, "1 event(s), 1 touch(es)");
+    assert_has(&show, "touch  thank_you:fri1:order-7  planned");
+    assert_lacks(&show, "something else");
+    // The budget of a friend: its caps and gap, all free.
+    assert_has(&show, "tier friend cap 1 per 7d");
+    assert_has(&show, "0 used, 1 left");
+    assert_has(&show, "min_gap 3d");
+    assert_has(&show, "next place on email: now");
+    // The thank-you uses the event's data.
+    let preview = env
+        .run(&["preview", "thank_you", "--contact", "fri1"])
+        .expect(0);
+    assert_has(&unfold_qp(&preview.stdout), "the walnut desk");
+}
+
+#[test]
+fn event_add_rejects_bad_input_naming_the_flag_and_changes_nothing() {
+    let env = Env::new();
+    env.import("c.csv", CONTACTS).expect(0);
+    let base = [
+        "event",
+        "add",
+        "--contact",
+        "fri1",
+        "--type",
+        "purchase",
+        "--id",
+        "o1",
+    ];
+    for (extra, code, message) in [
+        (
+            vec!["--at", "yesterday"],
+            64,
+            "--at: \"yesterday\" is not an RFC 3339 instant",
+        ),
+        (vec!["--data", "[1]"], 64, "--data: must be a JSON object"),
+        (vec!["--data", "{nope"], 64, "--data is not valid JSON"),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let run = env.run(&args).expect(code);
+        assert_has(&run.stderr, message);
+    }
+    let run = env
+        .run(&[
+            "event",
+            "add",
+            "--contact",
+            "fri1",
+            "--type",
+            "Big Sale",
+            "--id",
+            "o1",
+        ])
+        .expect(64);
+    assert_has(
+        &run.stderr,
+        "--type: \"Big Sale\": event types use lower-case",
+    );
+    let run = env
+        .run(&[
+            "event",
+            "add",
+            "--contact",
+            "fri1",
+            "--type",
+            "purchase",
+            "--id",
+            "a:b",
+        ])
+        .expect(64);
+    assert_has(&run.stderr, "--id: character ':' is not allowed");
+    let run = env
+        .run(&[
+            "event",
+            "add",
+            "--contact",
+            "ghost",
+            "--type",
+            "purchase",
+            "--id",
+            "o1",
+        ])
+        .expect(DATA_ERROR);
+    assert_has(&run.stderr, "no contact with id ghost");
+    assert_has(
+        &env.show("fri1").expect(0).stdout,
+        "0 event(s), 0 touch(es)",
+    );
 }
 
 #[test]

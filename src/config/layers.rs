@@ -20,6 +20,11 @@ impl Layered {
             if let Some(s) = self.sources.get(p) {
                 return s;
             }
+            // An array element (`caps[0]`) comes from wherever the array does.
+            if let Some((array, _)) = p.strip_suffix(']').and_then(|q| q.rsplit_once('[')) {
+                p = array;
+                continue;
+            }
             match p.rsplit_once('.') {
                 Some((parent, _)) => p = parent,
                 None => return "config",

@@ -131,7 +131,7 @@ impl Tier {
 }
 
 /// Which contact date a yearly occasion follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DateField {
     Birthday,
     CustomerSince,

@@ -11,7 +11,7 @@ pub use recorder::Recorder;
 
 use crate::{
     channels::{DeliveryClass, EmailChannel, OutboundEmail},
-    config::Config,
+    config::{Config, Trigger},
     domain::{Clock, Contact, ContactId, Touch, TouchId},
     planner,
     policy::{
@@ -341,7 +341,19 @@ impl<S: Store> Dispatcher<S> {
                 .parse()
                 .unwrap_or(0)
         });
-        let ctx = render::context(contact, &touch.occasion, year, &self.cfg.brand_name);
+        let mut ctx = render::context(contact, &touch.occasion, year, &self.cfg.brand_name);
+        if let Some(Trigger::Event { .. }) = self.cfg.occasion(&touch.occasion).map(|o| &o.trigger)
+        {
+            // The event is the touch's occurrence; a template may use its data.
+            match self.store.events_for_contact(&contact.id).await {
+                Ok(events) => {
+                    if let Some(e) = events.iter().find(|e| e.id.as_str() == touch.occurrence) {
+                        ctx = render::with_event(ctx, e);
+                    }
+                }
+                Err(e) => return self.retry_or_fail(touch, contact, &format!("store: {e}")),
+            }
+        }
         let content = match self
             .renderer
             .render_email(&touch.occasion, &contact.tier, &ctx)

@@ -49,3 +49,102 @@ pub async fn record_event<S: Store>(
         planned,
     })
 }
+
+/// An event as it arrives (flags, a JSONL line, later an API body), checked field by
+/// field: `Err((field, message))` names the first bad one.
+pub fn parse_event(
+    contact: &str,
+    kind: &str,
+    id: &str,
+    at: Option<&str>,
+    data: Option<serde_json::Value>,
+    now: DateTime<Utc>,
+) -> Result<Event, (&'static str, String)> {
+    let contact_id = crate::domain::ContactId::parse(contact).map_err(|e| ("contact", e.0))?;
+    if !crate::domain::event::valid_kind(kind) {
+        return Err((
+            "type",
+            format!("{kind:?}: event types use lower-case letters, digits and _"),
+        ));
+    }
+    let id = crate::domain::EventId::parse(id).map_err(|e| ("id", e.0))?;
+    let at = match at {
+        None => now,
+        Some(raw) => DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                (
+                    "at",
+                    format!("{raw:?} is not an RFC 3339 instant (e.g. 2026-07-14T08:00:00Z): {e}"),
+                )
+            })?,
+    };
+    let data = match data {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => {
+            return Err((
+                "data",
+                "must be a JSON object, e.g. {\"total\": 42}".to_owned(),
+            ));
+        }
+    };
+    Ok(Event {
+        contact_id,
+        id,
+        kind: kind.to_owned(),
+        at,
+        data,
+    })
+}
+
+/// Reads events from a JSONL file, one `{"contact", "type", "id", "at", "data"?}` per
+/// line (`rapport simulate --events`): the good ones, and every problem by line.
+pub fn read_events(
+    path: &std::path::Path,
+) -> Result<(Vec<Event>, Vec<super::RowError>), super::IngestError> {
+    use std::io::BufRead;
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| super::IngestError::File {
+        path: name.clone(),
+        message: format!("cannot open: {e}"),
+    })?;
+    let (mut good, mut errors) = (Vec::new(), Vec::new());
+    let bad = |line: u64, field: &str, message: String| super::RowError {
+        line,
+        field: field.to_owned(),
+        message,
+    };
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let n = n as u64 + 1;
+        let line = line.map_err(|e| super::IngestError::File {
+            path: name.clone(),
+            message: format!("line {n}: {e}"),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(bad(n, "(row)", format!("not a JSON object: {e}")));
+                continue;
+            }
+        };
+        let field = |k: &str| row.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+        let at = row.get("at").and_then(serde_json::Value::as_str);
+        match parse_event(
+            field("contact"),
+            field("type"),
+            field("id"),
+            at,
+            row.get("data").cloned(),
+            Utc::now(),
+        ) {
+            Ok(e) if at.is_some() => good.push(e),
+            Ok(_) => errors.push(bad(n, "at", "missing: when the event happens".into())),
+            Err((f, m)) => errors.push(bad(n, f, m)),
+        }
+    }
+    Ok((good, errors))
+}

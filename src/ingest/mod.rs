@@ -4,7 +4,7 @@
 
 mod event;
 
-pub use event::{EventReport, record_event};
+pub use event::{EventReport, parse_event, read_events, record_event};
 
 use std::{
     io::{BufRead, BufReader, IsTerminal},
@@ -245,6 +245,30 @@ fn read_rows(
             "unknown file type (expected .csv or .jsonl)".into(),
         )),
     }
+}
+
+/// Reads `path` (CSV or JSONL) into contacts without storing them (`rapport simulate`):
+/// the good rows in file order, and every problem with the bad ones.
+pub fn read_contacts(
+    cfg: &Config,
+    path: &Path,
+) -> Result<(Vec<Contact>, Vec<RowError>), IngestError> {
+    let mut good: Vec<Contact> = Vec::new();
+    let mut errors = Vec::new();
+    read_rows(path, |line, _, row| {
+        let result = row
+            .map_err(|e| vec![("(row)".to_owned(), e)])
+            .and_then(|r| parse_row(&r, cfg));
+        match result {
+            Ok(c) => good.push(c.contact),
+            Err(errs) => errors.extend(errs.into_iter().map(|(field, message)| RowError {
+                line,
+                field,
+                message,
+            })),
+        }
+    })?;
+    Ok((good, errors))
 }
 
 /// Imports `path` into `store`, showing a progress bar when stderr is a terminal.

@@ -192,3 +192,181 @@ fn fitting_into_windows() {
         Some(utc("2026-01-02T09:00:00Z"))
     );
 }
+
+fn purchase(id: &str, at: &str) -> Event {
+    Event {
+        contact_id: ContactId::parse("pat").unwrap(),
+        id: crate::domain::EventId::parse(id).unwrap(),
+        kind: "purchase".into(),
+        at: utc(at),
+        data: serde_json::Map::new(),
+    }
+}
+
+fn thank_you(cfg: &Config, event: &Event, now: &str) -> Option<NewTouch> {
+    let c = person("pat", chrono_tz::UTC, "--01-01", "friend");
+    for_event(cfg, cfg.occasion("thank_you").unwrap(), &c, event, utc(now))
+}
+
+#[test]
+fn an_event_is_thanked_after_its_delay_inside_the_window() {
+    let cfg = cfg(&[]);
+    // thank_you: 2h after a purchase, sendable for 3d from then.
+    let e = purchase("order-1", "2026-06-01T10:00:00Z");
+    let t = thank_you(&cfg, &e, "2026-06-01T10:00:05Z").expect("a touch");
+    assert_eq!(t.id.as_str(), "thank_you:pat:order-1");
+    assert_eq!((t.occurrence.as_str(), t.priority), ("order-1", 80));
+    assert_eq!(t.status, TouchStatus::Planned);
+    assert_eq!(t.scheduled_at, utc("2026-06-01T12:00:00Z"));
+    assert_eq!(t.expires_at, utc("2026-06-04T12:00:00Z"));
+    // Due at 19:00, after the window: the next morning.
+    let e = purchase("order-2", "2026-06-01T17:00:00Z");
+    let t = thank_you(&cfg, &e, "2026-06-01T17:00:00Z").unwrap();
+    assert_eq!(t.scheduled_at, utc("2026-06-02T09:00:00Z"));
+    // Heard of a day late, but before its expiry: from now, in the window.
+    let e = purchase("order-3", "2026-06-01T10:00:00Z");
+    let t = thank_you(&cfg, &e, "2026-06-02T20:00:00Z").unwrap();
+    assert_eq!(
+        (t.status, t.scheduled_at),
+        (TouchStatus::Planned, utc("2026-06-03T09:00:00Z"))
+    );
+}
+
+#[test]
+fn a_late_event_is_recorded_expired_with_its_reason() {
+    let cfg = cfg(&[]);
+    let e = purchase("order-old", "2026-05-01T10:00:00Z");
+    let t = thank_you(&cfg, &e, "2026-06-01T12:00:00Z").expect("recorded");
+    assert_eq!(t.status, TouchStatus::Expired);
+    assert_eq!(t.expires_at, utc("2026-05-04T12:00:00Z"));
+    let reason = t.reason.unwrap();
+    assert!(
+        reason.contains("came in after the thank_you occasion's expiry"),
+        "{reason}"
+    );
+    // Not late, but no window before the expiry: the window is the reason.
+    let cfg = self::cfg(&[("RAPPORT__OCCASIONS__THANK_YOU__EXPIRES", "5h")]);
+    let e = purchase("order-4", "2026-06-01T16:30:00Z");
+    let t = thank_you(&cfg, &e, "2026-06-01T16:30:00Z").unwrap();
+    assert_eq!(t.status, TouchStatus::Expired);
+    assert!(t.reason.unwrap().contains("09:00-18:00"));
+}
+
+#[test]
+fn only_the_right_kind_of_event_on_an_enabled_occasion_gives_a_touch() {
+    let cfg = cfg(&[]);
+    let mut e = purchase("r-1", "2026-06-01T10:00:00Z");
+    e.kind = "refund".into();
+    assert!(thank_you(&cfg, &e, "2026-06-01T10:00:00Z").is_none());
+    // A yearly occasion is not event-triggered.
+    let c = person("pat", chrono_tz::UTC, "--01-01", "friend");
+    let e = purchase("o-1", "2026-06-01T10:00:00Z");
+    let birthday = cfg.occasion("birthday").unwrap();
+    assert!(for_event(&cfg, birthday, &c, &e, utc("2026-06-01T10:00:00Z")).is_none());
+    let cfg = self::cfg(&[("RAPPORT__OCCASIONS__THANK_YOU__ENABLED", "false")]);
+    assert!(thank_you(&cfg, &e, "2026-06-01T10:00:00Z").is_none());
+}
+
+fn check_in_at(cfg: &Config, c: &Contact, last: &str, now: &str) -> Option<NewTouch> {
+    check_in(
+        cfg,
+        cfg.occasion("check_in").unwrap(),
+        c,
+        utc(last),
+        utc(now),
+    )
+}
+
+#[test]
+fn a_check_in_is_due_once_the_cadence_has_passed() {
+    let cfg = cfg(&[]);
+    // Friends: every 60d.
+    let c = person("pat", chrono_tz::UTC, "--01-01", "friend");
+    let now = "2026-06-01T12:00:00Z";
+    assert!(check_in_at(&cfg, &c, "2026-04-03T12:00:01Z", now).is_none());
+    let t = check_in_at(&cfg, &c, "2026-04-02T12:00:00Z", now).expect("due");
+    assert_eq!((t.status, t.priority), (TouchStatus::Planned, 10));
+    assert_eq!(t.scheduled_at, utc(now));
+    assert_eq!(t.expires_at, utc("2026-06-02T00:00:00Z"));
+    // The occurrence is the 60-day period (counted from the epoch) now falls in.
+    let every = std::time::Duration::from_secs(60 * 86_400);
+    assert_eq!(t.occurrence, check_in_period(every, utc(now)));
+    assert_eq!(t.occurrence, "2026-05-07");
+    assert_eq!(t.id.as_str(), "check_in:pat:2026-05-07");
+    // Later in the same period: the same touch; in the next one, a new one.
+    let same = check_in_at(&cfg, &c, "2026-04-02T12:00:00Z", "2026-07-05T23:59:59Z").unwrap();
+    assert_eq!(same.id, t.id);
+    let next = check_in_at(&cfg, &c, "2026-04-02T12:00:00Z", "2026-07-06T00:00:00Z").unwrap();
+    assert_eq!(next.id.as_str(), "check_in:pat:2026-07-06");
+}
+
+#[test]
+fn check_in_periods_are_named_by_their_start() {
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(
+        check_in_period(day, utc("2026-06-01T23:59:59Z")),
+        "2026-06-01"
+    );
+    assert_eq!(
+        check_in_period(day, utc("2026-06-02T00:00:00Z")),
+        "2026-06-02"
+    );
+    let odd = std::time::Duration::from_secs(5400);
+    assert_eq!(
+        check_in_period(odd, utc("2026-06-01T13:29:59Z")),
+        "2026-06-01T1200"
+    );
+    assert_eq!(
+        check_in_period(odd, utc("2026-06-01T13:30:00Z")),
+        "2026-06-01T1330"
+    );
+}
+
+#[test]
+fn a_check_in_after_todays_window_goes_in_tomorrows() {
+    let cfg = cfg(&[]);
+    let c = person("pat", chrono_tz::America::New_York, "--01-01", "friend");
+    // 19:00 EDT: today's window has closed; tomorrow 09:00 EDT, expiring at its end.
+    let t = check_in_at(&cfg, &c, "2026-01-01T00:00:00Z", "2026-06-01T23:00:00Z").unwrap();
+    assert_eq!(t.status, TouchStatus::Planned);
+    assert_eq!(t.scheduled_at, utc("2026-06-02T13:00:00Z"));
+    assert_eq!(t.expires_at, utc("2026-06-03T04:00:00Z"));
+    // An occasion with a cadence of its own (45d) does not use the tier's.
+    let cfg = self::cfg(&[("RAPPORT__OCCASIONS__CHECK_IN__TRIGGER__INACTIVITY", "45d")]);
+    assert!(check_in_at(&cfg, &c, "2026-04-17T23:00:01Z", "2026-06-01T23:00:00Z").is_none());
+    assert!(check_in_at(&cfg, &c, "2026-04-17T23:00:00Z", "2026-06-01T23:00:00Z").is_some());
+}
+
+#[test]
+fn upcoming_birthdays_within_the_horizon_as_the_planner_will_plan_them() {
+    let cfg = cfg(&[]);
+    let c = person("pat", chrono_tz::Europe::Paris, "1990-06-10", "friend");
+    let from = utc("2026-06-01T12:00:00Z");
+    let month = std::time::Duration::from_secs(30 * 86_400);
+    let ups = upcoming(&cfg, &c, from, month);
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    let u = &ups[0];
+    // The window start on the day, 09:00 CEST, with the id the planner will use.
+    assert_eq!(u.at, utc("2026-06-10T07:00:00Z"));
+    assert_eq!((u.occasion.as_str(), u.priority), ("birthday", 100));
+    let planned = birthday_at(&cfg, &c, "2026-06-09T22:30:00Z").unwrap();
+    assert_eq!((&u.touch, u.at), (&planned.id, planned.scheduled_at));
+    // Beyond the horizon, or before `from`: nothing.
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    assert!(upcoming(&cfg, &c, from, week).is_empty());
+    assert!(upcoming(&cfg, &c, utc("2026-06-11T12:00:00Z"), week).is_empty());
+}
+
+#[test]
+fn upcoming_feb_29_birthdays_fall_on_feb_28_in_common_years() {
+    let cfg = cfg(&[]);
+    let mut c = person("leap", chrono_tz::UTC, "2000-02-29", "friend");
+    c.customer_since = None;
+    let two_weeks = std::time::Duration::from_secs(14 * 86_400);
+    let ups = upcoming(&cfg, &c, utc("2027-02-20T00:00:00Z"), two_weeks);
+    let at: Vec<_> = ups.iter().map(|u| (u.touch.as_str(), u.at)).collect();
+    assert_eq!(at, [("birthday:leap:2027", utc("2027-02-28T09:00:00Z"))]);
+    let ups = upcoming(&cfg, &c, utc("2028-02-20T00:00:00Z"), two_weeks);
+    let at: Vec<_> = ups.iter().map(|u| (u.touch.as_str(), u.at)).collect();
+    assert_eq!(at, [("birthday:leap:2028", utc("2028-02-29T09:00:00Z"))]);
+}

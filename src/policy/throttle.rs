@@ -241,6 +241,9 @@ pub struct Candidate<'a> {
 ///
 /// `slots` are the contact's places already taken (a candidate's own, left by an
 /// earlier attempt, is ignored); `upcoming` the touches still to go, of any priority.
+// The `Err` is a decision read once by `evaluate`, not an error passed up with `?`:
+// boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 pub fn check(
     limits: &Limits,
     slots: &[Slot],
@@ -257,32 +260,43 @@ pub fn check(
         return Err((Throttled::Limited(limit), until));
     }
     let horizon = chrono::Duration::from_std(limits.horizon()).unwrap_or(chrono::Duration::MAX);
-    // Higher-priority touches still to go that would get their place without us.
-    let mut ahead: Vec<&Upcoming> = upcoming
+    // Higher-priority touches still to go, each where it would take its place (an
+    // overdue one goes at once, however long overdue), in the order they take them.
+    let mut ahead: Vec<(&Upcoming, DateTime<Utc>)> = upcoming
         .iter()
         .filter(|u| u.touch != *c.touch && u.priority > c.priority)
-        .filter(|u| u.at >= c.at - horizon && u.at < c.at + horizon)
-        .filter(|u| violation(limits, &slots, &u.channel, u.at.max(c.at)).is_none())
+        .map(|u| (u, u.at.max(c.at)))
+        .filter(|(_, at)| *at < c.at + horizon)
         .collect();
-    ahead.sort_by_key(|u| u.at);
-    let with_us: Vec<Slot> = slots
-        .iter()
-        .cloned()
-        .chain([Slot {
-            touch: c.touch.clone(),
-            at: c.at,
-            channel: c.channel.to_owned(),
-        }])
-        .collect();
-    for u in &ahead {
-        if let Some(limit) = violation(limits, &with_us, &u.channel, u.at.max(c.at)) {
+    ahead.sort_by_key(|(_, at)| *at);
+    // Why together, not one by one: two of them may each leave room for us, but not
+    // both. Those that get their places without us are the places to keep free.
+    let place = |u: &Upcoming, at| Slot {
+        touch: u.touch.clone(),
+        at,
+        channel: u.channel.clone(),
+    };
+    let mut reserved = slots.clone();
+    let mut kept = Vec::new();
+    for (u, at) in ahead {
+        if violation(limits, &reserved, &u.channel, at).is_none() {
+            reserved.push(place(u, at));
+            kept.push((u, at));
+        }
+    }
+    if violation(limits, &reserved, c.channel, c.at).is_none() {
+        return Ok(());
+    }
+    // We would cost one of them its place: name the first to lose it if we go first.
+    let mut with_us = slots;
+    with_us.push(Slot {
+        touch: c.touch.clone(),
+        at: c.at,
+        channel: c.channel.to_owned(),
+    });
+    for (u, at) in kept {
+        if let Some(limit) = violation(limits, &with_us, &u.channel, at) {
             // Wait until a place exists that leaves all of them theirs.
-            let mut reserved = slots.clone();
-            reserved.extend(ahead.iter().map(|u| Slot {
-                touch: u.touch.clone(),
-                at: u.at.max(c.at),
-                channel: u.channel.clone(),
-            }));
             let until = earliest(limits, &reserved, c.channel, c.at);
             return Err((
                 Throttled::Yields {
@@ -295,6 +309,9 @@ pub fn check(
                 until,
             ));
         }
+        with_us.push(place(u, at));
     }
+    // Unreachable: a window or gap we would crowd holds one of them, which the replay
+    // reaches with us already placed.
     Ok(())
 }

@@ -4,7 +4,7 @@
 use chrono::{Datelike, NaiveDate};
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Birthday, Contact, ContactId, EmailAddress, MonthDay};
+use crate::domain::{Birthday, Contact, ContactId, EmailAddress, Event, EventId, MonthDay};
 
 /// `{ contact, tier, occasion, brand, age?, years? }` for a touch in `year`.
 pub fn context(contact: &Contact, occasion: &str, year: i32, brand: &str) -> Value {
@@ -57,6 +57,35 @@ pub fn context(contact: &Contact, occasion: &str, year: i32, brand: &str) -> Val
         root.insert("years".into(), json!(year - since.year()));
     }
     Value::Object(root)
+}
+
+/// Adds `event` (`{ id, type, at, data }`) for a touch an event triggered, so a
+/// thank-you can say what it thanks for (`{{event.data.product}}`).
+pub fn with_event(mut ctx: Value, event: &Event) -> Value {
+    if let Value::Object(root) = &mut ctx {
+        root.insert(
+            "event".into(),
+            json!({
+                "id": event.id.as_str(), "type": event.kind, "at": event.at.to_rfc3339(),
+                "data": Value::Object(event.data.clone()),
+            }),
+        );
+    }
+    ctx
+}
+
+/// An event of `kind` for `contact`, used by `rapport check` and `preview`.
+pub fn sample_event(contact: &Contact, kind: &str) -> Event {
+    let mut data = Map::new();
+    data.insert("product".into(), json!("the blue teapot"));
+    data.insert("total".into(), json!("42.00"));
+    Event {
+        contact_id: contact.id.clone(),
+        id: EventId::parse("sample-1").expect("valid literal"),
+        kind: kind.to_owned(),
+        at: chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default(),
+        data,
+    }
 }
 
 /// A complete contact of `tier`, used by `rapport check` to render every template.

@@ -14,7 +14,7 @@ use std::{
 
 use handlebars::Handlebars;
 
-pub use context::{context, sample_contact};
+pub use context::{context, sample_contact, sample_event, with_event};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {

@@ -133,6 +133,13 @@ impl Store for AnyStore {
     async fn unlock(&self, name: &str, token: &str) -> Result<(), StoreError> {
         each!(self, s => s.unlock(name, token))
     }
+    async fn due_touches(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        each!(self, s => s.due_touches(before, limit))
+    }
     async fn add_event(&self, event: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
         each!(self, s => s.add_event(event, now))
     }

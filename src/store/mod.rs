@@ -262,6 +262,13 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` touches still `planned` and due at or before `before`, soonest
+    /// first (`rapport plan --at`).
+    fn due_touches(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Touch>, StoreError>> + Send;
     /// Records an event on its contact's timeline, insert-if-absent by (contact, event
     /// id), and counts it as an interaction (at its time, never later than `now`).
     /// Returns whether it was new. The contact must exist.

@@ -17,6 +17,7 @@ mod contacts;
 mod fixtures;
 mod listing;
 mod planning;
+mod policy;
 mod queueing;
 mod reconciling;
 mod recording;
@@ -83,6 +84,17 @@ macro_rules! conformance {
                 listing::touches_round_trip_in_order,
                 listing::a_lock_is_held_by_one_until_released_or_lapsed,
                 queueing::a_corrupt_job_is_dead_lettered_and_the_worker_goes_on,
+                policy::events_are_insert_if_absent_and_count_as_interactions,
+                policy::events_need_a_known_contact,
+                policy::idle_contacts_page_by_last_interaction,
+                policy::a_sent_touch_ends_idleness,
+                policy::reserve_is_a_compare_and_set_on_the_version,
+                policy::reserve_is_fenced_by_the_claim,
+                policy::a_new_claim_reserves_again_in_one_slot,
+                policy::sent_keeps_its_slot_and_other_outcomes_release_it,
+                policy::skipped_is_final_and_defer_keeps_its_reason,
+                policy::policy_records_filter_by_since,
+                policy::racing_reservations_hold_a_cap,
             );
         }
     };

@@ -667,6 +667,30 @@ impl Store for RedisStore {
             .map_err(q)
     }
 
+    async fn due_touches(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        // idx:wake holds exactly the planned touches, scored by when they are due.
+        let ids: Vec<String> = self
+            .conn
+            .clone()
+            .zrangebyscore_limit(
+                format!("{}:idx:wake", self.prefix),
+                "-inf",
+                ts(before),
+                0,
+                limit as isize,
+            )
+            .await
+            .map_err(q)?;
+        let mut found = self.touches(ids).await?;
+        found.retain(|t| t.status == TouchStatus::Planned);
+        found.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
+        Ok(found)
+    }
+
     async fn add_event(&self, e: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let json = serde_json::json!({
             "id": e.id.as_str(), "kind": e.kind, "at": ts(e.at),

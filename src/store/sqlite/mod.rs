@@ -474,15 +474,36 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn due_touches(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        let found = sqlx::query(
+            "SELECT * FROM touches WHERE status = 'planned' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(before.timestamp())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q)?;
+        found.iter().map(rows::touch).collect()
+    }
+
     async fn add_event(&self, e: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let now_s = now.timestamp();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
+        // Only a new event is an interaction: the same one sent again changes nothing.
         let seen = sqlx::query(
-            "UPDATE contacts SET last_interaction_at = MAX(COALESCE(last_interaction_at, 0), ?2) \
+            "UPDATE contacts SET last_interaction_at = CASE \
+             WHEN EXISTS (SELECT 1 FROM events WHERE contact_id = ?1 AND id = ?3) THEN last_interaction_at \
+             ELSE MAX(COALESCE(last_interaction_at, 0), ?2) END \
              WHERE id = ?1 RETURNING id",
         )
         .bind(e.contact_id.as_str())
         .bind(e.at.timestamp().min(now_s))
+        .bind(e.id.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(q)?;
@@ -618,9 +639,61 @@ impl Store for SqliteStore {
         reservations: &[Reservation],
         owner: &str,
     ) -> Result<Vec<bool>, StoreError> {
+        if reservations.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The first reservation of each contact in the call (almost always its only one)
+        // is checked and taken in one statement for all of them: statement by statement
+        // a batch would cost two round trips to SQLite's thread per touch. The others,
+        // which name the versions after the first, then go one by one, in order.
+        let mut firsts = std::collections::HashSet::new();
+        type Numbered<'a> = Vec<(usize, &'a Reservation)>;
+        let (first, rest): (Numbered<'_>, Numbered<'_>) = reservations
+            .iter()
+            .enumerate()
+            .partition(|(_, r)| firsts.insert(&r.contact));
+        let json: Vec<serde_json::Value> = first
+            .iter()
+            .map(|(_, r)| {
+                serde_json::json!({"touch": r.touch.as_str(), "contact": r.contact.as_str(),
+                    "channel": r.channel, "at": r.at.timestamp(), "version": r.version})
+            })
+            .collect();
+        let mut out = vec![false; reservations.len()];
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
-        let mut out = Vec::with_capacity(reservations.len());
-        for r in reservations {
+        let taken = sqlx::query(
+            "UPDATE touches SET slot_at = j.at, channel = j.channel \
+             FROM (SELECT value ->> 'touch' AS touch, value ->> 'contact' AS contact, \
+                   value ->> 'channel' AS channel, value ->> 'at' AS at, value ->> 'version' AS version \
+                   FROM json_each(?1)) AS j JOIN contacts AS c ON c.id = j.contact \
+             WHERE touches.id = j.touch AND touches.contact_id = j.contact AND touches.status = 'sending' \
+             AND touches.lease_owner = ?2 AND c.policy_version = j.version \
+             RETURNING touches.id AS id, touches.contact_id AS contact",
+        )
+        .bind(serde_json::Value::Array(json).to_string())
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?;
+        // (RETURNING sees only the updated table: map touch ids back to positions.)
+        let position: HashMap<&str, usize> =
+            first.iter().map(|(i, r)| (r.touch.as_str(), *i)).collect();
+        let mut bumped = Vec::with_capacity(taken.len());
+        for row in &taken {
+            if let Some(i) = position.get(row.get::<&str, _>("id")) {
+                out[*i] = true;
+            }
+            bumped.push(row.get::<String, _>("contact"));
+        }
+        sqlx::query(
+            "UPDATE contacts SET policy_version = policy_version + 1 \
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&bumped).unwrap_or_else(|_| "[]".into()))
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+        for (i, r) in rest {
             let taken = sqlx::query(
                 "UPDATE contacts SET policy_version = policy_version + 1 \
                  WHERE id = ?1 AND policy_version = ?2 AND EXISTS (SELECT 1 FROM touches \
@@ -644,7 +717,7 @@ impl Store for SqliteStore {
                     .await
                     .map_err(q)?;
             }
-            out.push(taken);
+            out[i] = taken;
         }
         tx.commit().await.map_err(q)?;
         Ok(out)

@@ -1,0 +1,181 @@
+//! Planning, as the daemon's planner loop does on each occasion's schedule: yearly
+//! dates for the contacts whose day it is somewhere, check-ins for those idle past their
+//! cadence, and recording what they give insert-if-absent by id, as the ledger does.
+
+use std::{cmp::Reverse, collections::BinaryHeap};
+
+use chrono::{DateTime, Utc};
+
+use super::{CheckIns, Entry, Kind, Sim, Step, TierReport};
+use crate::{
+    config::{DateField, Trigger},
+    domain::{NewTouch, Touch, TouchStatus, time::local_midnight},
+    planner,
+};
+
+impl Sim<'_> {
+    /// Every planner runs at the start (as the daemon's does at start-up), then on its
+    /// schedule; check-ins start counting from the start.
+    pub(super) fn schedule_planners(&mut self, tier_names: &[&str]) {
+        for (k, o) in self.occasions.iter().enumerate() {
+            if o.schedule.is_none() || matches!(o.trigger, Trigger::Event { .. }) {
+                continue;
+            }
+            self.queue.push(Reverse(Step {
+                at: self.start.timestamp(),
+                kind: Kind::Plan,
+                contact: 0,
+                priority: Reverse(0),
+                index: k as u32,
+            }));
+            if !matches!(o.trigger, Trigger::Inactivity { .. }) {
+                continue;
+            }
+            let every: Vec<Option<i64>> = tier_names
+                .iter()
+                .map(|t| self.cfg.check_in_every(o, t).map(|e| e.as_secs() as i64))
+                .collect();
+            let mut ci = CheckIns {
+                occasion: k,
+                due: vec![i64::MAX; self.people.len()],
+                every,
+                heap: BinaryHeap::new(),
+            };
+            for (c, p) in self.people.iter().enumerate() {
+                if let Some(e) = ci.every[p.tier] {
+                    ci.set(c, self.start.timestamp() + e);
+                }
+            }
+            self.check_ins.push(ci);
+        }
+    }
+
+    pub(super) fn on_tick(&mut self, k: usize, now: DateTime<Utc>) {
+        let o = self.occasions[k];
+        match o.trigger {
+            Trigger::Date(field) => self.plan_dates(k, field, now),
+            Trigger::Inactivity { .. } => {
+                if let Some(j) = self.check_ins.iter().position(|c| c.occasion == k) {
+                    self.plan_check_ins(j, now);
+                }
+            }
+            Trigger::Event { .. } => {}
+        }
+        if let Some(next) = o.schedule.as_ref().and_then(|s| s.after(&now).next()) {
+            self.queue.push(Reverse(Step {
+                at: next.timestamp(),
+                kind: Kind::Plan,
+                contact: 0,
+                priority: Reverse(0),
+                index: k as u32,
+            }));
+        }
+    }
+
+    fn plan_dates(&mut self, k: usize, field: DateField, now: DateTime<Utc>) {
+        let (cfg, occasion) = (self.cfg, self.occasions[k]);
+        for day in planner::candidate_days(now) {
+            let Some(ids) = self.dates.get(&(field, day)).cloned() else {
+                continue;
+            };
+            for c in ids {
+                let p = &mut self.people[c as usize];
+                if p.quiet_until[k] > now.timestamp() {
+                    continue;
+                }
+                let Some(t) = planner::due(cfg, occasion, p.contact, now) else {
+                    continue;
+                };
+                let zone = p.contact.zone(cfg.defaults.timezone);
+                let today = now.with_timezone(&zone).date_naive();
+                p.quiet_until[k] = today
+                    .succ_opt()
+                    .map_or(i64::MAX, |d| local_midnight(d, zone).timestamp());
+                self.record(c as usize, k, t, now);
+            }
+        }
+    }
+
+    fn plan_check_ins(&mut self, j: usize, now: DateTime<Utc>) {
+        let (cfg, occasion) = (self.cfg, self.occasions[self.check_ins[j].occasion]);
+        let now_ts = now.timestamp();
+        loop {
+            let ci = &mut self.check_ins[j];
+            let Some(&Reverse((due, c))) = ci.heap.peek() else {
+                break;
+            };
+            if due > now_ts {
+                break;
+            }
+            ci.heap.pop();
+            let c = c as usize;
+            if ci.due[c] != due {
+                continue;
+            }
+            let Some(every) = ci.every[self.people[c].tier] else {
+                continue;
+            };
+            let p = &self.people[c];
+            let next = match planner::check_in(cfg, occasion, p.contact, p.last_interaction, now) {
+                Some(t) => {
+                    self.record(c, self.check_ins[j].occasion, t, now);
+                    // The planner names a check-in by its cadence period: until the next
+                    // period starts, an idle contact only gets the one already recorded.
+                    (now_ts.div_euclid(every.max(1)) + 1) * every.max(1)
+                }
+                None => now_ts + 1,
+            };
+            self.check_ins[j].set(c, next);
+        }
+    }
+
+    /// Records `t` unless the contact's ledger has it (insert-if-absent by id).
+    pub(super) fn record(&mut self, c: usize, k: usize, t: NewTouch, now: DateTime<Utc>) {
+        let p = &mut self.people[c];
+        if p.ledger.iter().any(|e| e.touch.id == t.id) {
+            return;
+        }
+        let stats = &mut self.tiers[p.tier];
+        stats.occasions[k].planned += 1;
+        if t.status != TouchStatus::Planned {
+            stats.occasions[k].expired += 1;
+            let why = if t.expires_at <= now {
+                "recorded after its expiry"
+            } else {
+                "planned after its send window closed"
+            };
+            TierReport::count(&mut stats.expired, why.to_owned());
+        } else {
+            self.queue.push(Reverse(Step {
+                at: t.scheduled_at.timestamp(),
+                kind: Kind::Dispatch,
+                contact: c as u32,
+                priority: Reverse(t.priority),
+                index: p.ledger.len() as u32,
+            }));
+        }
+        let touch = Touch {
+            id: t.id,
+            occasion: t.occasion,
+            contact_id: t.contact_id,
+            occurrence: t.occurrence,
+            channel: t.channel,
+            priority: t.priority,
+            status: t.status,
+            scheduled_at: t.scheduled_at,
+            next_attempt_at: t.scheduled_at,
+            expires_at: t.expires_at,
+            attempts: 0,
+            reason: t.reason,
+            created_at: now,
+            updated_at: now,
+            sent_at: None,
+            slot_at: None,
+        };
+        p.ledger.push(Entry {
+            touch,
+            occasion: k,
+            deferred: false,
+        });
+    }
+}
