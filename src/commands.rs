@@ -636,7 +636,9 @@ async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         } else {
             let when = t.next_attempt_at.max(at);
             let (_, h) = current.as_mut().expect("set above");
-            match policy::evaluate(cfg, c, t, h, when) {
+            let verdict = policy::evaluate(cfg, c, t, h, when);
+            h.upcoming.retain(|u| u.touch != t.id);
+            match verdict {
                 Verdict::Send => {
                     sends += 1;
                     h.slots.push(Slot {
@@ -705,13 +707,19 @@ async fn simulate(
     json: bool,
 ) -> anyhow::Result<i32> {
     let start = match start {
-        None => Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+        None => Utc::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc(),
         Some(raw) => match chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
             Ok(d) => d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
             Err(_) => match parse_instant("--start", raw) {
                 Ok(t) => t,
                 Err(_) => {
-                    eprintln!("rapport: --start {raw:?} is neither YYYY-MM-DD nor an RFC 3339 instant");
+                    eprintln!(
+                        "rapport: --start {raw:?} is neither YYYY-MM-DD nor an RFC 3339 instant"
+                    );
                     return Ok(exit::USAGE);
                 }
             },
@@ -737,7 +745,10 @@ async fn simulate(
         }
     };
     if !problems.is_empty() {
-        eprintln!("rapport: {} bad row(s); fix them to simulate the whole population", problems.len());
+        eprintln!(
+            "rapport: {} bad row(s); fix them to simulate the whole population",
+            problems.len()
+        );
         return Ok(exit::DATAERR);
     }
     let opts = rapport::simulate::SimOptions { start, days };

@@ -126,15 +126,16 @@ impl<S: Store> Dispatcher<S> {
                             },
                             None => self.deliver(&t, contacts.get(&t.contact_id)).await,
                         };
-                        (t, outcome)
+                        // Recorded inside the buffered future, not in a `.then` after
+                        // it: while a `.then` waits, the buffer is not polled, and a
+                        // send parked there holding the store's only SQLite connection
+                        // (its event lookup) would stall the recorder for good.
+                        self.recorder.record(outcome.clone(), owner).await?;
+                        telemetry::touch_outcome(&t, &outcome);
+                        Ok(outcome)
                     }
                 })
                 .buffer_unordered(self.cfg.dispatch.concurrency as usize)
-                .then(|(t, outcome)| async move {
-                    self.recorder.record(outcome.clone(), owner).await?;
-                    telemetry::touch_outcome(&t, &outcome);
-                    Ok(outcome)
-                })
                 .collect::<Vec<Result<Outcome, StoreError>>>()
                 .await
                 .into_iter()
@@ -220,7 +221,11 @@ impl<S: Store> Dispatcher<S> {
                     history = Some((t.contact_id.clone(), h, record.version));
                 }
                 let (_, h, version) = history.as_mut().expect("set above");
-                match policy::evaluate(&self.cfg, contact, &t, h, now) {
+                let verdict = policy::evaluate(&self.cfg, contact, &t, h, now);
+                // Decided now: no longer among the contact's touches still to go (a held
+                // one goes back in below, at its new time).
+                h.upcoming.retain(|u| u.touch != t.id);
+                match verdict {
                     Verdict::Send if Limits::for_tier(&self.cfg, &contact.tier).is_unlimited() => {
                         ready.push(t)
                     }
@@ -243,6 +248,15 @@ impl<S: Store> Dispatcher<S> {
                         *version += 1;
                     }
                     v @ Verdict::Hold { until, .. } => {
+                        // Still to go: lower-priority touches of this contact decided
+                        // after it must leave it its place.
+                        h.upcoming.push(policy::Upcoming {
+                            touch: t.id.clone(),
+                            occasion: t.occasion.clone(),
+                            priority: t.priority,
+                            at: until,
+                            channel: t.channel.clone(),
+                        });
                         let o = Outcome::Defer {
                             id: t.id.clone(),
                             at: until,
@@ -315,13 +329,7 @@ impl<S: Store> Dispatcher<S> {
             return suppressed("contact no longer exists");
         };
         // Consent is checked right before the send, not when the touch was planned.
-        if !contact.email_consent {
-            return suppressed("no email consent");
-        }
-        if contact.email.is_none() {
-            return suppressed("no email address");
-        }
-        None
+        policy::unreachable(contact, &touch.channel).and_then(suppressed)
     }
 
     /// Renders and sends a touch that has its place.

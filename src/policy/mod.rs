@@ -91,6 +91,17 @@ impl Verdict {
     }
 }
 
+/// Why `contact` cannot be reached on `channel` at all, checked right before the
+/// policy is asked (and so right before any send): no consent, or no address. The touch
+/// is then `suppressed` with this reason.
+pub fn unreachable(contact: &Contact, channel: &str) -> Option<&'static str> {
+    match channel {
+        "email" if !contact.email_consent => Some("no email consent"),
+        "email" if contact.email.is_none() => Some("no email address"),
+        _ => None,
+    }
+}
+
 /// The policy for `touch` to `contact` at `now`.
 pub fn evaluate(
     cfg: &Config,
@@ -194,7 +205,12 @@ impl History {
         let known: std::collections::HashSet<&TouchId> = touches.iter().map(|t| &t.id).collect();
         let mut upcoming: Vec<Upcoming> = touches
             .iter()
-            .filter(|t| t.status == crate::domain::TouchStatus::Planned)
+            // A touch another worker has claimed but not yet given a place is still to go.
+            .filter(|t| match t.status {
+                crate::domain::TouchStatus::Planned => true,
+                crate::domain::TouchStatus::Sending => t.slot_at.is_none(),
+                _ => false,
+            })
             .map(|t| Upcoming {
                 touch: t.id.clone(),
                 occasion: t.occasion.clone(),

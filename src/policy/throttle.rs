@@ -268,7 +268,14 @@ pub fn check(
         .map(|u| (u, u.at.max(c.at)))
         .filter(|(_, at)| *at < c.at + horizon)
         .collect();
-    ahead.sort_by_key(|(_, at)| *at);
+    // Soonest first; at the same instant, the higher priority (then the lower id) first.
+    ahead.sort_by(|(a, x), (b, y)| {
+        (x, std::cmp::Reverse(a.priority), &a.touch).cmp(&(
+            y,
+            std::cmp::Reverse(b.priority),
+            &b.touch,
+        ))
+    });
     // Why together, not one by one: two of them may each leave room for us, but not
     // both. Those that get their places without us are the places to keep free.
     let place = |u: &Upcoming, at| Slot {

@@ -93,17 +93,26 @@ fn ahead_of(
     upcoming: &[Upcoming],
     c: (i64, u32),
 ) -> Vec<(i64, String, bool)> {
-    let mut ahead: Vec<(i64, String)> = upcoming
+    // Soonest first; at one instant, higher priority, then lower id, first.
+    let mut ahead: Vec<(i64, std::cmp::Reverse<u32>, String, String)> = upcoming
         .iter()
         .filter(|u| u.priority > c.1)
-        .map(|u| (secs(u.at).max(c.0), u.channel.clone()))
-        .filter(|(x, _)| *x < c.0 + horizon)
+        .map(|u| {
+            let x = secs(u.at).max(c.0);
+            (
+                x,
+                std::cmp::Reverse(u.priority),
+                u.touch.to_string(),
+                u.channel.clone(),
+            )
+        })
+        .filter(|(x, ..)| *x < c.0 + horizon)
         .collect();
     ahead.sort();
     let mut placed = points(slots);
     ahead
         .into_iter()
-        .map(|(x, ch)| {
+        .map(|(x, _, _, ch)| {
             let fits = !b.breaks(&placed, x, &ch);
             if fits {
                 placed.push((x, ch.clone()));
@@ -127,8 +136,16 @@ fn leaves_their_places(b: &Brute, slots: &[Slot], ahead: &[(i64, String, bool)],
     true
 }
 
+/// 1024 cases a run, or `PROPTEST_CASES` for a longer hunt.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     /// (a) `violation` is `None` exactly when the brute force finds no rule broken by a
     /// window or pair containing the new slot, and names a rule it does find broken.

@@ -21,12 +21,7 @@ impl Sim<'_> {
             return;
         }
         // The dispatcher's precheck, before the policy is asked.
-        if !contact.email_consent || contact.email.is_none() {
-            let why = if contact.email_consent {
-                "no email address"
-            } else {
-                "no email consent"
-            };
+        if let Some(why) = policy::unreachable(contact, &touch.channel) {
             self.finish(c, i, TouchStatus::Suppressed, why.to_owned());
             return;
         }
