@@ -402,7 +402,7 @@ async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         );
     }
     let record = store
-        .policy_records(std::slice::from_ref(&id), now - max_horizon(cfg))
+        .policy_records(std::slice::from_ref(&id), now - max_horizon(cfg), &[])
         .await?
         .remove(&id)
         .unwrap_or_default();
@@ -608,7 +608,7 @@ async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
     contact_ids.dedup();
     let contacts = store.get_contacts(&contact_ids).await?;
     let records = store
-        .policy_records(&contact_ids, at - max_horizon(cfg))
+        .policy_records(&contact_ids, at - max_horizon(cfg), &[])
         .await?;
     rows.sort_by(|(a, _), (b, _)| {
         (&a.contact_id, std::cmp::Reverse(a.priority), &a.id).cmp(&(

@@ -311,7 +311,7 @@ impl Rig {
     async fn last_interaction(&self, contact: &str) -> Option<DateTime<Utc>> {
         let records = self
             .store
-            .policy_records(&[cid(contact)], day0() - Duration::days(400))
+            .policy_records(&[cid(contact)], day0() - Duration::days(400), &[])
             .await
             .unwrap();
         records[&cid(contact)].last_interaction

@@ -185,6 +185,8 @@ impl<S: Store> Dispatcher<S> {
         }
         let horizon = self.horizon();
         let span = chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+        // The batch's own touches are not read back from the store: they are here.
+        let batch: Vec<TouchId> = pending.iter().map(|t| t.id.clone()).collect();
         for _round in 0..ADMIT_ROUNDS {
             if pending.is_empty() {
                 break;
@@ -193,7 +195,7 @@ impl<S: Store> Dispatcher<S> {
             let mut ids: Vec<ContactId> = pending.iter().map(|t| t.contact_id.clone()).collect();
             ids.sort();
             ids.dedup();
-            let records = self.store.policy_records(&ids, now - span).await?;
+            let mut records = self.store.policy_records(&ids, now - span, &batch).await?;
             // Closest to the contact first: within a contact, higher priority decides
             // (and takes its place) first.
             pending.sort_by(|a, b| {
@@ -204,79 +206,91 @@ impl<S: Store> Dispatcher<S> {
                 ))
             });
             let mut asks: Vec<(Reservation, Touch)> = Vec::new();
-            let mut history: Option<(ContactId, History, u64)> = None;
+            let mut groups: Vec<Vec<Touch>> = Vec::new();
             for t in std::mem::take(&mut pending) {
-                let Some(contact) = contacts.get(&t.contact_id) else {
+                match groups.last_mut() {
+                    Some(g) if g[0].contact_id == t.contact_id => g.push(t),
+                    _ => groups.push(vec![t]),
+                }
+            }
+            for group in groups {
+                let Some(contact) = contacts.get(&group[0].contact_id) else {
                     continue;
                 };
-                if history.as_ref().is_none_or(|(c, _, _)| *c != t.contact_id) {
-                    let record = records.get(&t.contact_id).cloned().unwrap_or_default();
-                    let projected = planner::upcoming(&self.cfg, contact, now, horizon);
-                    let h = History::new(
-                        record.slots,
-                        &record.touches,
-                        projected,
-                        record.last_interaction,
-                    );
-                    history = Some((t.contact_id.clone(), h, record.version));
-                }
-                let (_, h, version) = history.as_mut().expect("set above");
-                let verdict = policy::evaluate(&self.cfg, contact, &t, h, now);
-                // Decided now: no longer among the contact's touches still to go (a held
-                // one goes back in below, at its new time).
-                h.upcoming.retain(|u| u.touch != t.id);
-                match verdict {
-                    Verdict::Send if Limits::for_tier(&self.cfg, &contact.tier).is_unlimited() => {
-                        ready.push(t)
-                    }
-                    Verdict::Send => {
-                        h.slots.push(Slot {
-                            touch: t.id.clone(),
-                            at: now,
-                            channel: t.channel.clone(),
-                        });
-                        asks.push((
-                            Reservation {
+                let mut record = records.remove(&contact.id).unwrap_or_default();
+                // This contact's touches in the batch, as the store would have returned
+                // them (left out of the read: they are here).
+                record.touches.extend(group.iter().cloned());
+                let projected = planner::upcoming(&self.cfg, contact, now, horizon);
+                let mut h = History::new(
+                    record.slots,
+                    &record.touches,
+                    projected,
+                    record.last_interaction,
+                );
+                let mut version = record.version;
+                for t in group {
+                    let h = &mut h;
+                    let version = &mut version;
+                    let verdict = policy::evaluate(&self.cfg, contact, &t, h, now);
+                    // Decided now: no longer among the contact's touches still to go (a held
+                    // one goes back in below, at its new time).
+                    h.upcoming.retain(|u| u.touch != t.id);
+                    match verdict {
+                        Verdict::Send
+                            if Limits::for_tier(&self.cfg, &contact.tier).is_unlimited() =>
+                        {
+                            ready.push(t)
+                        }
+                        Verdict::Send => {
+                            h.slots.push(Slot {
                                 touch: t.id.clone(),
-                                contact: t.contact_id.clone(),
-                                channel: t.channel.clone(),
                                 at: now,
-                                version: *version,
-                            },
-                            t,
-                        ));
-                        *version += 1;
-                    }
-                    v @ Verdict::Hold { until, .. } => {
-                        // Still to go: lower-priority touches of this contact decided
-                        // after it must leave it its place.
-                        h.upcoming.push(policy::Upcoming {
-                            touch: t.id.clone(),
-                            occasion: t.occasion.clone(),
-                            priority: t.priority,
-                            at: until,
-                            channel: t.channel.clone(),
-                        });
-                        let o = Outcome::Defer {
-                            id: t.id.clone(),
-                            at: until,
-                            reason: v.reason(),
-                        };
-                        decided.push((t, o));
-                    }
-                    v @ Verdict::Skip { .. } => {
-                        let o = Outcome::Skipped {
-                            id: t.id.clone(),
-                            reason: v.reason().unwrap_or_default(),
-                        };
-                        decided.push((t, o));
-                    }
-                    v @ Verdict::Expire { .. } => {
-                        let o = Outcome::Expired {
-                            id: t.id.clone(),
-                            reason: v.reason().unwrap_or_default(),
-                        };
-                        decided.push((t, o));
+                                channel: t.channel.clone(),
+                            });
+                            asks.push((
+                                Reservation {
+                                    touch: t.id.clone(),
+                                    contact: t.contact_id.clone(),
+                                    channel: t.channel.clone(),
+                                    at: now,
+                                    version: *version,
+                                },
+                                t,
+                            ));
+                            *version += 1;
+                        }
+                        v @ Verdict::Hold { until, .. } => {
+                            // Still to go: lower-priority touches of this contact decided
+                            // after it must leave it its place.
+                            h.upcoming.push(policy::Upcoming {
+                                touch: t.id.clone(),
+                                occasion: t.occasion.clone(),
+                                priority: t.priority,
+                                at: until,
+                                channel: t.channel.clone(),
+                            });
+                            let o = Outcome::Defer {
+                                id: t.id.clone(),
+                                at: until,
+                                reason: v.reason(),
+                            };
+                            decided.push((t, o));
+                        }
+                        v @ Verdict::Skip { .. } => {
+                            let o = Outcome::Skipped {
+                                id: t.id.clone(),
+                                reason: v.reason().unwrap_or_default(),
+                            };
+                            decided.push((t, o));
+                        }
+                        v @ Verdict::Expire { .. } => {
+                            let o = Outcome::Expired {
+                                id: t.id.clone(),
+                                reason: v.reason().unwrap_or_default(),
+                            };
+                            decided.push((t, o));
+                        }
                     }
                 }
             }

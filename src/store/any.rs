@@ -158,8 +158,9 @@ impl Store for AnyStore {
         &self,
         ids: &[ContactId],
         since: DateTime<Utc>,
+        skip: &[TouchId],
     ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
-        each!(self, s => s.policy_records(ids, since))
+        each!(self, s => s.policy_records(ids, since, skip))
     }
     async fn reserve(
         &self,

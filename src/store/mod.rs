@@ -291,11 +291,13 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(Contact, DateTime<Utc>)>, StoreError>> + Send;
     /// The policy's view of each of `ids` (missing contacts are left out): slots and
-    /// touches from `since` on.
+    /// touches from `since` on, except the touches in `skip` (the caller holds them:
+    /// the dispatcher's own claimed batch, which need not be read twice).
     fn policy_records(
         &self,
         ids: &[ContactId],
         since: DateTime<Utc>,
+        skip: &[TouchId],
     ) -> impl Future<Output = Result<HashMap<ContactId, PolicyRecord>, StoreError>> + Send;
     /// Takes the places asked for, in order, each atomically with its check: it is taken
     /// only if the touch is still `sending` under `owner` and its contact's version is

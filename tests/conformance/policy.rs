@@ -56,7 +56,10 @@ fn event(contact: &str, id: &str, at: DateTime<Utc>) -> Event {
 
 /// The one contact's policy record (which must exist).
 async fn policy_of<S: Backend>(store: &S, contact: &str, since: DateTime<Utc>) -> PolicyRecord {
-    let mut found = store.policy_records(&[cid(contact)], since).await.unwrap();
+    let mut found = store
+        .policy_records(&[cid(contact)], since, &[])
+        .await
+        .unwrap();
     found
         .remove(&cid(contact))
         .expect("a record for a known contact")
@@ -160,7 +163,7 @@ pub(crate) async fn events_need_a_known_contact<S: Backend>(store: Arc<S>) {
         "{got:?}"
     );
     assert_eq!(store.events_for_contact(&nobody).await.unwrap(), []);
-    let records = store.policy_records(from_ref(&nobody), t0() - days(1));
+    let records = store.policy_records(from_ref(&nobody), t0() - days(1), &[]);
     assert!(records.await.unwrap().is_empty());
     assert_eq!(store.count_contacts().await.unwrap(), 1);
     let everyone = idle(&*store, later() + days(365)).await;
@@ -572,7 +575,10 @@ pub(crate) async fn policy_records_filter_by_since<S: Backend>(store: Arc<S>) {
     ];
 
     let ids = [cid("ada"), cid("nobody"), cid("bob")];
-    let found = store.policy_records(&ids, t0() - days(3)).await.unwrap();
+    let found = store
+        .policy_records(&ids, t0() - days(3), &[])
+        .await
+        .unwrap();
     let mut known: Vec<_> = found.keys().map(ContactId::as_str).collect();
     known.sort();
     assert_eq!(known, ["ada", "bob"], "missing contacts are left out");

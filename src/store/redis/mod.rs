@@ -781,12 +781,16 @@ impl Store for RedisStore {
         &self,
         ids: &[ContactId],
         since: DateTime<Utc>,
+        skip: &[TouchId],
     ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
         type Row = (String, u64, String, Vec<String>, Vec<(String, Vec<String>)>);
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let mut inv = POLICY_RECORDS.prepare_invoke();
-            inv.arg(&self.prefix).arg(ts(since));
+            inv.arg(&self.prefix).arg(ts(since)).arg(skip.len());
+            for id in skip {
+                inv.arg(id.as_str());
+            }
             for id in chunk {
                 inv.arg(id.as_str());
             }

@@ -569,6 +569,7 @@ impl Store for SqliteStore {
         &self,
         ids: &[ContactId],
         since: DateTime<Utc>,
+        skip: &[TouchId],
     ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
         let json = contact_ids_json(ids);
         let since = since.timestamp();
@@ -617,10 +618,12 @@ impl Store for SqliteStore {
         }
         for r in sqlx::query(
             "SELECT * FROM touches WHERE contact_id IN (SELECT value FROM json_each(?1)) \
-             AND scheduled_at >= ?2 ORDER BY scheduled_at, id",
+             AND scheduled_at >= ?2 AND id NOT IN (SELECT value FROM json_each(?3)) \
+             ORDER BY scheduled_at, id",
         )
         .bind(&json)
         .bind(since)
+        .bind(ids_json(skip))
         .fetch_all(&mut *tx)
         .await
         .map_err(q)?

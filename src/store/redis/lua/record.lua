@@ -12,20 +12,19 @@ local requeue, applied = {}, 0
 for i = 4, #ARGV, 5 do
     local id, st, reason, next = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local k = KEYS[(i - 4) / 5 + 1]
-    local f = redis.call("HMGET", k, "status", "lease_owner", "slot", "channel")
+    local f = redis.call("HMGET", k, "status", "lease_owner", "slot_at", "channel")
     if f[1] == "sending" and f[2] == owner then
         local contact = contact_of(id)
         local slots = ckey(contact) .. ":slots"
         if st == "sent" then
             if not f[3] then
-                local member = id .. " " .. f[4]
-                redis.call("ZADD", slots, now, member)
-                redis.call("HSET", k, "slot_at", now, "slot", member)
+                redis.call("ZADD", slots, now, id .. " " .. f[4])
+                redis.call("HSET", k, "slot_at", now)
             end
             redis.call("ZADD", SEEN, "GT", now, contact)
         elseif f[3] then
-            redis.call("ZREM", slots, f[3])
-            redis.call("HDEL", k, "slot_at", "slot")
+            redis.call("ZREM", slots, id .. " " .. f[4])
+            redis.call("HDEL", k, "slot_at")
         end
         local args = {"status", st, "updated_at", now}
         if reason ~= "" then
