@@ -559,13 +559,9 @@ async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
                 wanted.extend(planner::plan(cfg, occ, &contacts, at));
             }
             Trigger::Inactivity { .. } => {
-                let shortest = cfg
-                    .tiers
-                    .iter()
-                    .filter_map(|t| cfg.check_in_every(occ, &t.name))
-                    .min();
-                let Some(shortest) = shortest else { continue };
-                let before = at - chrono::Duration::from_std(shortest).unwrap_or_default();
+                let Some(before) = planner::runner::idle_before(cfg, occ, at) else {
+                    continue;
+                };
                 let mut offset = 0;
                 loop {
                     let page = store.idle_contacts(before, offset, 5000).await?;
@@ -597,7 +593,7 @@ async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
     for w in &wanted {
         match known.remove(&w.id) {
             Some(t) => rows.push((t, "in ledger")),
-            None => rows.push((new_touch(w, at), "new")),
+            None => rows.push((w.clone().recorded(at), "new")),
         }
     }
     rows.extend(known.into_values().map(|t| (t, "in ledger")));
@@ -674,28 +670,6 @@ async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
     );
     store.close().await;
     Ok(0)
-}
-
-/// A touch the planner would record, as the ledger would hold it.
-fn new_touch(t: &rapport::domain::NewTouch, now: DateTime<Utc>) -> Touch {
-    Touch {
-        id: t.id.clone(),
-        occasion: t.occasion.clone(),
-        contact_id: t.contact_id.clone(),
-        occurrence: t.occurrence.clone(),
-        channel: t.channel.clone(),
-        priority: t.priority,
-        status: t.status,
-        scheduled_at: t.scheduled_at,
-        next_attempt_at: t.scheduled_at,
-        expires_at: t.expires_at,
-        attempts: 0,
-        reason: t.reason.clone(),
-        created_at: now,
-        updated_at: now,
-        sent_at: None,
-        slot_at: None,
-    }
 }
 
 async fn simulate(

@@ -125,6 +125,30 @@ pub struct NewTouch {
     pub reason: Option<String>,
 }
 
+impl NewTouch {
+    /// The touch as the ledger holds it right after recording it at `now`.
+    pub fn recorded(self, now: DateTime<Utc>) -> Touch {
+        Touch {
+            id: self.id,
+            occasion: self.occasion,
+            contact_id: self.contact_id,
+            occurrence: self.occurrence,
+            channel: self.channel,
+            priority: self.priority,
+            status: self.status,
+            scheduled_at: self.scheduled_at,
+            next_attempt_at: self.scheduled_at,
+            expires_at: self.expires_at,
+            attempts: 0,
+            reason: self.reason,
+            created_at: now,
+            updated_at: now,
+            sent_at: None,
+            slot_at: None,
+        }
+    }
+}
+
 /// A touch as recorded in the ledger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Touch {

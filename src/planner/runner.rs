@@ -22,6 +22,24 @@ pub struct PlanReport {
     pub new: usize,
 }
 
+impl PlanReport {
+    /// Records `touches` (insert-if-absent) and counts them.
+    async fn add<S: Store>(
+        &mut self,
+        store: &S,
+        cfg: &Config,
+        touches: &[crate::domain::NewTouch],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let new = store
+            .plan_touches(touches, cfg.dispatch.batch_size as usize, now)
+            .await?;
+        self.due += touches.len();
+        self.new += new.len();
+        Ok(())
+    }
+}
+
 pub async fn run_once<S: Store>(
     store: &S,
     cfg: &Config,
@@ -45,14 +63,21 @@ pub async fn run_once<S: Store>(
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             let touches = super::plan(cfg, occasion, &page, now);
-            let new = store
-                .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
-                .await?;
-            report.due += touches.len();
-            report.new += new.len();
+            report.add(store, cfg, &touches, now).await?;
         }
     }
     Ok(report)
+}
+
+/// Contacts whose last interaction is at or before this may be due `occasion` (an
+/// inactivity one) at `now`: the shortest cadence any tier has (`None`: no tier has one).
+pub fn idle_before(cfg: &Config, occasion: &Occasion, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let shortest = cfg
+        .tiers
+        .iter()
+        .filter_map(|t| cfg.check_in_every(occasion, &t.name))
+        .min()?;
+    Some(now - chrono::Duration::from_std(shortest).unwrap_or(chrono::Duration::MAX))
 }
 
 /// Check-ins: contacts whose last interaction is older than the shortest cadence any
@@ -64,15 +89,9 @@ async fn run_check_ins<S: Store>(
     now: DateTime<Utc>,
 ) -> Result<PlanReport, StoreError> {
     let mut report = PlanReport::default();
-    let shortest = cfg
-        .tiers
-        .iter()
-        .filter_map(|t| cfg.check_in_every(occasion, &t.name))
-        .min();
-    let Some(shortest) = shortest else {
+    let Some(before) = idle_before(cfg, occasion, now) else {
         return Ok(report);
     };
-    let before = now - chrono::Duration::from_std(shortest).unwrap_or(chrono::Duration::MAX);
     let mut offset = 0;
     loop {
         let page = store.idle_contacts(before, offset, PAGE).await?;
@@ -84,11 +103,7 @@ async fn run_check_ins<S: Store>(
             .iter()
             .filter_map(|(c, last)| super::check_in(cfg, occasion, c, *last, now))
             .collect();
-        let new = store
-            .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
-            .await?;
-        report.due += touches.len();
-        report.new += new.len();
+        report.add(store, cfg, &touches, now).await?;
     }
     Ok(report)
 }

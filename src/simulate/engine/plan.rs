@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::{CheckIns, Entry, Kind, Sim, Step, TierReport};
 use crate::{
     config::{DateField, Trigger},
-    domain::{NewTouch, Touch, TouchStatus, time::local_midnight},
+    domain::{NewTouch, TouchStatus, time::local_midnight},
     planner,
 };
 
@@ -154,24 +154,7 @@ impl Sim<'_> {
                 index: p.ledger.len() as u32,
             }));
         }
-        let touch = Touch {
-            id: t.id,
-            occasion: t.occasion,
-            contact_id: t.contact_id,
-            occurrence: t.occurrence,
-            channel: t.channel,
-            priority: t.priority,
-            status: t.status,
-            scheduled_at: t.scheduled_at,
-            next_attempt_at: t.scheduled_at,
-            expires_at: t.expires_at,
-            attempts: 0,
-            reason: t.reason,
-            created_at: now,
-            updated_at: now,
-            sent_at: None,
-            slot_at: None,
-        };
+        let touch = t.recorded(now);
         p.ledger.push(Entry {
             touch,
             occasion: k,
