@@ -609,6 +609,20 @@ pub(crate) async fn policy_records_filter_by_since<S: Backend>(store: Arc<S>) {
         assert_eq!(r.touches, want_touches, "since {since}");
         assert_eq!((r.version, r.last_interaction), (2, Some(seen)));
     }
+    // Touches the caller holds are left out of `touches` (their slots stay).
+    let skip = [recent.id.clone(), next.id.clone()];
+    let r = store
+        .policy_records(&[cid("ada")], t0() - days(3), &skip)
+        .await
+        .unwrap()
+        .remove(&cid("ada"))
+        .unwrap();
+    assert_eq!((&r.slots, &r.touches[..]), (&slots, &stored[..1]));
+
+    // The planned one is due at its time, and only then.
+    let due = |at| store.due_touches(at, 10);
+    assert!(due(next.scheduled_at - secs(1)).await.unwrap().is_empty());
+    assert_eq!(due(next.scheduled_at).await.unwrap(), &stored[2..]);
 }
 
 pub(crate) async fn racing_reservations_hold_a_cap<S: Backend>(store: Arc<S>) {

@@ -102,3 +102,52 @@ impl Backend for RedisStore {
             .expect("SCARD the dead set")
     }
 }
+
+/// Contacts stored by a rapport from before check-ins have no last interaction: opening
+/// the store gives them one (the time of the upgrade), once, so the policy scripts and
+/// the check-in planner see them.
+#[tokio::test]
+async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
+    use rapport::store::{ContactUpsert, Store};
+    let cfg = StorageConfig {
+        backend: StorageBackend::Redis,
+        url: redis_server::shared_url(),
+        prefix: redis_server::unique_prefix("m"),
+    };
+    let store = RedisStore::open(&cfg).await.unwrap();
+    let mut contact = rapport::render::sample_contact("friend");
+    contact.id = rapport::domain::ContactId::parse("old").unwrap();
+    store
+        .upsert_contacts(&[ContactUpsert {
+            contact: contact.clone(),
+            email_consent: None,
+        }])
+        .await
+        .unwrap();
+    // As an earlier version left it: no idx:seen entry, no schema marker.
+    let mut conn = store.connection();
+    let _: () = conn
+        .zrem(format!("{}:idx:seen", cfg.prefix), "old")
+        .await
+        .unwrap();
+    let _: () = conn.del(format!("{}:schema", cfg.prefix)).await.unwrap();
+    let far = chrono::Utc::now() + chrono::Duration::days(1);
+    assert!(store.idle_contacts(far, 0, 10).await.unwrap().is_empty());
+    let before = chrono::Utc::now().timestamp();
+    let reopened = RedisStore::open(&cfg).await.unwrap();
+    let idle = reopened.idle_contacts(far, 0, 10).await.unwrap();
+    assert_eq!(idle.len(), 1);
+    assert_eq!(idle[0].0.id, contact.id);
+    assert!(idle[0].1.timestamp() >= before);
+    let records = reopened
+        .policy_records(
+            std::slice::from_ref(&contact.id),
+            far - chrono::Duration::days(30),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(records.contains_key(&contact.id));
+    let marker: u32 = conn.get(format!("{}:schema", cfg.prefix)).await.unwrap();
+    assert_eq!(marker, 2);
+}

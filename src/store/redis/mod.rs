@@ -169,12 +169,54 @@ impl RedisStore {
                 message: e.to_string(),
             })?;
         debug_assert_eq!(pong, "PONG");
-        Ok(Self {
+        let store = Self {
             conn,
             prefix: cfg.prefix.clone(),
             queue: queue_config(&cfg.prefix),
             ids: Mutex::new(ulid::Generator::new()),
-        })
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Brings data written by an earlier rapport up to date, once (`PREFIX:schema`).
+    /// 2: every contact has an entry in `idx:seen` (its last interaction, which drives
+    /// check-ins and tells the policy scripts the contact exists); contacts stored before
+    /// get one at the time of the upgrade, as a new contact would.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        const SCHEMA: u32 = 2;
+        let mut conn = self.conn.clone();
+        let key = format!("{}:schema", self.prefix);
+        let at: Option<u32> = conn.get(&key).await.map_err(q)?;
+        if at.is_some_and(|v| v >= SCHEMA) {
+            return Ok(());
+        }
+        let now = Utc::now().timestamp();
+        let seen = format!("{}:idx:seen", self.prefix);
+        let mut cursor = 0u64;
+        loop {
+            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(format!("{}:idx:contacts", self.prefix))
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(q)?;
+            if !ids.is_empty() {
+                let mut cmd = redis::cmd("ZADD");
+                cmd.arg(&seen).arg("NX");
+                for id in &ids {
+                    cmd.arg(now).arg(id);
+                }
+                cmd.query_async::<()>(&mut conn).await.map_err(q)?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
     }
 
     pub fn connection(&self) -> ConnectionManager {
