@@ -562,13 +562,13 @@ async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
                 let Some(before) = planner::runner::idle_before(cfg, occ, at) else {
                     continue;
                 };
-                let mut offset = 0;
+                let mut after = None;
                 loop {
-                    let page = store.idle_contacts(before, offset, 5000).await?;
-                    if page.is_empty() {
+                    let page = store.idle_contacts(before, after.as_ref(), 5000).await?;
+                    let Some((last, seen)) = page.last() else {
                         break;
-                    }
-                    offset += page.len();
+                    };
+                    after = Some((*seen, last.id.clone()));
                     wanted.extend(
                         page.iter()
                             .filter_map(|(c, last)| planner::check_in(cfg, occ, c, *last, at)),

@@ -92,13 +92,13 @@ async fn run_check_ins<S: Store>(
     let Some(before) = idle_before(cfg, occasion, now) else {
         return Ok(report);
     };
-    let mut offset = 0;
+    let mut after = None;
     loop {
-        let page = store.idle_contacts(before, offset, PAGE).await?;
-        if page.is_empty() {
+        let page = store.idle_contacts(before, after.as_ref(), PAGE).await?;
+        let Some((last, at)) = page.last() else {
             break;
-        }
-        offset += page.len();
+        };
+        after = Some((*at, last.id.clone()));
         let touches: Vec<_> = page
             .iter()
             .filter_map(|(c, last)| super::check_in(cfg, occasion, c, *last, now))

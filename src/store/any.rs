@@ -149,10 +149,10 @@ impl Store for AnyStore {
     async fn idle_contacts(
         &self,
         before: DateTime<Utc>,
-        offset: usize,
+        after: Option<&(DateTime<Utc>, ContactId)>,
         limit: usize,
     ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
-        each!(self, s => s.idle_contacts(before, offset, limit))
+        each!(self, s => s.idle_contacts(before, after, limit))
     }
     async fn policy_records(
         &self,

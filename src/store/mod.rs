@@ -283,11 +283,13 @@ pub trait Store: Send + Sync + 'static {
         id: &ContactId,
     ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
     /// Up to `limit` contacts whose last interaction is at or before `before`, with it,
-    /// oldest first, skipping the first `offset`: the check-in planner pages through them.
+    /// in (last interaction, id) order, after `after` (the last one of the previous
+    /// page): the check-in planner pages through them, each page costing the same
+    /// however far in it is.
     fn idle_contacts(
         &self,
         before: DateTime<Utc>,
-        offset: usize,
+        after: Option<&(DateTime<Utc>, ContactId)>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(Contact, DateTime<Utc>)>, StoreError>> + Send;
     /// The policy's view of each of `ids` (missing contacts are left out): slots and

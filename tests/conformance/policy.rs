@@ -71,7 +71,7 @@ async fn last_seen<S: Backend>(store: &S, contact: &str) -> Option<DateTime<Utc>
 
 /// Idle contacts up to `before`, as (id, last interaction).
 async fn idle<S: Backend>(store: &S, before: DateTime<Utc>) -> Vec<(ContactId, DateTime<Utc>)> {
-    let page = store.idle_contacts(before, 0, 100).await.unwrap();
+    let page = store.idle_contacts(before, None, 100).await.unwrap();
     page.into_iter().map(|(c, at)| (c.id, at)).collect()
 }
 
@@ -206,9 +206,10 @@ pub(crate) async fn idle_contacts_page_by_last_interaction<S: Backend>(store: Ar
     assert_eq!(until_2h[1..], expected);
 
     // Pages cover each contact once, in order.
-    let mut seen = Vec::new();
+    let mut seen: Vec<(ContactId, DateTime<Utc>)> = Vec::new();
     loop {
-        let page = store.idle_contacts(base + days(5), seen.len(), 2).await;
+        let after = seen.last().map(|(id, at)| (*at, id.clone()));
+        let page = store.idle_contacts(base + days(5), after.as_ref(), 2).await;
         let page = page.unwrap();
         assert!(page.len() <= 2, "at most `limit`");
         if page.is_empty() {

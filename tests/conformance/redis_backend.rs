@@ -132,10 +132,10 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
         .unwrap();
     let _: () = conn.del(format!("{}:schema", cfg.prefix)).await.unwrap();
     let far = chrono::Utc::now() + chrono::Duration::days(1);
-    assert!(store.idle_contacts(far, 0, 10).await.unwrap().is_empty());
+    assert!(store.idle_contacts(far, None, 10).await.unwrap().is_empty());
     let before = chrono::Utc::now().timestamp();
     let reopened = RedisStore::open(&cfg).await.unwrap();
-    let idle = reopened.idle_contacts(far, 0, 10).await.unwrap();
+    let idle = reopened.idle_contacts(far, None, 10).await.unwrap();
     assert_eq!(idle.len(), 1);
     assert_eq!(idle[0].0.id, contact.id);
     assert!(idle[0].1.timestamp() >= before);

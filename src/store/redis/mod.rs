@@ -790,21 +790,33 @@ impl Store for RedisStore {
     async fn idle_contacts(
         &self,
         before: DateTime<Utc>,
-        offset: usize,
+        after: Option<&(DateTime<Utc>, ContactId)>,
         limit: usize,
     ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
-        let found: Vec<(String, f64)> = self
-            .conn
-            .clone()
-            .zrangebyscore_limit_withscores(
-                format!("{}:idx:seen", self.prefix),
-                "-inf",
-                ts(before),
-                offset as isize,
-                limit as isize,
-            )
+        let key = format!("{}:idx:seen", self.prefix);
+        let mut conn = self.conn.clone();
+        // By rank: the page after the previous one's last contact (Redis orders equal
+        // scores by member, as (time, id)). If that contact has moved or gone since,
+        // start after everything at or before its old time.
+        let start: isize = match after {
+            None => 0,
+            Some((at, id)) => match conn.zrank::<_, _, Option<isize>>(&key, id.as_str()).await {
+                Ok(Some(rank)) => rank + 1,
+                Ok(None) => conn
+                    .zcount::<_, _, _, isize>(&key, "-inf", ts(*at))
+                    .await
+                    .map_err(q)?,
+                Err(e) => return Err(q(e)),
+            },
+        };
+        let found: Vec<(String, f64)> = conn
+            .zrange_withscores(&key, start, start + limit as isize - 1)
             .await
             .map_err(q)?;
+        let found: Vec<(String, f64)> = found
+            .into_iter()
+            .take_while(|(_, score)| *score as i64 <= ts(before))
+            .collect();
         let seen: HashMap<&str, f64> = found.iter().map(|(id, s)| (id.as_str(), *s)).collect();
         let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
         let contacts = self.contacts(&ids).await?;

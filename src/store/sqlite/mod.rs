@@ -541,16 +541,19 @@ impl Store for SqliteStore {
     async fn idle_contacts(
         &self,
         before: DateTime<Utc>,
-        offset: usize,
+        after: Option<&(DateTime<Utc>, ContactId)>,
         limit: usize,
     ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
+        let (at, id) = after.map_or((i64::MIN, ""), |(t, c)| (t.timestamp(), c.as_str()));
         let found = sqlx::query(
-            "SELECT * FROM contacts WHERE last_interaction_at <= ? \
-             ORDER BY last_interaction_at, id LIMIT ? OFFSET ?",
+            "SELECT * FROM contacts WHERE last_interaction_at <= ?1 \
+             AND (last_interaction_at, id) > (?2, ?3) \
+             ORDER BY last_interaction_at, id LIMIT ?4",
         )
         .bind(before.timestamp())
+        .bind(at)
+        .bind(id)
         .bind(limit as i64)
-        .bind(offset as i64)
         .fetch_all(&self.pool)
         .await
         .map_err(q)?;
