@@ -133,7 +133,7 @@ poll_interval = "50ms"
         pool = env_or("BENCH_POOL", "64"),
         transport = env_or("BENCH_TRANSPORT", "smtp"),
         outbox = dir.path().join("outbox").display(),
-        workers = env_or("BENCH_WORKERS", "4"),
+        workers = env_or("BENCH_WORKERS", "6"),
         batch = env_or("BENCH_BATCH", "500"),
         concurrency = env_or("BENCH_CONCURRENCY", "64"),
     );
