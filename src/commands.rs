@@ -352,7 +352,7 @@ fn max_horizon(cfg: &Config) -> chrono::Duration {
         .map(|t| Limits::for_tier(cfg, &t.name).horizon())
         .max()
         .unwrap_or_default();
-    chrono::Duration::from_std(widest).unwrap_or(chrono::Duration::days(3650))
+    policy::lookback(widest)
 }
 
 async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {

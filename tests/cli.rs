@@ -218,6 +218,23 @@ trigger = { inactivity = "tier", date = "birthday" }
     );
 }
 
+#[test]
+fn a_type_error_inside_an_array_does_not_hide_the_other_problems() {
+    let env = Env::new();
+    let toml = "[tiers.friend]\ncaps = [{ count = \"3\", per = \"7d\" }, { count = 1, pre = \"7d\" }]\nmin_gap = \"soon\"\n";
+    let file = env.write("test.toml", toml);
+    let run = env.run(&["--config", &file, "check"]).expect(CONFIG_ERROR);
+    assert_has(&run.stderr, "invalid configuration (4 problem(s))");
+    for issue in [
+        "tiers.friend.caps[0].count: invalid type: string \"3\"",
+        "tiers.friend.caps[1].pre: unknown key",
+        "tiers.friend.caps[1].per: missing",
+        "tiers.friend.min_gap: \"soon\" is not a duration",
+    ] {
+        assert_has(&run.stderr, &format!("{file}: {issue}"));
+    }
+}
+
 /// BUG: a value of the wrong type (a string for a number) stops validation and hides
 /// every other problem, although config errors promise all problems at once.
 #[test]

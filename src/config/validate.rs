@@ -24,6 +24,14 @@ impl Issues<'_> {
         });
     }
 
+    /// `path` is missing, unless a value there was already reported (and removed) as
+    /// being of the wrong type.
+    fn missing(&mut self, path: &str, example: &str) {
+        if !self.list.iter().any(|i| i.path == path) {
+            self.push(path, format!("missing: {example}"));
+        }
+    }
+
     fn duration(&mut self, path: &str, raw: Option<&str>, default: Duration) -> Duration {
         match raw.map(parse_duration) {
             None => default,
@@ -54,10 +62,7 @@ impl Issues<'_> {
             let at = format!("{path}[{i}]");
             let count = match c.count {
                 None => {
-                    self.push(
-                        &format!("{at}.count"),
-                        "missing: e.g. { count = 1, per = \"7d\" }",
-                    );
+                    self.missing(&format!("{at}.count"), "e.g. { count = 1, per = \"7d\" }");
                     continue;
                 }
                 Some(0) => {
@@ -67,10 +72,7 @@ impl Issues<'_> {
                 Some(n) => n,
             };
             let Some(per) = c.per.as_deref() else {
-                self.push(
-                    &format!("{at}.per"),
-                    "missing: e.g. { count = 1, per = \"7d\" }",
-                );
+                self.missing(&format!("{at}.per"), "e.g. { count = 1, per = \"7d\" }");
                 continue;
             };
             match parse_duration(per) {
@@ -244,7 +246,7 @@ fn deserialize(layered: &Layered, issues: &mut Issues<'_>) -> RawConfig {
         unknown.clear();
         let attempt = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
             doc.clone(),
-            &mut |path| unknown.push(path.to_string()),
+            &mut |path| unknown.push(ignored_path(&path.to_string())),
         ));
         match attempt {
             Ok(raw) => {
@@ -268,22 +270,73 @@ fn deserialize(layered: &Layered, issues: &mut Issues<'_>) -> RawConfig {
     RawConfig::default()
 }
 
+/// A path as serde_path_to_error prints it (`tiers.friend.caps[0].count`), as table
+/// keys and array indexes.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn steps(path: &str) -> Vec<Step<'_>> {
+    let mut out = Vec::new();
+    for seg in path.split('.') {
+        let (key, mut rest) = seg.split_once('[').map_or((seg, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            out.push(Step::Key(key));
+        }
+        while let Some((n, after)) = rest.split_once(']') {
+            if let Ok(i) = n.parse() {
+                out.push(Step::Index(i));
+            }
+            rest = after.trim_start_matches('[');
+        }
+    }
+    out
+}
+
 fn remove_path(doc: &mut toml::Value, path: &str) -> bool {
-    let segments: Vec<&str> = path.split('.').collect();
-    let Some((last, parents)) = segments.split_last() else {
+    let steps = steps(path);
+    let Some((last, parents)) = steps.split_last() else {
         return false;
     };
     let mut cursor = doc;
-    for seg in parents {
-        match cursor.get_mut(*seg) {
-            Some(next) => cursor = next,
+    for step in parents {
+        let next = match step {
+            Step::Key(k) => cursor.get_mut(*k),
+            Step::Index(i) => cursor.get_mut(*i),
+        };
+        match next {
+            Some(n) => cursor = n,
             None => return false,
         }
     }
-    cursor
-        .as_table_mut()
-        .and_then(|t| t.remove(*last))
-        .is_some()
+    match last {
+        Step::Key(k) => cursor.as_table_mut().and_then(|t| t.remove(*k)).is_some(),
+        Step::Index(i) => match cursor.as_array_mut() {
+            Some(a) if *i < a.len() => {
+                a.remove(*i);
+                true
+            }
+            _ => false,
+        },
+    }
+}
+
+/// serde_ignored prints an array element as `caps.?.0`... or `caps.0`; shown as
+/// `caps[0]`, the form every other message uses.
+fn ignored_path(raw: &str) -> String {
+    let mut out = String::new();
+    for seg in raw.split('.').filter(|s| *s != "?") {
+        if seg.chars().all(|c| c.is_ascii_digit()) && !out.is_empty() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
 }
 
 fn valid_name(name: &str) -> bool {

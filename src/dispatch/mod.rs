@@ -184,7 +184,7 @@ impl<S: Store> Dispatcher<S> {
             }
         }
         let horizon = self.horizon();
-        let span = chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+        let span = policy::lookback(horizon);
         // The batch's own touches are not read back from the store: they are here.
         let batch: Vec<TouchId> = pending.iter().map(|t| t.id.clone()).collect();
         for _round in 0..ADMIT_ROUNDS {

@@ -91,6 +91,14 @@ impl Verdict {
     }
 }
 
+/// How far back a contact's history is read for a decision: the limits' horizon, and
+/// at least two days, so a yearly touch already sent today (or yesterday, in a zone
+/// behind) is found in the ledger instead of being projected as still to go.
+pub fn lookback(horizon: std::time::Duration) -> chrono::Duration {
+    let two_days = std::time::Duration::from_secs(2 * 86_400);
+    chrono::Duration::from_std(horizon.max(two_days)).unwrap_or(chrono::Duration::MAX)
+}
+
 /// Why `contact` cannot be reached on `channel` at all, checked right before the
 /// policy is asked (and so right before any send): no consent, or no address. The touch
 /// is then `suppressed` with this reason.

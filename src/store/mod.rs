@@ -304,8 +304,10 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the places asked for, in order, each atomically with its check: it is taken
     /// only if the touch is still `sending` under `owner` and its contact's version is
     /// still the one the decision was made on (each place taken bumps it, so a second
-    /// reservation for one contact names the version after the first). Returns, per
-    /// reservation, whether it was taken; one not taken must be decided again.
+    /// reservation for one contact names the version after the first). A contact's
+    /// reservations are a chain: once one is refused, the rest of that contact's in the
+    /// call are refused too. Returns, per reservation, whether it was taken; one not
+    /// taken must be decided again.
     fn reserve(
         &self,
         reservations: &[Reservation],

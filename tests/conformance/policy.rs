@@ -223,6 +223,23 @@ pub(crate) async fn idle_contacts_page_by_last_interaction<S: Backend>(store: Ar
     // A re-import restarts nobody's clock.
     add_contacts(&*store, &["fresh", "a"]).await;
     assert_eq!(idle(&*store, base + days(5)).await, seen);
+
+    // The last contact of a page interacts before the next page is read: the next page
+    // still starts where it was (a contact may be read twice, none is skipped).
+    let first = store.idle_contacts(base + days(5), None, 3).await.unwrap();
+    let (cursor_at, cursor) = (first[2].1, first[2].0.id.clone());
+    assert_eq!(cursor.as_str(), "b");
+    let moved = event("b", "later-visit", base + days(4));
+    assert!(store.add_event(&moved, base + days(10)).await.unwrap());
+    let after = (cursor_at, cursor);
+    let rest = store
+        .idle_contacts(base + days(5), Some(&after), 10)
+        .await
+        .unwrap();
+    let names: Vec<&str> = rest.iter().map(|(c, _)| c.id.as_str()).collect();
+    for id in ["c", "d", "e", "late"] {
+        assert!(names.contains(&id), "{id} skipped: {names:?}");
+    }
 }
 
 pub(crate) async fn a_sent_touch_ends_idleness<S: Backend>(store: Arc<S>) {
@@ -269,12 +286,14 @@ pub(crate) async fn reserve_is_a_compare_and_set_on_the_version<S: Backend>(stor
         planned_for("welcome", "ada", "1", t0()),
         planned_for("check_in", "ada", "q3", t0()),
         planned_for("thank_you", "ada", "order-1", t0()),
+        planned_for("thank_you", "ada", "order-2", t0()),
+        planned_for("thank_you", "ada", "order-3", t0()),
     ];
     claimed(&*store, &ada, "w1", t0()).await;
     let since = t0() - days(1);
     let fresh = policy_of(&*store, "ada", since).await;
     assert_eq!((fresh.version, fresh.slots), (0, vec![]));
-    assert_eq!(fresh.touches.len(), 4);
+    assert_eq!(fresh.touches.len(), 6);
 
     // A decision made on another version is refused, and changes nothing.
     let stale = [reservation(&ada[0], "email", t0(), 1)];
@@ -296,7 +315,9 @@ pub(crate) async fn reserve_is_a_compare_and_set_on_the_version<S: Backend>(stor
     let t = touch(&*store, &ada[0].id).await;
     assert_eq!((t.slot_at, t.channel.as_str()), (Some(at0), "sms"));
 
-    // Two decided on one version: the second is refused, and holds up nothing after it.
+    // Two decided on one version: the second is refused, and so is everything after it
+    // for that contact, even a version that happens to match: it was decided assuming
+    // the refused one's place.
     let (at2, at3) = (t0() + secs(30), t0() + secs(40));
     let three = [
         reservation(&ada[2], "email", at2, 2),
@@ -305,11 +326,38 @@ pub(crate) async fn reserve_is_a_compare_and_set_on_the_version<S: Backend>(stor
     ];
     assert_eq!(
         store.reserve(&three, "w1").await.unwrap(),
-        [true, false, true]
+        [true, false, false]
     );
-    slots.extend([slot(&ada[2], "email", at2), slot(&ada[3], "email", at3)]);
+    slots.push(slot(&ada[2], "email", at2));
+    let r = policy_of(&*store, "ada", since).await;
+    assert_eq!((r.version, &r.slots), (3, &slots));
+    // Decided again on the fresh version, it is taken.
+    let again = [reservation(&ada[3], "email", at3, 3)];
+    assert_eq!(store.reserve(&again, "w1").await.unwrap(), [true]);
+    slots.push(slot(&ada[3], "email", at3));
     let r = policy_of(&*store, "ada", since).await;
     assert_eq!((r.version, &r.slots), (4, &slots));
+
+    // The reviewer's race: our first is refused because another worker took version 4;
+    // our second names 5, which now matches, but was decided on our first's place.
+    let theirs = planned_for("anniversary", "ada", "2026", t0());
+    store
+        .plan_touches(from_ref(&theirs), 10, t0())
+        .await
+        .unwrap();
+    let got = store
+        .claim(from_ref(&theirs.id), "w9", t0(), t0() + mins(5))
+        .await;
+    assert_eq!(got.unwrap().touches.len(), 1);
+    let taken = store
+        .reserve(&[reservation(&theirs, "sms", at3, 4)], "w9")
+        .await;
+    assert_eq!(taken.unwrap(), [true]);
+    let ours = [
+        reservation(&ada[4], "email", at3, 4),
+        reservation(&ada[5], "sms", at3, 5),
+    ];
+    assert_eq!(store.reserve(&ours, "w1").await.unwrap(), [false, false]);
 
     // Versions are per contact.
     let bobs = planned("bob", t0());
@@ -317,7 +365,7 @@ pub(crate) async fn reserve_is_a_compare_and_set_on_the_version<S: Backend>(stor
     let first = [reservation(&bobs, "email", t0(), 0)];
     assert_eq!(store.reserve(&first, "w2").await.unwrap(), [true]);
     assert_eq!(policy_of(&*store, "bob", since).await.version, 1);
-    assert_eq!(policy_of(&*store, "ada", since).await.version, 4);
+    assert_eq!(policy_of(&*store, "ada", since).await.version, 5);
 }
 
 pub(crate) async fn reserve_is_fenced_by_the_claim<S: Backend>(store: Arc<S>) {

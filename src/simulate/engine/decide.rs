@@ -69,7 +69,7 @@ impl Sim<'_> {
     /// ago, and the yearly touches still to come.
     fn history(&self, c: usize, now: DateTime<Utc>) -> History {
         let p = &self.people[c];
-        let since = now - Duration::from_std(self.horizon).unwrap_or(Duration::MAX);
+        let since = now - policy::lookback(self.horizon);
         let slots = p.sends.iter().filter(|s| s.at >= since).cloned().collect();
         let touches: Vec<Touch> = p
             .ledger

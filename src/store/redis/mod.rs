@@ -797,17 +797,26 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         // By rank: the page after the previous one's last contact (Redis orders equal
         // scores by member, as (time, id)). If that contact has moved or gone since,
-        // start after everything at or before its old time.
+        // start at its old time again: contacts tied with it may be read twice (planning
+        // is insert-if-absent), never skipped.
         let start: isize = match after {
             None => 0,
-            Some((at, id)) => match conn.zrank::<_, _, Option<isize>>(&key, id.as_str()).await {
-                Ok(Some(rank)) => rank + 1,
-                Ok(None) => conn
-                    .zcount::<_, _, _, isize>(&key, "-inf", ts(*at))
-                    .await
-                    .map_err(q)?,
-                Err(e) => return Err(q(e)),
-            },
+            Some((at, id)) => {
+                let score: Option<f64> = conn.zscore(&key, id.as_str()).await.map_err(q)?;
+                let rank: Option<isize> = match score {
+                    Some(s) if s as i64 == ts(*at) => {
+                        conn.zrank(&key, id.as_str()).await.map_err(q)?
+                    }
+                    _ => None,
+                };
+                match rank {
+                    Some(r) => r + 1,
+                    None => conn
+                        .zcount(&key, "-inf", format!("({}", ts(*at)))
+                        .await
+                        .map_err(q)?,
+                }
+            }
         };
         let found: Vec<(String, f64)> = conn
             .zrange_withscores(&key, start, start + limit as isize - 1)

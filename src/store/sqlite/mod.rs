@@ -699,7 +699,18 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(q)?;
+        // A contact's reservations are decided in a chain, each assuming the ones
+        // before it were taken: once one is refused, the rest of that contact's are too
+        // (another worker's reservation may have made a later version match).
+        let mut refused: std::collections::HashSet<&ContactId> = first
+            .iter()
+            .filter(|(i, _)| !out[*i])
+            .map(|(_, r)| &r.contact)
+            .collect();
         for (i, r) in rest {
+            if refused.contains(&r.contact) {
+                continue;
+            }
             let taken = sqlx::query(
                 "UPDATE contacts SET policy_version = policy_version + 1 \
                  WHERE id = ?1 AND policy_version = ?2 AND EXISTS (SELECT 1 FROM touches \
@@ -722,6 +733,8 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(q)?;
+            } else {
+                refused.insert(&r.contact);
             }
             out[i] = taken;
         }

@@ -3,7 +3,9 @@
 -- and events on the contact's timeline.
 ALTER TABLE contacts ADD COLUMN last_interaction_at INTEGER;
 ALTER TABLE contacts ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0;
-UPDATE contacts SET last_interaction_at = created_at;
+-- Contacts stored before this start their check-in clock now, as on Redis (counting
+-- from their creation would make every old contact due a check-in at once).
+UPDATE contacts SET last_interaction_at = CAST(strftime('%s', 'now') AS INTEGER);
 CREATE INDEX contacts_idle ON contacts (last_interaction_at, id);
 
 ALTER TABLE touches ADD COLUMN slot_at INTEGER;
