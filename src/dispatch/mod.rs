@@ -1,9 +1,11 @@
 //! Dispatch: for a batch of touch ids, claim them in the ledger, re-read each contact,
-//! check consent, render for its tier, send, and record the outcome.
+//! check consent, ask the relationship policy and take each admitted touch's place
+//! (`admit`), render for its tier, send, and record the outcome.
 
+mod admit;
 mod recorder;
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use futures::StreamExt;
 
@@ -12,20 +14,12 @@ pub use recorder::Recorder;
 use crate::{
     channels::{DeliveryClass, EmailChannel, OutboundEmail},
     config::{Config, Trigger},
-    domain::{Clock, Contact, ContactId, Touch, TouchId},
-    planner,
-    policy::{
-        self, History, Limits, Slot, Verdict,
-        retry::{self, RetryDecision, RetryInput},
-    },
+    domain::{Clock, Contact, Touch, TouchId},
+    policy::retry::{self, RetryDecision, RetryInput},
     render::{self, Renderer},
-    store::{Outcome, Reservation, Store, StoreError},
+    store::{Outcome, Store, StoreError},
     telemetry,
 };
-
-/// How often a batch decides again after losing reservation races before it hands the
-/// losers back as a new job.
-const ADMIT_ROUNDS: usize = 8;
 
 /// What happened to one batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -161,189 +155,6 @@ impl<S: Store> Dispatcher<S> {
             }
         }
         Ok(report)
-    }
-
-    /// The relationship policy for a claimed batch: each touch either gets its place
-    /// against its contact's caps (reserved in the store, atomically with the check)
-    /// and is returned ready to send, or gets its outcome now (suppressed, held,
-    /// skipped, expired). A reservation that loses a race (another worker took a place
-    /// for the same contact meanwhile) is decided again on fresh history.
-    async fn admit(
-        &self,
-        touches: Vec<Touch>,
-        contacts: &HashMap<ContactId, Contact>,
-        owner: &str,
-    ) -> Result<(Vec<Touch>, Vec<(Touch, Outcome)>), StoreError> {
-        let mut ready = Vec::with_capacity(touches.len());
-        let mut decided = Vec::new();
-        let mut pending = Vec::with_capacity(touches.len());
-        for t in touches {
-            match self.precheck(&t, contacts.get(&t.contact_id)) {
-                Some(o) => decided.push((t, o)),
-                None => pending.push(t),
-            }
-        }
-        let horizon = self.horizon();
-        let span = policy::lookback(horizon);
-        // The batch's own touches are not read back from the store: they are here.
-        let batch: Vec<TouchId> = pending.iter().map(|t| t.id.clone()).collect();
-        for _round in 0..ADMIT_ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
-            let now = self.clock.now();
-            let mut ids: Vec<ContactId> = pending.iter().map(|t| t.contact_id.clone()).collect();
-            ids.sort();
-            ids.dedup();
-            let mut records = self.store.policy_records(&ids, now - span, &batch).await?;
-            // Closest to the contact first: within a contact, higher priority decides
-            // (and takes its place) first.
-            pending.sort_by(|a, b| {
-                (&a.contact_id, std::cmp::Reverse(a.priority), &a.id).cmp(&(
-                    &b.contact_id,
-                    std::cmp::Reverse(b.priority),
-                    &b.id,
-                ))
-            });
-            let mut asks: Vec<(Reservation, Touch)> = Vec::new();
-            let mut groups: Vec<Vec<Touch>> = Vec::new();
-            for t in std::mem::take(&mut pending) {
-                match groups.last_mut() {
-                    Some(g) if g[0].contact_id == t.contact_id => g.push(t),
-                    _ => groups.push(vec![t]),
-                }
-            }
-            for group in groups {
-                let Some(contact) = contacts.get(&group[0].contact_id) else {
-                    continue;
-                };
-                let mut record = records.remove(&contact.id).unwrap_or_default();
-                // This contact's touches in the batch, as the store would have returned
-                // them (left out of the read: they are here).
-                record.touches.extend(group.iter().cloned());
-                let projected = planner::upcoming(&self.cfg, contact, now, horizon);
-                let mut h = History::new(
-                    record.slots,
-                    &record.touches,
-                    projected,
-                    record.last_interaction,
-                );
-                let mut version = record.version;
-                for t in group {
-                    let h = &mut h;
-                    let version = &mut version;
-                    let verdict = policy::evaluate(&self.cfg, contact, &t, h, now);
-                    // Decided now: no longer among the contact's touches still to go (a held
-                    // one goes back in below, at its new time).
-                    h.upcoming.retain(|u| u.touch != t.id);
-                    match verdict {
-                        Verdict::Send
-                            if Limits::for_tier(&self.cfg, &contact.tier).is_unlimited() =>
-                        {
-                            ready.push(t)
-                        }
-                        Verdict::Send => {
-                            h.slots.push(Slot {
-                                touch: t.id.clone(),
-                                at: now,
-                                channel: t.channel.clone(),
-                            });
-                            asks.push((
-                                Reservation {
-                                    touch: t.id.clone(),
-                                    contact: t.contact_id.clone(),
-                                    channel: t.channel.clone(),
-                                    at: now,
-                                    version: *version,
-                                },
-                                t,
-                            ));
-                            *version += 1;
-                        }
-                        v @ Verdict::Hold { until, .. } => {
-                            // Still to go: lower-priority touches of this contact decided
-                            // after it must leave it its place.
-                            h.upcoming.push(policy::Upcoming {
-                                touch: t.id.clone(),
-                                occasion: t.occasion.clone(),
-                                priority: t.priority,
-                                at: until,
-                                channel: t.channel.clone(),
-                            });
-                            let o = Outcome::Defer {
-                                id: t.id.clone(),
-                                at: until,
-                                reason: v.reason(),
-                            };
-                            decided.push((t, o));
-                        }
-                        v @ Verdict::Skip { .. } => {
-                            let o = Outcome::Skipped {
-                                id: t.id.clone(),
-                                reason: v.reason().unwrap_or_default(),
-                            };
-                            decided.push((t, o));
-                        }
-                        v @ Verdict::Expire { .. } => {
-                            let o = Outcome::Expired {
-                                id: t.id.clone(),
-                                reason: v.reason().unwrap_or_default(),
-                            };
-                            decided.push((t, o));
-                        }
-                    }
-                }
-            }
-            if asks.is_empty() {
-                break;
-            }
-            let reservations: Vec<Reservation> = asks.iter().map(|(r, _)| r.clone()).collect();
-            let taken = self.store.reserve(&reservations, owner).await?;
-            for ((_, t), ok) in asks.into_iter().zip(taken) {
-                if ok {
-                    ready.push(t);
-                } else {
-                    pending.push(t);
-                }
-            }
-        }
-        // Still racing after every round: try again shortly, as a new job.
-        for t in pending {
-            let o = Outcome::Defer {
-                id: t.id.clone(),
-                at: self.clock.now() + chrono::Duration::seconds(1),
-                reason: Some("held: its contact's caps were busy; trying again".into()),
-            };
-            decided.push((t, o));
-        }
-        Ok((ready, decided))
-    }
-
-    /// How far back (and ahead) a contact's history can matter to any tier.
-    fn horizon(&self) -> std::time::Duration {
-        self.cfg
-            .tiers
-            .iter()
-            .map(|t| Limits::for_tier(&self.cfg, &t.name).horizon())
-            .chain([Limits::for_tier(&self.cfg, "").horizon()])
-            .max()
-            .unwrap_or_default()
-    }
-
-    /// What settles a touch before the policy is asked: the contact gone, no consent,
-    /// no address.
-    fn precheck(&self, touch: &Touch, contact: Option<&Contact>) -> Option<Outcome> {
-        let suppressed = |reason: &str| {
-            Some(Outcome::Suppressed {
-                id: touch.id.clone(),
-                reason: reason.to_owned(),
-            })
-        };
-        let Some(contact) = contact else {
-            return suppressed("contact no longer exists");
-        };
-        // Consent is checked right before the send, not when the touch was planned.
-        policy::unreachable(contact, &touch.channel).and_then(suppressed)
     }
 
     /// Renders and sends a touch that has its place.

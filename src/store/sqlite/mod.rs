@@ -1,6 +1,7 @@
 //! The embedded backend: contacts, the touch ledger and the apalis queue in one SQLite
 //! file, so planning a touch and queueing its job commit in the same transaction.
 
+mod policy;
 mod rows;
 
 use std::{collections::HashMap, str::FromStr, time::Duration};
@@ -14,12 +15,10 @@ use sqlx::{
 
 use super::{
     Claimed, ContactUpsert, Outcome, PolicyRecord, Reconciled, Reservation, Store, StoreError,
-    fields::{Fields, corrupt},
 };
 use crate::{
     config::DateField,
-    domain::{Contact, ContactId, Event, EventId, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
-    policy::Slot,
+    domain::{Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
     queue::{DISPATCH_QUEUE, DispatchJob},
 };
 
@@ -119,31 +118,7 @@ async fn push_jobs(
         .map_err(|e| StoreError::Query(Box::new(e)))
 }
 
-fn contact_ids_json(ids: &[ContactId]) -> String {
-    serde_json::to_string(&ids.iter().map(ContactId::as_str).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into())
-}
-
-fn instant(s: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp(s, 0).ok_or_else(|| corrupt("time", "out of range"))
-}
-
-fn event(row: &sqlx::sqlite::SqliteRow) -> Result<Event, StoreError> {
-    let data = match serde_json::from_str(&row.required_text("data")?) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => return Err(corrupt("event data", "not a JSON object")),
-    };
-    Ok(Event {
-        contact_id: ContactId::parse(&row.required_text("contact_id")?)
-            .map_err(|e| corrupt("contact_id", e))?,
-        id: EventId::parse(&row.required_text("id")?).map_err(|e| corrupt("event id", e))?,
-        kind: row.required_text("kind")?,
-        at: row.required_instant("at")?,
-        data,
-    })
-}
-
-fn ids_json(ids: &[TouchId]) -> String {
+pub(super) fn ids_json(ids: &[TouchId]) -> String {
     serde_json::to_string(&ids.iter().map(TouchId::as_str).collect::<Vec<_>>())
         .unwrap_or_else(|_| "[]".into())
 }
@@ -479,63 +454,15 @@ impl Store for SqliteStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Touch>, StoreError> {
-        let found = sqlx::query(
-            "SELECT * FROM touches WHERE status = 'planned' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at, id LIMIT ?",
-        )
-        .bind(before.timestamp())
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(q)?;
-        found.iter().map(rows::touch).collect()
+        policy::due_touches(self, before, limit).await
     }
 
     async fn add_event(&self, e: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let now_s = now.timestamp();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
-        // Only a new event is an interaction: the same one sent again changes nothing.
-        let seen = sqlx::query(
-            "UPDATE contacts SET last_interaction_at = CASE \
-             WHEN EXISTS (SELECT 1 FROM events WHERE contact_id = ?1 AND id = ?3) THEN last_interaction_at \
-             ELSE MAX(COALESCE(last_interaction_at, 0), ?2) END \
-             WHERE id = ?1 RETURNING id",
-        )
-        .bind(e.contact_id.as_str())
-        .bind(e.at.timestamp().min(now_s))
-        .bind(e.id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(q)?;
-        if seen.is_none() {
-            return Err(StoreError::UnknownContact(e.contact_id.clone()));
-        }
-        let new = sqlx::query(
-            "INSERT INTO events (contact_id, id, kind, at, data, recorded_at) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(e.contact_id.as_str())
-        .bind(e.id.as_str())
-        .bind(&e.kind)
-        .bind(e.at.timestamp())
-        .bind(serde_json::Value::Object(e.data.clone()).to_string())
-        .bind(now_s)
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?
-        .rows_affected()
-            == 1;
-        tx.commit().await.map_err(q)?;
-        Ok(new)
+        policy::add_event(self, e, now).await
     }
 
     async fn events_for_contact(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
-        let found = sqlx::query("SELECT * FROM events WHERE contact_id = ? ORDER BY at, id")
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q)?;
-        found.iter().map(event).collect()
+        policy::events_for_contact(self, id).await
     }
 
     async fn idle_contacts(
@@ -544,28 +471,7 @@ impl Store for SqliteStore {
         after: Option<&(DateTime<Utc>, ContactId)>,
         limit: usize,
     ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
-        let (at, id) = after.map_or((i64::MIN, ""), |(t, c)| (t.timestamp(), c.as_str()));
-        let found = sqlx::query(
-            "SELECT * FROM contacts WHERE last_interaction_at <= ?1 \
-             AND (last_interaction_at, id) > (?2, ?3) \
-             ORDER BY last_interaction_at, id LIMIT ?4",
-        )
-        .bind(before.timestamp())
-        .bind(at)
-        .bind(id)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(q)?;
-        found
-            .iter()
-            .map(|r| {
-                Ok((
-                    rows::contact(r)?,
-                    r.required_instant("last_interaction_at")?,
-                ))
-            })
-            .collect()
+        policy::idle_contacts(self, before, after, limit).await
     }
 
     async fn policy_records(
@@ -574,70 +480,7 @@ impl Store for SqliteStore {
         since: DateTime<Utc>,
         skip: &[TouchId],
     ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
-        let json = contact_ids_json(ids);
-        let since = since.timestamp();
-        // One read transaction, so the three reads agree with each other.
-        let mut tx = self.pool.begin().await.map_err(q)?;
-        let mut out = HashMap::new();
-        for r in sqlx::query(
-            "SELECT id, policy_version, last_interaction_at FROM contacts \
-             WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&json)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(q)?
-        {
-            let id = ContactId::parse(&r.required_text("id")?).map_err(|e| corrupt("id", e))?;
-            out.insert(
-                id,
-                PolicyRecord {
-                    version: r.required_int("policy_version")? as u64,
-                    last_interaction: r.instant("last_interaction_at")?,
-                    ..PolicyRecord::default()
-                },
-            );
-        }
-        for r in sqlx::query(
-            "SELECT id, contact_id, channel, slot_at FROM touches \
-             WHERE contact_id IN (SELECT value FROM json_each(?1)) AND slot_at >= ?2 \
-             ORDER BY slot_at, id",
-        )
-        .bind(&json)
-        .bind(since)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(q)?
-        {
-            let contact = ContactId::parse(&r.required_text("contact_id")?)
-                .map_err(|e| corrupt("contact_id", e))?;
-            if let Some(p) = out.get_mut(&contact) {
-                p.slots.push(Slot {
-                    touch: TouchId::from_stored(r.required_text("id")?),
-                    at: instant(r.required_int("slot_at")?)?,
-                    channel: r.required_text("channel")?,
-                });
-            }
-        }
-        for r in sqlx::query(
-            "SELECT * FROM touches WHERE contact_id IN (SELECT value FROM json_each(?1)) \
-             AND scheduled_at >= ?2 AND id NOT IN (SELECT value FROM json_each(?3)) \
-             ORDER BY scheduled_at, id",
-        )
-        .bind(&json)
-        .bind(since)
-        .bind(ids_json(skip))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(q)?
-        {
-            let t = rows::touch(&r)?;
-            if let Some(p) = out.get_mut(&t.contact_id) {
-                p.touches.push(t);
-            }
-        }
-        tx.commit().await.map_err(q)?;
-        Ok(out)
+        policy::policy_records(self, ids, since, skip).await
     }
 
     async fn reserve(
@@ -645,101 +488,7 @@ impl Store for SqliteStore {
         reservations: &[Reservation],
         owner: &str,
     ) -> Result<Vec<bool>, StoreError> {
-        if reservations.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The first reservation of each contact in the call (almost always its only one)
-        // is checked and taken in one statement for all of them: statement by statement
-        // a batch would cost two round trips to SQLite's thread per touch. The others,
-        // which name the versions after the first, then go one by one, in order.
-        let mut firsts = std::collections::HashSet::new();
-        type Numbered<'a> = Vec<(usize, &'a Reservation)>;
-        let (first, rest): (Numbered<'_>, Numbered<'_>) = reservations
-            .iter()
-            .enumerate()
-            .partition(|(_, r)| firsts.insert(&r.contact));
-        let json: Vec<serde_json::Value> = first
-            .iter()
-            .map(|(_, r)| {
-                serde_json::json!({"touch": r.touch.as_str(), "contact": r.contact.as_str(),
-                    "channel": r.channel, "at": r.at.timestamp(), "version": r.version})
-            })
-            .collect();
-        let mut out = vec![false; reservations.len()];
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
-        let taken = sqlx::query(
-            "UPDATE touches SET slot_at = j.at, channel = j.channel \
-             FROM (SELECT value ->> 'touch' AS touch, value ->> 'contact' AS contact, \
-                   value ->> 'channel' AS channel, value ->> 'at' AS at, value ->> 'version' AS version \
-                   FROM json_each(?1)) AS j JOIN contacts AS c ON c.id = j.contact \
-             WHERE touches.id = j.touch AND touches.contact_id = j.contact AND touches.status = 'sending' \
-             AND touches.lease_owner = ?2 AND c.policy_version = j.version \
-             RETURNING touches.id AS id, touches.contact_id AS contact",
-        )
-        .bind(serde_json::Value::Array(json).to_string())
-        .bind(owner)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(q)?;
-        // (RETURNING sees only the updated table: map touch ids back to positions.)
-        let position: HashMap<&str, usize> =
-            first.iter().map(|(i, r)| (r.touch.as_str(), *i)).collect();
-        let mut bumped = Vec::with_capacity(taken.len());
-        for row in &taken {
-            if let Some(i) = position.get(row.get::<&str, _>("id")) {
-                out[*i] = true;
-            }
-            bumped.push(row.get::<String, _>("contact"));
-        }
-        sqlx::query(
-            "UPDATE contacts SET policy_version = policy_version + 1 \
-             WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&bumped).unwrap_or_else(|_| "[]".into()))
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?;
-        // A contact's reservations are decided in a chain, each assuming the ones
-        // before it were taken: once one is refused, the rest of that contact's are too
-        // (another worker's reservation may have made a later version match).
-        let mut refused: std::collections::HashSet<&ContactId> = first
-            .iter()
-            .filter(|(i, _)| !out[*i])
-            .map(|(_, r)| &r.contact)
-            .collect();
-        for (i, r) in rest {
-            if refused.contains(&r.contact) {
-                continue;
-            }
-            let taken = sqlx::query(
-                "UPDATE contacts SET policy_version = policy_version + 1 \
-                 WHERE id = ?1 AND policy_version = ?2 AND EXISTS (SELECT 1 FROM touches \
-                 WHERE id = ?3 AND contact_id = ?1 AND status = 'sending' AND lease_owner = ?4) \
-                 RETURNING id",
-            )
-            .bind(r.contact.as_str())
-            .bind(r.version as i64)
-            .bind(r.touch.as_str())
-            .bind(owner)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(q)?
-            .is_some();
-            if taken {
-                sqlx::query("UPDATE touches SET slot_at = ?, channel = ? WHERE id = ?")
-                    .bind(r.at.timestamp())
-                    .bind(&r.channel)
-                    .bind(r.touch.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q)?;
-            } else {
-                refused.insert(&r.contact);
-            }
-            out[i] = taken;
-        }
-        tx.commit().await.map_err(q)?;
-        Ok(out)
+        policy::reserve(self, reservations, owner).await
     }
 
     async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>, StoreError> {

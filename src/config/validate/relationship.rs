@@ -1,0 +1,214 @@
+//! Tiers and occasions: the relationship policy's keys (caps, gaps, channels, cadence,
+//! triggers, what to do when throttled).
+
+use std::{str::FromStr, time::Duration};
+
+use super::{Issues, valid_name};
+use crate::config::{
+    CHANNELS, DateField, Occasion, OnThrottle, Tier, Trigger, parse_duration,
+    raw::{RawOccasion, RawTier},
+};
+
+pub(super) fn tier(issues: &mut Issues<'_>, name: &str, t: &RawTier) -> Tier {
+    let p = |k: &str| format!("tiers.{name}.{k}");
+    let channels = t
+        .channels
+        .as_ref()
+        .map(|c| issues.channel_list(&p("channels"), c));
+    if channels.as_ref().is_some_and(Vec::is_empty) {
+        issues.push(&p("channels"), "must name at least one channel");
+    }
+    let mut channel_caps = Vec::new();
+    for (channel, caps) in t.channel_caps.iter().flatten() {
+        let at = p(&format!("channel_caps.{channel}"));
+        if !CHANNELS.contains(&channel.as_str()) {
+            issues.push(
+                &at,
+                format!(
+                    "unknown channel {channel:?} (known: {})",
+                    CHANNELS.join(", ")
+                ),
+            );
+            continue;
+        }
+        channel_caps.push((channel.clone(), issues.caps(&at, Some(caps))));
+    }
+    let check_in_every = t
+        .check_in_every
+        .as_deref()
+        .and_then(|raw| match parse_duration(raw) {
+            Ok(d) if d.as_secs() >= 3600 => Some(d),
+            Ok(_) => {
+                issues.push(&p("check_in_every"), "must be at least 1h");
+                None
+            }
+            Err(e) => {
+                issues.push(&p("check_in_every"), e);
+                None
+            }
+        });
+    Tier {
+        name: name.to_owned(),
+        description: t.description.clone(),
+        send_window: issues.window(&p("send_window"), t.send_window.as_deref()),
+        caps: issues.caps(&p("caps"), t.caps.as_ref()),
+        min_gap: issues.duration(&p("min_gap"), t.min_gap.as_deref(), Duration::ZERO),
+        channels,
+        channel_caps,
+        check_in_every,
+    }
+}
+
+fn trigger(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Trigger> {
+    let p = |k: &str| format!("occasions.{name}.{k}");
+    let example = "e.g. trigger = { date = \"birthday\" }, { event = \"purchase\", delay = \"2h\" } or { inactivity = \"tier\" }";
+    let Some(t) = o.trigger.as_ref() else {
+        issues.push(&p("trigger"), format!("missing: {example}"));
+        return None;
+    };
+    let kinds = [t.date.is_some(), t.event.is_some(), t.inactivity.is_some()];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        issues.push(
+            &p("trigger"),
+            format!("needs exactly one of date, event, inactivity: {example}"),
+        );
+        return None;
+    }
+    if t.delay.is_some() && t.event.is_none() {
+        issues.push(&p("trigger.delay"), "only event triggers take a delay");
+    }
+    if let Some(date) = t.date.as_deref() {
+        return match date {
+            "birthday" => Some(Trigger::Date(DateField::Birthday)),
+            "customer_since" => Some(Trigger::Date(DateField::CustomerSince)),
+            other => {
+                issues.push(
+                    &p("trigger.date"),
+                    format!("unknown date field {other:?} (known: birthday, customer_since)"),
+                );
+                None
+            }
+        };
+    }
+    if let Some(kind) = t.event.as_deref() {
+        if !valid_name(kind) {
+            issues.push(
+                &p("trigger.event"),
+                "event types use lower-case letters, digits and _",
+            );
+            return None;
+        }
+        let delay = issues.duration(&p("trigger.delay"), t.delay.as_deref(), Duration::ZERO);
+        return Some(Trigger::Event {
+            kind: kind.to_owned(),
+            delay,
+        });
+    }
+    match t.inactivity.as_deref() {
+        Some("tier") => Some(Trigger::Inactivity { every: None }),
+        Some(raw) => match parse_duration(raw) {
+            Ok(d) if d.as_secs() >= 3600 => Some(Trigger::Inactivity { every: Some(d) }),
+            Ok(_) => {
+                issues.push(&p("trigger.inactivity"), "must be at least 1h");
+                None
+            }
+            Err(e) => {
+                issues.push(
+                    &p("trigger.inactivity"),
+                    format!("\"tier\" (each tier's check_in_every) or a duration: {e}"),
+                );
+                None
+            }
+        },
+        None => None,
+    }
+}
+
+pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occasion> {
+    let p = |k: &str| format!("occasions.{name}.{k}");
+    if !valid_name(name) {
+        issues.push(
+            &format!("occasions.{name}"),
+            "occasion names use lower-case letters, digits and _",
+        );
+    }
+    let trigger = trigger(issues, name, o);
+    let is_event = matches!(trigger, Some(Trigger::Event { .. }));
+    let schedule = match o.schedule.as_deref() {
+        None if is_event => None,
+        None if matches!(trigger, Some(Trigger::Inactivity { .. })) => {
+            Some(cron::Schedule::from_str("0 0 * * * *").expect("valid literal"))
+        }
+        None => {
+            issues.push(
+                &p("schedule"),
+                "missing: a cron expression with a seconds field, e.g. \"0 */15 * * * *\"",
+            );
+            None
+        }
+        Some(_) if is_event => {
+            issues.push(
+                &p("schedule"),
+                "event-triggered occasions are planned when the event arrives; remove schedule",
+            );
+            None
+        }
+        Some(s) => match cron::Schedule::from_str(s) {
+            Ok(sch) => Some(sch),
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or("").trim().to_owned();
+                issues.push(
+                    &p("schedule"),
+                    format!(
+                        "{s:?} is not a cron expression (sec min hour day month weekday): {why}"
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let default_expiry = if is_event { 3 } else { 1 };
+    let expires = issues.duration(
+        &p("expires"),
+        o.expires.as_deref(),
+        Duration::from_secs(default_expiry * 86_400),
+    );
+    if expires.is_zero() {
+        issues.push(&p("expires"), "must be longer than 0s");
+    }
+    let send_window = issues.window(&p("send_window"), o.send_window.as_deref());
+    let channel = o.channel.clone().unwrap_or_else(|| "email".into());
+    if channel != "email" {
+        issues.push(
+            &p("channel"),
+            format!("unknown channel {channel:?} (known: email)"),
+        );
+    }
+    let on_throttle = match o.on_throttle.as_deref() {
+        None | Some("defer") => OnThrottle::Defer,
+        Some("skip") => OnThrottle::Skip,
+        Some(other) => {
+            issues.push(
+                &p("on_throttle"),
+                format!("unknown value {other:?} (known: defer, skip)"),
+            );
+            OnThrottle::Defer
+        }
+    };
+    let trigger = trigger?;
+    if schedule.is_none() && !is_event {
+        return None;
+    }
+    Some(Occasion {
+        name: name.to_owned(),
+        enabled: o.enabled.unwrap_or(true),
+        trigger,
+        schedule,
+        on_throttle,
+        priority: o.priority.unwrap_or(50),
+        expires,
+        send_window,
+        channel,
+    })
+}
