@@ -17,7 +17,7 @@ fn main() {
         .expect("cargo build");
     assert!(status.success(), "cargo build --release failed");
     let repo = env!("CARGO_MANIFEST_DIR");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temp dir for the generated files");
     let zones = [
         "UTC",
         "Europe/Paris",
@@ -28,15 +28,15 @@ fn main() {
         "Pacific/Kiritimati",
     ];
     let tiers = ["family", "friend", "acquaintance", "acquaintance"];
+    // Fixed epochs for the generated dates (valid literals).
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("valid literal");
+    let (born, since0, start) = (day(1980, 1, 1), day(2015, 1, 1), day(2027, 1, 1));
     let mut csv = String::from("id,first_name,email,timezone,birthday,customer_since,tier\n");
     let mut events = String::new();
     for i in 0..n {
-        let birthday = chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap()
-            + chrono::Days::new((i * 37 % 366) as u64);
+        let birthday = born + chrono::Days::new((i * 37 % 366) as u64);
         let since = if i % 2 == 0 {
-            (chrono::NaiveDate::from_ymd_opt(2015, 1, 1).unwrap()
-                + chrono::Days::new((i * 53 % 3000) as u64))
-            .to_string()
+            (since0 + chrono::Days::new((i * 53 % 3000) as u64)).to_string()
         } else {
             String::new()
         };
@@ -46,23 +46,22 @@ fn main() {
             zones[i % zones.len()],
             tiers[i % tiers.len()]
         )
-        .unwrap();
+        .expect("writing to a String");
         if i % 4 == 0 {
             for k in 0..days / 12 {
-                let at = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()
-                    + chrono::Days::new(u64::from(k) * 12 + (i % 12) as u64);
+                let at = start + chrono::Days::new(u64::from(k) * 12 + (i % 12) as u64);
                 writeln!(
                     events,
                     r#"{{"contact": "c{i}", "type": "purchase", "id": "o{k}", "at": "{at}T14:00:00Z"}}"#
                 )
-                .unwrap();
+                .expect("writing to a String");
             }
         }
     }
     let contacts = dir.path().join("contacts.csv");
     let events_file = dir.path().join("events.jsonl");
-    std::fs::write(&contacts, csv).unwrap();
-    std::fs::write(&events_file, events).unwrap();
+    std::fs::write(&contacts, csv).expect("write the contacts file");
+    std::fs::write(&events_file, events).expect("write the events file");
     let began = Instant::now();
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
