@@ -98,24 +98,17 @@ pub(super) async fn event_add(
 
 /// The policy's view of one contact at `now`, as the dispatcher builds it.
 fn history_of(cfg: &Config, c: &Contact, record: PolicyRecord, now: DateTime<Utc>) -> History {
-    let horizon = Limits::for_tier(cfg, &c.tier).horizon();
     History::new(
         record.slots,
         &record.touches,
-        planner::upcoming(cfg, c, now, horizon),
+        planner::upcoming(cfg, c, now, Limits::widest_horizon(cfg)),
         record.last_interaction,
     )
 }
 
-/// The widest horizon any tier's limits look at.
+/// How far back a contact's history is read, as the dispatcher reads it.
 fn max_horizon(cfg: &Config) -> chrono::Duration {
-    let widest = cfg
-        .tiers
-        .iter()
-        .map(|t| Limits::for_tier(cfg, &t.name).horizon())
-        .max()
-        .unwrap_or_default();
-    policy::lookback(widest)
+    policy::lookback(Limits::widest_horizon(cfg))
 }
 
 pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
@@ -369,13 +362,7 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
     let records = store
         .policy_records(&contact_ids, at - max_horizon(cfg), &[])
         .await?;
-    rows.sort_by(|(a, _), (b, _)| {
-        (&a.contact_id, std::cmp::Reverse(a.priority), &a.id).cmp(&(
-            &b.contact_id,
-            std::cmp::Reverse(b.priority),
-            &b.id,
-        ))
-    });
+    rows.sort_by(|(a, _), (b, _)| policy::decision_order(a, b));
     let (mut sends, mut held, mut settled) = (0, 0, 0);
     let mut out: Vec<(String, String)> = Vec::new();
     let mut current: Option<(ContactId, History)> = None;
@@ -395,16 +382,9 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         } else {
             let when = t.next_attempt_at.max(at);
             let (_, h) = current.as_mut().expect("set above");
-            let verdict = policy::evaluate(cfg, c, t, h, when);
-            h.upcoming.retain(|u| u.touch != t.id);
-            match verdict {
+            match h.decide(cfg, c, t, when) {
                 Verdict::Send => {
                     sends += 1;
-                    h.slots.push(Slot {
-                        touch: t.id.clone(),
-                        at: when,
-                        channel: t.channel.clone(),
-                    });
                     format!("would go out at {}", fmt_ts(when))
                 }
                 v => {

@@ -7,7 +7,7 @@ use super::Dispatcher;
 use crate::{
     domain::{Contact, ContactId, Touch, TouchId},
     planner,
-    policy::{self, History, Limits, Slot, Verdict},
+    policy::{self, History, Limits, Verdict},
     store::{Outcome, Reservation, Store, StoreError},
 };
 
@@ -36,7 +36,7 @@ impl<S: Store> Dispatcher<S> {
                 None => pending.push(t),
             }
         }
-        let horizon = self.horizon();
+        let horizon = Limits::widest_horizon(&self.cfg);
         let span = policy::lookback(horizon);
         // The batch's own touches are not read back from the store: they are here.
         let batch: Vec<TouchId> = pending.iter().map(|t| t.id.clone()).collect();
@@ -49,15 +49,7 @@ impl<S: Store> Dispatcher<S> {
             ids.sort();
             ids.dedup();
             let mut records = self.store.policy_records(&ids, now - span, &batch).await?;
-            // Closest to the contact first: within a contact, higher priority decides
-            // (and takes its place) first.
-            pending.sort_by(|a, b| {
-                (&a.contact_id, std::cmp::Reverse(a.priority), &a.id).cmp(&(
-                    &b.contact_id,
-                    std::cmp::Reverse(b.priority),
-                    &b.id,
-                ))
-            });
+            pending.sort_by(policy::decision_order);
             let mut asks: Vec<(Reservation, Touch)> = Vec::new();
             let mut groups: Vec<Vec<Touch>> = Vec::new();
             for t in std::mem::take(&mut pending) {
@@ -82,47 +74,24 @@ impl<S: Store> Dispatcher<S> {
                     record.last_interaction,
                 );
                 let mut version = record.version;
+                let unlimited = Limits::for_tier(&self.cfg, &contact.tier).is_unlimited();
                 for t in group {
-                    let h = &mut h;
-                    let version = &mut version;
-                    let verdict = policy::evaluate(&self.cfg, contact, &t, h, now);
-                    // Decided now: no longer among the contact's touches still to go (a held
-                    // one goes back in below, at its new time).
-                    h.upcoming.retain(|u| u.touch != t.id);
-                    match verdict {
-                        Verdict::Send
-                            if Limits::for_tier(&self.cfg, &contact.tier).is_unlimited() =>
-                        {
-                            ready.push(t)
-                        }
+                    match h.decide(&self.cfg, contact, &t, now) {
+                        Verdict::Send if unlimited => ready.push(t),
                         Verdict::Send => {
-                            h.slots.push(Slot {
-                                touch: t.id.clone(),
-                                at: now,
-                                channel: t.channel.clone(),
-                            });
                             asks.push((
                                 Reservation {
                                     touch: t.id.clone(),
                                     contact: t.contact_id.clone(),
                                     channel: t.channel.clone(),
                                     at: now,
-                                    version: *version,
+                                    version,
                                 },
                                 t,
                             ));
-                            *version += 1;
+                            version += 1;
                         }
                         v @ Verdict::Hold { until, .. } => {
-                            // Still to go: lower-priority touches of this contact decided
-                            // after it must leave it its place.
-                            h.upcoming.push(policy::Upcoming {
-                                touch: t.id.clone(),
-                                occasion: t.occasion.clone(),
-                                priority: t.priority,
-                                at: until,
-                                channel: t.channel.clone(),
-                            });
                             let o = Outcome::Defer {
                                 id: t.id.clone(),
                                 at: until,
@@ -170,17 +139,6 @@ impl<S: Store> Dispatcher<S> {
             decided.push((t, o));
         }
         Ok((ready, decided))
-    }
-
-    /// How far back (and ahead) a contact's history can matter to any tier.
-    fn horizon(&self) -> std::time::Duration {
-        self.cfg
-            .tiers
-            .iter()
-            .map(|t| Limits::for_tier(&self.cfg, &t.name).horizon())
-            .chain([Limits::for_tier(&self.cfg, "").horizon()])
-            .max()
-            .unwrap_or_default()
     }
 
     /// What settles a touch before the policy is asked: the contact gone, no consent,

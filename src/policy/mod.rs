@@ -200,7 +200,48 @@ pub fn evaluate(
     }
 }
 
+/// The order a batch of touches is decided in: contact by contact, and within a
+/// contact the higher priority first (it takes its place first).
+pub fn decision_order(a: &Touch, b: &Touch) -> std::cmp::Ordering {
+    (&a.contact_id, std::cmp::Reverse(a.priority), &a.id).cmp(&(
+        &b.contact_id,
+        std::cmp::Reverse(b.priority),
+        &b.id,
+    ))
+}
+
 impl History {
+    /// Decides `touch` at `now` ([`evaluate`]) and updates the history as the decision
+    /// will play out, for the contact's next touch decided after it: the touch is no
+    /// longer among those still to go, a send takes its place at `now`, and a hold
+    /// keeps it still to go at its new time.
+    pub fn decide(
+        &mut self,
+        cfg: &Config,
+        contact: &Contact,
+        touch: &Touch,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        let verdict = evaluate(cfg, contact, touch, self, now);
+        self.upcoming.retain(|u| u.touch != touch.id);
+        match &verdict {
+            Verdict::Send => self.slots.push(Slot {
+                touch: touch.id.clone(),
+                at: now,
+                channel: touch.channel.clone(),
+            }),
+            Verdict::Hold { until, .. } => self.upcoming.push(Upcoming {
+                touch: touch.id.clone(),
+                occasion: touch.occasion.clone(),
+                priority: touch.priority,
+                at: *until,
+                channel: touch.channel.clone(),
+            }),
+            Verdict::Skip { .. } | Verdict::Expire { .. } => {}
+        }
+        verdict
+    }
+
     /// From the places taken, the contact's recent touches (any status) and the yearly
     /// touches the planner would create (`planner::upcoming`): planned touches and
     /// projected ones not in the ledger yet are what is still to go.

@@ -63,6 +63,18 @@ impl Limits {
         Self { caps, min_gap }
     }
 
+    /// The longest horizon of any tier's limits (or of the per-contact caps alone, for a
+    /// tier the config no longer has): how far back and ahead a contact's history can
+    /// matter to a decision, whatever the contact's tier.
+    pub fn widest_horizon(cfg: &Config) -> Duration {
+        cfg.tiers
+            .iter()
+            .map(|t| Self::for_tier(cfg, &t.name).horizon())
+            .chain([Self::for_tier(cfg, "").horizon()])
+            .max()
+            .unwrap_or_default()
+    }
+
     /// How far back (and ahead) a slot can matter.
     pub fn horizon(&self) -> Duration {
         self.caps

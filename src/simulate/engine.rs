@@ -173,12 +173,7 @@ impl<'a> Sim<'a> {
         for p in &people {
             tiers[p.tier].contacts += 1;
         }
-        let horizon = limits
-            .iter()
-            .map(Limits::horizon)
-            .chain([Limits::for_tier(cfg, "").horizon()])
-            .max()
-            .unwrap_or_default();
+        let horizon = Limits::widest_horizon(cfg);
         let mut sim = Self {
             cfg,
             occasions,
