@@ -118,9 +118,17 @@ async fn push_jobs(
         .map_err(|e| StoreError::Query(Box::new(e)))
 }
 
+/// Ids as a JSON array, for `json_each(?)`: one bound value however many ids.
+fn json_list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    serde_json::to_string(&ids.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
 pub(super) fn ids_json(ids: &[TouchId]) -> String {
-    serde_json::to_string(&ids.iter().map(TouchId::as_str).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into())
+    json_list(ids.iter().map(TouchId::as_str))
+}
+
+pub(super) fn contact_ids_json(ids: &[ContactId]) -> String {
+    json_list(ids.iter().map(ContactId::as_str))
 }
 
 impl Store for SqliteStore {
@@ -144,8 +152,7 @@ impl Store for SqliteStore {
         &self,
         ids: &[ContactId],
     ) -> Result<HashMap<ContactId, Contact>, StoreError> {
-        let json = serde_json::to_string(&ids.iter().map(ContactId::as_str).collect::<Vec<_>>())
-            .unwrap_or_else(|_| "[]".into());
+        let json = contact_ids_json(ids);
         let found =
             sqlx::query("SELECT * FROM contacts WHERE id IN (SELECT value FROM json_each(?))")
                 .bind(json)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{SqliteStore, ids_json, q, rows};
+use super::{SqliteStore, contact_ids_json, ids_json, q, rows};
 use crate::{
     domain::{Contact, ContactId, Event, EventId, Touch, TouchId},
     policy::Slot,
@@ -163,7 +163,7 @@ pub(super) async fn policy_records(
         if let Some(p) = out.get_mut(&contact) {
             p.slots.push(Slot {
                 touch: TouchId::from_stored(r.required_text("id")?),
-                at: instant(r.required_int("slot_at")?)?,
+                at: r.required_instant("slot_at")?,
                 channel: r.required_text("channel")?,
             });
         }
@@ -289,15 +289,6 @@ pub(super) async fn reserve(
     }
     tx.commit().await.map_err(q)?;
     Ok(out)
-}
-
-fn contact_ids_json(ids: &[ContactId]) -> String {
-    serde_json::to_string(&ids.iter().map(ContactId::as_str).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into())
-}
-
-fn instant(s: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp(s, 0).ok_or_else(|| corrupt("time", "out of range"))
 }
 
 fn event(row: &sqlx::sqlite::SqliteRow) -> Result<Event, StoreError> {
