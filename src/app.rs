@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    channels::{self, EmailChannel},
+    channels::Channels,
     config::Config,
     dispatch::{self, Dispatcher, Recorder},
     domain::Clock,
@@ -23,7 +23,7 @@ pub enum AppError {
     Templates(Vec<RenderError>),
     #[error(transparent)]
     Unavailable(#[from] StoreError),
-    #[error("email channel: {0}")]
+    #[error("{0}")]
     Channel(String),
 }
 
@@ -40,23 +40,25 @@ pub struct App {
     pub cfg: Arc<Config>,
     pub store: Arc<AnyStore>,
     pub renderer: Arc<Renderer>,
-    pub email: Arc<dyn EmailChannel>,
+    pub channels: Arc<Channels>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl App {
     pub async fn build(cfg: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let renderer = Renderer::load(&cfg.templates_dir).map_err(AppError::Templates)?;
-        let email = channels::email_channel(&cfg.email).map_err(AppError::Channel)?;
         let store = AnyStore::open(&cfg.storage).await?;
         if let AnyStore::Redis(redis) = &store {
             redis.warn_about_settings().await;
         }
+        let channels = Channels::build(&cfg, &store, |name| std::env::var(name).ok())
+            .await
+            .map_err(AppError::Channel)?;
         Ok(Self {
             cfg: Arc::new(cfg),
             store: Arc::new(store),
             renderer: Arc::new(renderer),
-            email: Arc::from(email),
+            channels: Arc::new(channels),
             clock,
         })
     }
@@ -68,7 +70,7 @@ impl App {
             store: self.store.clone(),
             cfg: self.cfg.clone(),
             renderer: self.renderer.clone(),
-            email: self.email.clone(),
+            channels: self.channels.clone(),
             clock: self.clock.clone(),
             recorder,
             tasks: TaskTracker::new(),
@@ -107,7 +109,9 @@ impl App {
         tracing::info!(
             contacts,
             workers = self.cfg.dispatch.workers,
-            email = self.email.kind(),
+            email = self.channels.email.kind(),
+            sms = self.channels.sms.as_ref().map_or("none", |s| s.kind()),
+            webhook = self.channels.webhook.is_some(),
             store = %self.cfg.storage.display_url(),
             "rapport running"
         );

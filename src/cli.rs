@@ -52,6 +52,11 @@ pub enum Command {
         #[arg(long)]
         at: String,
     },
+    /// Dead letters: touches that failed for good, and retrying them.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
     /// Events on a contact's timeline (a purchase triggers a thank-you).
     Event {
         #[command(subcommand)]
@@ -75,6 +80,27 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// Touches that failed for good (retries used up, or a permanent failure), with
+    /// the reason and the last error; never a message body or an address.
+    List {
+        /// At most this many, oldest failure first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Queue failed touches again (attempts from zero). Each is still sent at most once;
+    /// one past its expiry cannot be retried and is left where it is.
+    Retry {
+        /// The touch id (as listed), e.g. birthday:c0001:2026.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
     },
 }
 

@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod planner;
 pub mod policy;
 pub mod queue;
+pub mod ratelimit;
 pub mod render;
 pub mod shutdown;
 pub mod simulate;

@@ -2,20 +2,11 @@
 //! directory (so the built-in default config is the base layer), with a temp database.
 //! Input files live in `tests/fixtures/cli/` and are copied into the temp dir.
 
-use std::{
-    collections::BTreeSet,
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{collections::BTreeSet, fs, path::Path};
 
 use chrono::{Datelike, Utc};
-use rapport::store::{SqliteStore, Store};
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rapport");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
 const CONFIG_ERROR: i32 = 78;
 const DATA_ERROR: i32 = 65;
 
@@ -26,113 +17,11 @@ const BAD_ROWS_CSV: &str = include_str!("fixtures/cli/bad_rows.csv");
 const BAD_ROWS_JSONL: &str = include_str!("fixtures/cli/bad_rows.jsonl");
 const BAD_CONFIG: &str = include_str!("fixtures/cli/bad_config.toml");
 
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+#[path = "support/cli_env.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod cli_env;
 
-impl Run {
-    fn expect(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
-        self
-    }
-    /// Failed with an error, not a panic (101) or success.
-    fn failed(self) -> Self {
-        assert!(
-            ![0, 101].contains(&self.code),
-            "expected a clean failure: {self:#?}"
-        );
-        self
-    }
-}
-
-/// A temp working dir plus the environment every run gets (and nothing inherited).
-struct Env {
-    dir: TempDir,
-    vars: Vec<(String, String)>,
-}
-
-impl Env {
-    fn new() -> Self {
-        let dir = TempDir::new().unwrap();
-        let mut env = Self {
-            dir,
-            vars: Vec::new(),
-        };
-        env.set("RAPPORT__TEMPLATES__DIR", TEMPLATES);
-        env.set("RAPPORT__STORAGE__URL", env.db_url());
-        env.set(
-            "RAPPORT__CHANNELS__EMAIL__OUTBOX_DIR",
-            env.path_str("outbox"),
-        );
-        env
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn path_str(&self, name: &str) -> String {
-        self.path(name).display().to_string()
-    }
-    fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path_str("r.db"))
-    }
-    fn write(&self, name: &str, text: &str) -> String {
-        fs::write(self.path(name), text).unwrap();
-        self.path_str(name)
-    }
-    fn set(&mut self, key: &str, value: impl Into<String>) {
-        self.vars.retain(|(k, _)| k != key);
-        self.vars.push((key.into(), value.into()));
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_in(self.dir.path(), args)
-    }
-    fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(cwd).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("RAPPORT") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let out = cmd.envs(self.vars.iter().cloned()).output().unwrap();
-        Run {
-            code: out.status.code().expect("exited, not killed"),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-    /// Writes `text` to `name` in the temp dir and imports it by that relative name.
-    fn import(&self, name: &str, text: &str) -> Run {
-        self.write(name, text);
-        self.run(&["import", name])
-    }
-    fn show(&self, id: &str) -> Run {
-        self.run(&["contacts", "show", id])
-    }
-    /// Contacts in the store, read through the library after the binary has exited.
-    fn count_contacts(&self) -> u64 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        rt.unwrap().block_on(async {
-            let store = SqliteStore::open(&self.db_url()).await.unwrap();
-            let n = store.count_contacts().await.unwrap();
-            store.close().await;
-            n
-        })
-    }
-}
-
-fn assert_has(h: &str, n: &str) {
-    assert!(h.contains(n), "missing {n:?} in:\n{h}");
-}
-
-fn assert_lacks(h: &str, n: &str) {
-    assert!(!h.contains(n), "unexpected {n:?} in:\n{h}");
-}
+use cli_env::{Env, TEMPLATES, assert_has, assert_lacks};
 
 /// Undoes quoted-printable soft line breaks so phrases can be searched in a body.
 fn unfold_qp(s: &str) -> String {
@@ -308,8 +197,22 @@ fn check_with_the_shipped_templates_lists_every_occasion_and_tier() {
         let line = format!("ok    {occasion} / email / {tier}: {TEMPLATES}/{occasion}/{file}\n");
         assert_has(&run.stdout, &line);
     }
+    // SMS too, for the tiers that allow it (acquaintances are email only).
+    for (occasion, tier, file) in [
+        ("birthday", "family", "sms.family.hbs"),
+        ("birthday", "friend", "sms.hbs"),
+        ("check_in", "friend", "sms.hbs"),
+    ] {
+        let line = format!("ok    {occasion} / sms / {tier}: {TEMPLATES}/{occasion}/{file}\n");
+        assert_has(&run.stdout, &line);
+    }
+    assert!(
+        !run.stdout.contains("/ sms / acquaintance"),
+        "{}",
+        run.stdout
+    );
     let oks = run.stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert_eq!(oks, 12, "{}", run.stdout);
+    assert_eq!(oks, 20, "{}", run.stdout);
     assert_has(&run.stdout, "config and templates OK");
 }
 

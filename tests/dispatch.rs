@@ -75,7 +75,9 @@ async fn rig(extra: &[(&str, &str)]) -> Rig {
         store: store.clone(),
         cfg: cfg.clone(),
         renderer: Arc::new(Renderer::load(&cfg.templates_dir).unwrap()),
-        email: Arc::from(channels::email_channel(&cfg.email).unwrap()),
+        channels: Arc::new(channels::Channels::email_only(Arc::from(
+            channels::email_channel(&cfg.email).unwrap(),
+        ))),
         clock: clock.clone(),
         recorder: Recorder::spawn(store.clone(), clock.clone(), &TaskTracker::new()),
         tasks: TaskTracker::new(),

@@ -165,7 +165,7 @@ async fn rig(backend: Backend, env: &[(&str, &str)]) -> Rig {
         store: store.clone(),
         cfg: cfg.clone(),
         renderer: Arc::new(Renderer::load(&cfg.templates_dir).unwrap()),
-        email: mail.clone(),
+        channels: std::sync::Arc::new(rapport::channels::Channels::email_only(mail.clone())),
         clock: clock.clone(),
         recorder: Recorder::spawn(store.clone(), clock.clone(), &tasks),
         tasks,
@@ -213,11 +213,13 @@ impl Rig {
             tier: tier.to_owned(),
             attributes: serde_json::Map::new(),
             email_consent: true,
+            sms_consent: true,
         };
         self.store
             .upsert_contacts(&[ContactUpsert {
                 contact,
                 email_consent: Some(true),
+                sms_consent: None,
             }])
             .await
             .unwrap();

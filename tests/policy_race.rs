@@ -145,8 +145,10 @@ async fn seed(store: &AnyStore, now: DateTime<Utc>) -> Vec<TouchId> {
                 tier: "friend".into(),
                 attributes: serde_json::Map::new(),
                 email_consent: true,
+                sms_consent: true,
             },
             email_consent: Some(true),
+            sms_consent: None,
         })
         .collect();
     store.upsert_contacts(&rows).await.unwrap();
@@ -183,7 +185,7 @@ fn dispatcher(
         store: store.clone(),
         cfg: cfg.clone(),
         renderer: renderer.clone(),
-        email: mail.clone(),
+        channels: std::sync::Arc::new(rapport::channels::Channels::email_only(mail.clone())),
         clock: clock.clone(),
         recorder: Recorder::spawn(store.clone(), clock.clone(), &tasks),
         tasks,

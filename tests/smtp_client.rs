@@ -83,6 +83,7 @@ fn email(contact: &str, to: &str, subject: &str, text: &str) -> OutboundEmail {
             text: text.into(),
             html: None,
         },
+        unsubscribe: None,
     }
 }
 

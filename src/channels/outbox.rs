@@ -5,27 +5,28 @@ use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 
-use super::{DeliveryError, EmailChannel, OutboundEmail};
+use super::{DeliveryError, EmailChannel, OutboundEmail, email::Dkim};
 use crate::config::EmailConfig;
 
 #[derive(Debug)]
 pub(super) struct Outbox {
     dir: PathBuf,
     cfg: EmailConfig,
+    dkim: Option<Dkim>,
 }
 
 impl Outbox {
-    pub(super) fn new(dir: PathBuf, cfg: EmailConfig) -> Result<Self, String> {
+    pub(super) fn new(dir: PathBuf, cfg: EmailConfig, dkim: Option<Dkim>) -> Result<Self, String> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
-        Ok(Self { dir, cfg })
+        Ok(Self { dir, cfg, dkim })
     }
 }
 
 impl EmailChannel for Outbox {
     fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let bytes = super::build_message(&self.cfg, email)?.formatted();
+            let bytes = super::build_message(&self.cfg, self.dkim.as_ref(), email)?.formatted();
             // One file per touch, written whole then renamed: a retry replaces the file
             // rather than adding a second message, and a reader never sees half a file.
             let name = format!("{}.eml", email.touch.token());

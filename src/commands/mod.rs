@@ -15,6 +15,7 @@ use rapport::{
 };
 use tokio_util::sync::CancellationToken;
 
+mod dead_letters;
 mod relationship;
 
 use relationship::{event_add, plan, show, simulate};
@@ -40,6 +41,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
             command: ContactsCommand::Show { id },
         } => show(&cfg, &id).await,
         Command::Plan { at } => plan(&cfg, &at).await,
+        Command::DeadLetters { command } => dead_letters::run(&cfg, command).await,
         Command::Event {
             command:
                 EventCommand::Add {
@@ -125,24 +127,34 @@ fn check(cfg: &Config) -> i32 {
             if let Trigger::Event { kind, .. } = &occasion.trigger {
                 ctx = render::with_event(ctx, &render::sample_event(&contact, kind));
             }
-            let file = renderer
-                .template_for(&occasion.name, &occasion.channel, &tier.name)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "(none)".into());
-            match renderer.render_email(&occasion.name, &tier.name, &ctx) {
-                Ok(_) => println!(
-                    "ok    {} / {} / {}: {file}",
-                    occasion.name, occasion.channel, tier.name
-                ),
-                Err(e) => {
-                    failures += 1;
-                    println!(
-                        "FAIL  {} / {} / {}: {e}",
-                        occasion.name, occasion.channel, tier.name
-                    );
+            for channel in occasion.channels.iter().filter(|c| tier.allows_channel(c)) {
+                let file = renderer
+                    .template_for(&occasion.name, channel, &tier.name)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(none)".into());
+                let rendered = match channel.as_str() {
+                    "email" => renderer
+                        .render_email(&occasion.name, &tier.name, &ctx)
+                        .map(|_| String::new()),
+                    _ => renderer
+                        .render_text(&occasion.name, channel, &tier.name, &ctx)
+                        .map(|text| sms_note(channel, &text)),
+                };
+                match rendered {
+                    Ok(note) => println!(
+                        "ok    {} / {channel} / {}: {file}{note}",
+                        occasion.name, tier.name
+                    ),
+                    Err(e) => {
+                        failures += 1;
+                        println!("FAIL  {} / {channel} / {}: {e}", occasion.name, tier.name);
+                    }
                 }
             }
         }
+    }
+    for warning in channel_warnings(cfg) {
+        println!("warn  {warning}");
     }
     if failures > 0 {
         eprintln!("rapport: {failures} template render(s) failed");
@@ -150,6 +162,75 @@ fn check(cfg: &Config) -> i32 {
     }
     println!("config and templates OK");
     0
+}
+
+/// What would make a channel fail or fall short at start-up: a secret variable not
+/// set, marketing email without a one-click unsubscribe link.
+fn channel_warnings(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let unset = |name: &str| std::env::var(name).map_or(true, |v| v.is_empty());
+    if let Some(rapport::config::SmsConfig {
+        transport: rapport::config::SmsTransport::Twilio { auth_token_env, .. },
+        ..
+    }) = &cfg.sms
+    {
+        if unset(auth_token_env) {
+            out.push(format!("channels.sms: the auth token variable {auth_token_env} is not set here; `rapport run` will refuse to start"));
+        }
+    }
+    if let Some(w) = &cfg.webhook {
+        for name in std::iter::once(&w.secret_env).chain(&w.previous_secret_env) {
+            match std::env::var(name) {
+                Ok(v) if !v.is_empty() => {
+                    if let Err(e) = rapport::channels::webhook::parse_secret(&v) {
+                        out.push(format!("channels.webhook: {name}: {e}"));
+                    }
+                }
+                _ => out.push(format!("channels.webhook: the secret variable {name} is not set here; `rapport run` will refuse to start")),
+            }
+        }
+    }
+    if let Some(name) = &cfg.api.signing_secret_env {
+        if unset(name) {
+            out.push(format!("api: the signing secret variable {name} is not set here; `rapport run` will refuse to start"));
+        }
+    }
+    let marketing = cfg
+        .occasions
+        .iter()
+        .any(|o| o.enabled && !o.transactional && o.channels.iter().any(|c| c == "email"));
+    if marketing && cfg.api.public_url.is_none() {
+        out.push(
+            "api.public_url is not set: marketing email goes out without a one-click unsubscribe link (RFC 8058; Gmail and Yahoo require it of bulk senders)".into(),
+        );
+    }
+    if marketing && cfg.api.public_url.is_some() && cfg.email.dkim.is_none() {
+        out.push(
+            "channels.email.dkim is not set: one-click unsubscribe needs a DKIM signature covering List-Unsubscribe and List-Unsubscribe-Post; make sure your relay signs them".into(),
+        );
+    }
+    out
+}
+
+/// For an SMS sample longer than one segment, a warning saying how many it takes
+/// (carriers bill, and phones show, each segment).
+fn sms_note(channel: &str, text: &str) -> String {
+    use rapport::channels::sms::segments::{self, Encoding};
+    if channel != "sms" {
+        return String::new();
+    }
+    let s = segments::count(text);
+    let (name, one) = match s.encoding {
+        Encoding::Gsm7 => ("GSM-7", 160),
+        Encoding::Ucs2 => ("UCS-2", 70),
+    };
+    if s.count <= 1 {
+        return String::new();
+    }
+    format!(
+        "\nwarn  the sample is {} {name} characters: {} SMS segments (one holds {one}); shorten it or expect {}x the cost",
+        s.units, s.count, s.count
+    )
 }
 
 async fn import(cfg: &Config, file: &std::path::Path) -> anyhow::Result<i32> {
@@ -179,8 +260,11 @@ async fn preview(
     contact: &str,
     channel: &str,
 ) -> anyhow::Result<i32> {
-    if channel != "email" {
-        anyhow::bail!("unknown channel {channel:?} (known: email)");
+    if !rapport::config::CHANNELS.contains(&channel) {
+        anyhow::bail!(
+            "unknown channel {channel:?} (known: {})",
+            rapport::config::CHANNELS.join(", ")
+        );
     }
     let Some(occ) = cfg.occasion(occasion) else {
         let known: Vec<_> = cfg.occasions.iter().map(|o| o.name.as_str()).collect();
@@ -221,6 +305,25 @@ async fn preview(
         occurrence = event.id.to_string();
         ctx = render::with_event(ctx, &event);
     }
+    if channel != "email" {
+        let text = renderer.render_text(&occ.name, channel, &c.tier, &ctx)?;
+        if channel == "sms" {
+            let Some(to) = &c.phone else {
+                anyhow::bail!("contact {id} has no phone number");
+            };
+            if !c.sms_consent {
+                eprintln!("note: contact {id} has withdrawn SMS consent; nothing would be sent");
+            }
+            println!(
+                "To: {}\n{}\n\n{text}",
+                to.as_str(),
+                sms_note("sms", &text).trim()
+            );
+        } else {
+            println!("{text}");
+        }
+        return Ok(0);
+    }
     let content = renderer.render_email(&occ.name, &c.tier, &ctx)?;
     let Some(to) = c.email.clone() else {
         anyhow::bail!("contact {id} has no email address");
@@ -230,8 +333,10 @@ async fn preview(
         to,
         to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
         content,
+        unsubscribe: None,
     };
-    let message = build_message(&cfg.email, &email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Unsigned: a preview shows the content, and signing would need the key.
+    let message = build_message(&cfg.email, None, &email).map_err(|e| anyhow::anyhow!("{e}"))?;
     if !c.email_consent {
         eprintln!("note: contact {id} has withdrawn email consent; nothing would be sent");
     }

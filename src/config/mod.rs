@@ -39,6 +39,61 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     /// Caps on every contact whatever its tier (`[policy] caps`).
     pub contact_caps: Vec<Cap>,
+    /// `None`: no SMS channel configured.
+    pub sms: Option<SmsConfig>,
+    /// `None`: no webhook endpoint configured.
+    pub webhook: Option<WebhookConfig>,
+    pub api: ApiConfig,
+}
+
+/// `[api]`: how the outside world reaches this daemon.
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    /// The https base URL of the public endpoints (one-click unsubscribe links, Twilio
+    /// status callbacks), without a trailing slash.
+    pub public_url: Option<String>,
+    /// The environment variable holding the key that signs unsubscribe tokens; `None`:
+    /// a random key generated once and kept in the store.
+    pub signing_secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmsConfig {
+    pub transport: SmsTransport,
+    pub rate: Option<Rate>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SmsTransport {
+    /// Each SMS becomes a file in `dir`.
+    Outbox { dir: PathBuf },
+    /// A Twilio-compatible Messages API.
+    Twilio {
+        base_url: String,
+        account_sid: String,
+        /// The name of the environment variable holding the auth token.
+        auth_token_env: String,
+        sender: crate::channels::sms::SmsSender,
+        timeout: Duration,
+        allow_private: bool,
+    },
+}
+
+/// `[channels.webhook]`: the one endpoint webhook touches are posted to.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Environment variables holding `whsec_` secrets: the current one, and the
+    /// previous one while receivers rotate (both signatures are sent).
+    pub secret_env: String,
+    pub previous_secret_env: Option<String>,
+    pub timeout: Duration,
+    /// The wait before each retry (Standard Webhooks' schedule by default); once it is
+    /// used up, or `max_age` after the touch was due, the touch fails.
+    pub retry_schedule: Vec<Duration>,
+    pub max_age: Duration,
+    pub rate: Option<Rate>,
+    pub allow_private: bool,
 }
 
 /// At most `count` touches in any window of length `per`.
@@ -182,7 +237,11 @@ pub struct Occasion {
     /// (dates, check-ins), or after the touch is due (events).
     pub expires: Duration,
     pub send_window: Option<SendWindow>,
-    pub channel: String,
+    /// The channels to try, in order: a touch goes out on the first one its tier allows,
+    /// its contact has an address and consent for; a permanent failure moves it on.
+    pub channels: Vec<String>,
+    /// Transactional mail carries no `List-Unsubscribe`; everything else does.
+    pub transactional: bool,
     pub on_throttle: OnThrottle,
 }
 
@@ -235,6 +294,42 @@ pub struct EmailConfig {
     pub transport: EmailTransport,
     pub from_name: Option<String>,
     pub from: EmailAddress,
+    /// A mailto target for `List-Unsubscribe`, beside the https one.
+    pub list_unsubscribe_mailto: Option<EmailAddress>,
+    /// Sign outgoing mail with DKIM.
+    pub dkim: Option<DkimKey>,
+    /// The provider's rate limit.
+    pub rate: Option<Rate>,
+}
+
+/// A DKIM signing key: `[channels.email.dkim]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub selector: String,
+    pub domain: String,
+    /// PEM: an RSA private key (PKCS#1 or PKCS#8), or an ed25519 key (base64).
+    pub key_file: PathBuf,
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
+}
+
+/// A provider rate limit: `count` messages per `per` (`rate = "50/s"`), spaced evenly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// The time between two messages.
+    pub fn interval(&self) -> Duration {
+        self.per / self.count.max(1)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +435,26 @@ impl Config {
             Trigger::Inactivity { every: Some(e) } => Some(e),
             Trigger::Inactivity { every: None } => self.tier(tier).and_then(|t| t.check_in_every),
             _ => None,
+        }
+    }
+
+    /// The provider rate limit of `channel`, if one is set.
+    pub fn rate(&self, channel: &str) -> Option<Rate> {
+        match channel {
+            "email" => self.email.rate,
+            "sms" => self.sms.as_ref().and_then(|s| s.rate),
+            "webhook" => self.webhook.as_ref().and_then(|w| w.rate),
+            _ => None,
+        }
+    }
+
+    /// Whether `channel` is configured at all (email always is).
+    pub fn has_channel(&self, channel: &str) -> bool {
+        match channel {
+            "email" => true,
+            "sms" => self.sms.is_some(),
+            "webhook" => self.webhook.is_some(),
+            _ => false,
         }
     }
 

@@ -18,6 +18,14 @@ pub(super) struct RawConfig {
     pub channels: RawChannels,
     pub dispatch: RawDispatch,
     pub policy: RawPolicy,
+    pub api: RawApi,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawApi {
+    pub public_url: Option<String>,
+    pub signing_secret_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +91,8 @@ pub(super) struct RawOccasion {
     pub expires: Option<String>,
     pub send_window: Option<String>,
     pub channel: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub transactional: Option<bool>,
     pub on_throttle: Option<String>,
 }
 
@@ -99,6 +109,45 @@ pub(super) struct RawTrigger {
 #[serde(default)]
 pub(super) struct RawChannels {
     pub email: Option<RawEmail>,
+    pub sms: Option<RawSms>,
+    pub webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawSms {
+    pub transport: Option<String>,
+    pub outbox_dir: Option<String>,
+    pub base_url: Option<String>,
+    pub account_sid: Option<String>,
+    pub auth_token_env: Option<String>,
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    pub timeout: Option<String>,
+    pub rate: Option<String>,
+    pub allow_private: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawWebhook {
+    pub url: Option<String>,
+    pub secret_env: Option<String>,
+    pub previous_secret_env: Option<String>,
+    pub timeout: Option<String>,
+    pub retry_schedule: Option<Vec<String>>,
+    pub max_age: Option<String>,
+    pub rate: Option<String>,
+    pub allow_private: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawDkim {
+    pub selector: Option<String>,
+    pub domain: Option<String>,
+    pub key_file: Option<String>,
+    pub algorithm: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +162,9 @@ pub(super) struct RawEmail {
     pub password_env: Option<String>,
     pub pool_size: Option<u32>,
     pub timeout: Option<String>,
+    pub rate: Option<String>,
+    pub list_unsubscribe_mailto: Option<String>,
+    pub dkim: Option<RawDkim>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -141,19 +141,33 @@ impl<S: Store> Dispatcher<S> {
         Ok((ready, decided))
     }
 
-    /// What settles a touch before the policy is asked: the contact gone, no consent,
-    /// no address.
+    /// What settles a touch before the policy is asked: the contact gone, or its
+    /// channel unable to reach the contact (no consent, no address) - then the touch
+    /// moves on to the occasion's next channel that can, or is suppressed.
     pub(super) fn precheck(&self, touch: &Touch, contact: Option<&Contact>) -> Option<Outcome> {
-        let suppressed = |reason: &str| {
-            Some(Outcome::Suppressed {
-                id: touch.id.clone(),
-                reason: reason.to_owned(),
-            })
-        };
         let Some(contact) = contact else {
-            return suppressed("contact no longer exists");
+            return Some(Outcome::Suppressed {
+                id: touch.id.clone(),
+                reason: "contact no longer exists".into(),
+            });
         };
         // Consent is checked right before the send, not when the touch was planned.
-        policy::unreachable(contact, &touch.channel).and_then(suppressed)
+        let why = policy::unreachable(&self.cfg, contact, &touch.channel)?;
+        let channel = touch.channel.as_str();
+        let next = self
+            .cfg
+            .occasion(&touch.occasion)
+            .and_then(|o| policy::next_channel(&self.cfg, o, contact, Some(channel)));
+        Some(match next {
+            Some(next) => Outcome::Fallback {
+                id: touch.id.clone(),
+                channel: next.to_owned(),
+                reason: format!("{channel}: {why}; trying {next}"),
+            },
+            None => Outcome::Suppressed {
+                id: touch.id.clone(),
+                reason: why.to_owned(),
+            },
+        })
     }
 }

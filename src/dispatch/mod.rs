@@ -3,6 +3,7 @@
 //! (`admit`), render for its tier, send, and record the outcome.
 
 mod admit;
+mod deliver;
 mod recorder;
 
 use std::sync::Arc;
@@ -12,11 +13,10 @@ use futures::StreamExt;
 pub use recorder::Recorder;
 
 use crate::{
-    channels::{DeliveryClass, EmailChannel, OutboundEmail},
-    config::{Config, Trigger},
-    domain::{Clock, Contact, Touch, TouchId},
-    policy::retry::{self, RetryDecision, RetryInput},
-    render::{self, Renderer},
+    channels::Channels,
+    config::Config,
+    domain::{Clock, TouchId},
+    render::Renderer,
     store::{Outcome, Store, StoreError},
     telemetry,
 };
@@ -32,13 +32,15 @@ pub struct BatchReport {
     pub suppressed: usize,
     pub deferred: usize,
     pub skipped: usize,
+    /// Moved on to the occasion's next channel.
+    pub fell_back: usize,
 }
 
 pub struct Dispatcher<S> {
     pub store: Arc<S>,
     pub cfg: Arc<Config>,
     pub renderer: Arc<Renderer>,
-    pub email: Arc<dyn EmailChannel>,
+    pub channels: Arc<Channels>,
     pub clock: Arc<dyn Clock>,
     pub recorder: Recorder,
     /// Jobs run as their own tasks here (see `queue::worker`); the app waits on it at
@@ -147,6 +149,7 @@ impl<S: Store> Dispatcher<S> {
             match r {
                 Outcome::Sent { .. } => report.sent += 1,
                 Outcome::Retry { .. } => report.retried += 1,
+                Outcome::Fallback { .. } => report.fell_back += 1,
                 Outcome::Failed { .. } => report.failed += 1,
                 Outcome::Suppressed { .. } => report.suppressed += 1,
                 Outcome::Expired { .. } => report.expired += 1,
@@ -155,107 +158,6 @@ impl<S: Store> Dispatcher<S> {
             }
         }
         Ok(report)
-    }
-
-    /// Renders and sends a touch that has its place.
-    async fn deliver(&self, touch: &Touch, contact: Option<&Contact>) -> Outcome {
-        let id = touch.id.clone();
-        let (Some(contact), Some(to)) = (contact, contact.and_then(|c| c.email.clone())) else {
-            return Outcome::Suppressed {
-                id,
-                reason: "contact no longer exists".into(),
-            };
-        };
-        let year = touch.occurrence.parse::<i32>().unwrap_or_else(|_| {
-            touch
-                .scheduled_at
-                .format("%Y")
-                .to_string()
-                .parse()
-                .unwrap_or(0)
-        });
-        let mut ctx = render::context(contact, &touch.occasion, year, &self.cfg.brand_name);
-        if let Some(Trigger::Event { .. }) = self.cfg.occasion(&touch.occasion).map(|o| &o.trigger)
-        {
-            // The event is the touch's occurrence; a template may use its data.
-            match self.store.events_for_contact(&contact.id).await {
-                Ok(events) => {
-                    if let Some(e) = events.iter().find(|e| e.id.as_str() == touch.occurrence) {
-                        ctx = render::with_event(ctx, e);
-                    }
-                }
-                Err(e) => return self.retry_or_fail(touch, contact, &format!("store: {e}")),
-            }
-        }
-        let content = match self
-            .renderer
-            .render_email(&touch.occasion, &contact.tier, &ctx)
-        {
-            Ok(c) => c,
-            Err(e) => {
-                return Outcome::Failed {
-                    id,
-                    reason: format!("render: {e}"),
-                };
-            }
-        };
-        let email = OutboundEmail {
-            touch: touch.id.clone(),
-            to,
-            to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
-            content,
-        };
-        match self.email.send(&email).await {
-            Ok(()) => Outcome::Sent { id },
-            Err(e) if e.class == DeliveryClass::Permanent => Outcome::Failed {
-                id,
-                reason: e.to_string(),
-            },
-            // RELIABILITY.md: an uncertain outcome is retried at most once, so a server
-            // that accepts but never answers cannot receive the note six times.
-            Err(e)
-                if e.class == DeliveryClass::Uncertain
-                    && touch
-                        .reason
-                        .as_deref()
-                        .is_some_and(|r| r.ends_with("(uncertain)")) =>
-            {
-                Outcome::Failed {
-                    id,
-                    reason: format!("uncertain twice, not retried again: {e}"),
-                }
-            }
-            Err(e) => self.retry_or_fail(touch, contact, &e.to_string()),
-        }
-    }
-
-    fn retry_or_fail(&self, touch: &Touch, contact: &Contact, reason: &str) -> Outcome {
-        let occasion = self.cfg.occasion(&touch.occasion);
-        let window = occasion.map_or(self.cfg.defaults.send_window, |o| {
-            self.cfg.send_window(o, &contact.tier)
-        });
-        let decision = retry::decide(&RetryInput {
-            cfg: &self.cfg.dispatch,
-            attempts: touch.attempts,
-            scheduled_at: touch.scheduled_at,
-            expires_at: touch.expires_at,
-            window,
-            zone: contact.zone(self.cfg.defaults.timezone),
-            now: self.clock.now(),
-            jitter: rand::random::<f64>(),
-            reason,
-        });
-        match decision {
-            RetryDecision::RetryAt(at) => Outcome::Retry {
-                id: touch.id.clone(),
-                at,
-                reason: reason.to_owned(),
-            },
-            RetryDecision::GiveUp(reason) => Outcome::Failed {
-                id: touch.id.clone(),
-                reason,
-            },
-        }
     }
 }
 

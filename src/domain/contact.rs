@@ -319,6 +319,8 @@ pub struct Contact {
     pub attributes: serde_json::Map<String, serde_json::Value>,
     /// Email consent: `false` once the contact opted out; nothing is sent by email then.
     pub email_consent: bool,
+    /// SMS consent: `false` once the contact opted out (STOP, or the carrier's 21610).
+    pub sms_consent: bool,
 }
 
 impl Contact {

@@ -55,7 +55,7 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
-const KNOWN: [&str; 11] = [
+const KNOWN: [&str; 12] = [
     "id",
     "first_name",
     "last_name",
@@ -67,6 +67,7 @@ const KNOWN: [&str; 11] = [
     "customer_since",
     "tier",
     "email_consent",
+    "sms_consent",
 ];
 
 type FieldErrors = Vec<(String, String)>;
@@ -120,6 +121,7 @@ pub fn parse_row(row: &Map<String, Value>, cfg: &Config) -> Result<ContactUpsert
         }
     });
     let consent = parsed(row, "email_consent", &mut errors, parse_bool);
+    let sms_consent = parsed(row, "sms_consent", &mut errors, parse_bool);
     let first_name = text(row, "first_name", &mut errors);
     let last_name = text(row, "last_name", &mut errors);
     let mut attributes = Map::new();
@@ -146,8 +148,10 @@ pub fn parse_row(row: &Map<String, Value>, cfg: &Config) -> Result<ContactUpsert
                 tier: tier.unwrap_or_else(|| cfg.defaults.tier.clone()),
                 attributes,
                 email_consent: consent.unwrap_or(true),
+                sms_consent: sms_consent.unwrap_or(true),
             },
             email_consent: consent,
+            sms_consent,
         }),
         _ => Err(errors),
     }

@@ -121,7 +121,7 @@ fn touch_in_window(
         occasion: occasion.name.clone(),
         contact_id: contact.id.clone(),
         occurrence: occurrence.to_owned(),
-        channel: occasion.channel.clone(),
+        channel: crate::policy::planned_channel(cfg, occasion, contact),
         priority: occasion.priority,
         scheduled_at,
         expires_at,
@@ -249,7 +249,7 @@ pub fn upcoming(
                     occasion: o.name.clone(),
                     priority: o.priority,
                     at,
-                    channel: o.channel.clone(),
+                    channel: crate::policy::planned_channel(cfg, o, contact),
                 });
             }
         }

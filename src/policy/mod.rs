@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
 
 use crate::{
-    config::{Config, OnThrottle, Trigger, format_duration},
+    config::{Config, Occasion, OnThrottle, Trigger, format_duration},
     domain::{Contact, Touch, TouchId},
     planner::fit_in_window,
 };
@@ -100,14 +100,53 @@ pub fn lookback(horizon: std::time::Duration) -> chrono::Duration {
 }
 
 /// Why `contact` cannot be reached on `channel` at all, checked right before the
-/// policy is asked (and so right before any send): no consent, or no address. The touch
-/// is then `suppressed` with this reason.
-pub fn unreachable(contact: &Contact, channel: &str) -> Option<&'static str> {
+/// policy is asked (and so right before any send): the channel not configured, no
+/// consent, or no address. The touch then moves to its occasion's next channel, or is
+/// `suppressed` with this reason.
+pub fn unreachable(cfg: &Config, contact: &Contact, channel: &str) -> Option<&'static str> {
     match channel {
         "email" if !contact.email_consent => Some("no email consent"),
         "email" if contact.email.is_none() => Some("no email address"),
-        _ => None,
+        "sms" if cfg.sms.is_none() => Some("no SMS channel configured"),
+        "sms" if !contact.sms_consent => Some("no SMS consent"),
+        "sms" if contact.phone.is_none() => Some("no phone number"),
+        "webhook" if cfg.webhook.is_none() => Some("no webhook endpoint configured"),
+        "email" | "sms" | "webhook" => None,
+        _ => Some("unknown channel"),
     }
+}
+
+/// The channel a touch of `occasion` for `contact` goes out on: the first of the
+/// occasion's channels after `after` (from the start when `None`) that the contact's
+/// tier allows and that can reach the contact. `None`: no channel left.
+pub fn next_channel<'a>(
+    cfg: &Config,
+    occasion: &'a Occasion,
+    contact: &Contact,
+    after: Option<&str>,
+) -> Option<&'a str> {
+    let start = after.map_or(0, |a| {
+        occasion
+            .channels
+            .iter()
+            .position(|c| c == a)
+            .map_or(occasion.channels.len(), |i| i + 1)
+    });
+    let tier = cfg.tier(&contact.tier);
+    occasion.channels[start.min(occasion.channels.len())..]
+        .iter()
+        .map(String::as_str)
+        .find(|c| {
+            tier.is_none_or(|t| t.allows_channel(c)) && unreachable(cfg, contact, c).is_none()
+        })
+}
+
+/// The channel to plan a touch on: the first that can reach the contact now, else the
+/// occasion's first (the dispatcher then records why nothing could).
+pub fn planned_channel(cfg: &Config, occasion: &Occasion, contact: &Contact) -> String {
+    next_channel(cfg, occasion, contact, None)
+        .unwrap_or(&occasion.channels[0])
+        .to_owned()
 }
 
 /// The policy for `touch` to `contact` at `now`.

@@ -22,8 +22,23 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Dura
     capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
+/// How a channel retries: the dispatcher's exponential backoff, or a fixed schedule
+/// (webhooks, per Standard Webhooks) with its own maximum age.
+#[derive(Debug, Clone, Copy)]
+pub enum Plan<'a> {
+    Backoff,
+    /// The wait before each retry; the schedule's end is the last attempt.
+    Schedule {
+        waits: &'a [Duration],
+        max_age: Duration,
+    },
+}
+
 pub struct RetryInput<'a> {
     pub cfg: &'a DispatchConfig,
+    pub plan: Plan<'a>,
+    /// The provider's `Retry-After`: no retry before it.
+    pub retry_after: Option<Duration>,
     /// Attempts made so far, including the one that just failed.
     pub attempts: u32,
     pub scheduled_at: DateTime<Utc>,
@@ -36,16 +51,27 @@ pub struct RetryInput<'a> {
 }
 
 pub fn decide(i: &RetryInput<'_>) -> RetryDecision {
-    if i.attempts >= i.cfg.max_attempts {
+    let (max_attempts, max_age) = match i.plan {
+        Plan::Backoff => (i.cfg.max_attempts, i.cfg.max_age),
+        Plan::Schedule { waits, max_age } => (waits.len() as u32 + 1, max_age),
+    };
+    if i.attempts >= max_attempts {
         return RetryDecision::GiveUp(format!(
             "gave up after {} attempts: {}",
             i.attempts, i.reason
         ));
     }
-    let wait = backoff(i.attempts, i.cfg.backoff, i.cfg.backoff_max, i.jitter);
+    let wait = match i.plan {
+        Plan::Backoff => backoff(i.attempts, i.cfg.backoff, i.cfg.backoff_max, i.jitter),
+        // Jitter only shortens a step by up to a fifth: the schedule stays recognisable.
+        Plan::Schedule { waits, .. } => {
+            waits[(i.attempts.max(1) - 1) as usize].mul_f64(0.8 + 0.2 * i.jitter.clamp(0.0, 1.0))
+        }
+    };
+    let wait = wait.max(i.retry_after.unwrap_or_default());
     let at = i.now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
     let too_old =
-        i.scheduled_at + chrono::Duration::from_std(i.cfg.max_age).unwrap_or(chrono::Duration::MAX);
+        i.scheduled_at + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
     let deadline = i.expires_at.min(too_old);
     match fit_in_window(at, i.window, i.zone, deadline) {
         Some(at) => RetryDecision::RetryAt(at),
@@ -97,6 +123,8 @@ mod tests {
         let cfg = cfg();
         let input = |attempts, now: &str| RetryInput {
             cfg: &cfg,
+            plan: Plan::Backoff,
+            retry_after: None,
             attempts,
             scheduled_at: utc("2026-06-01T09:00:00Z"),
             expires_at: utc("2026-06-02T00:00:00Z"),
@@ -123,5 +151,44 @@ mod tests {
             decide(&input(2, "2026-06-01T17:59:30Z")),
             RetryDecision::GiveUp(_)
         ));
+    }
+
+    #[test]
+    fn schedules_and_retry_after() {
+        let cfg = cfg();
+        let waits = [Duration::from_secs(5), Duration::from_secs(300)];
+        let input = |attempts, retry_after| RetryInput {
+            cfg: &cfg,
+            plan: Plan::Schedule {
+                waits: &waits,
+                max_age: Duration::from_secs(86_400),
+            },
+            retry_after,
+            attempts,
+            scheduled_at: utc("2026-06-01T09:00:00Z"),
+            expires_at: utc("2026-06-03T00:00:00Z"),
+            window: "00:00-24:00".parse().unwrap(),
+            zone: chrono_tz::UTC,
+            now: utc("2026-06-01T10:00:00Z"),
+            jitter: 1.0,
+            reason: "webhook 500",
+        };
+        assert_eq!(
+            decide(&input(1, None)),
+            RetryDecision::RetryAt(utc("2026-06-01T10:00:05Z"))
+        );
+        assert_eq!(
+            decide(&input(2, None)),
+            RetryDecision::RetryAt(utc("2026-06-01T10:05:00Z"))
+        );
+        // The schedule is used up after its last step: three attempts in all.
+        assert!(
+            matches!(decide(&input(3, None)), RetryDecision::GiveUp(r) if r.contains("3 attempts"))
+        );
+        // Retry-After wins when it asks for longer.
+        assert_eq!(
+            decide(&input(1, Some(Duration::from_secs(60)))),
+            RetryDecision::RetryAt(utc("2026-06-01T10:01:00Z"))
+        );
     }
 }

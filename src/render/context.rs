@@ -108,5 +108,6 @@ pub fn sample_contact(tier: &str) -> Contact {
         tier: tier.to_owned(),
         attributes,
         email_consent: true,
+        sms_consent: true,
     }
 }

@@ -123,7 +123,17 @@ impl Renderer {
             Some((c, t)) => (c.to_owned(), Some(t.to_owned())),
             None => (stem.to_owned(), None),
         };
-        let parts = split_parts(&src).map_err(bad)?;
+        // Email has a subject (front matter) and maybe an HTML part; an SMS or a webhook
+        // text is the whole file.
+        let parts = if channel == "email" {
+            split_parts(&src).map_err(bad)?
+        } else {
+            Parts {
+                subject: "",
+                text: src.strip_prefix('\u{feff}').unwrap_or(&src),
+                html: None,
+            }
+        };
         let name = format!("{folder}/{stem}");
         self.text
             .register_template_string(&format!("{name}#subject"), parts.subject)
@@ -171,6 +181,39 @@ impl Renderer {
     /// Occasions that have at least one template.
     pub fn occasions(&self) -> BTreeSet<String> {
         self.entries.keys().map(|k| k.occasion.clone()).collect()
+    }
+
+    /// The text of an SMS or a webhook: the whole template, surrounding whitespace
+    /// trimmed (a trailing newline would cost an SMS character).
+    pub fn render_text(
+        &self,
+        occasion: &str,
+        channel: &str,
+        tier: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<String, RenderError> {
+        let entry = self
+            .entry(occasion, channel, tier)
+            .ok_or_else(|| RenderError::Missing {
+                occasion: occasion.to_owned(),
+                channel: channel.to_owned(),
+            })?;
+        let name = format!("{}#text", entry.name);
+        let text = self
+            .text
+            .render(&name, ctx)
+            .map_err(|e| RenderError::Render {
+                name: format!("{}.hbs", entry.name),
+                message: e.reason().to_string(),
+            })?;
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            return Err(RenderError::Render {
+                name: format!("{}.hbs", entry.name),
+                message: "the text rendered empty".into(),
+            });
+        }
+        Ok(text)
     }
 
     pub fn render_email(

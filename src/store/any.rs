@@ -46,6 +46,45 @@ macro_rules! each {
 }
 
 impl Store for AnyStore {
+    async fn set_consent(
+        &self,
+        contact: &ContactId,
+        channel: &str,
+        consent: bool,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.set_consent(contact, channel, consent))
+    }
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.setting(name))
+    }
+    async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        each!(self, s => s.init_setting(name, value))
+    }
+    async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        each!(self, s => s.set_setting(name, value))
+    }
+    async fn dead_letters(
+        &self,
+        after: Option<&(DateTime<Utc>, TouchId)>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        each!(self, s => s.dead_letters(after, limit))
+    }
+    async fn revive(
+        &self,
+        ids: &[TouchId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TouchId>, StoreError> {
+        each!(self, s => s.revive(ids, now))
+    }
+    async fn rate_reserve(
+        &self,
+        key: &str,
+        interval: std::time::Duration,
+        burst: u32,
+    ) -> Result<std::time::Duration, StoreError> {
+        each!(self, s => s.rate_reserve(key, interval, burst))
+    }
     async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
         each!(self, s => s.upsert_contacts(rows))
     }

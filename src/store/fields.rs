@@ -78,6 +78,7 @@ pub(crate) fn contact(r: &impl Fields) -> Result<Contact, StoreError> {
         tier: r.required_text("tier")?,
         attributes,
         email_consent: r.int("email_consent")?.unwrap_or(1) != 0,
+        sms_consent: r.int("sms_consent")?.unwrap_or(1) != 0,
     })
 }
 

@@ -42,6 +42,8 @@ pub enum StoreError {
 pub struct ContactUpsert {
     pub contact: Contact,
     pub email_consent: Option<bool>,
+    /// The same for SMS.
+    pub sms_consent: Option<bool>,
 }
 
 /// How a claimed touch ended, as the dispatcher reports it.
@@ -80,6 +82,14 @@ pub enum Outcome {
         at: DateTime<Utc>,
         reason: String,
     },
+    /// Its channel cannot take it (opted out, failed permanently, endpoint gone): back
+    /// to `planned` at once on the occasion's next `channel`, with the reason (which
+    /// the ledger keeps, so it shows which channel was tried and why it was left).
+    Fallback {
+        id: TouchId,
+        channel: String,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -91,6 +101,7 @@ impl Outcome {
             | Self::Expired { id, .. }
             | Self::Skipped { id, .. }
             | Self::Retry { id, .. }
+            | Self::Fallback { id, .. }
             | Self::Defer { id, .. } => id,
         }
     }
@@ -313,6 +324,59 @@ pub trait Store: Send + Sync + 'static {
         reservations: &[Reservation],
         owner: &str,
     ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+    /// Sets `contact`'s consent on `channel` (`email` or `sms`): a provider's opt-out
+    /// (Twilio 21610), a STOP, an unsubscribe. Returns whether the contact exists.
+    fn set_consent(
+        &self,
+        contact: &ContactId,
+        channel: &str,
+        consent: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A setting the daemon keeps for itself (a generated signing key, an endpoint
+    /// disabled by a 410), shared by every replica.
+    fn setting(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Sets `name` to `value` unless it is set already; returns the value it holds now
+    /// (so replicas racing to generate a key all end up with the same one).
+    fn init_setting(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn set_setting(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Dead letters: up to `limit` touches that failed (retries exhausted, or a
+    /// permanent failure), in the order they failed, after `after` (the last one of the
+    /// previous page: its failure time and id).
+    fn dead_letters(
+        &self,
+        after: Option<&(DateTime<Utc>, TouchId)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Touch>, StoreError>> + Send;
+    /// Gives failed touches another go: each of `ids` still `failed` and not past its
+    /// expiry goes back to `planned`, due at `now`, its attempts counted from zero, and
+    /// a job is queued for it. Returns the ids revived (a touch revived twice at once is
+    /// revived once; the ledger still sends it at most once).
+    fn revive(
+        &self,
+        ids: &[TouchId],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<TouchId>, StoreError>> + Send;
+    /// Takes the next place under the provider rate limit `key` (a GCRA: one place every
+    /// `interval`, with up to `burst` places usable at once) and returns how long the
+    /// caller must wait before using it (zero: now). Shared by every replica on Redis;
+    /// local to the process on SQLite (one process owns a SQLite store).
+    fn rate_reserve(
+        &self,
+        key: &str,
+        interval: std::time::Duration,
+        burst: u32,
+    ) -> impl Future<Output = Result<std::time::Duration, StoreError>> + Send;
     /// Moves queued jobs that are due into the queue workers read, in bounded steps
     /// (Redis; see its module). Returns how many it moved; call again while it moves any.
     fn pump(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {

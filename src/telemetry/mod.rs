@@ -43,6 +43,11 @@ pub fn touch_outcome(t: &Touch, outcome: &Outcome) {
         Outcome::Retry { at, reason, .. } => {
             tracing::warn!(touch, contact, occasion, attempt, %reason, retry_at = %at.to_rfc3339(), "touch send failed; retry scheduled");
         }
+        Outcome::Fallback {
+            channel, reason, ..
+        } => {
+            tracing::warn!(touch, contact, occasion, %reason, next_channel = %channel, "touch moves to its next channel")
+        }
         Outcome::Failed { reason, .. } => {
             tracing::error!(touch, contact, occasion, attempt, %reason, "touch failed")
         }

@@ -51,6 +51,7 @@ fn sparse(id: &str, consent: bool) -> Contact {
         tier: "bronze".into(),
         attributes: serde_json::Map::new(),
         email_consent: consent,
+        sms_consent: true,
     }
 }
 
@@ -58,6 +59,7 @@ fn row(contact: &Contact, email_consent: Option<bool>) -> ContactUpsert {
     ContactUpsert {
         contact: contact.clone(),
         email_consent,
+        sms_consent: None,
     }
 }
 
@@ -127,6 +129,7 @@ pub(crate) async fn upsert_replaces_and_keeps_opt_outs<S: Backend>(store: Arc<S>
         tier: "silver".into(),
         attributes,
         email_consent: false,
+        sms_consent: true,
     };
     store.upsert_contacts(&[row(&moved, None)]).await.unwrap();
     assert_eq!(
@@ -137,6 +140,7 @@ pub(crate) async fn upsert_replaces_and_keeps_opt_outs<S: Backend>(store: Arc<S>
     // An explicit yes re-subscribes; a later silent re-import keeps it.
     let yes = Contact {
         email_consent: true,
+        sms_consent: true,
         ..moved.clone()
     };
     store
@@ -152,6 +156,7 @@ pub(crate) async fn upsert_replaces_and_keeps_opt_outs<S: Backend>(store: Arc<S>
     let second = Contact {
         tier: "gold".into(),
         email_consent: false,
+        sms_consent: true,
         ..sparse("cat", false)
     };
     store

@@ -12,6 +12,7 @@
 //! sleeps. The exception is `queueing`, which runs the real queue workers, and they run
 //! on the system clock.
 
+mod channels;
 mod claiming;
 mod contacts;
 mod fixtures;
@@ -95,6 +96,10 @@ macro_rules! conformance {
                 policy::skipped_is_final_and_defer_keeps_its_reason,
                 policy::policy_records_filter_by_since,
                 policy::racing_reservations_hold_a_cap,
+                channels::consent_is_kept_per_channel,
+                channels::settings_are_set_once_or_replaced,
+                channels::fallback_moves_a_touch_to_its_next_channel,
+                channels::dead_letters_list_in_order_and_revive_once,
             );
         }
     };

@@ -34,6 +34,7 @@ async fn add_contacts<S: Backend>(store: &S, ids: &[&str]) {
                 ..sample_contact("gold")
             },
             email_consent: None,
+            sms_consent: None,
         })
         .collect();
     store.upsert_contacts(&rows).await.unwrap();

@@ -89,6 +89,7 @@ pub(crate) async fn a_corrupt_job_is_dead_lettered_and_the_worker_goes_on<S: Bac
     let upsert = ContactUpsert {
         contact: ada,
         email_consent: Some(true),
+        sms_consent: None,
     };
     store.upsert_contacts(from_ref(&upsert)).await.unwrap();
     let year = now.year().to_string();
@@ -106,7 +107,9 @@ pub(crate) async fn a_corrupt_job_is_dead_lettered_and_the_worker_goes_on<S: Bac
         store: store.clone(),
         cfg: cfg.clone(),
         renderer: Arc::new(Renderer::load(&cfg.templates_dir).expect("templates")),
-        email: Arc::from(channels::email_channel(&cfg.email).expect("outbox channel")),
+        channels: Arc::new(channels::Channels::email_only(Arc::from(
+            channels::email_channel(&cfg.email).expect("outbox channel"),
+        ))),
         clock: clock.clone(),
         recorder: Recorder::spawn(store.clone(), clock.clone(), &tracker),
         tasks: TaskTracker::new(),

@@ -121,6 +121,7 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
         .upsert_contacts(&[ContactUpsert {
             contact: contact.clone(),
             email_consent: None,
+            sms_consent: None,
         }])
         .await
         .unwrap();
@@ -149,5 +150,56 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
         .unwrap();
     assert!(records.contains_key(&contact.id));
     let marker: u32 = conn.get(format!("{}:schema", cfg.prefix)).await.unwrap();
-    assert_eq!(marker, 2);
+    assert_eq!(marker, 3);
+}
+
+/// Touches that failed before the dead-letter index existed (schema 2) join it when a
+/// newer version opens the store, so `rapport dead-letters` lists them.
+#[tokio::test]
+async fn failed_touches_from_before_dead_letters_are_listed_on_open() {
+    use rapport::store::{Outcome, Store};
+    let cfg = StorageConfig {
+        backend: StorageBackend::Redis,
+        url: redis_server::shared_url(),
+        prefix: redis_server::unique_prefix("m3"),
+    };
+    let store = RedisStore::open(&cfg).await.unwrap();
+    let now = chrono::Utc::now();
+    let touches: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|c| crate::fixtures::planned(c, now))
+        .collect();
+    let ids: Vec<_> = touches.iter().map(|t| t.id.clone()).collect();
+    store.plan_touches(&touches, 10, now).await.unwrap();
+    store
+        .claim(&ids, "w", now, now + chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    let failed = Outcome::Failed {
+        id: ids[0].clone(),
+        reason: "failed permanently: email: smtp 550 (permanent)".into(),
+    };
+    store
+        .record(&[failed, Outcome::Sent { id: ids[1].clone() }], "w", now)
+        .await
+        .unwrap();
+    // As schema 2 left it: no dead-letter index.
+    let mut conn = store.connection();
+    let _: () = conn
+        .del(format!("{}:idx:failed", cfg.prefix))
+        .await
+        .unwrap();
+    let _: () = conn.set(format!("{}:schema", cfg.prefix), 2).await.unwrap();
+    assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+    let reopened = RedisStore::open(&cfg).await.unwrap();
+    let listed: Vec<_> = reopened
+        .dead_letters(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, vec![ids[0].clone()]);
+    let marker: u32 = conn.get(format!("{}:schema", cfg.prefix)).await.unwrap();
+    assert_eq!(marker, 3);
 }

@@ -1,6 +1,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod daemon;
+pub mod http_stub;
 pub mod people;
 pub mod redis;
 pub mod smtp;

@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use session::{Endpoint, Progress, Session, SmtpError};
 use tokio::sync::Semaphore;
 
-use super::{DeliveryError, EmailChannel, OutboundEmail};
+use super::{DeliveryError, EmailChannel, OutboundEmail, email::Dkim};
 use crate::config::{EmailConfig, EmailTransport, TlsMode};
 
 /// Idle connections older than this are closed rather than reused: servers drop idle
@@ -27,13 +27,14 @@ const CHECK_AFTER: Duration = Duration::from_secs(2);
 
 pub(super) struct Smtp {
     cfg: EmailConfig,
+    dkim: Option<Dkim>,
     endpoint: Endpoint,
     idle: Mutex<Vec<(Session, Instant)>>,
     slots: Semaphore,
 }
 
 impl Smtp {
-    pub(super) fn new(cfg: &EmailConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &EmailConfig, dkim: Option<Dkim>) -> Result<Self, String> {
         let EmailTransport::Smtp {
             host,
             port,
@@ -75,6 +76,7 @@ impl Smtp {
             .unwrap_or_else(|| "localhost".into());
         Ok(Self {
             cfg: cfg.clone(),
+            dkim,
             endpoint: Endpoint {
                 host: host.clone(),
                 port: *port,
@@ -184,7 +186,7 @@ fn classify(e: &SmtpError) -> DeliveryError {
 impl EmailChannel for Smtp {
     fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let message = super::build_message(&self.cfg, email)?;
+            let message = super::build_message(&self.cfg, self.dkim.as_ref(), email)?;
             let envelope = message.envelope();
             let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
             let to: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();

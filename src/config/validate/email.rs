@@ -4,7 +4,10 @@ use std::{path::PathBuf, time::Duration};
 
 use super::Issues;
 use crate::{
-    config::{EmailConfig, EmailTransport, TlsMode, raw::RawEmail},
+    config::{
+        DkimAlgorithm, DkimKey, EmailConfig, EmailTransport, TlsMode,
+        raw::{RawDkim, RawEmail},
+    },
     domain::EmailAddress,
 };
 
@@ -91,10 +94,60 @@ pub(super) fn email(issues: &mut Issues<'_>, raw: Option<&RawEmail>) -> Option<E
             return None;
         }
     };
+    let list_unsubscribe_mailto = raw.list_unsubscribe_mailto.as_deref().and_then(|m| {
+        EmailAddress::parse(m)
+            .map_err(|e| issues.push("channels.email.list_unsubscribe_mailto", e.0))
+            .ok()
+    });
+    let dkim = raw.dkim.as_ref().and_then(|d| dkim(issues, d));
+    let rate = issues.rate("channels.email.rate", raw.rate.as_deref());
     Some(EmailConfig {
         transport,
         from_name,
         from: from?,
+        list_unsubscribe_mailto,
+        dkim,
+        rate,
+    })
+}
+
+/// `[channels.email.dkim]`: the key file is read when the channel starts (a missing or
+/// unreadable file is reported then, naming it).
+fn dkim(issues: &mut Issues<'_>, raw: &RawDkim) -> Option<DkimKey> {
+    let mut need = |key: &str, v: &Option<String>, example: &str| {
+        let v = v.clone().filter(|s| !s.trim().is_empty());
+        if v.is_none() {
+            issues.missing(&format!("channels.email.dkim.{key}"), example);
+        }
+        v
+    };
+    let selector = need(
+        "selector",
+        &raw.selector,
+        "the DNS selector, e.g. \"rapport\"",
+    );
+    let domain = need(
+        "domain",
+        &raw.domain,
+        "the signing domain, e.g. \"example.com\"",
+    );
+    let key_file = need("key_file", &raw.key_file, "the path of the PEM private key");
+    let algorithm = match raw.algorithm.as_deref().unwrap_or("rsa") {
+        "rsa" => DkimAlgorithm::Rsa,
+        "ed25519" => DkimAlgorithm::Ed25519,
+        other => {
+            issues.push(
+                "channels.email.dkim.algorithm",
+                format!("unknown algorithm {other:?} (known: rsa, ed25519)"),
+            );
+            return None;
+        }
+    };
+    Some(DkimKey {
+        selector: selector?,
+        domain: domain?,
+        key_file: PathBuf::from(key_file?),
+        algorithm,
     })
 }
 

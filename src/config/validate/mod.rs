@@ -11,6 +11,7 @@ use super::{
 };
 use crate::domain::{SendWindow, contact::parse_timezone};
 
+mod channels;
 mod email;
 mod paths;
 mod relationship;
@@ -36,8 +37,18 @@ impl Issues<'_> {
     /// `path` is missing, unless a value there was already reported (and removed) as
     /// being of the wrong type.
     fn missing(&mut self, path: &str, example: &str) {
+        self.missing_for(path, path, example);
+    }
+
+    /// `path` is missing, required by the key at `cause` (`transport = "twilio"` needs
+    /// an account SID): the problem is filed under the file that set `cause`.
+    fn missing_for(&mut self, path: &str, cause: &str, example: &str) {
         if !self.list.iter().any(|i| i.path == path) {
-            self.push(path, format!("missing: {example}"));
+            self.list.push(ConfigIssue {
+                source: self.layered.source_of(cause).to_owned(),
+                path: path.to_owned(),
+                message: format!("missing: {example}"),
+            });
         }
     }
 
@@ -170,6 +181,9 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
     }
 
     let email = email(&mut issues, raw.channels.email.as_ref());
+    let sms = channels::sms(&mut issues, raw.channels.sms.as_ref());
+    let webhook = channels::webhook(&mut issues, raw.channels.webhook.as_ref());
+    let api = channels::api(&mut issues, &raw.api);
     let templates_dir = PathBuf::from(
         raw.templates
             .dir
@@ -180,6 +194,19 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
     for (name, o) in &raw.occasions {
         if let Some(occ) = occasion(&mut issues, name, o) {
             occasions.push(occ);
+        }
+    }
+    for o in &occasions {
+        let configured = |c: &str| match c {
+            "sms" => raw.channels.sms.is_some(),
+            "webhook" => raw.channels.webhook.is_some(),
+            _ => true,
+        };
+        for c in o.channels.iter().filter(|c| !configured(c)) {
+            issues.push(
+                &format!("occasions.{}.channels", o.name),
+                format!("channel {c:?} is not configured (add a [channels.{c}] section)"),
+            );
         }
     }
     check_templates(&mut issues, &templates_dir, &occasions, &tiers);
@@ -242,6 +269,9 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
         email: email.expect("no issues means email parsed"),
         dispatch,
         contact_caps,
+        sms,
+        webhook,
+        api,
     })
 }
 
@@ -396,8 +426,23 @@ fn check_templates(
     tiers: &[Tier],
 ) {
     for o in occasions.iter().filter(|o| o.enabled) {
+        for channel in &o.channels {
+            check_channel_templates(issues, dir, o, channel, tiers);
+        }
+    }
+}
+
+/// `<occasion>/<channel>.hbs`, or a tier variant for every tier that allows the channel.
+fn check_channel_templates(
+    issues: &mut Issues<'_>,
+    dir: &std::path::Path,
+    o: &Occasion,
+    wanted: &str,
+    tiers: &[Tier],
+) {
+    {
         let folder = dir.join(&o.name);
-        let base = folder.join(format!("{}.hbs", o.channel));
+        let base = folder.join(format!("{wanted}.hbs"));
         let mut variants = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&folder) {
             for e in entries.flatten() {
@@ -406,7 +451,7 @@ fn check_templates(
                     continue;
                 };
                 if let Some((channel, tier)) = stem.split_once('.') {
-                    if channel == o.channel {
+                    if channel == wanted {
                         if tiers.iter().any(|t| t.name == tier) {
                             variants.push(tier.to_owned());
                         } else {
@@ -423,14 +468,16 @@ fn check_templates(
                 }
             }
         }
-        let all_tiers_covered = tiers.iter().all(|t| variants.contains(&t.name));
+        let all_tiers_covered = tiers
+            .iter()
+            .filter(|t| t.allows_channel(wanted))
+            .all(|t| variants.contains(&t.name));
         if !base.is_file() && !all_tiers_covered {
             issues.push(
                 &format!("occasions.{}", o.name),
                 format!(
-                    "missing template {} (or a {}.<tier>.hbs for every tier)",
+                    "missing template {} (or a {wanted}.<tier>.hbs for every tier that allows {wanted})",
                     base.display(),
-                    o.channel
                 ),
             );
         }

@@ -178,13 +178,42 @@ pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> 
         issues.push(&p("expires"), "must be longer than 0s");
     }
     let send_window = issues.window(&p("send_window"), o.send_window.as_deref());
-    let channel = o.channel.clone().unwrap_or_else(|| "email".into());
-    if channel != "email" {
-        issues.push(
-            &p("channel"),
-            format!("unknown channel {channel:?} (known: email)"),
-        );
-    }
+    let channels = match (&o.channel, &o.channels) {
+        (Some(_), Some(_)) => {
+            issues.push(
+                &p("channels"),
+                "set either channel or channels (the ordered preference), not both",
+            );
+            vec!["email".to_owned()]
+        }
+        (Some(one), None) if CHANNELS.contains(&one.as_str()) => vec![one.clone()],
+        (Some(one), None) => {
+            issues.push(
+                &p("channel"),
+                format!("unknown channel {one:?} (known: {})", CHANNELS.join(", ")),
+            );
+            vec!["email".to_owned()]
+        }
+        (None, Some(list)) => {
+            let list = issues.channel_list(&p("channels"), list);
+            if list.is_empty()
+                && !issues
+                    .list
+                    .iter()
+                    .any(|i| i.path.starts_with(&p("channels")))
+            {
+                issues.push(&p("channels"), "must name at least one channel");
+            }
+            let mut seen = std::collections::HashSet::new();
+            for c in &list {
+                if !seen.insert(c.clone()) {
+                    issues.push(&p("channels"), format!("names {c:?} twice"));
+                }
+            }
+            list
+        }
+        (None, None) => vec!["email".to_owned()],
+    };
     let on_throttle = match o.on_throttle.as_deref() {
         None | Some("defer") => OnThrottle::Defer,
         Some("skip") => OnThrottle::Skip,
@@ -209,6 +238,7 @@ pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> 
         priority: o.priority.unwrap_or(50),
         expires,
         send_window,
-        channel,
+        channels,
+        transactional: o.transactional.unwrap_or(false),
     })
 }

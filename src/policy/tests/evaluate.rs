@@ -32,7 +32,7 @@ fn touch(cfg: &Config, occasion: &str, now: DateTime<Utc>, expires_at: DateTime<
         occasion: occasion.to_owned(),
         contact_id: sample_contact("friend").id,
         occurrence: "x".into(),
-        channel: o.channel.clone(),
+        channel: o.channels[0].clone(),
         priority: o.priority,
         status: TouchStatus::Planned,
         scheduled_at: now,

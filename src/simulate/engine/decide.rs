@@ -20,10 +20,19 @@ impl Sim<'_> {
         if touch.status != TouchStatus::Planned || touch.next_attempt_at != now {
             return;
         }
-        // The dispatcher's precheck, before the policy is asked.
-        if let Some(why) = policy::unreachable(contact, &touch.channel) {
-            self.finish(c, i, TouchStatus::Suppressed, why.to_owned());
-            return;
+        // The dispatcher's precheck, before the policy is asked: an unreachable channel
+        // moves the touch on to its occasion's next one, if any.
+        if let Some(why) = policy::unreachable(cfg, contact, &touch.channel) {
+            let next = cfg
+                .occasion(&touch.occasion)
+                .and_then(|o| policy::next_channel(cfg, o, contact, Some(&touch.channel)));
+            match next {
+                Some(next) => self.people[c].ledger[i].touch.channel = next.to_owned(),
+                None => {
+                    self.finish(c, i, TouchStatus::Suppressed, why.to_owned());
+                    return;
+                }
+            }
         }
         let history = self.history(c, now);
         let touch = &self.people[c].ledger[i].touch;

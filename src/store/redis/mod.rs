@@ -13,8 +13,10 @@
 //! apalis already has a backlog. The ledger stays the truth: a job lost anywhere on that
 //! path is re-queued by the reconciler.
 
+mod channels;
 mod conn;
 mod policy;
+mod rate;
 
 use std::{
     collections::HashMap,
@@ -92,6 +94,9 @@ pub fn script_names() -> Vec<(String, &'static str)> {
         (&*POLICY_RECORDS, "policy_records"),
         (&*RESERVE, "reserve"),
         (&*ADD_EVENT, "add_event"),
+        (&*rate::RATE, "rate"),
+        (&*channels::SET_CONSENT, "set_consent"),
+        (&*channels::REVIVE, "revive"),
     ]
     .into_iter()
     .map(|(s, name)| (s.get_hash().to_owned(), name))
@@ -184,13 +189,66 @@ impl RedisStore {
     /// check-ins and tells the policy scripts the contact exists); contacts stored before
     /// get one at the time of the upgrade, as a new contact would.
     async fn migrate(&self) -> Result<(), StoreError> {
-        const SCHEMA: u32 = 2;
+        const SCHEMA: u32 = 3;
         let mut conn = self.conn.clone();
         let key = format!("{}:schema", self.prefix);
         let at: Option<u32> = conn.get(&key).await.map_err(q)?;
         if at.is_some_and(|v| v >= SCHEMA) {
             return Ok(());
         }
+        if at.is_none_or(|v| v < 2) {
+            self.backfill_seen().await?;
+        }
+        self.backfill_failed().await?;
+        conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
+    }
+
+    /// Schema 3: failed touches stored before the dead-letter index existed join it.
+    async fn backfill_failed(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}:{{c:*}}:touch:*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(q)?;
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("HMGET").arg(k).arg("status").arg("updated_at");
+                }
+                let found: Vec<(Option<String>, Option<i64>)> =
+                    pipe.query_async(&mut conn).await.map_err(q)?;
+                let mut add = redis::cmd("ZADD");
+                add.arg(self.failed_key());
+                let mut any = false;
+                for (k, (status, at)) in keys.iter().zip(found) {
+                    if status.as_deref() == Some("failed") {
+                        if let Some((_, id)) = k.split_once(":touch:") {
+                            add.arg(at.unwrap_or(0)).arg(id);
+                            any = true;
+                        }
+                    }
+                }
+                if any {
+                    add.query_async::<()>(&mut conn).await.map_err(q)?;
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Schema 2: contacts stored before the check-in clock start it at the upgrade.
+    async fn backfill_seen(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
         let now = Utc::now().timestamp();
         let seen = format!("{}:idx:seen", self.prefix);
         let mut cursor = 0u64;
@@ -212,11 +270,10 @@ impl RedisStore {
                 cmd.query_async::<()>(&mut conn).await.map_err(q)?;
             }
             if next == 0 {
-                break;
+                return Ok(());
             }
             cursor = next;
         }
-        conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
     }
 
     pub fn connection(&self) -> ConnectionManager {
@@ -357,8 +414,9 @@ async fn warn_about_settings(conn: &mut ConnectionManager) {
 type ClaimedRow = (String, Vec<String>, u32);
 
 /// An outcome as `record.lua` reads it: status, reason, next attempt, attempt taken back.
-fn outcome_args(o: &Outcome) -> (&'static str, &str, Option<i64>, u8) {
+fn outcome_args(o: &Outcome, now: DateTime<Utc>) -> (&'static str, &str, Option<i64>, u8) {
     match o {
+        Outcome::Fallback { reason, .. } => ("planned", reason, Some(ts(now)), 0),
         Outcome::Sent { .. } => ("sent", "", None, 0),
         Outcome::Failed { reason, .. } => ("failed", reason, None, 0),
         Outcome::Suppressed { reason, .. } => ("suppressed", reason, None, 0),
@@ -422,6 +480,7 @@ struct StoredContact {
     tier: String,
     attributes: Option<String>,
     email_consent: Option<f64>,
+    sms_consent: Option<f64>,
 }
 
 impl fields::Fields for StoredContact {
@@ -444,6 +503,7 @@ impl fields::Fields for StoredContact {
     fn int(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(match name {
             "email_consent" => self.email_consent.map(|c| c as i64),
+            "sms_consent" => self.sms_consent.map(|c| c as i64),
             _ => None,
         })
     }
@@ -462,6 +522,45 @@ fn contacts_from(raw: Vec<Option<String>>) -> Result<Vec<Contact>, StoreError> {
 }
 
 impl Store for RedisStore {
+    async fn set_consent(
+        &self,
+        contact: &ContactId,
+        channel: &str,
+        consent: bool,
+    ) -> Result<bool, StoreError> {
+        self.set_consent_in(contact, channel, consent).await
+    }
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.setting_in(name).await
+    }
+    async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        self.init_setting_in(name, value).await
+    }
+    async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.set_setting_in(name, value).await
+    }
+    async fn dead_letters(
+        &self,
+        after: Option<&(DateTime<Utc>, TouchId)>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        self.dead_letters_in(after, limit).await
+    }
+    async fn revive(
+        &self,
+        ids: &[TouchId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TouchId>, StoreError> {
+        self.revive_in(ids, now).await
+    }
+    async fn rate_reserve(
+        &self,
+        key: &str,
+        interval: std::time::Duration,
+        burst: u32,
+    ) -> Result<std::time::Duration, StoreError> {
+        self.rate_reserve_shared(key, interval, burst).await
+    }
     async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
         let now = Utc::now().timestamp();
         for chunk in rows.chunks(500) {
@@ -470,6 +569,7 @@ impl Store for RedisStore {
             for r in chunk {
                 let mut record = fields::contact_record(&r.contact);
                 record["consent"] = serde_json::json!(r.email_consent);
+                record["sms"] = serde_json::json!(r.sms_consent);
                 inv.arg(record.to_string());
             }
             inv.invoke_async::<u64>(&mut self.conn.clone())
@@ -626,13 +726,18 @@ impl Store for RedisStore {
         let mut inv = RECORD.prepare_invoke();
         inv.arg(&self.prefix).arg(ts(now)).arg(owner);
         for o in outcomes {
-            let (status, reason, next, undo) = outcome_args(o);
+            let (status, reason, next, undo) = outcome_args(o, now);
+            let channel = match o {
+                Outcome::Fallback { channel, .. } => channel.as_str(),
+                _ => "",
+            };
             inv.key(self.touch_key(o.id()));
             inv.arg(o.id().as_str())
                 .arg(status)
                 .arg(reason)
                 .arg(next.map(|n| n.to_string()).unwrap_or_default())
-                .arg(undo);
+                .arg(undo)
+                .arg(channel);
         }
         let (requeue, applied): (Vec<(String, i64)>, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;

@@ -1,6 +1,7 @@
 //! The embedded backend: contacts, the touch ledger and the apalis queue in one SQLite
 //! file, so planning a touch and queueing its job commit in the same transaction.
 
+mod channels;
 mod policy;
 mod rows;
 
@@ -32,6 +33,8 @@ pub struct SqliteStore {
     /// Named locks ([`Store::try_lock`]): one process owns an SQLite file, so they live
     /// in memory: name -> (token, held until).
     locks: std::sync::Arc<std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>>,
+    /// Provider rate limits ([`Store::rate_reserve`]), in memory for the same reason.
+    rates: std::sync::Arc<crate::ratelimit::LocalLimiter>,
 }
 
 impl SqliteStore {
@@ -84,6 +87,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             locks: Default::default(),
+            rates: Default::default(),
         })
     }
 
@@ -132,6 +136,47 @@ pub(super) fn contact_ids_json(ids: &[ContactId]) -> String {
 }
 
 impl Store for SqliteStore {
+    async fn set_consent(
+        &self,
+        contact: &ContactId,
+        channel: &str,
+        consent: bool,
+    ) -> Result<bool, StoreError> {
+        channels::set_consent(self, contact, channel, consent).await
+    }
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        channels::setting(self, name).await
+    }
+    async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        channels::init_setting(self, name, value).await
+    }
+    async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        channels::set_setting(self, name, value).await
+    }
+    async fn dead_letters(
+        &self,
+        after: Option<&(DateTime<Utc>, TouchId)>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        channels::dead_letters(self, after, limit).await
+    }
+    async fn revive(
+        &self,
+        ids: &[TouchId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TouchId>, StoreError> {
+        channels::revive(self, ids, now).await
+    }
+    async fn rate_reserve(
+        &self,
+        key: &str,
+        interval: std::time::Duration,
+        burst: u32,
+    ) -> Result<std::time::Duration, StoreError> {
+        Ok(self
+            .rates
+            .reserve(key, interval, burst, std::time::Instant::now()))
+    }
     async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
         let now = Utc::now().timestamp();
         let mut tx = self.pool.begin().await.map_err(q)?;
@@ -311,6 +356,10 @@ impl Store for SqliteStore {
         let rows: Vec<serde_json::Value> = outcomes
             .iter()
             .map(|o| {
+                let channel = match o {
+                    Outcome::Fallback { channel, .. } => Some(channel.as_str()),
+                    _ => None,
+                };
                 let (status, reason, next, sent_at) = match o {
                     Outcome::Sent { .. } => ("sent", None, None, Some(now_s)),
                     Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
@@ -323,9 +372,10 @@ impl Store for SqliteStore {
                     Outcome::Defer { at, reason, .. } => {
                         ("planned", reason.as_ref(), Some(at.timestamp()), None)
                     }
+                    Outcome::Fallback { reason, .. } => ("planned", Some(reason), Some(now_s), None),
                 };
                 let undo = i64::from(matches!(o, Outcome::Defer { .. }));
-                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "undo": undo})
+                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "undo": undo, "channel": channel})
             })
             .collect();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
@@ -335,11 +385,12 @@ impl Store for SqliteStore {
             "UPDATE touches SET status = j.status, reason = COALESCE(j.reason, touches.reason), \
              next_attempt_at = COALESCE(j.next, touches.next_attempt_at), \
              attempts = touches.attempts - j.undo, sent_at = COALESCE(j.sent_at, touches.sent_at), \
+             channel = COALESCE(j.channel, touches.channel), \
              slot_at = CASE WHEN j.status = 'sent' THEN COALESCE(touches.slot_at, ?2) ELSE NULL END, \
              queued_at = CASE WHEN j.next IS NULL THEN touches.queued_at ELSE ?2 END, \
              lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
              FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, value ->> 'reason' AS reason, \
-                   value ->> 'next' AS next, value ->> 'sent_at' AS sent_at, value ->> 'undo' AS undo FROM json_each(?1)) AS j \
+                   value ->> 'next' AS next, value ->> 'sent_at' AS sent_at, value ->> 'undo' AS undo, value ->> 'channel' AS channel FROM json_each(?1)) AS j \
              WHERE touches.id = j.id AND touches.status = 'sending' AND touches.lease_owner = ?3 \
              RETURNING touches.id, touches.status, touches.next_attempt_at, touches.contact_id",
         )

@@ -25,6 +25,7 @@ pub(super) async fn upsert_contacts(
         .map(|r| {
             let mut record = crate::store::fields::contact_record(&r.contact);
             record["consent"] = serde_json::json!(r.email_consent);
+            record["sms"] = serde_json::json!(r.sms_consent);
             record
         })
         .collect();
@@ -54,6 +55,16 @@ pub(super) async fn upsert_contacts(
         "UPDATE contacts SET email_consent = j.consent FROM \
          (SELECT value ->> 'id' AS id, value ->> 'consent' AS consent, MAX(key) \
           FROM json_each(?1) WHERE value ->> 'consent' IS NOT NULL GROUP BY value ->> 'id') AS j \
+         WHERE contacts.id = j.id",
+    )
+    .bind(&json)
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    sqlx::query(
+        "UPDATE contacts SET sms_consent = j.sms FROM \
+         (SELECT value ->> 'id' AS id, value ->> 'sms' AS sms, MAX(key) \
+          FROM json_each(?1) WHERE value ->> 'sms' IS NOT NULL GROUP BY value ->> 'id') AS j \
          WHERE contacts.id = j.id",
     )
     .bind(&json)

@@ -1,5 +1,6 @@
--- ARGV[2] = now, ARGV[3] = owner; then 5 per outcome: id, status, reason ("" for none),
--- next attempt ("" unless back to `planned`), 1 to take back the attempt (else 0);
+-- ARGV[2] = now, ARGV[3] = owner; then 6 per outcome: id, status, reason ("" for none),
+-- next attempt ("" unless back to `planned`), 1 to take back the attempt (else 0), the
+-- channel to move to ("" to keep it);
 -- KEYS = the touches' hashes.
 -- Applied only to touches still `sending` under owner's claim (fencing). Returns
 -- {{id, next} of each applied outcome back in `planned` (the caller queues their
@@ -9,9 +10,10 @@
 local now, owner = tonumber(ARGV[2]), ARGV[3]
 local SEEN = P .. ":idx:seen"
 local requeue, applied = {}, 0
-for i = 4, #ARGV, 5 do
+local FAILED = P .. ":idx:failed"
+for i = 4, #ARGV, 6 do
     local id, st, reason, next = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    local k = KEYS[(i - 4) / 5 + 1]
+    local k = KEYS[(i - 4) / 6 + 1]
     local f = redis.call("HMGET", k, "status", "lease_owner", "slot_at", "channel")
     if f[1] == "sending" and f[2] == owner then
         local contact = contact_of(id)
@@ -31,6 +33,10 @@ for i = 4, #ARGV, 5 do
             args[#args + 1] = "reason"
             args[#args + 1] = reason
         end
+        if ARGV[i + 5] ~= "" then
+            args[#args + 1] = "channel"
+            args[#args + 1] = ARGV[i + 5]
+        end
         if ARGV[i + 4] == "1" then
             args[#args + 1] = "attempts"
             args[#args + 1] = num(redis.call("HGET", k, "attempts")) - 1
@@ -45,6 +51,9 @@ for i = 4, #ARGV, 5 do
         elseif st == "sent" then
             args[#args + 1] = "sent_at"
             args[#args + 1] = now
+        elseif st == "failed" then
+            -- Dead letters, in the order they failed (`rapport dead-letters`).
+            redis.call("ZADD", FAILED, now, id)
         end
         redis.call("HSET", k, unpack(args))
         move("sending", st)

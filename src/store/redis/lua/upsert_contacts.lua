@@ -1,5 +1,5 @@
 -- ARGV[2] = now; ARGV[3..] = one JSON record per contact (fields::contact_record plus
--- "consent": true/false/null). Later records for one id win. A null consent keeps the
+-- "consent" and "sms": true/false/null, email and SMS consent). Later records for one id win. A null consent keeps the
 -- stored one (a re-import never re-subscribes an opt-out). A contact is stored as one
 -- JSON string: reading it back (every send) is one GET.
 local now = tonumber(ARGV[2])
@@ -31,6 +31,10 @@ for i = 3, #ARGV do
     if c["consent"] == true then consent = 1 elseif c["consent"] == false then consent = 0 end
     c["consent"] = nil
     c["email_consent"] = consent
+    local sms = old["sms_consent"] or 1
+    if c["sms"] == true then sms = 1 elseif c["sms"] == false then sms = 0 end
+    c["sms"] = nil
+    c["sms_consent"] = sms
     c["created_at"] = old["created_at"] or now
     c["updated_at"] = now
     redis.call("SET", k, cjson.encode(c))

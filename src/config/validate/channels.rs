@@ -1,0 +1,286 @@
+//! The SMS and webhook channels' keys, `[api]`, and the `rate` every channel takes.
+
+use std::{path::PathBuf, time::Duration};
+
+use super::Issues;
+use crate::{
+    channels::sms::SmsSender,
+    config::{
+        ApiConfig, Rate, SmsConfig, SmsTransport, WebhookConfig, parse_duration,
+        raw::{RawApi, RawSms, RawWebhook},
+    },
+    domain::PhoneNumber,
+};
+
+/// Standard Webhooks' example schedule after the first attempt: 5 s, 5 min, 30 min, 2 h,
+/// 5 h, 10 h, 14 h, 20 h, 24 h.
+const WEBHOOK_SCHEDULE: [u64; 9] = [5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400];
+
+impl Issues<'_> {
+    /// `rate = "50/s"`: a count per second, minute, hour or day, or per a duration
+    /// (`"100/10s"`).
+    pub(super) fn rate(&mut self, path: &str, raw: Option<&str>) -> Option<Rate> {
+        let raw = raw?;
+        match parse_rate(raw) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.push(path, e);
+                None
+            }
+        }
+    }
+
+    /// A URL rapport calls or hands out: http(s), a host, no credentials, no spaces.
+    fn url(&mut self, path: &str, raw: &str, https_only: bool) -> Option<String> {
+        let shown = crate::config::redact_url(raw);
+        let bad = |why: &str| format!("{shown:?} {why}");
+        let parsed = match url::Url::parse(raw) {
+            Ok(u) => u,
+            Err(e) => {
+                self.push(path, bad(&format!("is not a URL ({e})")));
+                return None;
+            }
+        };
+        let problem = if !matches!(parsed.scheme(), "http" | "https") {
+            Some("must be an http or https URL")
+        } else if https_only && parsed.scheme() != "https" {
+            Some("must be an https URL (mail clients only use one-click unsubscribe over https)")
+        } else if parsed.host_str().is_none_or(str::is_empty) {
+            Some("has no host")
+        } else if !parsed.username().is_empty() || parsed.password().is_some() {
+            Some("must not carry credentials (use the *_env keys)")
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.push(path, bad(p));
+            return None;
+        }
+        Some(raw.trim_end_matches('/').to_owned())
+    }
+}
+
+pub(super) fn parse_rate(s: &str) -> Result<Rate, String> {
+    let bad = || format!("{s:?} is not a rate (expected e.g. \"50/s\", \"300/m\" or \"100/10s\")");
+    let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(format!("{s:?}: the count must be at least 1"));
+    }
+    let per = match per.trim() {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        "d" => Duration::from_secs(86_400),
+        other => parse_duration(other).map_err(|_| bad())?,
+    };
+    if per.is_zero() {
+        return Err(bad());
+    }
+    Ok(Rate { count, per })
+}
+
+pub(super) fn api(issues: &mut Issues<'_>, raw: &RawApi) -> ApiConfig {
+    ApiConfig {
+        public_url: raw
+            .public_url
+            .as_deref()
+            .and_then(|u| issues.url("api.public_url", u, true)),
+        signing_secret_env: raw.signing_secret_env.clone().filter(|s| !s.is_empty()),
+    }
+}
+
+const TRANSPORT: &str = "channels.sms.transport";
+
+pub(super) fn sms(issues: &mut Issues<'_>, raw: Option<&RawSms>) -> Option<SmsConfig> {
+    let raw = raw?;
+    let rate = issues.rate("channels.sms.rate", raw.rate.as_deref());
+    let transport = match raw.transport.as_deref().unwrap_or("outbox") {
+        "outbox" => SmsTransport::Outbox {
+            dir: PathBuf::from(
+                raw.outbox_dir
+                    .clone()
+                    .unwrap_or_else(|| "data/outbox".into()),
+            ),
+        },
+        "twilio" => {
+            let base_url = raw.base_url.as_deref().unwrap_or("https://api.twilio.com");
+            let base_url = issues.url("channels.sms.base_url", base_url, false);
+            let account_sid = raw.account_sid.clone().filter(|s| !s.is_empty());
+            if account_sid.is_none() {
+                issues.missing_for(
+                    "channels.sms.account_sid",
+                    TRANSPORT,
+                    "the account SID, e.g. \"AC...\"",
+                );
+            }
+            let auth_token_env = raw.auth_token_env.clone().filter(|s| !s.is_empty());
+            if auth_token_env.is_none() {
+                issues.missing_for(
+                    "channels.sms.auth_token_env",
+                    TRANSPORT,
+                    "the name of the environment variable holding the auth token",
+                );
+            }
+            let sender = match (&raw.from, &raw.messaging_service_sid) {
+                (Some(_), Some(_)) => {
+                    issues.push(
+                        "channels.sms.from",
+                        "set either from or messaging_service_sid, not both",
+                    );
+                    None
+                }
+                (Some(from), None) => sender_from(issues, from),
+                (None, Some(sid)) if sid.starts_with("MG") => {
+                    Some(SmsSender::MessagingService(sid.clone()))
+                }
+                (None, Some(sid)) => {
+                    issues.push(
+                        "channels.sms.messaging_service_sid",
+                        format!("{sid:?} is not a Messaging Service SID (it starts with MG)"),
+                    );
+                    None
+                }
+                (None, None) => {
+                    issues.missing_for(
+                        "channels.sms.from",
+                        TRANSPORT,
+                        "a sender number (E.164) or messaging_service_sid",
+                    );
+                    None
+                }
+            };
+            let timeout = issues.duration(
+                "channels.sms.timeout",
+                raw.timeout.as_deref(),
+                Duration::from_secs(15),
+            );
+            SmsTransport::Twilio {
+                base_url: base_url?,
+                account_sid: account_sid?,
+                auth_token_env: auth_token_env?,
+                sender: sender?,
+                timeout,
+                allow_private: raw.allow_private.unwrap_or(false),
+            }
+        }
+        other => {
+            issues.push(
+                "channels.sms.transport",
+                format!("unknown transport {other:?} (known: outbox, twilio)"),
+            );
+            return None;
+        }
+    };
+    Some(SmsConfig { transport, rate })
+}
+
+/// An E.164 number, or an alphanumeric sender id (1 to 11 letters, digits, spaces,
+/// at least one letter).
+fn sender_from(issues: &mut Issues<'_>, from: &str) -> Option<SmsSender> {
+    if from.trim_start().starts_with('+') {
+        return match PhoneNumber::parse(from) {
+            Ok(p) => Some(SmsSender::From(p.as_str().to_owned())),
+            Err(e) => {
+                issues.push("channels.sms.from", e.0);
+                None
+            }
+        };
+    }
+    let ok = (1..=11).contains(&from.len())
+        && from.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+        && from.chars().any(|c| c.is_ascii_alphabetic());
+    if ok {
+        Some(SmsSender::From(from.to_owned()))
+    } else {
+        issues.push(
+            "channels.sms.from",
+            format!("{from:?} is neither an E.164 number nor an alphanumeric sender id (up to 11 letters and digits)"),
+        );
+        None
+    }
+}
+
+pub(super) fn webhook(issues: &mut Issues<'_>, raw: Option<&RawWebhook>) -> Option<WebhookConfig> {
+    let raw = raw?;
+    let url = match raw.url.as_deref() {
+        Some(u) => issues.url("channels.webhook.url", u, false),
+        None => {
+            issues.missing(
+                "channels.webhook.url",
+                "the endpoint, e.g. \"https://crm.example/hooks/rapport\"",
+            );
+            None
+        }
+    };
+    let secret_env = raw.secret_env.clone().filter(|s| !s.is_empty());
+    if secret_env.is_none() {
+        issues.missing(
+            "channels.webhook.secret_env",
+            "the name of the environment variable holding the whsec_ signing secret",
+        );
+    }
+    let timeout = issues.duration(
+        "channels.webhook.timeout",
+        raw.timeout.as_deref(),
+        Duration::from_secs(15),
+    );
+    if timeout.is_zero() {
+        issues.push("channels.webhook.timeout", "must be longer than 0s");
+    }
+    let retry_schedule = match &raw.retry_schedule {
+        None => WEBHOOK_SCHEDULE
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    issues.push(&format!("channels.webhook.retry_schedule[{i}]"), e);
+                    None
+                }
+            })
+            .collect(),
+    };
+    let max_age = issues.duration(
+        "channels.webhook.max_age",
+        raw.max_age.as_deref(),
+        Duration::from_secs(3 * 86_400),
+    );
+    Some(WebhookConfig {
+        url: url?,
+        secret_env: secret_env?,
+        previous_secret_env: raw.previous_secret_env.clone().filter(|s| !s.is_empty()),
+        timeout,
+        retry_schedule,
+        max_age,
+        rate: issues.rate("channels.webhook.rate", raw.rate.as_deref()),
+        allow_private: raw.allow_private.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        let r = parse_rate("50/s").unwrap();
+        assert_eq!((r.count, r.per), (50, Duration::from_secs(1)));
+        assert_eq!(r.interval(), Duration::from_millis(20));
+        assert_eq!(
+            parse_rate("300/m").unwrap().interval(),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            parse_rate("100/10s").unwrap().interval(),
+            Duration::from_millis(100)
+        );
+        for bad in ["50", "0/s", "x/s", "5/fortnight", "5/0s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

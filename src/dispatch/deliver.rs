@@ -1,0 +1,366 @@
+//! Delivery: render a touch that has its place for its channel, wait for the provider's
+//! rate limit, send, and turn the result into the ledger's outcome (sent, retried on
+//! the channel's schedule, moved on to the occasion's next channel, or failed).
+
+use super::Dispatcher;
+use crate::{
+    channels::{
+        DeliveryClass, DeliveryError, ListUnsubscribe, OutboundEmail, OutboundSms, OutboundWebhook,
+        unsubscribe,
+    },
+    config::Trigger,
+    domain::{Contact, Touch},
+    policy::{
+        self,
+        retry::{self, Plan, RetryDecision, RetryInput},
+    },
+    render,
+    store::{Outcome, Store},
+};
+
+/// Why a send did not happen.
+enum NotSent {
+    /// Nothing can be sent (a template that does not render): final, no fallback.
+    Broken(String),
+    /// The provider (or the way to it) said no.
+    Delivery(DeliveryError),
+    /// The daemon is stopping: hand the touch back untouched.
+    Stopping,
+}
+
+impl From<DeliveryError> for NotSent {
+    fn from(e: DeliveryError) -> Self {
+        Self::Delivery(e)
+    }
+}
+
+impl<S: Store> Dispatcher<S> {
+    /// Renders and sends a touch that has its place.
+    pub(super) async fn deliver(&self, touch: &Touch, contact: Option<&Contact>) -> Outcome {
+        let Some(contact) = contact else {
+            return Outcome::Suppressed {
+                id: touch.id.clone(),
+                reason: "contact no longer exists".into(),
+            };
+        };
+        let sent = match self.context(touch, contact).await {
+            Ok(ctx) => match touch.channel.as_str() {
+                "email" => self.send_email(touch, contact, &ctx).await,
+                "sms" => self.send_sms(touch, contact, &ctx).await,
+                "webhook" => self.send_webhook(touch, contact, &ctx).await,
+                other => Err(NotSent::Broken(format!("unknown channel {other:?}"))),
+            },
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => Outcome::Sent {
+                id: touch.id.clone(),
+            },
+            Err(NotSent::Stopping) => Outcome::Defer {
+                id: touch.id.clone(),
+                at: self.clock.now(),
+                reason: None,
+            },
+            Err(NotSent::Broken(reason)) => Outcome::Failed {
+                id: touch.id.clone(),
+                reason,
+            },
+            Err(NotSent::Delivery(e)) => self.settle(touch, contact, e).await,
+        }
+    }
+
+    /// The template context: the contact, the occasion, and for an event-triggered
+    /// touch the event it follows.
+    async fn context(
+        &self,
+        touch: &Touch,
+        contact: &Contact,
+    ) -> Result<serde_json::Value, NotSent> {
+        let year = touch.occurrence.parse::<i32>().unwrap_or_else(|_| {
+            touch
+                .scheduled_at
+                .format("%Y")
+                .to_string()
+                .parse()
+                .unwrap_or(0)
+        });
+        let mut ctx = render::context(contact, &touch.occasion, year, &self.cfg.brand_name);
+        if let Some(Trigger::Event { .. }) = self.cfg.occasion(&touch.occasion).map(|o| &o.trigger)
+        {
+            // The event is the touch's occurrence; a template may use its data.
+            let events = self
+                .store
+                .events_for_contact(&contact.id)
+                .await
+                .map_err(|e| DeliveryError::transient(format!("store: {e}")))?;
+            if let Some(e) = events.iter().find(|e| e.id.as_str() == touch.occurrence) {
+                ctx = render::with_event(ctx, e);
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// Waits for the channel's next place under its provider rate limit, if it has one.
+    async fn pace(&self, channel: &str) -> Result<(), NotSent> {
+        let Some(rate) = self.cfg.rate(channel) else {
+            return Ok(());
+        };
+        let wait = self
+            .store
+            .rate_reserve(channel, rate.interval(), 1)
+            .await
+            .map_err(|e| DeliveryError::transient(format!("rate limiter: {e}")))?;
+        if wait.is_zero() {
+            return Ok(());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => Ok(()),
+            () = self.stopping.cancelled() => Err(NotSent::Stopping),
+        }
+    }
+
+    async fn send_email(
+        &self,
+        touch: &Touch,
+        contact: &Contact,
+        ctx: &serde_json::Value,
+    ) -> Result<(), NotSent> {
+        let to = contact
+            .email
+            .clone()
+            .ok_or_else(|| DeliveryError::permanent("no email address"))?;
+        let content = self
+            .renderer
+            .render_email(&touch.occasion, &contact.tier, ctx)
+            .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
+        let transactional = self
+            .cfg
+            .occasion(&touch.occasion)
+            .is_some_and(|o| o.transactional);
+        let email = OutboundEmail {
+            touch: touch.id.clone(),
+            to,
+            to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
+            content,
+            unsubscribe: (!transactional).then(|| self.list_unsubscribe(contact)),
+        };
+        self.pace("email").await?;
+        Ok(self.channels.email.send(&email).await?)
+    }
+
+    /// `List-Unsubscribe` targets for `contact`: the one-click https link under
+    /// `api.public_url` and the mailto address, each carrying the contact's token.
+    fn list_unsubscribe(&self, contact: &Contact) -> ListUnsubscribe {
+        let token = unsubscribe::token(&self.channels.unsubscribe_key, &contact.id);
+        ListUnsubscribe {
+            https: self
+                .cfg
+                .api
+                .public_url
+                .as_deref()
+                .map(|u| unsubscribe::https_url(u, &token)),
+            mailto: self
+                .cfg
+                .email
+                .list_unsubscribe_mailto
+                .as_ref()
+                .map(|m| unsubscribe::mailto(m, &token)),
+        }
+    }
+
+    async fn send_sms(
+        &self,
+        touch: &Touch,
+        contact: &Contact,
+        ctx: &serde_json::Value,
+    ) -> Result<(), NotSent> {
+        let channel = self
+            .channels
+            .sms
+            .as_ref()
+            .ok_or_else(|| DeliveryError::permanent("no SMS channel configured"))?;
+        let to = contact
+            .phone
+            .clone()
+            .ok_or_else(|| DeliveryError::permanent("no phone number"))?;
+        let body = self
+            .renderer
+            .render_text(&touch.occasion, "sms", &contact.tier, ctx)
+            .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
+        let sms = OutboundSms {
+            touch: touch.id.clone(),
+            to,
+            body,
+        };
+        self.pace("sms").await?;
+        Ok(channel.send(&sms).await?)
+    }
+
+    async fn send_webhook(
+        &self,
+        touch: &Touch,
+        contact: &Contact,
+        ctx: &serde_json::Value,
+    ) -> Result<(), NotSent> {
+        let channel = self
+            .channels
+            .webhook
+            .as_ref()
+            .ok_or_else(|| DeliveryError::permanent("no webhook endpoint configured"))?;
+        if self.channels.webhook_disabled(self.store.as_ref()).await {
+            return Err(DeliveryError::gone(
+                "webhook endpoint disabled after a 410 (change [channels.webhook] to enable it)",
+            )
+            .into());
+        }
+        let text = self
+            .renderer
+            .render_text(&touch.occasion, "webhook", &contact.tier, ctx)
+            .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
+        // Thin and stable: the same bytes on every retry (the timestamp is when the
+        // touch was due, not when this attempt runs).
+        let body = serde_json::json!({
+            "type": "touch.due",
+            "timestamp": touch.scheduled_at.to_rfc3339(),
+            "data": {
+                "touch_id": touch.id.as_str(),
+                "occasion": touch.occasion,
+                "occurrence": touch.occurrence,
+                "tier": contact.tier,
+                "contact_id": contact.id.as_str(),
+                "text": text,
+            },
+        });
+        let hook = OutboundWebhook {
+            touch: touch.id.clone(),
+            body: body.to_string().into_bytes(),
+        };
+        self.pace("webhook").await?;
+        match channel.send(&hook).await {
+            Err(e) if e.class == DeliveryClass::Gone => {
+                self.channels
+                    .disable_webhook(self.store.as_ref(), self.clock.now())
+                    .await;
+                Err(e.into())
+            }
+            sent => Ok(sent?),
+        }
+    }
+
+    /// The outcome of a failed send.
+    async fn settle(&self, touch: &Touch, contact: &Contact, e: DeliveryError) -> Outcome {
+        let id = touch.id.clone();
+        let channel = touch.channel.as_str();
+        match e.class {
+            DeliveryClass::Permanent | DeliveryClass::Gone | DeliveryClass::OptedOut => {
+                if e.class == DeliveryClass::OptedOut {
+                    self.withdraw_consent(contact, channel).await;
+                }
+                let next = self
+                    .cfg
+                    .occasion(&touch.occasion)
+                    .and_then(|o| policy::next_channel(&self.cfg, o, contact, Some(channel)));
+                match next {
+                    Some(next) => Outcome::Fallback {
+                        id,
+                        channel: next.to_owned(),
+                        reason: format!("{channel}: {e}; trying {next}"),
+                    },
+                    None if e.class == DeliveryClass::OptedOut => Outcome::Suppressed {
+                        id,
+                        reason: format!("{channel}: {e}"),
+                    },
+                    None => Outcome::Failed {
+                        id,
+                        reason: format!("failed permanently: {channel}: {e}"),
+                    },
+                }
+            }
+            // A timed-out SMS may have been sent, and the API has no idempotency key: a
+            // resend could text someone twice. It waits in the dead letters for a person
+            // to check the provider's log.
+            DeliveryClass::Uncertain if channel == "sms" => Outcome::Failed {
+                id,
+                reason: format!("not resent, it may have been delivered: {channel}: {e}"),
+            },
+            // RELIABILITY.md: an uncertain outcome is retried at most once, so a server
+            // that accepts but never answers cannot receive the note six times.
+            DeliveryClass::Uncertain
+                if touch
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.ends_with("(uncertain)")) =>
+            {
+                Outcome::Failed {
+                    id,
+                    reason: format!("uncertain twice, not retried again: {channel}: {e}"),
+                }
+            }
+            DeliveryClass::Uncertain | DeliveryClass::Transient => {
+                self.retry_or_fail(touch, contact, &e.to_string(), e.retry_after)
+            }
+        }
+    }
+
+    /// The provider says the contact opted out: no message on `channel` until they opt
+    /// in again.
+    async fn withdraw_consent(&self, contact: &Contact, channel: &str) {
+        match self.store.set_consent(&contact.id, channel, false).await {
+            Ok(_) => tracing::warn!(
+                contact = contact.id.as_str(),
+                channel,
+                "the provider reports an opt-out: consent withdrawn"
+            ),
+            Err(e) => tracing::error!(
+                contact = contact.id.as_str(),
+                channel,
+                error = %e,
+                "the provider reports an opt-out but it could not be recorded"
+            ),
+        }
+    }
+
+    pub(super) fn retry_or_fail(
+        &self,
+        touch: &Touch,
+        contact: &Contact,
+        reason: &str,
+        retry_after: Option<std::time::Duration>,
+    ) -> Outcome {
+        let occasion = self.cfg.occasion(&touch.occasion);
+        let window = occasion.map_or(self.cfg.defaults.send_window, |o| {
+            self.cfg.send_window(o, &contact.tier)
+        });
+        let plan = match (&self.cfg.webhook, touch.channel.as_str()) {
+            (Some(w), "webhook") => Plan::Schedule {
+                waits: &w.retry_schedule,
+                max_age: w.max_age,
+            },
+            _ => Plan::Backoff,
+        };
+        let decision = retry::decide(&RetryInput {
+            cfg: &self.cfg.dispatch,
+            plan,
+            retry_after,
+            attempts: touch.attempts,
+            scheduled_at: touch.scheduled_at,
+            expires_at: touch.expires_at,
+            window,
+            zone: contact.zone(self.cfg.defaults.timezone),
+            now: self.clock.now(),
+            jitter: rand::random::<f64>(),
+            reason,
+        });
+        match decision {
+            RetryDecision::RetryAt(at) => Outcome::Retry {
+                id: touch.id.clone(),
+                at,
+                reason: reason.to_owned(),
+            },
+            RetryDecision::GiveUp(reason) => Outcome::Failed {
+                id: touch.id.clone(),
+                reason,
+            },
+        }
+    }
+}
