@@ -65,10 +65,17 @@ impl Layered {
             if segments.iter().any(String::is_empty) {
                 return Err(format!("environment {key}: empty key segment"));
             }
-            let value = toml::from_str::<Table>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(Value::String(raw));
+            // A TOML value when it reads as one, else the text itself. A leading `+`
+            // stays text: it is a phone number (`+15550000000`), never a signed number
+            // in this config.
+            let value = if raw.trim_start().starts_with('+') {
+                Value::String(raw)
+            } else {
+                toml::from_str::<Table>(&format!("v = {raw}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or(Value::String(raw))
+            };
             let mut table = Table::new();
             let (last, parents) = segments.split_last().expect("at least one segment");
             let mut cursor = &mut table;
@@ -146,9 +153,18 @@ mod tests {
                 "00:00-24:00".to_owned(),
             ),
             ("RAPPORT__DISPATCH__BATCH_SIZE".to_owned(), "7".to_owned()),
+            (
+                "RAPPORT__CHANNELS__SMS__FROM".to_owned(),
+                "+15550000000".to_owned(),
+            ),
             ("HOME".to_owned(), "/root".to_owned()),
         ])
         .unwrap();
+        assert_eq!(
+            l.doc["channels"]["sms"]["from"].as_str(),
+            Some("+15550000000"),
+            "a phone number stays text"
+        );
         assert_eq!(l.doc["storage"]["url"].as_str(), Some("b"));
         assert_eq!(l.doc["storage"]["backend"].as_str(), Some("sqlite"));
         assert_eq!(

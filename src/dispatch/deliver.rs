@@ -142,17 +142,25 @@ impl<S: Store> Dispatcher<S> {
             to,
             to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
             content,
-            unsubscribe: (!transactional).then(|| self.list_unsubscribe(contact)),
+            unsubscribe: if transactional {
+                None
+            } else {
+                self.list_unsubscribe(contact)
+            },
         };
         self.pace("email").await?;
         Ok(self.channels.email.send(&email).await?)
     }
 
     /// `List-Unsubscribe` targets for `contact`: the one-click https link under
-    /// `api.public_url` and the mailto address, each carrying the contact's token.
-    fn list_unsubscribe(&self, contact: &Contact) -> ListUnsubscribe {
+    /// `api.public_url` and the mailto address, each carrying the contact's token
+    /// (`None` when neither is configured).
+    fn list_unsubscribe(&self, contact: &Contact) -> Option<ListUnsubscribe> {
+        if self.cfg.api.public_url.is_none() && self.cfg.email.list_unsubscribe_mailto.is_none() {
+            return None;
+        }
         let token = unsubscribe::token(&self.channels.unsubscribe_key, &contact.id);
-        ListUnsubscribe {
+        Some(ListUnsubscribe {
             https: self
                 .cfg
                 .api
@@ -165,7 +173,7 @@ impl<S: Store> Dispatcher<S> {
                 .list_unsubscribe_mailto
                 .as_ref()
                 .map(|m| unsubscribe::mailto(m, &token)),
-        }
+        })
     }
 
     async fn send_sms(
