@@ -135,8 +135,9 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         if c.email_consent { "" } else { " (no consent)" }
     );
     println!(
-        "phone          {}",
-        opt(c.phone.as_ref().map(|p| p.as_str().to_owned()))
+        "phone          {}{}",
+        opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
+        if c.sms_consent { "" } else { " (no SMS consent)" }
     );
     println!(
         "timezone       {}",
@@ -276,11 +277,13 @@ fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<
             ),
         }
     }
-    for channel in cfg
-        .tier(&c.tier)
-        .and_then(|t| t.channels.clone())
-        .unwrap_or_else(|| vec!["email".into()])
+    // The channels this contact could be reached on: allowed by the tier, configured.
+    let tier = cfg.tier(&c.tier);
+    for channel in rapport::config::CHANNELS
+        .iter()
+        .filter(|ch| cfg.has_channel(ch) && tier.is_none_or(|t| t.allows_channel(ch)))
     {
+        let channel = channel.to_string();
         let next = throttle::earliest(&limits, &record.slots, &channel, now);
         println!(
             "  next place on {channel}: {}",
