@@ -301,6 +301,7 @@ both!(
     a_failing_webhook_retries_on_schedule_then_is_a_dead_letter_replayed_once,
     retry_after_is_honoured,
     a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter,
+    an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter,
 );
 
 async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: Backend) {
@@ -648,4 +649,42 @@ async fn a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter(backend: 
             .sms_consent
     );
     assert_eq!(sms.count(), 1);
+}
+
+async fn an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter(backend: Backend) {
+    // The API takes the request and answers after the client's 2 s timeout.
+    let sms = HttpStub::always(Reply::status(201).after(std::time::Duration::from_secs(4))).await;
+    let hook = HttpStub::always(Reply::status(200)).await;
+    let rig = rig(
+        backend,
+        &sms,
+        &hook,
+        &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms"]"#)],
+    )
+    .await;
+    rig.contact("u1", 1, true, true).await;
+    rig.plan("birthday", at(1, 0)).await;
+    let now = at(1, 1);
+    assert_eq!(rig.step(now).await.retried, 1);
+    let retry = rig.touch("u1", "birthday").await;
+    assert!(
+        retry
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.ends_with("(uncertain)")),
+        "{:?}",
+        retry.reason
+    );
+    assert_eq!(rig.step(retry.next_attempt_at).await.failed, 1);
+    let dead = rig.store.dead_letters(None, 10).await.unwrap();
+    assert!(
+        dead[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("uncertain twice, not retried again: sms:")),
+        "{:?}",
+        dead[0].reason
+    );
+    // Sent (as far as the API knows) at most twice, never more.
+    assert_eq!(sms.count(), 2);
 }

@@ -137,7 +137,11 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
     println!(
         "phone          {}{}",
         opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
-        if c.sms_consent { "" } else { " (no SMS consent)" }
+        if c.sms_consent {
+            ""
+        } else {
+            " (no SMS consent)"
+        }
     );
     println!(
         "timezone       {}",

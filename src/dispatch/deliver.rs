@@ -284,15 +284,10 @@ impl<S: Store> Dispatcher<S> {
                     },
                 }
             }
-            // A timed-out SMS may have been sent, and the API has no idempotency key: a
-            // resend could text someone twice. It waits in the dead letters for a person
-            // to check the provider's log.
-            DeliveryClass::Uncertain if channel == "sms" => Outcome::Failed {
-                id,
-                reason: format!("not resent, it may have been delivered: {channel}: {e}"),
-            },
-            // RELIABILITY.md: an uncertain outcome is retried at most once, so a server
-            // that accepts but never answers cannot receive the note six times.
+            // RELIABILITY.md: an uncertain outcome (a timeout after the request or the
+            // message went out: it may have been accepted) is retried at most once, so a
+            // server that accepts but never answers cannot deliver the note six times. An
+            // SMS API has no idempotency key, so this bounds a duplicate text to one.
             DeliveryClass::Uncertain
                 if touch
                     .reason
