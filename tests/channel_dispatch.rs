@@ -213,6 +213,23 @@ impl Rig {
         self.contacts.lock().unwrap().push(cid(id));
     }
 
+    /// Makes `id` a customer since `since` (its anniversaries become occasions).
+    async fn customer_since(&self, id: &str, since: NaiveDate) {
+        let stored = self.store.get_contact(&cid(id)).await.unwrap().unwrap();
+        let contact = Contact {
+            customer_since: Some(since),
+            ..stored
+        };
+        self.store
+            .upsert_contacts(&[ContactUpsert {
+                contact,
+                email_consent: None,
+                sms_consent: None,
+            }])
+            .await
+            .unwrap();
+    }
+
     async fn plan(&self, occasion: &str, now: DateTime<Utc>) -> usize {
         let o = self.cfg.occasion(occasion).unwrap();
         runner::run_once(self.store.as_ref(), &self.cfg, o, now)
@@ -394,19 +411,7 @@ async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: 
     assert!(c1_mail.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
 
     // The next occasion goes straight to email: no SMS attempt.
-    let since = rig.store.get_contact(&cid("c1")).await.unwrap().unwrap();
-    let with_anniversary = Contact {
-        customer_since: Some(years_before(date(10), 3)),
-        ..since
-    };
-    rig.store
-        .upsert_contacts(&[ContactUpsert {
-            contact: with_anniversary,
-            email_consent: None,
-            sms_consent: None,
-        }])
-        .await
-        .unwrap();
+    rig.customer_since("c1", years_before(date(10), 3)).await;
     assert_eq!(rig.plan("anniversary", at(10, 0)).await, 1);
     assert_eq!(rig.touch("c1", "anniversary").await.channel, "email");
     assert_eq!(rig.step(at(10, 9)).await.sent, 1);
@@ -595,18 +600,7 @@ async fn retry_after_is_honoured(backend: Backend) {
     let wait = rig.touch("r1", "birthday").await.next_attempt_at - now;
     assert_eq!(wait, Duration::seconds(120));
 
-    let since = rig.store.get_contact(&cid("r1")).await.unwrap().unwrap();
-    rig.store
-        .upsert_contacts(&[ContactUpsert {
-            contact: Contact {
-                customer_since: Some(years_before(date(20), 2)),
-                ..since
-            },
-            email_consent: None,
-            sms_consent: None,
-        }])
-        .await
-        .unwrap();
+    rig.customer_since("r1", years_before(date(20), 2)).await;
     rig.plan("anniversary", at(20, 0)).await;
     // Within dispatch.max_age (6 h) of the planned time, so a retry is still possible.
     let now = at(20, 1);

@@ -27,26 +27,42 @@ impl EmailChannel for Outbox {
     fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let bytes = super::build_message(&self.cfg, self.dkim.as_ref(), email)?.formatted();
-            // One file per touch, written whole then renamed: a retry replaces the file
-            // rather than adding a second message, and a reader never sees half a file.
-            let name = format!("{}.eml", email.touch.token());
-            let (tmp, dest) = (self.dir.join(format!(".{name}.tmp")), self.dir.join(name));
-            let io = |e: std::io::Error| {
-                DeliveryError::transient(format!("outbox write failed: {}", e.kind()))
-            };
-            tokio::task::spawn_blocking(move || -> Result<(), DeliveryError> {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp).map_err(io)?;
-                f.write_all(&bytes).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                std::fs::rename(&tmp, &dest).map_err(io)
-            })
+            write_file(
+                &self.dir,
+                format!("{}.eml", email.touch.token()),
+                bytes,
+                "outbox",
+            )
             .await
-            .map_err(|_| DeliveryError::transient("outbox writer panicked"))?
         })
     }
 
     fn kind(&self) -> &'static str {
         "outbox"
     }
+}
+
+/// Writes one outbox file: whole to a temp file, synced, then renamed, so a retry
+/// replaces the file rather than adding a second message and a reader never sees half
+/// a file. Failures are transient and name only the I/O error kind (`what` says which
+/// outbox).
+pub(super) async fn write_file(
+    dir: &std::path::Path,
+    name: String,
+    bytes: Vec<u8>,
+    what: &'static str,
+) -> Result<(), DeliveryError> {
+    let (tmp, dest) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+    let io = move |e: std::io::Error| {
+        DeliveryError::transient(format!("{what} write failed: {}", e.kind()))
+    };
+    tokio::task::spawn_blocking(move || -> Result<(), DeliveryError> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &dest).map_err(io)
+    })
+    .await
+    .map_err(|_| DeliveryError::transient(format!("{what} writer panicked")))?
 }

@@ -176,6 +176,18 @@ impl<S: Store> Dispatcher<S> {
         })
     }
 
+    fn render_text(
+        &self,
+        touch: &Touch,
+        contact: &Contact,
+        channel: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<String, NotSent> {
+        self.renderer
+            .render_text(&touch.occasion, channel, &contact.tier, ctx)
+            .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))
+    }
+
     async fn send_sms(
         &self,
         touch: &Touch,
@@ -191,10 +203,7 @@ impl<S: Store> Dispatcher<S> {
             .phone
             .clone()
             .ok_or_else(|| DeliveryError::permanent("no phone number"))?;
-        let body = self
-            .renderer
-            .render_text(&touch.occasion, "sms", &contact.tier, ctx)
-            .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
+        let body = self.render_text(touch, contact, "sms", ctx)?;
         let sms = OutboundSms {
             touch: touch.id.clone(),
             to,
@@ -221,10 +230,7 @@ impl<S: Store> Dispatcher<S> {
             )
             .into());
         }
-        let text = self
-            .renderer
-            .render_text(&touch.occasion, "webhook", &contact.tier, ctx)
-            .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
+        let text = self.render_text(touch, contact, "webhook", ctx)?;
         // Thin and stable: the same bytes on every retry (the timestamp is when the
         // touch was due, not when this attempt runs).
         let body = serde_json::json!({

@@ -32,22 +32,9 @@ impl SmsChannel for SmsOutbox {
                 sms.touch.as_str(),
                 sms.body
             );
-            // One file per touch, written whole then renamed: a retry replaces the file
-            // rather than adding a second message, and a reader never sees half a file.
             let name = format!("{}.sms", sms.touch.token());
-            let (tmp, dest) = (self.dir.join(format!(".{name}.tmp")), self.dir.join(name));
-            let io = |e: std::io::Error| {
-                DeliveryError::transient(format!("SMS outbox write failed: {}", e.kind()))
-            };
-            tokio::task::spawn_blocking(move || -> Result<(), DeliveryError> {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp).map_err(io)?;
-                f.write_all(content.as_bytes()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                std::fs::rename(&tmp, &dest).map_err(io)
-            })
-            .await
-            .map_err(|_| DeliveryError::transient("SMS outbox writer panicked"))?
+            crate::channels::outbox::write_file(&self.dir, name, content.into_bytes(), "SMS outbox")
+                .await
         })
     }
 

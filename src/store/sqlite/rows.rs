@@ -51,26 +51,19 @@ pub(super) async fn upsert_contacts(
     .map_err(q)?;
     // Consent only where a row states it (the last statement per id wins); a row that
     // says nothing keeps what the store knows.
-    sqlx::query(
-        "UPDATE contacts SET email_consent = j.consent FROM \
-         (SELECT value ->> 'id' AS id, value ->> 'consent' AS consent, MAX(key) \
-          FROM json_each(?1) WHERE value ->> 'consent' IS NOT NULL GROUP BY value ->> 'id') AS j \
-         WHERE contacts.id = j.id",
-    )
-    .bind(&json)
-    .execute(&mut *tx)
-    .await
-    .map_err(q)?;
-    sqlx::query(
-        "UPDATE contacts SET sms_consent = j.sms FROM \
-         (SELECT value ->> 'id' AS id, value ->> 'sms' AS sms, MAX(key) \
-          FROM json_each(?1) WHERE value ->> 'sms' IS NOT NULL GROUP BY value ->> 'id') AS j \
-         WHERE contacts.id = j.id",
-    )
-    .bind(&json)
-    .execute(&mut *tx)
-    .await
-    .map_err(q)?;
+    for (column, field) in [("email_consent", "consent"), ("sms_consent", "sms")] {
+        // Both names come from the literal pairs above, never from input.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE contacts SET {column} = j.v FROM \
+             (SELECT value ->> 'id' AS id, value ->> '{field}' AS v, MAX(key) \
+              FROM json_each(?1) WHERE value ->> '{field}' IS NOT NULL GROUP BY value ->> 'id') AS j \
+             WHERE contacts.id = j.id"
+        )))
+        .bind(&json)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    }
     Ok(())
 }
 
