@@ -319,6 +319,8 @@ both!(
     retry_after_is_honoured,
     a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter,
     an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter,
+    a_moved_touch_gets_the_new_channels_full_retries,
+    a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one,
 );
 
 async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: Backend) {
@@ -681,4 +683,83 @@ async fn an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter(backe
     );
     // Sent (as far as the API knows) at most twice, never more.
     assert_eq!(sms.count(), 2);
+}
+
+async fn a_moved_touch_gets_the_new_channels_full_retries(backend: Backend) {
+    let sms = HttpStub::always(Reply::json(400, r#"{"code":21211,"status":400}"#)).await;
+    let hook = HttpStub::always(Reply::status(500)).await;
+    let rig = rig(
+        backend,
+        &sms,
+        &hook,
+        &[
+            ("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms", "webhook"]"#),
+            ("CHANNELS__WEBHOOK__RETRY_SCHEDULE", r#"["5s", "1m"]"#),
+        ],
+    )
+    .await;
+    rig.contact("m1", 1, true, true).await;
+    rig.plan("birthday", at(1, 0)).await;
+    let now = at(1, 1);
+    assert_eq!(rig.step(now).await.fell_back, 1);
+    assert_eq!(rig.touch("m1", "birthday").await.attempts, 0);
+    // On the webhook: the schedule from its first step, all three attempts.
+    assert_eq!(rig.step(now).await.retried, 1);
+    let first = rig.touch("m1", "birthday").await;
+    let wait = first.next_attempt_at - now;
+    assert!(wait <= Duration::seconds(5), "{wait}");
+    assert_eq!(rig.step(first.next_attempt_at).await.retried, 1);
+    let second = rig.touch("m1", "birthday").await;
+    assert_eq!(rig.step(second.next_attempt_at).await.failed, 1);
+    assert_eq!(hook.count(), 3);
+    let dead = rig.touch("m1", "birthday").await;
+    assert_eq!(
+        dead.reason.as_deref(),
+        Some("gave up after 3 attempts: webhook 500 (transient)")
+    );
+}
+
+async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend: Backend) {
+    let sms = HttpStub::always(Reply::status(201)).await;
+    let hook = HttpStub::always(Reply::status(200)).await;
+    let rig = rig(
+        backend,
+        &sms,
+        &hook,
+        &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms", "email"]"#)],
+    )
+    .await;
+    rig.contact("t1", 1, true, true).await;
+    rig.plan("birthday", at(1, 0)).await;
+    assert_eq!(rig.touch("t1", "birthday").await.channel, "sms");
+    // Demoted before the send: acquaintances are reached by email only.
+    let stored = rig.store.get_contact(&cid("t1")).await.unwrap().unwrap();
+    rig.store
+        .upsert_contacts(&[ContactUpsert {
+            contact: Contact {
+                tier: "acquaintance".into(),
+                ..stored
+            },
+            email_consent: None,
+            sms_consent: None,
+        }])
+        .await
+        .unwrap();
+    // Inside the acquaintance window (10:00-17:00).
+    let now = at(1, 11);
+    assert_eq!(rig.step(now).await.fell_back, 1);
+    assert_eq!(rig.step(now).await.sent, 1);
+    let sent = rig.touch("t1", "birthday").await;
+    assert_eq!(
+        (sent.status, sent.channel.as_str()),
+        (TouchStatus::Sent, "email")
+    );
+    assert!(
+        sent.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("tier acquaintance does not allow sms")),
+        "{:?}",
+        sent.reason
+    );
+    assert_eq!(sms.count(), 0);
 }

@@ -152,22 +152,24 @@ impl<S: Store> Dispatcher<S> {
             });
         };
         // Consent is checked right before the send, not when the touch was planned.
-        let why = policy::unreachable(&self.cfg, contact, &touch.channel)?;
+        let why = policy::blocked(&self.cfg, contact, &touch.channel)?;
         let channel = touch.channel.as_str();
         let next = self
             .cfg
             .occasion(&touch.occasion)
             .and_then(|o| policy::next_channel(&self.cfg, o, contact, Some(channel)));
-        Some(match next {
-            Some(next) => Outcome::Fallback {
+        match next {
+            Some(next) => Some(Outcome::Fallback {
                 id: touch.id.clone(),
                 channel: next.to_owned(),
                 reason: format!("{channel}: {why}; trying {next}"),
-            },
-            None => Outcome::Suppressed {
+            }),
+            // Only the tier stands in the way: the policy skips it, saying so.
+            None if policy::unreachable(&self.cfg, contact, channel).is_none() => None,
+            None => Some(Outcome::Suppressed {
                 id: touch.id.clone(),
-                reason: why.to_owned(),
-            },
-        })
+                reason: why,
+            }),
+        }
     }
 }

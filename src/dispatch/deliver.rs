@@ -294,20 +294,17 @@ impl<S: Store> Dispatcher<S> {
             // message went out: it may have been accepted) is retried at most once, so a
             // server that accepts but never answers cannot deliver the note six times. An
             // SMS API has no idempotency key, so this bounds a duplicate text to one.
-            DeliveryClass::Uncertain
-                if touch
-                    .reason
-                    .as_deref()
-                    .is_some_and(|r| r.ends_with("(uncertain)")) =>
-            {
-                Outcome::Failed {
-                    id,
-                    reason: format!("uncertain twice, not retried again: {channel}: {e}"),
-                }
-            }
-            DeliveryClass::Uncertain | DeliveryClass::Transient => {
-                self.retry_or_fail(touch, contact, &e.to_string(), e.retry_after)
-            }
+            DeliveryClass::Uncertain if touch.uncertain > 0 => Outcome::Failed {
+                id,
+                reason: format!("uncertain twice, not retried again: {channel}: {e}"),
+            },
+            DeliveryClass::Uncertain | DeliveryClass::Transient => self.retry_or_fail(
+                touch,
+                contact,
+                &e.to_string(),
+                e.retry_after,
+                e.class == DeliveryClass::Uncertain,
+            ),
         }
     }
 
@@ -329,12 +326,13 @@ impl<S: Store> Dispatcher<S> {
         }
     }
 
-    pub(super) fn retry_or_fail(
+    fn retry_or_fail(
         &self,
         touch: &Touch,
         contact: &Contact,
         reason: &str,
         retry_after: Option<std::time::Duration>,
+        uncertain: bool,
     ) -> Outcome {
         let occasion = self.cfg.occasion(&touch.occasion);
         let window = occasion.map_or(self.cfg.defaults.send_window, |o| {
@@ -365,6 +363,7 @@ impl<S: Store> Dispatcher<S> {
                 id: touch.id.clone(),
                 at,
                 reason: reason.to_owned(),
+                uncertain,
             },
             RetryDecision::GiveUp(reason) => Outcome::Failed {
                 id: touch.id.clone(),

@@ -145,6 +145,7 @@ impl NewTouch {
             updated_at: now,
             sent_at: None,
             slot_at: None,
+            uncertain: 0,
         }
     }
 }
@@ -170,6 +171,9 @@ pub struct Touch {
     /// The send slot it holds against the contact's caps: reserved at dispatch, kept
     /// once sent, given back by any other outcome.
     pub slot_at: Option<DateTime<Utc>>,
+    /// Attempts on its current channel that ended without an answer (the provider may
+    /// have taken the message): one is retried, a second is not.
+    pub uncertain: u32,
 }
 
 #[cfg(test)]

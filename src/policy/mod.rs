@@ -116,29 +116,36 @@ pub fn unreachable(cfg: &Config, contact: &Contact, channel: &str) -> Option<&'s
     }
 }
 
+/// Why `channel` cannot carry a touch to `contact` now: the contact's tier does not
+/// allow it (the contact may have changed tier since the touch was planned), or
+/// [`unreachable`].
+pub fn blocked(cfg: &Config, contact: &Contact, channel: &str) -> Option<String> {
+    match cfg.tier(&contact.tier) {
+        Some(t) if !t.allows_channel(channel) => {
+            Some(format!("tier {} does not allow {channel}", t.name))
+        }
+        _ => unreachable(cfg, contact, channel).map(str::to_owned),
+    }
+}
+
 /// The channel a touch of `occasion` for `contact` goes out on: the first of the
-/// occasion's channels after `after` (from the start when `None`) that the contact's
-/// tier allows and that can reach the contact. `None`: no channel left.
+/// occasion's channels after `after` (from the start when `None`, or when `after` is no
+/// longer in the list: the config changed) that is not [`blocked`]. `None`: no channel
+/// left.
 pub fn next_channel<'a>(
     cfg: &Config,
     occasion: &'a Occasion,
     contact: &Contact,
     after: Option<&str>,
 ) -> Option<&'a str> {
-    let start = after.map_or(0, |a| {
-        occasion
-            .channels
-            .iter()
-            .position(|c| c == a)
-            .map_or(occasion.channels.len(), |i| i + 1)
-    });
-    let tier = cfg.tier(&contact.tier);
-    occasion.channels[start.min(occasion.channels.len())..]
+    let start = after
+        .and_then(|a| occasion.channels.iter().position(|c| c == a))
+        .map_or(0, |i| i + 1);
+    occasion.channels[start..]
         .iter()
         .map(String::as_str)
-        .find(|c| {
-            tier.is_none_or(|t| t.allows_channel(c)) && unreachable(cfg, contact, c).is_none()
-        })
+        .filter(|c| Some(*c) != after)
+        .find(|c| blocked(cfg, contact, c).is_none())
 }
 
 /// The channel to plan a touch on: the first that can reach the contact now, else the

@@ -104,6 +104,7 @@ pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
         updated_at: r.required_instant("updated_at")?,
         sent_at: r.instant("sent_at")?,
         slot_at: r.instant("slot_at")?,
+        uncertain: r.int("uncertain")?.unwrap_or(0) as u32,
     })
 }
 

@@ -81,10 +81,14 @@ pub enum Outcome {
         id: TouchId,
         at: DateTime<Utc>,
         reason: String,
+        /// The attempt ended without an answer (it may have been delivered): counted in
+        /// [`Touch::uncertain`], which bounds such resends.
+        uncertain: bool,
     },
     /// Its channel cannot take it (opted out, failed permanently, endpoint gone): back
     /// to `planned` at once on the occasion's next `channel`, with the reason (which
-    /// the ledger keeps, so it shows which channel was tried and why it was left).
+    /// the ledger keeps, so it shows which channel was tried and why it was left). Its
+    /// attempts count from zero again: the new channel has its own retries.
     Fallback {
         id: TouchId,
         channel: String,

@@ -79,8 +79,27 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
         .plan_touches(std::slice::from_ref(&t), 10, t0())
         .await
         .unwrap();
+    // An attempt without an answer first: counted, apart from the attempts.
     store
-        .claim(std::slice::from_ref(&t.id), "w1", t0(), t0() + mins(5))
+        .claim(std::slice::from_ref(&t.id), "w0", t0(), t0() + mins(5))
+        .await
+        .unwrap();
+    let unsure = Outcome::Retry {
+        id: t.id.clone(),
+        at: t0() + secs(1),
+        reason: "smtp timeout during the transaction (uncertain)".into(),
+        uncertain: true,
+    };
+    store.record(&[unsure], "w0", t0()).await.unwrap();
+    let retried = touch(store.as_ref(), &t.id).await;
+    assert_eq!((retried.attempts, retried.uncertain), (1, 1));
+    store
+        .claim(
+            std::slice::from_ref(&t.id),
+            "w1",
+            t0() + secs(1),
+            t0() + mins(5),
+        )
         .await
         .unwrap();
     let now = t0() + secs(3);
@@ -91,14 +110,16 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
     };
     assert_eq!(store.record(&[moved], "w1", now).await.unwrap(), 1);
     let after = touch(store.as_ref(), &t.id).await;
+    // The new channel has its own retries: attempts (and uncertain ones) from zero.
     assert_eq!(
         (
             after.status,
             after.channel.as_str(),
             after.next_attempt_at,
-            after.attempts
+            after.attempts,
+            after.uncertain
         ),
-        (TouchStatus::Planned, "sms", now, 1)
+        (TouchStatus::Planned, "sms", now, 0, 0)
     );
     assert_eq!(
         after.reason.as_deref(),

@@ -113,6 +113,7 @@ pub(crate) fn as_planned(t: &NewTouch, now: DateTime<Utc>) -> Touch {
         updated_at: now,
         sent_at: None,
         slot_at: None,
+        uncertain: 0,
     }
 }
 

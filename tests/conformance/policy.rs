@@ -498,6 +498,7 @@ pub(crate) async fn sent_keeps_its_slot_and_other_outcomes_release_it<S: Backend
         Outcome::Sent { id: id(0) },
         Outcome::Sent { id: id(1) },
         Outcome::Retry {
+            uncertain: false,
             id: id(2),
             at: t0() + hours(1),
             reason: "421".into(),

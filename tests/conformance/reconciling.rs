@@ -26,6 +26,7 @@ pub(crate) async fn reconcile_requeues_stranded_planned_once<S: Backend>(store: 
         .await
         .unwrap();
     let retry = [Outcome::Retry {
+        uncertain: false,
         id: retried.id.clone(),
         at: t0() + hours(3),
         reason: "421".into(),

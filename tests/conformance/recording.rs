@@ -41,6 +41,7 @@ pub(crate) async fn record_applies_each_outcome<S: Backend>(store: Arc<S>) {
             reason: "window closed".into(),
         },
         Outcome::Retry {
+            uncertain: false,
             id: ids[4].clone(),
             at: retry_at,
             reason: "421 try again later".into(),
@@ -188,6 +189,7 @@ pub(crate) async fn sent_is_final<S: Backend>(store: Arc<S>) {
     let now = t0() + secs(20);
     assert_eq!(store.record(&sent, "w1", now).await.unwrap(), 0);
     let retry = [Outcome::Retry {
+        uncertain: false,
         id: t.id.clone(),
         at: now,
         reason: "again".into(),
@@ -362,6 +364,7 @@ pub(crate) async fn a_retry_is_its_own_job_at_its_own_time<S: Backend>(store: Ar
     let outcomes = [
         Outcome::Sent { id: ids[0].clone() },
         Outcome::Retry {
+            uncertain: false,
             id: retried.clone(),
             at,
             reason: "421 too busy".into(),
@@ -406,6 +409,7 @@ pub(crate) async fn a_retry_is_its_own_job_at_its_own_time<S: Backend>(store: Ar
     // Again: its own job at its own time, and the third attempt is counted as such.
     let again = at + mins(20);
     let retry = [Outcome::Retry {
+        uncertain: false,
         id: retried.clone(),
         at: again,
         reason: "451 try later".into(),

@@ -44,6 +44,7 @@ fn touch(cfg: &Config, occasion: &str, now: DateTime<Utc>, expires_at: DateTime<
         updated_at: now,
         sent_at: None,
         slot_at: None,
+        uncertain: 0,
     }
 }
 

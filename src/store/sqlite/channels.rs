@@ -104,7 +104,7 @@ pub(super) async fn revive(
     let now_s = now.timestamp();
     let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
     let revived = sqlx::query(
-        "UPDATE touches SET status = 'planned', attempts = 0, next_attempt_at = ?1, \
+        "UPDATE touches SET status = 'planned', attempts = 0, uncertain = 0, next_attempt_at = ?1, \
          queued_at = ?1, updated_at = ?1, reason = 'retried from dead letters after: ' || COALESCE(reason, '') \
          WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'failed' AND expires_at > ?1 \
          RETURNING id",

@@ -1,6 +1,7 @@
 -- ARGV[2] = now, ARGV[3] = owner; then 6 per outcome: id, status, reason ("" for none),
--- next attempt ("" unless back to `planned`), 1 to take back the attempt (else 0), the
--- channel to move to ("" to keep it);
+-- next attempt ("" unless back to `planned`), the counts ("1" take back the attempt,
+-- "r" attempts and uncertain ones from zero (a new channel), "u" one more uncertain
+-- attempt, "0" neither), the channel to move to ("" to keep it);
 -- KEYS = the touches' hashes.
 -- Applied only to touches still `sending` under owner's claim (fencing). Returns
 -- {{id, next} of each applied outcome back in `planned` (the caller queues their
@@ -37,9 +38,18 @@ for i = 4, #ARGV, 6 do
             args[#args + 1] = "channel"
             args[#args + 1] = ARGV[i + 5]
         end
-        if ARGV[i + 4] == "1" then
+        local counts = ARGV[i + 4]
+        if counts == "1" then
             args[#args + 1] = "attempts"
             args[#args + 1] = num(redis.call("HGET", k, "attempts")) - 1
+        elseif counts == "r" then
+            args[#args + 1] = "attempts"
+            args[#args + 1] = 0
+            args[#args + 1] = "uncertain"
+            args[#args + 1] = 0
+        elseif counts == "u" then
+            args[#args + 1] = "uncertain"
+            args[#args + 1] = num(redis.call("HGET", k, "uncertain")) + 1
         end
         if st == "planned" then
             args[#args + 1] = "next_attempt_at"

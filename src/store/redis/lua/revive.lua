@@ -9,7 +9,7 @@ for i = 3, #ARGV do
     local id, k = ARGV[i], KEYS[i - 2]
     local f = redis.call("HMGET", k, "status", "expires_at", "reason")
     if f[1] == "failed" and num(f[2]) > now then
-        redis.call("HSET", k, "status", "planned", "attempts", 0, "next_attempt_at", now,
+        redis.call("HSET", k, "status", "planned", "attempts", 0, "uncertain", 0, "next_attempt_at", now,
             "queued_at", now, "updated_at", now,
             "reason", "retried from dead letters after: " .. (f[3] or ""))
         redis.call("ZADD", IDX_WAKE, now, id)

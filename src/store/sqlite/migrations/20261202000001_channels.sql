@@ -10,3 +10,7 @@ CREATE TABLE settings (
 );
 
 CREATE INDEX touches_failed ON touches (updated_at, id) WHERE status = 'failed';
+
+-- Attempts on a touch's current channel that ended without an answer (the provider may
+-- have taken the message): one is retried, a second is not.
+ALTER TABLE touches ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
