@@ -89,8 +89,8 @@ pub enum DeadLetterCommand {
     /// the reason and the last error; never a message body or an address.
     List {
         /// At most this many, oldest failure first.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
     },
     /// Queue failed touches again (attempts from zero). Each is still sent at most once;
     /// one past its expiry cannot be retried and is left where it is.

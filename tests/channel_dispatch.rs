@@ -321,6 +321,8 @@ both!(
     an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter,
     a_moved_touch_gets_the_new_channels_full_retries,
     a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one,
+    a_rate_limit_place_after_expiry_is_not_waited_for,
+    every_channel_left_behind_is_named_on_the_touch,
 );
 
 async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: Backend) {
@@ -762,4 +764,74 @@ async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend
         sent.reason
     );
     assert_eq!(sms.count(), 0);
+}
+
+async fn a_rate_limit_place_after_expiry_is_not_waited_for(backend: Backend) {
+    let sms = HttpStub::always(Reply::status(201)).await;
+    let hook = HttpStub::always(Reply::status(200)).await;
+    let rig = rig(
+        backend,
+        &sms,
+        &hook,
+        &[
+            ("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms"]"#),
+            ("CHANNELS__SMS__RATE", "1/h"),
+        ],
+    )
+    .await;
+    rig.contact("a1", 1, true, true).await;
+    rig.contact("a2", 1, true, true).await;
+    rig.plan("birthday", at(1, 0)).await;
+    // 23:30: one place now, the next an hour later, after the birthday's end.
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        rig.step(at(1, 23) + Duration::minutes(30)),
+    )
+    .await
+    .expect("a place past the expiry is not waited for");
+    assert_eq!((report.sent, report.expired), (1, 1), "{report:?}");
+    let late = rig
+        .touches()
+        .await
+        .into_iter()
+        .find(|t| t.status == TouchStatus::Expired)
+        .unwrap();
+    assert_eq!(
+        late.reason.as_deref(),
+        Some("the sms rate limit (1/1h) has no place before its expiry")
+    );
+    assert_eq!(sms.count(), 1);
+}
+
+async fn every_channel_left_behind_is_named_on_the_touch(backend: Backend) {
+    let sms = HttpStub::always(Reply::json(400, r#"{"code":21211,"status":400}"#)).await;
+    let hook = HttpStub::always(Reply::status(410)).await;
+    let rig = rig(
+        backend,
+        &sms,
+        &hook,
+        &[(
+            "OCCASIONS__BIRTHDAY__CHANNELS",
+            r#"["sms", "webhook", "email"]"#,
+        )],
+    )
+    .await;
+    rig.contact("j1", 1, true, true).await;
+    rig.plan("birthday", at(1, 0)).await;
+    let now = at(1, 1);
+    assert_eq!(rig.step(now).await.fell_back, 1);
+    assert_eq!(rig.step(now).await.fell_back, 1);
+    assert_eq!(rig.step(now).await.sent, 1);
+    let sent = rig.touch("j1", "birthday").await;
+    assert_eq!(
+        (sent.status, sent.channel.as_str()),
+        (TouchStatus::Sent, "email")
+    );
+    assert_eq!(
+        sent.reason.as_deref(),
+        Some(
+            "sms: twilio 400 code 21211 (permanent); trying webhook; \
+             webhook: webhook 410 (gone); trying email"
+        )
+    );
 }

@@ -177,7 +177,7 @@ fn check_fails_on_a_template_using_an_undefined_variable() {
         "FAIL  birthday / email / friend: birthday/email.hbs",
     );
     assert_has(&run.stdout, "contact.nickname");
-    assert_has(&run.stderr, "1 template render(s) failed");
+    assert_has(&run.stderr, "1 check(s) failed");
 }
 
 #[test]

@@ -69,6 +69,76 @@ channels = ["sms"]
 }
 
 #[test]
+fn endpoints_must_be_https_and_public_unless_allowed_and_unused_keys_are_named() {
+    let env = Env::new();
+    let toml = r#"
+[channels.sms]
+account_sid = "ACxyz"
+from = "+15550000000"
+[channels.webhook]
+url = "http://crm.example/hook"
+secret_env = "X"
+"#;
+    let file = env.write("test.toml", toml);
+    let run = env.run(&["--config", &file, "check"]).expect(CONFIG_ERROR);
+    for issue in [
+        "channels.sms.account_sid: only used with transport = \"twilio\"",
+        "channels.sms.from: only used with transport = \"twilio\"",
+        "channels.webhook.url: \"http://crm.example/hook\" must be an https URL",
+    ] {
+        assert_has(&run.stderr, &format!("{file}: {issue}"));
+    }
+
+    let toml = r#"
+[channels.sms]
+transport = "twilio"
+base_url = "https://10.1.2.3"
+account_sid = "ACxyz"
+auth_token_env = "T"
+from = "12345"
+[channels.webhook]
+url = "https://[::1]:8443/hook"
+secret_env = "X"
+"#;
+    let file = env.write("test2.toml", toml);
+    let run = env.run(&["--config", &file, "check"]).expect(CONFIG_ERROR);
+    assert_has(
+        &run.stderr,
+        "channels.sms.base_url: https://10.1.2.3: the host is a private address",
+    );
+    assert_has(
+        &run.stderr,
+        "channels.webhook.url: https://[::1]:8443: the host is a loopback address",
+    );
+    assert_lacks(&run.stderr, "channels.sms.from");
+
+    // Allowed explicitly (a gateway on the private network), plain http too.
+    let toml = r#"
+[channels.webhook]
+url = "http://127.0.0.1:9/hook"
+secret_env = "X"
+allow_private = true
+"#;
+    let file = env.write("test3.toml", toml);
+    env.run(&["--config", &file, "check"]).expect(0);
+}
+
+#[test]
+fn check_reads_the_dkim_key_and_fails_on_a_missing_one() {
+    let env = Env::new();
+    let toml = r#"
+[channels.email.dkim]
+selector = "s1"
+domain = "rapport.example"
+key_file = "/nonexistent/dkim.pem"
+"#;
+    let file = env.write("test.toml", toml);
+    let run = env.run(&["--config", &file, "check"]).expect(CONFIG_ERROR);
+    assert_has(&run.stdout, "FAIL  channels.email.dkim: ");
+    assert_has(&run.stdout, "/nonexistent/dkim.pem");
+}
+
+#[test]
 fn an_occasion_naming_a_channel_that_is_not_configured_is_a_config_error() {
     let env = Env::new();
     let file = env.write(
@@ -169,6 +239,10 @@ previous_secret_env = "TEST_HOOK_SECRET_OLD"
     env.set("RAPPORT__API__PUBLIC_URL", "https://rapport.example");
     let run = env.run(&["check"]).expect(0);
     assert_lacks(&run.stdout, "api.public_url is not set");
+    assert_has(
+        &run.stdout,
+        "warn  api.public_url: this version does not serve https://rapport.example/u/...",
+    );
     assert_has(&run.stdout, "warn  channels.email.dkim is not set");
 }
 

@@ -162,6 +162,17 @@ async fn sms_refusals_are_classified_once_and_not_retried() {
             secs(30),
         ),
         (twilio_error(401, 20003), DeliveryClass::Transient, None),
+        // A gateway error may come after the message was created: resent once at most.
+        (
+            Reply::status(502).body(SERVER_TEXT),
+            DeliveryClass::Uncertain,
+            None,
+        ),
+        (
+            Reply::status(504).body(SERVER_TEXT),
+            DeliveryClass::Uncertain,
+            None,
+        ),
     ];
     for (reply, class, retry_after) in cases {
         let status = reply.status;

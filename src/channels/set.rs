@@ -18,6 +18,8 @@ use crate::{
     store::Store,
 };
 
+/// The shortest unsubscribe signing key accepted from the environment.
+const MIN_SIGNING_KEY: usize = 16;
 /// The store setting holding the generated unsubscribe signing key.
 const SIGNING_KEY: &str = "unsubscribe.signing_key";
 /// How long a replica trusts what it last read about the webhook endpoint being
@@ -124,9 +126,19 @@ impl Channels {
             }
         };
         let unsubscribe_key = match &cfg.api.signing_secret_env {
-            Some(name) => secret(name)
-                .ok_or_else(|| format!("api: the signing secret variable {name} is not set"))?
-                .into_bytes(),
+            Some(name) => {
+                let key = secret(name)
+                    .ok_or_else(|| format!("api: the signing secret variable {name} is not set"))?
+                    .into_bytes();
+                // Tokens are only as unguessable as the key.
+                if key.len() < MIN_SIGNING_KEY {
+                    return Err(format!(
+                        "api: the signing secret in {name} is {} bytes; use at least {MIN_SIGNING_KEY} random bytes",
+                        key.len()
+                    ));
+                }
+                key
+            }
             // Generated once and kept in the store, so every replica (and every restart)
             // signs and verifies with the same key.
             None => {

@@ -20,7 +20,7 @@ pub(super) async fn run(cfg: &Config, command: DeadLetterCommand) -> anyhow::Res
         Err(code) => return Ok(code),
     };
     let code = match command {
-        DeadLetterCommand::List { limit } => list(&store, limit).await?,
+        DeadLetterCommand::List { limit } => list(&store, limit as usize).await?,
         DeadLetterCommand::Retry { id, all } => retry(&store, id.as_deref(), all).await?,
     };
     store.close().await;

@@ -153,11 +153,21 @@ fn check(cfg: &Config) -> i32 {
             }
         }
     }
+    // Read the DKIM key now, as `run` will: a missing or bad key fails the check.
+    if let Some(key) = &cfg.email.dkim {
+        match rapport::channels::email::Dkim::load(key) {
+            Ok(_) => println!("ok    channels.email.dkim: {}", key.key_file.display()),
+            Err(e) => {
+                failures += 1;
+                println!("FAIL  channels.email.dkim: {e}");
+            }
+        }
+    }
     for warning in channel_warnings(cfg) {
         println!("warn  {warning}");
     }
     if failures > 0 {
-        eprintln!("rapport: {failures} template render(s) failed");
+        eprintln!("rapport: {failures} check(s) failed");
         return exit::CONFIG;
     }
     println!("config and templates OK");
@@ -191,8 +201,13 @@ fn channel_warnings(cfg: &Config) -> Vec<String> {
         }
     }
     if let Some(name) = &cfg.api.signing_secret_env {
-        if unset(name) {
-            out.push(format!("api: the signing secret variable {name} is not set here; `rapport run` will refuse to start"));
+        match std::env::var(name) {
+            Ok(v) if v.len() >= 16 => {}
+            Ok(v) if !v.is_empty() => out.push(format!(
+                "api: the signing secret in {name} is {} bytes; `rapport run` needs at least 16",
+                v.len()
+            )),
+            _ => out.push(format!("api: the signing secret variable {name} is not set here; `rapport run` will refuse to start")),
         }
     }
     let marketing = cfg
@@ -203,6 +218,11 @@ fn channel_warnings(cfg: &Config) -> Vec<String> {
         out.push(
             "api.public_url is not set: marketing email goes out without a one-click unsubscribe link (RFC 8058; Gmail and Yahoo require it of bulk senders)".into(),
         );
+    }
+    if let Some(url) = &cfg.api.public_url {
+        out.push(format!(
+            "api.public_url: this version does not serve {url}/u/... (one-click unsubscribe) or {url}/v1/twilio/status itself yet; route them to a handler that records the opt-out until the HTTP API lands"
+        ));
     }
     if marketing && cfg.api.public_url.is_some() && cfg.email.dkim.is_none() {
         out.push(

@@ -325,6 +325,12 @@ pub struct Rate {
     pub per: Duration,
 }
 
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.count, format_duration(self.per))
+    }
+}
+
 impl Rate {
     /// The time between two messages.
     pub fn interval(&self) -> Duration {

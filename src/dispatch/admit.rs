@@ -162,7 +162,7 @@ impl<S: Store> Dispatcher<S> {
             Some(next) => Some(Outcome::Fallback {
                 id: touch.id.clone(),
                 channel: next.to_owned(),
-                reason: format!("{channel}: {why}; trying {next}"),
+                reason: super::deliver::hops(touch, format!("{channel}: {why}; trying {next}")),
             }),
             // Only the tier stands in the way: the policy skips it, saying so.
             None if policy::unreachable(&self.cfg, contact, channel).is_none() => None,

@@ -2,6 +2,8 @@
 //! rate limit, send, and turn the result into the ledger's outcome (sent, retried on
 //! the channel's schedule, moved on to the occasion's next channel, or failed).
 
+use chrono::{DateTime, Utc};
+
 use super::Dispatcher;
 use crate::{
     channels::{
@@ -10,6 +12,7 @@ use crate::{
     },
     config::Trigger,
     domain::{Contact, Touch},
+    planner::fit_in_window,
     policy::{
         self,
         retry::{self, Plan, RetryDecision, RetryInput},
@@ -26,6 +29,10 @@ enum NotSent {
     Delivery(DeliveryError),
     /// The daemon is stopping: hand the touch back untouched.
     Stopping,
+    /// The provider's rate limit has no place for it before its expiry.
+    Late(String),
+    /// The rate limit's place falls outside the send window: wait for it to open.
+    Held(DateTime<Utc>, String),
 }
 
 impl From<DeliveryError> for NotSent {
@@ -65,6 +72,15 @@ impl<S: Store> Dispatcher<S> {
                 id: touch.id.clone(),
                 reason,
             },
+            Err(NotSent::Late(reason)) => Outcome::Expired {
+                id: touch.id.clone(),
+                reason,
+            },
+            Err(NotSent::Held(at, reason)) => Outcome::Defer {
+                id: touch.id.clone(),
+                at,
+                reason: Some(reason),
+            },
             Err(NotSent::Delivery(e)) => self.settle(touch, contact, e).await,
         }
     }
@@ -101,7 +117,10 @@ impl<S: Store> Dispatcher<S> {
     }
 
     /// Waits for the channel's next place under its provider rate limit, if it has one.
-    async fn pace(&self, channel: &str) -> Result<(), NotSent> {
+    /// A place after the touch's expiry, or outside its send window, is not waited for:
+    /// the touch expires, or is held until the window opens.
+    async fn pace(&self, touch: &Touch, contact: &Contact) -> Result<(), NotSent> {
+        let channel = touch.channel.as_str();
         let Some(rate) = self.cfg.rate(channel) else {
             return Ok(());
         };
@@ -112,6 +131,31 @@ impl<S: Store> Dispatcher<S> {
             .map_err(|e| DeliveryError::transient(format!("rate limiter: {e}")))?;
         if wait.is_zero() {
             return Ok(());
+        }
+        let place =
+            self.clock.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        let window = self
+            .cfg
+            .occasion(&touch.occasion)
+            .map_or(self.cfg.defaults.send_window, |o| {
+                self.cfg.send_window(o, &contact.tier)
+            });
+        let zone = contact.zone(self.cfg.defaults.timezone);
+        match fit_in_window(place, window, zone, touch.expires_at) {
+            None => {
+                return Err(NotSent::Late(format!(
+                    "the {channel} rate limit ({rate}) has no place before its expiry"
+                )));
+            }
+            Some(open) if open > place => {
+                return Err(NotSent::Held(
+                    open,
+                    format!(
+                        "held: the {channel} rate limit ({rate}) has no place before the send window closes"
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => Ok(()),
@@ -148,7 +192,7 @@ impl<S: Store> Dispatcher<S> {
                 self.list_unsubscribe(contact)
             },
         };
-        self.pace("email").await?;
+        self.pace(touch, contact).await?;
         Ok(self.channels.email.send(&email).await?)
     }
 
@@ -209,7 +253,7 @@ impl<S: Store> Dispatcher<S> {
             to,
             body,
         };
-        self.pace("sms").await?;
+        self.pace(touch, contact).await?;
         Ok(channel.send(&sms).await?)
     }
 
@@ -249,7 +293,7 @@ impl<S: Store> Dispatcher<S> {
             touch: touch.id.clone(),
             body: body.to_string().into_bytes(),
         };
-        self.pace("webhook").await?;
+        self.pace(touch, contact).await?;
         match channel.send(&hook).await {
             Err(e) if e.class == DeliveryClass::Gone => {
                 self.channels
@@ -278,7 +322,7 @@ impl<S: Store> Dispatcher<S> {
                     Some(next) => Outcome::Fallback {
                         id,
                         channel: next.to_owned(),
-                        reason: format!("{channel}: {e}; trying {next}"),
+                        reason: hops(touch, format!("{channel}: {e}; trying {next}")),
                     },
                     None if e.class == DeliveryClass::OptedOut => Outcome::Suppressed {
                         id,
@@ -370,5 +414,14 @@ impl<S: Store> Dispatcher<S> {
                 reason,
             },
         }
+    }
+}
+
+/// The reason for a move to the next channel, after the earlier moves' reasons: the
+/// ledger keeps why each channel was left, not only the last.
+pub(super) fn hops(touch: &Touch, this: String) -> String {
+    match touch.reason.as_deref() {
+        Some(before) if before.contains("; trying ") => format!("{before}; {this}"),
+        _ => this,
     }
 }

@@ -212,6 +212,11 @@ fn classify(status: StatusCode, code: Option<u32>, retry_after: Option<Duration>
             DeliveryError::transient(format!("{with_code} (rate limited)"))
                 .with_retry_after(retry_after)
         }
+        // A gateway's error can come back after Twilio created the message: uncertain,
+        // so it is resent once at most (there is no idempotency key).
+        (502 | 504, _) => {
+            DeliveryError::uncertain(format!("{with_code} (gateway)")).with_retry_after(retry_after)
+        }
         (500..=599, _) => DeliveryError::transient(with_code).with_retry_after(retry_after),
         (401 | 403, _) | (_, Some(AUTH_FAILED)) => DeliveryError::transient(format!(
             "{with_code} (authentication failed: check the account SID and auth token)"

@@ -30,8 +30,26 @@ impl Issues<'_> {
         }
     }
 
-    /// A URL rapport calls or hands out: http(s), a host, no credentials, no spaces.
-    fn url(&mut self, path: &str, raw: &str, https_only: bool) -> Option<String> {
+    /// A URL rapport calls: [`Issues::url`], and https unless `allow_private` (a
+    /// credential or a signed payload never crosses a network in clear), and not an
+    /// address literal in a private range unless allowed (a name is checked on every
+    /// connection).
+    fn endpoint(&mut self, path: &str, raw: &str, allow_private: bool) -> Option<String> {
+        let https = (!allow_private)
+            .then_some("plain http only with allow_private, for an endpoint on a private network");
+        let url = self.url(path, raw, https)?;
+        match crate::channels::http::check_url(&url, allow_private) {
+            Ok(_) => Some(url),
+            Err(e) => {
+                self.push(path, e);
+                None
+            }
+        }
+    }
+
+    /// A URL rapport calls or hands out: http(s), a host, no credentials, no spaces;
+    /// https only when `https` gives the reason why.
+    fn url(&mut self, path: &str, raw: &str, https: Option<&str>) -> Option<String> {
         let shown = crate::config::redact_url(raw);
         let bad = |why: &str| format!("{shown:?} {why}");
         let parsed = match url::Url::parse(raw) {
@@ -43,8 +61,9 @@ impl Issues<'_> {
         };
         let problem = if !matches!(parsed.scheme(), "http" | "https") {
             Some("must be an http or https URL")
-        } else if https_only && parsed.scheme() != "https" {
-            Some("must be an https URL (mail clients only use one-click unsubscribe over https)")
+        } else if let Some(why) = https.filter(|_| parsed.scheme() != "https") {
+            self.push(path, bad(&format!("must be an https URL ({why})")));
+            return None;
         } else if parsed.host_str().is_none_or(str::is_empty) {
             Some("has no host")
         } else if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -82,10 +101,13 @@ pub(super) fn parse_rate(s: &str) -> Result<Rate, String> {
 
 pub(super) fn api(issues: &mut Issues<'_>, raw: &RawApi) -> ApiConfig {
     ApiConfig {
-        public_url: raw
-            .public_url
-            .as_deref()
-            .and_then(|u| issues.url("api.public_url", u, true)),
+        public_url: raw.public_url.as_deref().and_then(|u| {
+            issues.url(
+                "api.public_url",
+                u,
+                Some("mail clients only use one-click unsubscribe over https"),
+            )
+        }),
         signing_secret_env: raw.signing_secret_env.clone().filter(|s| !s.is_empty()),
     }
 }
@@ -95,7 +117,26 @@ const TRANSPORT: &str = "channels.sms.transport";
 pub(super) fn sms(issues: &mut Issues<'_>, raw: Option<&RawSms>) -> Option<SmsConfig> {
     let raw = raw?;
     let rate = issues.rate("channels.sms.rate", raw.rate.as_deref());
-    let transport = match raw.transport.as_deref().unwrap_or("outbox") {
+    let transport = raw.transport.as_deref().unwrap_or("outbox");
+    if transport == "outbox" {
+        // Twilio keys with the outbox transport would be ignored: production SMS written
+        // to files and recorded sent. Say so instead.
+        for (key, set) in [
+            ("base_url", raw.base_url.is_some()),
+            ("account_sid", raw.account_sid.is_some()),
+            ("auth_token_env", raw.auth_token_env.is_some()),
+            ("from", raw.from.is_some()),
+            ("messaging_service_sid", raw.messaging_service_sid.is_some()),
+        ] {
+            if set {
+                issues.push(
+                    &format!("channels.sms.{key}"),
+                    "only used with transport = \"twilio\" (the transport is \"outbox\": SMS are written to files)",
+                );
+            }
+        }
+    }
+    let transport = match transport {
         "outbox" => SmsTransport::Outbox {
             dir: PathBuf::from(
                 raw.outbox_dir
@@ -104,9 +145,19 @@ pub(super) fn sms(issues: &mut Issues<'_>, raw: Option<&RawSms>) -> Option<SmsCo
             ),
         },
         "twilio" => {
+            let allow_private = raw.allow_private.unwrap_or(false);
             let base_url = raw.base_url.as_deref().unwrap_or("https://api.twilio.com");
-            let base_url = issues.url("channels.sms.base_url", base_url, false);
+            let base_url = issues.endpoint("channels.sms.base_url", base_url, allow_private);
             let account_sid = raw.account_sid.clone().filter(|s| !s.is_empty());
+            if let Some(sid) = account_sid
+                .as_deref()
+                .filter(|s| !s.chars().all(|c| c.is_ascii_alphanumeric()) || s.len() > 64)
+            {
+                issues.push(
+                    "channels.sms.account_sid",
+                    format!("{sid:?} is not an account SID (letters and digits, e.g. \"AC...\")"),
+                );
+            }
             if account_sid.is_none() {
                 issues.missing_for(
                     "channels.sms.account_sid",
@@ -155,13 +206,16 @@ pub(super) fn sms(issues: &mut Issues<'_>, raw: Option<&RawSms>) -> Option<SmsCo
                 raw.timeout.as_deref(),
                 Duration::from_secs(15),
             );
+            if timeout.is_zero() {
+                issues.push("channels.sms.timeout", "must be longer than 0s");
+            }
             SmsTransport::Twilio {
                 base_url: base_url?,
                 account_sid: account_sid?,
                 auth_token_env: auth_token_env?,
                 sender: sender?,
                 timeout,
-                allow_private: raw.allow_private.unwrap_or(false),
+                allow_private,
             }
         }
         other => {
@@ -175,8 +229,8 @@ pub(super) fn sms(issues: &mut Issues<'_>, raw: Option<&RawSms>) -> Option<SmsCo
     Some(SmsConfig { transport, rate })
 }
 
-/// An E.164 number, or an alphanumeric sender id (1 to 11 letters, digits, spaces,
-/// at least one letter).
+/// An E.164 number, a short code (5 or 6 digits), or an alphanumeric sender id (1 to 11
+/// letters, digits, spaces, at least one letter).
 fn sender_from(issues: &mut Issues<'_>, from: &str) -> Option<SmsSender> {
     if from.trim_start().starts_with('+') {
         return match PhoneNumber::parse(from) {
@@ -187,15 +241,16 @@ fn sender_from(issues: &mut Issues<'_>, from: &str) -> Option<SmsSender> {
             }
         };
     }
-    let ok = (1..=11).contains(&from.len())
+    let alphanumeric = (1..=11).contains(&from.len())
         && from.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
         && from.chars().any(|c| c.is_ascii_alphabetic());
-    if ok {
+    let short_code = (5..=6).contains(&from.len()) && from.chars().all(|c| c.is_ascii_digit());
+    if alphanumeric || short_code {
         Some(SmsSender::From(from.to_owned()))
     } else {
         issues.push(
             "channels.sms.from",
-            format!("{from:?} is neither an E.164 number nor an alphanumeric sender id (up to 11 letters and digits)"),
+            format!("{from:?} is neither an E.164 number, a short code (5 or 6 digits) nor an alphanumeric sender id (up to 11 letters and digits)"),
         );
         None
     }
@@ -203,8 +258,11 @@ fn sender_from(issues: &mut Issues<'_>, from: &str) -> Option<SmsSender> {
 
 pub(super) fn webhook(issues: &mut Issues<'_>, raw: Option<&RawWebhook>) -> Option<WebhookConfig> {
     let raw = raw?;
+    // Before anything that returns early, so a bad rate is reported with the rest.
+    let rate = issues.rate("channels.webhook.rate", raw.rate.as_deref());
+    let allow_private = raw.allow_private.unwrap_or(false);
     let url = match raw.url.as_deref() {
-        Some(u) => issues.url("channels.webhook.url", u, false),
+        Some(u) => issues.endpoint("channels.webhook.url", u, allow_private),
         None => {
             issues.missing(
                 "channels.webhook.url",
@@ -257,8 +315,8 @@ pub(super) fn webhook(issues: &mut Issues<'_>, raw: Option<&RawWebhook>) -> Opti
         timeout,
         retry_schedule,
         max_age,
-        rate: issues.rate("channels.webhook.rate", raw.rate.as_deref()),
-        allow_private: raw.allow_private.unwrap_or(false),
+        rate,
+        allow_private,
     })
 }
 

@@ -88,6 +88,9 @@ impl RedisStore {
         after: Option<&(DateTime<Utc>, TouchId)>,
         limit: usize,
     ) -> Result<Vec<Touch>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let mut conn = self.conn.clone();
         let from = after.map_or(i64::MIN, |(at, _)| ts(*at));
         let mut ids = Vec::with_capacity(limit);
