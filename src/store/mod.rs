@@ -97,6 +97,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// What the outcome does to the touch's counts, as both backends store it (one
+    /// field: each costs SQLite a JSON extraction per row): `1` the attempt is taken
+    /// back (a deferral), `r` attempts and uncertain ones from zero (a move to another
+    /// channel), `u` one more uncertain attempt, `0` neither.
+    pub(crate) fn counts(&self) -> &'static str {
+        match self {
+            Self::Defer { .. } => "1",
+            Self::Fallback { .. } => "r",
+            Self::Retry {
+                uncertain: true, ..
+            } => "u",
+            _ => "0",
+        }
+    }
+
     pub fn id(&self) -> &TouchId {
         match self {
             Self::Sent { id }

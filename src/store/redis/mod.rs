@@ -413,37 +413,20 @@ async fn warn_about_settings(conn: &mut ConnectionManager) {
 /// A claimed touch as `claim.lua` returns it: id, its hash as read, its new attempt count.
 type ClaimedRow = (String, Vec<String>, u32);
 
-/// An outcome as `record.lua` reads it: status, reason, next attempt, and what happens
-/// to the counts: `1` the attempt is taken back, `r` attempts (and uncertain ones)
-/// start from zero on a new channel, `u` one more uncertain attempt, `0` nothing.
-fn outcome_args(
-    o: &Outcome,
-    now: DateTime<Utc>,
-) -> (&'static str, &str, Option<i64>, &'static str) {
+/// An outcome as `record.lua` reads it: status, reason, next attempt ([`Outcome::counts`]
+/// goes with it).
+fn outcome_args(o: &Outcome, now: DateTime<Utc>) -> (&'static str, &str, Option<i64>) {
     match o {
-        Outcome::Fallback { reason, .. } => ("planned", reason, Some(ts(now)), "r"),
-        Outcome::Sent { .. } => ("sent", "", None, "0"),
-        Outcome::Failed { reason, .. } => ("failed", reason, None, "0"),
-        Outcome::Suppressed { reason, .. } => ("suppressed", reason, None, "0"),
-        Outcome::Expired { reason, .. } => ("expired", reason, None, "0"),
-        Outcome::Skipped { reason, .. } => ("skipped", reason, None, "0"),
-        Outcome::Retry {
-            at,
-            reason,
-            uncertain,
-            ..
-        } => (
-            "planned",
-            reason,
-            Some(ts(*at)),
-            if *uncertain { "u" } else { "0" },
-        ),
-        Outcome::Defer { at, reason, .. } => (
-            "planned",
-            reason.as_deref().unwrap_or(""),
-            Some(ts(*at)),
-            "1",
-        ),
+        Outcome::Fallback { reason, .. } => ("planned", reason, Some(ts(now))),
+        Outcome::Sent { .. } => ("sent", "", None),
+        Outcome::Failed { reason, .. } => ("failed", reason, None),
+        Outcome::Suppressed { reason, .. } => ("suppressed", reason, None),
+        Outcome::Expired { reason, .. } => ("expired", reason, None),
+        Outcome::Skipped { reason, .. } => ("skipped", reason, None),
+        Outcome::Retry { at, reason, .. } => ("planned", reason, Some(ts(*at))),
+        Outcome::Defer { at, reason, .. } => {
+            ("planned", reason.as_deref().unwrap_or(""), Some(ts(*at)))
+        }
     }
 }
 
@@ -744,7 +727,7 @@ impl Store for RedisStore {
         let mut inv = RECORD.prepare_invoke();
         inv.arg(&self.prefix).arg(ts(now)).arg(owner);
         for o in outcomes {
-            let (status, reason, next, counts) = outcome_args(o, now);
+            let (status, reason, next) = outcome_args(o, now);
             let channel = match o {
                 Outcome::Fallback { channel, .. } => channel.as_str(),
                 _ => "",
@@ -754,7 +737,7 @@ impl Store for RedisStore {
                 .arg(status)
                 .arg(reason)
                 .arg(next.map(|n| n.to_string()).unwrap_or_default())
-                .arg(counts)
+                .arg(o.counts())
                 .arg(channel);
         }
         let (requeue, applied): (Vec<(String, i64)>, u64) =

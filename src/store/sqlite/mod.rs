@@ -374,12 +374,8 @@ impl Store for SqliteStore {
                     }
                     Outcome::Fallback { reason, .. } => ("planned", Some(reason), Some(now_s), None),
                 };
-                let undo = i64::from(matches!(o, Outcome::Defer { .. }));
-                // A move to another channel starts its attempts afresh (`reset`); an
-                // attempt without an answer is counted (`unsure`).
-                let reset = i64::from(matches!(o, Outcome::Fallback { .. }));
-                let unsure = i64::from(matches!(o, Outcome::Retry { uncertain: true, .. }));
-                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "undo": undo, "channel": channel, "reset": reset, "unsure": unsure})
+                let counts = o.counts();
+                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "counts": counts, "channel": channel})
             })
             .collect();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
@@ -388,16 +384,16 @@ impl Store for SqliteStore {
         let applied = sqlx::query(
             "UPDATE touches SET status = j.status, reason = COALESCE(j.reason, touches.reason), \
              next_attempt_at = COALESCE(j.next, touches.next_attempt_at), \
-             attempts = CASE WHEN j.reset THEN 0 ELSE touches.attempts - j.undo END, \
-             uncertain = CASE WHEN j.reset THEN 0 ELSE touches.uncertain + j.unsure END, \
+             attempts = CASE j.counts WHEN 'r' THEN 0 WHEN '1' THEN touches.attempts - 1 ELSE touches.attempts END, \
+             uncertain = CASE j.counts WHEN 'r' THEN 0 WHEN 'u' THEN touches.uncertain + 1 ELSE touches.uncertain END, \
              sent_at = COALESCE(j.sent_at, touches.sent_at), \
              channel = COALESCE(j.channel, touches.channel), \
              slot_at = CASE WHEN j.status = 'sent' THEN COALESCE(touches.slot_at, ?2) ELSE NULL END, \
              queued_at = CASE WHEN j.next IS NULL THEN touches.queued_at ELSE ?2 END, \
              lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
              FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, value ->> 'reason' AS reason, \
-                   value ->> 'next' AS next, value ->> 'sent_at' AS sent_at, value ->> 'undo' AS undo, value ->> 'channel' AS channel, \
-                   value ->> 'reset' AS reset, value ->> 'unsure' AS unsure FROM json_each(?1)) AS j \
+                   value ->> 'next' AS next, value ->> 'sent_at' AS sent_at, value ->> 'counts' AS counts, \
+                   value ->> 'channel' AS channel FROM json_each(?1)) AS j \
              WHERE touches.id = j.id AND touches.status = 'sending' AND touches.lease_owner = ?3 \
              RETURNING touches.id, touches.status, touches.next_attempt_at, touches.contact_id",
         )
