@@ -110,6 +110,8 @@ fn main() {
         r#"
 [storage]
 {storage}
+[api]
+listen = ""
 [defaults]
 send_window = "00:00-24:00"
 [templates]

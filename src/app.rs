@@ -1,13 +1,17 @@
 //! The one place that wires things: `App::build` connects and checks everything,
-//! `App::run_until` runs planner, reconciler and queue workers until the token is
-//! cancelled, then drains.
+//! `App::bind_api` opens the API's listener, and `App::run` runs the API, planners,
+//! reconciler and queue workers (those the role asks for) until the token is cancelled,
+//! then drains.
 
 use std::{sync::Arc, time::Duration};
 
+use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    api::{self, ApiState, Tokens, WorkerCount, WorkerProbe},
     channels::Channels,
+    cli::Role,
     config::Config,
     dispatch::{self, Dispatcher, Recorder},
     domain::Clock,
@@ -25,13 +29,17 @@ pub enum AppError {
     Unavailable(#[from] StoreError),
     #[error("{0}")]
     Channel(String),
+    #[error(transparent)]
+    Listen(#[from] api::BindError),
+    #[error("--role api runs only the HTTP API, and api.listen is \"\" (no API): set api.listen")]
+    NoApi,
 }
 
 impl AppError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Templates(_) | Self::Channel(_) => crate::exit::CONFIG,
-            Self::Unavailable(_) => crate::exit::UNAVAILABLE,
+            Self::Templates(_) | Self::Channel(_) | Self::NoApi => crate::exit::CONFIG,
+            Self::Unavailable(_) | Self::Listen(_) => crate::exit::UNAVAILABLE,
         }
     }
 }
@@ -63,8 +71,65 @@ impl App {
         })
     }
 
+    /// Opens `api.listen` for `role`: `None` when the role runs no API or the config
+    /// turns it off (`--role api` without an address is an error). Done before
+    /// anything runs, so an address in use fails start-up (exit 69) naming it.
+    pub async fn bind_api(&self, role: Role) -> Result<Option<TcpListener>, AppError> {
+        if !role.runs_api() {
+            return Ok(None);
+        }
+        match self.cfg.api.listen {
+            Some(addr) => Ok(Some(api::bind(addr).await?)),
+            None if role == Role::Api => Err(AppError::NoApi),
+            None => Ok(None),
+        }
+    }
+
+    /// Everything (`--role all`), the API on `api.listen` if set, until `shutdown`.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let listener = self.bind_api(Role::All).await?;
+        self.run(Role::All, listener, shutdown).await
+    }
+
+    /// Runs what `role` asks for until `shutdown` is cancelled: the API on `listener`
+    /// (if given), and unless the role is `api`, planners, reconciler, queue pump and
+    /// workers. Then drains: intake stops first, in-flight sends get the drain timeout.
+    pub async fn run(
+        self,
+        role: Role,
+        listener: Option<TcpListener>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
+        let serve_api = |tracker: &TaskTracker, workers: Option<WorkerProbe>| {
+            let Some(listener) = listener else { return };
+            let state = ApiState {
+                store: self.store.clone(),
+                cfg: self.cfg.clone(),
+                clock: self.clock.clone(),
+                tokens: Arc::new(Tokens::from_env(&self.cfg.api.tokens_env)),
+                workers,
+            };
+            let stop = shutdown.clone();
+            tracker.spawn(async move {
+                if let Err(e) = api::serve(listener, state, stop.clone()).await {
+                    // The listener is open, so this is an accept loop gone wrong: stop
+                    // the whole process rather than run on without its API.
+                    tracing::error!(error = %e, "the api server failed; stopping");
+                    stop.cancel();
+                }
+            });
+        };
+        if !role.runs_workers() {
+            serve_api(&tracker, None);
+            tracing::info!(
+                role = role.as_str(),
+                store = %self.cfg.storage.display_url(),
+                "rapport running (api only: no planners or queue workers)"
+            );
+            shutdown.cancelled().await;
+            return self.stop(tracker).await;
+        }
         let recorder = Recorder::spawn(self.store.clone(), self.clock.clone(), &tracker);
         let dispatcher = Arc::new(Dispatcher {
             store: self.store.clone(),
@@ -105,8 +170,20 @@ impl App {
             self.clock.clone(),
             shutdown.child_token(),
         ));
+        let monitor = self.store.monitor(dispatcher, &self.cfg.dispatch);
+        // /readyz reads the workers' states live; a worker stopped by a backend error
+        // is not running until the monitor has restarted it.
+        let workers = monitor.context();
+        serve_api(
+            &tracker,
+            Some(WorkerProbe::new(move || WorkerCount {
+                running: workers.workers().iter().filter(|w| w.is_running()).count(),
+                total: workers.workers().len(),
+            })),
+        );
         let contacts = self.store.count_contacts().await.unwrap_or(0);
         tracing::info!(
+            role = role.as_str(),
             contacts,
             workers = self.cfg.dispatch.workers,
             email = self.channels.email.kind(),
@@ -115,7 +192,6 @@ impl App {
             store = %self.cfg.storage.display_url(),
             "rapport running"
         );
-        let monitor = self.store.monitor(dispatcher, &self.cfg.dispatch);
         let signal = {
             let token = shutdown.clone();
             async move {
@@ -141,6 +217,11 @@ impl App {
                 "dispatch jobs still running after the drain timeout; their touches stay leased and are resent later"
             );
         }
+        self.stop(tracker).await
+    }
+
+    /// Waits for the background tasks (planners, recorder, API) and closes the store.
+    async fn stop(self, tracker: TaskTracker) -> anyhow::Result<()> {
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
             .await

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,8 +20,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: planners, reconciler and queue workers, until SIGTERM/SIGINT.
-    Run,
+    /// Run the daemon: the HTTP API, planners, reconciler and queue workers, until
+    /// SIGTERM/SIGINT.
+    Run {
+        /// Which parts this process runs, to scale them apart.
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
     /// Validate the config and render every template for a sample contact of every tier.
     Check,
     /// Import contacts from a .csv or .jsonl file (upsert by id).
@@ -81,6 +86,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The parts of the daemon a `rapport run` process takes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// The HTTP API, planners, reconciler and queue workers.
+    All,
+    /// Only the HTTP API: no planners, reconciler, queue pump or workers.
+    Api,
+    /// Everything but the HTTP API.
+    Worker,
+}
+
+impl Role {
+    pub fn runs_api(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Self::All | Self::Worker)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Worker => "worker",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,18 +1,25 @@
 //! rapport: a daemon that keeps customer relationships warm.
 //!
 //! # Layout
-//! - [`app`]: `App::build(Config)` and `App::run_until(shutdown)`, the one place that wires
-//!   the store, queue, planner, dispatcher and channels together.
+//! - [`app`]: `App::build(Config)` and `App::run(role, ...)`, the one place that wires
+//!   the store, queue, planner, dispatcher, channels and HTTP API together.
+//! - [`api`]: the HTTP API (axum): bearer auth, JSON errors naming the field, contacts,
+//!   events, health and readiness, the OpenAPI document.
 //! - [`shutdown`]: signals -> one cancellation token; drain with a deadline.
 //! - [`cli`]: the `rapport` subcommands.
 //! - [`config`]: TOML layers -> validated [`config::Config`], every problem at once.
 //! - [`domain`]: contacts, touches, time; newtypes parsed at the edge.
 //! - [`planner`]: which touches are due at an instant (pure), and the cron loop.
-//! - [`policy`]: pure decisions about timing (retry backoff, windows).
+//! - [`policy`]: the relationship policy (caps, gaps, priority), channel choice, retry
+//!   timing; pure.
+//! - [`learning`]: what each relationship learns from responses (engagement, channel,
+//!   hour, fatigue, tier moves); pure, not yet wired to responses.
+//! - [`ratelimit`]: the GCRA behind provider rate limits.
 //! - [`dispatch`]: claim -> consent -> render -> send -> record, with group commit.
 //! - [`queue`]: apalis jobs (touch ids only, versioned) and worker wiring.
-//! - [`channels`]: email (built with lettre) over pipelined SMTP or into an outbox folder;
-//!   failure classes.
+//! - [`channels`]: email (built with lettre, DKIM, List-Unsubscribe) over pipelined SMTP or
+//!   into an outbox folder; SMS (Twilio-compatible API or outbox); Standard Webhooks; the
+//!   guarded HTTP client; failure classes.
 //! - [`render`]: Handlebars in strict mode, tier variants, partials, front matter.
 //! - [`ingest`]: contact import from CSV or JSONL.
 //! - [`simulate`]: the planner and policy over a population with a simulated clock,
@@ -20,6 +27,7 @@
 //! - [`store`]: the `Store` contract and its backends, SQLite and Redis (Lua scripts).
 //! - [`telemetry`]: logging with typed events; no addresses, bodies or secrets.
 
+pub mod api;
 pub mod app;
 pub mod channels;
 pub mod cli;
@@ -27,6 +35,7 @@ pub mod config;
 pub mod dispatch;
 pub mod domain;
 pub mod ingest;
+pub mod learning;
 pub mod planner;
 pub mod policy;
 pub mod queue;

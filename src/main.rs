@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
-    if !matches!(cli.command, rapport::cli::Command::Run) {
+    if !matches!(cli.command, rapport::cli::Command::Run { .. }) {
         // Rust ignores SIGPIPE, so `rapport contacts show X | head` would panic on the
         // closed pipe; a one-shot command should just end quietly like other tools. The
         // daemon keeps ignoring it (a peer closing a socket must not kill it).

@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, Utc};
 use rapport::{
     app::App,
     channels::{OutboundEmail, build_message},
-    cli::{Cli, Command, ContactsCommand, EventCommand},
+    cli::{Cli, Command, ContactsCommand, EventCommand, Role},
     config::{Config, Trigger},
     domain::{ContactId, SystemClock, TouchId},
     exit, ingest,
@@ -29,7 +29,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         }
     };
     let result = match cli.command {
-        Command::Run => return run_daemon(cfg).await,
+        Command::Run { role } => return run_daemon(cfg, role).await,
         Command::Check => return check(&cfg),
         Command::Import { file } => import(&cfg, &file).await,
         Command::Preview {
@@ -86,11 +86,21 @@ pub(super) async fn open_store(cfg: &Config) -> Result<AnyStore, i32> {
     })
 }
 
-async fn run_daemon(cfg: Config) -> i32 {
+async fn run_daemon(cfg: Config, role: Role) -> i32 {
     let app = match App::build(cfg, Arc::new(SystemClock)).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("rapport: {e}");
+            return e.exit_code();
+        }
+    };
+    // Before anything runs: an address in use is a start-up failure, not a daemon
+    // that plans and sends without its API.
+    let listener = match app.bind_api(role).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            app.store.close().await;
             return e.exit_code();
         }
     };
@@ -99,7 +109,7 @@ async fn run_daemon(cfg: Config) -> i32 {
         eprintln!("rapport: cannot install signal handlers: {e}");
         return exit::SOFTWARE;
     }
-    match app.run_until(token).await {
+    match app.run(role, listener, token).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("rapport: {e:#}");

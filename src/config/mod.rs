@@ -47,8 +47,15 @@ pub struct Config {
 }
 
 /// `[api]`: how the outside world reaches this daemon.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
+    /// Where the HTTP API listens (`None`: `listen = ""`, no API in this process).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The environment variable holding the bearer tokens (comma-separated; several so
+    /// they can be rotated).
+    pub tokens_env: String,
+    /// The largest request body accepted, in bytes (413 beyond).
+    pub max_body: usize,
     /// The https base URL of the public endpoints (one-click unsubscribe links, Twilio
     /// status callbacks), without a trailing slash.
     pub public_url: Option<String>,

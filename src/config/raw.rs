@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct RawApi {
+    pub listen: Option<String>,
+    pub tokens_env: Option<String>,
+    pub max_body: Option<String>,
     pub public_url: Option<String>,
     pub signing_secret_env: Option<String>,
 }

@@ -16,13 +16,17 @@ pub struct Workspace {
 
 impl Workspace {
     /// `extra` is appended to a base config: SQLite in the temp dir, repo templates,
-    /// whole-day send windows, a planner that ticks every second, fast retries.
+    /// whole-day send windows, a planner that ticks every second, fast retries, and no
+    /// HTTP API (tests start several daemons at once; a test of the API sets
+    /// `[api] listen = "127.0.0.1:0"` and reads the port from the log).
     pub fn new(smtp_url: &str, extra: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("temp dir");
         let base = format!(
             r#"
 [storage]
 url = "sqlite://{db}"
+[api]
+listen = ""
 [defaults]
 send_window = "00:00-24:00"
 [templates]

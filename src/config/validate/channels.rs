@@ -79,6 +79,28 @@ impl Issues<'_> {
     }
 }
 
+/// A size in bytes: `65536`, `64KiB`, `1MiB` (also `KB`/`MB`, read as the binary units).
+pub(super) fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (expected e.g. 65536, 64KiB, 1MiB)"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size (expected e.g. 65536, 64KiB, 1MiB)"
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 pub(super) fn parse_rate(s: &str) -> Result<Rate, String> {
     let bad = || format!("{s:?} is not a rate (expected e.g. \"50/s\", \"300/m\" or \"100/10s\")");
     let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
@@ -100,7 +122,38 @@ pub(super) fn parse_rate(s: &str) -> Result<Rate, String> {
 }
 
 pub(super) fn api(issues: &mut Issues<'_>, raw: &RawApi) -> ApiConfig {
+    let listen = match raw.listen.as_deref().unwrap_or("127.0.0.1:8080") {
+        "" => None,
+        addr => addr
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                issues.push(
+                    "api.listen",
+                    format!("{addr:?} is not an address and port (e.g. \"127.0.0.1:8080\", \"[::]:8080\"; \"\" for no API)"),
+                )
+            })
+            .ok(),
+    };
+    let max_body = match raw.max_body.as_deref().map(parse_size) {
+        None => 1 << 20,
+        Some(Ok(n)) if n > 0 => n,
+        Some(Ok(_)) => {
+            issues.push("api.max_body", "must be at least 1 byte");
+            1 << 20
+        }
+        Some(Err(e)) => {
+            issues.push("api.max_body", e);
+            1 << 20
+        }
+    };
     ApiConfig {
+        listen,
+        tokens_env: raw
+            .tokens_env
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "RAPPORT_API_TOKENS".into()),
+        max_body,
         public_url: raw.public_url.as_deref().and_then(|u| {
             issues.url(
                 "api.public_url",
@@ -339,6 +392,16 @@ mod tests {
         );
         for bad in ["50", "0/s", "x/s", "5/fortnight", "5/0s"] {
             assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        for bad in ["", "1GiB", "-1", "lots"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -1,0 +1,202 @@
+//! The HTTP API (axum): contacts and events in, health and readiness out, every route
+//! described in `openapi.json`.
+//!
+//! - [`router`] builds the routes; [`serve`] runs them on a listener until a token is
+//!   cancelled (tests pass a port-0 listener), [`bind`] opens `api.listen`.
+//! - `auth`: bearer tokens from the environment, compared in constant time.
+//! - `error`: [`ApiError`], every failure as `{"error": {status, code, message, field?}}`.
+//! - `json`: the request-body extractor (content type, size limit, syntax, one object).
+//! - `routes/`: one file per area (`health`, `contacts`, `events`, `openapi`).
+//!
+//! Nothing here logs a request body, an address or a token: a request's log line names
+//! its method, route template (`/v1/contacts/{id}`, not the id) and status.
+
+mod auth;
+mod error;
+mod json;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    handler::Handler,
+    middleware::{self, Next},
+    response::Response,
+    routing::{MethodFilter, on},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Tokens;
+pub use error::ApiError;
+
+use crate::{config::Config, domain::Clock, store::AnyStore};
+
+/// What /readyz learns about this process's queue workers: how many run of how many
+/// there should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCount {
+    pub running: usize,
+    pub total: usize,
+}
+
+/// A live view of the queue workers, read on each /readyz (the app builds it from the
+/// queue monitor; the API never sees the queue itself).
+#[derive(Clone)]
+pub struct WorkerProbe(Arc<dyn Fn() -> WorkerCount + Send + Sync>);
+
+impl WorkerProbe {
+    pub fn new(f: impl Fn() -> WorkerCount + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+    pub fn count(&self) -> WorkerCount {
+        (self.0)()
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<AnyStore>,
+    pub cfg: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: Arc<Tokens>,
+    /// `None` in a process that runs no queue workers (`--role api`): readiness then
+    /// does not depend on them.
+    pub workers: Option<WorkerProbe>,
+}
+
+/// Routes with the list of what was registered, so the OpenAPI document can be checked
+/// against the router itself rather than against a second list kept by hand.
+struct Routes {
+    router: Router<ApiState>,
+    list: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            list: Vec::new(),
+        }
+    }
+
+    fn add<H, T>(mut self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, ApiState>,
+        T: 'static,
+    {
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "PUT" => MethodFilter::PUT,
+            "POST" => MethodFilter::POST,
+            "DELETE" => MethodFilter::DELETE,
+            "PATCH" => MethodFilter::PATCH,
+            other => unreachable!("route method {other} is not one the API uses"),
+        };
+        self.router = self.router.route(path, on(filter, handler));
+        self.list.push((method, path));
+        self
+    }
+}
+
+/// Routes anyone may call: probes and the API's own description.
+fn public_routes() -> Routes {
+    Routes::new()
+        .add("GET", "/healthz", routes::health::healthz)
+        .add("GET", "/readyz", routes::health::readyz)
+        .add("GET", "/openapi.json", routes::openapi::document)
+}
+
+/// Routes that need a bearer token.
+fn protected_routes() -> Routes {
+    Routes::new()
+        .add("PUT", "/v1/contacts/{id}", routes::contacts::put)
+        .add("GET", "/v1/contacts/{id}", routes::contacts::get)
+        .add("POST", "/v1/events", routes::events::post)
+}
+
+/// Every route the router serves, as `(METHOD, path template)`, public ones first.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    let mut all = public_routes().list;
+    all.extend(protected_routes().list);
+    all
+}
+
+/// The whole API over `state`.
+pub fn router(state: ApiState) -> Router {
+    let protected = protected_routes()
+        .router
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    public_routes()
+        .router
+        .merge(protected)
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        // Over the limit, the body extractor answers 413 in the JSON error format.
+        .layer(DefaultBodyLimit::max(state.cfg.api.max_body))
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+/// One debug line per request: method, route template and status, never the path
+/// itself (it holds ids) or anything from the body.
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(no route)".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(req).await;
+    tracing::debug!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "api request"
+    );
+    response
+}
+
+/// Could not listen on `api.listen`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "api: cannot listen on {addr}: {source} (set api.listen to a free address, or \"\" for no API in this process)"
+)]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Opens the listener for `addr` (port 0: any free port).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if state.tokens.is_empty() {
+        tracing::warn!(
+            "api: no bearer tokens in {}; every authenticated endpoint answers 401 (public: /healthz, /readyz, /openapi.json)",
+            state.cfg.api.tokens_env
+        );
+    }
+    tracing::info!("api listening on {addr}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

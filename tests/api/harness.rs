@@ -1,0 +1,202 @@
+//! The server under test: config, an in-process API on a free port over a backend,
+//! requests through reqwest, and the JSON error check.
+
+use std::{path::Path, sync::Arc};
+
+use rapport::{
+    api::{self, ApiState, Tokens},
+    config::Config,
+    domain::{ContactId, SystemClock},
+    store::{AnyStore, Store},
+};
+use reqwest::{Method, StatusCode, header};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::redis::{shared_url, unique_prefix};
+
+pub(crate) const REPO: &str = env!("CARGO_MANIFEST_DIR");
+pub(crate) const TOKEN: &str = "tok-3f9a1c7e5b2d4a6f8e0c";
+/// A second token, as during a rotation.
+pub(crate) const OTHER_TOKEN: &str = "tok-rotated-7d2e9b1a4c6f";
+pub(crate) const MAX_BODY: usize = 4096;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Backend {
+    Sqlite,
+    Redis,
+}
+
+pub(crate) fn config(dir: &Path, extra: &[(&str, String)]) -> Config {
+    let mut vars = vec![
+        (
+            "RAPPORT__STORAGE__URL".to_owned(),
+            format!("sqlite://{}/r.db", dir.display()),
+        ),
+        (
+            "RAPPORT__TEMPLATES__DIR".to_owned(),
+            format!("{REPO}/templates"),
+        ),
+        ("RAPPORT__API__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RAPPORT__API__MAX_BODY".to_owned(), "4KiB".to_owned()),
+        (
+            "RAPPORT__CHANNELS__EMAIL__OUTBOX_DIR".to_owned(),
+            format!("{}/outbox", dir.display()),
+        ),
+        (
+            "RAPPORT__CHANNELS__SMS__OUTBOX_DIR".to_owned(),
+            format!("{}/outbox", dir.display()),
+        ),
+    ];
+    vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let cfg = Config::load_with(
+        Path::new(&format!("{REPO}/config/rapport.toml")),
+        None,
+        vars,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.api.max_body, MAX_BODY);
+    cfg
+}
+
+/// The config for `backend`: SQLite in `dir`, or the shared Redis under a fresh prefix.
+pub(crate) fn backend_config(backend: Backend, dir: &Path) -> Config {
+    match backend {
+        Backend::Sqlite => config(dir, &[]),
+        Backend::Redis => config(
+            dir,
+            &[
+                ("RAPPORT__STORAGE__BACKEND", "redis".into()),
+                ("RAPPORT__STORAGE__URL", shared_url()),
+                ("RAPPORT__STORAGE__PREFIX", unique_prefix("api")),
+            ],
+        ),
+    }
+}
+
+/// An API server on a free port, and the store behind it.
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) store: Arc<AnyStore>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub(crate) _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub(crate) async fn serve(
+    cfg: Config,
+    store: AnyStore,
+    tokens: Tokens,
+    dir: tempfile::TempDir,
+) -> Server {
+    let listener = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let store = Arc::new(store);
+    let state = ApiState {
+        store: store.clone(),
+        cfg: Arc::new(cfg),
+        clock: Arc::new(SystemClock),
+        tokens: Arc::new(tokens),
+        workers: None,
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(api::serve(listener, state, stop.clone()));
+    Server {
+        base,
+        http: reqwest::Client::new(),
+        store,
+        stop,
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+pub(crate) async fn server_with(backend: Backend, tokens: Tokens) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backend_config(backend, dir.path());
+    let store = AnyStore::open(&cfg.storage).await.unwrap();
+    serve(cfg, store, tokens, dir).await
+}
+
+pub(crate) async fn server(backend: Backend) -> Server {
+    server_with(backend, Tokens::new([TOKEN, OTHER_TOKEN])).await
+}
+
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: header::HeaderMap,
+    pub(crate) body: Value,
+}
+
+impl Server {
+    /// A request with `authorization` (a full header value) and a raw body.
+    pub(crate) async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        if let Some(c) = content_type {
+            req = req.header(header::CONTENT_TYPE, c);
+        }
+        let res = req.body(body).send().await.expect("request");
+        let (status, headers) = (res.status(), res.headers().clone());
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text:?}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// An authorized JSON request.
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.raw(
+            method,
+            path,
+            Some(&format!("Bearer {TOKEN}")),
+            Some("application/json"),
+            bytes,
+        )
+        .await
+    }
+
+    pub(crate) async fn contact(&self, id: &str) -> Option<rapport::domain::Contact> {
+        let id = ContactId::parse(id).unwrap();
+        self.store.get_contact(&id).await.unwrap()
+    }
+}
+
+/// `reply` is the JSON error `status`/`code`, naming `field` if given.
+pub(crate) fn assert_error(reply: &Reply, status: u16, code: &str, field: Option<&str>) {
+    let what = format!("{} {}", reply.status, reply.body);
+    assert_eq!(reply.status.as_u16(), status, "{what}");
+    let e = &reply.body["error"];
+    assert_eq!(e["status"], status, "{what}");
+    assert_eq!(e["code"], code, "{what}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}"
+    );
+    match field {
+        Some(f) => assert_eq!(e["field"], f, "{what}"),
+        None => assert!(e.get("field").is_none(), "{what}"),
+    }
+}

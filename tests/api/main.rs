@@ -1,0 +1,59 @@
+//! The HTTP API: in-process servers on port 0 over SQLite and Redis, called with
+//! reqwest (every endpoint's success path, auth, each error status, a sweep of malformed
+//! bodies that must change nothing, readiness), the API inside a whole `App`, and
+//! `rapport run --role` through the real binary.
+//!
+//! Scenarios are `async fn(Backend)`, instantiated for both backends by `both!`.
+
+mod harness;
+mod lifecycle;
+mod refusals;
+mod resources;
+#[path = "../support/mod.rs"]
+mod support;
+
+use harness::Backend;
+use lifecycle::the_app_serves_the_api_beside_its_workers;
+use refusals::{
+    malformed_input_is_refused_and_changes_nothing,
+    not_found_conflict_too_large_and_wrong_media_type, tokens_are_required_and_compared_exactly,
+    without_tokens_only_the_public_endpoints_answer,
+};
+use resources::{
+    an_event_for_an_unknown_contact_is_422_naming_contact,
+    events_plan_once_and_show_on_the_timeline, probes_and_the_document_are_public,
+    put_creates_then_replaces_and_get_shows_the_contact,
+};
+
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    super::$case(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    super::$case(super::Backend::Redis).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    probes_and_the_document_are_public,
+    put_creates_then_replaces_and_get_shows_the_contact,
+    events_plan_once_and_show_on_the_timeline,
+    an_event_for_an_unknown_contact_is_422_naming_contact,
+    tokens_are_required_and_compared_exactly,
+    without_tokens_only_the_public_endpoints_answer,
+    not_found_conflict_too_large_and_wrong_media_type,
+    malformed_input_is_refused_and_changes_nothing,
+    the_app_serves_the_api_beside_its_workers,
+);
