@@ -108,6 +108,7 @@ impl App {
                 cfg: self.cfg.clone(),
                 clock: self.clock.clone(),
                 tokens: Arc::new(Tokens::from_env(&self.cfg.api.tokens_env)),
+                unsubscribe_key: self.channels.unsubscribe_key.clone(),
                 workers,
             };
             let stop = shutdown.clone();

@@ -27,20 +27,25 @@ impl FromRequest<ApiState> for JsonObject {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge {
-                    limit: state.cfg.api.max_body,
-                }
-            } else {
-                ApiError::BadRequest {
-                    code: "unreadable_body",
-                    message: "the body could not be read".into(),
-                }
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         parse_object(&bytes).map(Self)
     }
+}
+
+/// The raw body, at most `api.max_body` bytes (413 beyond, in the API's error shape).
+pub(super) async fn read_body(req: Request, state: &ApiState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge {
+                limit: state.cfg.api.max_body,
+            }
+        } else {
+            ApiError::BadRequest {
+                code: "unreadable_body",
+                message: "the body could not be read".into(),
+            }
+        }
+    })
 }
 
 /// `application/json`, or a `+json` type, with any parameters (`; charset=utf-8`).

@@ -1,12 +1,14 @@
-//! The HTTP API (axum): contacts and events in, health and readiness out, every route
-//! described in `openapi.json`.
+//! The HTTP API (axum): contacts and events in, health and readiness out, one-click
+//! unsubscribe for mail recipients, every route described in `openapi.json`.
 //!
 //! - [`router`] builds the routes; [`serve`] runs them on a listener until a token is
 //!   cancelled (tests pass a port-0 listener), [`bind`] opens `api.listen`.
 //! - `auth`: bearer tokens from the environment, compared in constant time.
 //! - `error`: [`ApiError`], every failure as `{"error": {status, code, message, field?}}`.
 //! - `json`: the request-body extractor (content type, size limit, syntax, one object).
-//! - `routes/`: one file per area (`health`, `contacts`, `events`, `openapi`).
+//! - `one_click`: the RFC 8058 unsubscribe body (form or multipart).
+//! - `routes/`: one file per area (`health`, `contacts`, `events`, `unsubscribe`,
+//!   `openapi`).
 //!
 //! Nothing here logs a request body, an address or a token: a request's log line names
 //! its method, route template (`/v1/contacts/{id}`, not the id) and status.
@@ -14,6 +16,7 @@
 mod auth;
 mod error;
 mod json;
+mod one_click;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -65,6 +68,9 @@ pub struct ApiState {
     pub cfg: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub tokens: Arc<Tokens>,
+    /// Checks the tokens of one-click unsubscribe links: the key the dispatcher signs
+    /// them with (`Channels::unsubscribe_key`).
+    pub unsubscribe_key: Arc<Vec<u8>>,
     /// `None` in a process that runs no queue workers (`--role api`): readiness then
     /// does not depend on them.
     pub workers: Option<WorkerProbe>,
@@ -104,12 +110,15 @@ impl Routes {
     }
 }
 
-/// Routes anyone may call: probes and the API's own description.
+/// Routes anyone may call: probes, the API's own description, and one-click
+/// unsubscribe (its signed token is its authority: RFC 8058 forbids credentials).
 fn public_routes() -> Routes {
     Routes::new()
         .add("GET", "/healthz", routes::health::healthz)
         .add("GET", "/readyz", routes::health::readyz)
         .add("GET", "/openapi.json", routes::openapi::document)
+        .add("GET", "/u/{token}", routes::unsubscribe::confirm)
+        .add("POST", "/u/{token}", routes::unsubscribe::one_click)
 }
 
 /// Routes that need a bearer token.
@@ -191,7 +200,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     if state.tokens.is_empty() {
         tracing::warn!(
-            "api: no bearer tokens in {}; every authenticated endpoint answers 401 (public: /healthz, /readyz, /openapi.json)",
+            "api: no bearer tokens in {}; every authenticated endpoint answers 401 (public: /healthz, /readyz, /openapi.json, /u/{{token}})",
             state.cfg.api.tokens_env
         );
     }

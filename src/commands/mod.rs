@@ -231,7 +231,7 @@ fn channel_warnings(cfg: &Config) -> Vec<String> {
     }
     if let Some(url) = &cfg.api.public_url {
         out.push(format!(
-            "api.public_url: this version does not serve {url}/u/... (one-click unsubscribe) or {url}/v1/twilio/status itself yet; route them to a handler that records the opt-out until the HTTP API lands"
+            "api.public_url: this version does not serve {url}/v1/twilio/status (SMS delivery reports) yet; {url}/u/... (one-click unsubscribe) must route to this daemon's HTTP API (api.listen)"
         ));
     }
     if marketing && cfg.api.public_url.is_some() && cfg.email.dkim.is_none() {

@@ -20,6 +20,8 @@ pub(crate) const TOKEN: &str = "tok-3f9a1c7e5b2d4a6f8e0c";
 /// A second token, as during a rotation.
 pub(crate) const OTHER_TOKEN: &str = "tok-rotated-7d2e9b1a4c6f";
 pub(crate) const MAX_BODY: usize = 4096;
+/// The key the servers check unsubscribe tokens with.
+pub(crate) const UNSUBSCRIBE_KEY: &[u8] = b"the unsubscribe key of the api tests";
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Backend {
@@ -62,17 +64,24 @@ pub(crate) fn config(dir: &Path, extra: &[(&str, String)]) -> Config {
 
 /// The config for `backend`: SQLite in `dir`, or the shared Redis under a fresh prefix.
 pub(crate) fn backend_config(backend: Backend, dir: &Path) -> Config {
-    match backend {
-        Backend::Sqlite => config(dir, &[]),
-        Backend::Redis => config(
-            dir,
-            &[
-                ("RAPPORT__STORAGE__BACKEND", "redis".into()),
-                ("RAPPORT__STORAGE__URL", shared_url()),
-                ("RAPPORT__STORAGE__PREFIX", unique_prefix("api")),
-            ],
-        ),
+    backend_config_with(backend, dir, &[])
+}
+
+/// As [`backend_config`], with `extra` environment overrides.
+pub(crate) fn backend_config_with(
+    backend: Backend,
+    dir: &Path,
+    extra: &[(&str, String)],
+) -> Config {
+    let mut vars = extra.to_vec();
+    if let Backend::Redis = backend {
+        vars.extend([
+            ("RAPPORT__STORAGE__BACKEND", "redis".into()),
+            ("RAPPORT__STORAGE__URL", shared_url()),
+            ("RAPPORT__STORAGE__PREFIX", unique_prefix("api")),
+        ]);
     }
+    config(dir, &vars)
 }
 
 /// An API server on a free port, and the store behind it.
@@ -97,6 +106,17 @@ pub(crate) async fn serve(
     tokens: Tokens,
     dir: tempfile::TempDir,
 ) -> Server {
+    serve_keyed(cfg, store, tokens, UNSUBSCRIBE_KEY.to_vec(), dir).await
+}
+
+/// As [`serve`], checking unsubscribe tokens with `unsubscribe_key`.
+pub(crate) async fn serve_keyed(
+    cfg: Config,
+    store: AnyStore,
+    tokens: Tokens,
+    unsubscribe_key: Vec<u8>,
+    dir: tempfile::TempDir,
+) -> Server {
     let listener = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let store = Arc::new(store);
@@ -105,6 +125,7 @@ pub(crate) async fn serve(
         cfg: Arc::new(cfg),
         clock: Arc::new(SystemClock),
         tokens: Arc::new(tokens),
+        unsubscribe_key: Arc::new(unsubscribe_key),
         workers: None,
     };
     let stop = CancellationToken::new();

@@ -1,7 +1,7 @@
 //! The HTTP API: in-process servers on port 0 over SQLite and Redis, called with
 //! reqwest (every endpoint's success path, auth, each error status, a sweep of malformed
-//! bodies that must change nothing, readiness), the API inside a whole `App`, and
-//! `rapport run --role` through the real binary.
+//! bodies that must change nothing, readiness), one-click unsubscribe, the API inside a
+//! whole `App`, and `rapport run --role` through the real binary.
 //!
 //! Scenarios are `async fn(Backend)`, instantiated for both backends by `both!`.
 
@@ -11,6 +11,7 @@ mod refusals;
 mod resources;
 #[path = "../support/mod.rs"]
 mod support;
+mod unsubscribe;
 
 use harness::Backend;
 use lifecycle::the_app_serves_the_api_beside_its_workers;
@@ -23,6 +24,11 @@ use resources::{
     an_event_for_an_unknown_contact_is_422_naming_contact,
     events_plan_once_and_show_on_the_timeline, probes_and_the_document_are_public,
     put_creates_then_replaces_and_get_shows_the_contact,
+};
+use unsubscribe::{
+    a_body_that_is_not_one_click_is_400_and_changes_nothing, a_link_from_a_sent_email_unsubscribes,
+    one_click_withdraws_email_consent_in_either_encoding,
+    the_page_shows_a_form_and_changes_nothing, tokens_that_lead_to_nobody_get_one_404,
 };
 
 macro_rules! both {
@@ -56,4 +62,9 @@ both!(
     not_found_conflict_too_large_and_wrong_media_type,
     malformed_input_is_refused_and_changes_nothing,
     the_app_serves_the_api_beside_its_workers,
+    one_click_withdraws_email_consent_in_either_encoding,
+    the_page_shows_a_form_and_changes_nothing,
+    tokens_that_lead_to_nobody_get_one_404,
+    a_body_that_is_not_one_click_is_400_and_changes_nothing,
+    a_link_from_a_sent_email_unsubscribes,
 );

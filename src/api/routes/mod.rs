@@ -4,6 +4,7 @@ pub(super) mod contacts;
 pub(super) mod events;
 pub(super) mod health;
 pub(super) mod openapi;
+pub(super) mod unsubscribe;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
