@@ -55,7 +55,8 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
-const KNOWN: [&str; 12] = [
+/// The contacts-file fields; anything else is a free attribute.
+pub const KNOWN: [&str; 12] = [
     "id",
     "first_name",
     "last_name",

@@ -29,20 +29,7 @@ use crate::{
 };
 
 /// The contacts-file fields (as `ingest::parse_row` knows them).
-const FIELDS: [&str; 12] = [
-    "id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "timezone",
-    "locale",
-    "birthday",
-    "customer_since",
-    "tier",
-    "email_consent",
-    "sms_consent",
-];
+const FIELDS: [&str; 12] = ingest::KNOWN;
 const CONSENTS: [&str; 2] = ["email_consent", "sms_consent"];
 
 #[derive(Debug, thiserror::Error)]
