@@ -180,6 +180,17 @@ async fn rig(backend: Backend, sms: &HttpStub, hook: &HttpStub, env: &[(&str, &s
     }
 }
 
+/// A rig whose SMS API and webhook receiver always answer `sms` and `hook`.
+async fn stubbed(
+    backend: Backend,
+    sms: Reply,
+    hook: Reply,
+    env: &[(&str, &str)],
+) -> (Rig, HttpStub, HttpStub) {
+    let (sms, hook) = (HttpStub::always(sms).await, HttpStub::always(hook).await);
+    (rig(backend, &sms, &hook, env).await, sms, hook)
+}
+
 impl Rig {
     /// A family contact (every channel allowed) with a birthday on `day` and,
     /// optionally, an email address and a phone number.
@@ -326,12 +337,10 @@ both!(
 );
 
 async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: Backend) {
-    let sms = HttpStub::always(opted_out()).await;
-    let hook = HttpStub::always(Reply::status(200)).await;
-    let rig = rig(
+    let (rig, sms, _hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        opted_out(),
+        Reply::status(200),
         &[
             ("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms", "email"]"#),
             ("OCCASIONS__ANNIVERSARY__CHANNELS", r#"["sms", "email"]"#),
@@ -431,12 +440,10 @@ async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: 
 }
 
 async fn a_webhook_410_disables_the_endpoint_for_later_touches(backend: Backend) {
-    let sms = HttpStub::always(Reply::status(201)).await;
-    let hook = HttpStub::always(Reply::status(410)).await;
-    let rig = rig(
+    let (rig, _sms, hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        Reply::status(201),
+        Reply::status(410),
         &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["webhook", "email"]"#)],
     )
     .await;
@@ -584,12 +591,10 @@ async fn a_failing_webhook_retries_on_schedule_then_is_a_dead_letter_replayed_on
 }
 
 async fn retry_after_is_honoured(backend: Backend) {
-    let sms = HttpStub::always(Reply::status(429).header("Retry-After", "90")).await;
-    let hook = HttpStub::always(Reply::status(503).header("Retry-After", "120")).await;
-    let rig = rig(
+    let (rig, _sms, _hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        Reply::status(429).header("Retry-After", "90"),
+        Reply::status(503).header("Retry-After", "120"),
         &[
             ("OCCASIONS__BIRTHDAY__CHANNELS", r#"["webhook"]"#),
             ("OCCASIONS__ANNIVERSARY__CHANNELS", r#"["sms"]"#),
@@ -615,19 +620,10 @@ async fn retry_after_is_honoured(backend: Backend) {
 }
 
 async fn a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter(backend: Backend) {
-    let sms = HttpStub::always(Reply::json(
+    let (rig, sms, _hook) = stubbed(backend, Reply::json(
         400,
         r#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#,
-    ))
-    .await;
-    let hook = HttpStub::always(Reply::status(200)).await;
-    let rig = rig(
-        backend,
-        &sms,
-        &hook,
-        &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms"]"#)],
-    )
-    .await;
+    ), Reply::status(200), &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms"]"#)]).await;
     rig.contact("p1", 1, true, true).await;
     rig.plan("birthday", at(1, 0)).await;
     assert_eq!(rig.step(at(1, 9)).await.failed, 1);
@@ -651,12 +647,10 @@ async fn a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter(backend: 
 
 async fn an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter(backend: Backend) {
     // The API takes the request and answers after the client's 2 s timeout.
-    let sms = HttpStub::always(Reply::status(201).after(std::time::Duration::from_secs(4))).await;
-    let hook = HttpStub::always(Reply::status(200)).await;
-    let rig = rig(
+    let (rig, sms, _hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        Reply::status(201).after(std::time::Duration::from_secs(4)),
+        Reply::status(200),
         &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms"]"#)],
     )
     .await;
@@ -688,12 +682,10 @@ async fn an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter(backe
 }
 
 async fn a_moved_touch_gets_the_new_channels_full_retries(backend: Backend) {
-    let sms = HttpStub::always(Reply::json(400, r#"{"code":21211,"status":400}"#)).await;
-    let hook = HttpStub::always(Reply::status(500)).await;
-    let rig = rig(
+    let (rig, _sms, hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        Reply::json(400, r#"{"code":21211,"status":400}"#),
+        Reply::status(500),
         &[
             ("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms", "webhook"]"#),
             ("CHANNELS__WEBHOOK__RETRY_SCHEDULE", r#"["5s", "1m"]"#),
@@ -722,12 +714,10 @@ async fn a_moved_touch_gets_the_new_channels_full_retries(backend: Backend) {
 }
 
 async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend: Backend) {
-    let sms = HttpStub::always(Reply::status(201)).await;
-    let hook = HttpStub::always(Reply::status(200)).await;
-    let rig = rig(
+    let (rig, sms, _hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        Reply::status(201),
+        Reply::status(200),
         &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms", "email"]"#)],
     )
     .await;
@@ -767,12 +757,10 @@ async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend
 }
 
 async fn a_rate_limit_place_after_expiry_is_not_waited_for(backend: Backend) {
-    let sms = HttpStub::always(Reply::status(201)).await;
-    let hook = HttpStub::always(Reply::status(200)).await;
-    let rig = rig(
+    let (rig, sms, _hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        Reply::status(201),
+        Reply::status(200),
         &[
             ("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms"]"#),
             ("CHANNELS__SMS__RATE", "1/h"),
@@ -804,12 +792,10 @@ async fn a_rate_limit_place_after_expiry_is_not_waited_for(backend: Backend) {
 }
 
 async fn every_channel_left_behind_is_named_on_the_touch(backend: Backend) {
-    let sms = HttpStub::always(Reply::json(400, r#"{"code":21211,"status":400}"#)).await;
-    let hook = HttpStub::always(Reply::status(410)).await;
-    let rig = rig(
+    let (rig, _sms, _hook) = stubbed(
         backend,
-        &sms,
-        &hook,
+        Reply::json(400, r#"{"code":21211,"status":400}"#),
+        Reply::status(410),
         &[(
             "OCCASIONS__BIRTHDAY__CHANNELS",
             r#"["sms", "webhook", "email"]"#,
