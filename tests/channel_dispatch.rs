@@ -266,6 +266,18 @@ impl Rig {
             .unwrap_or_else(|| panic!("no {occasion} touch for {contact}"))
     }
 
+    /// `contact`'s `occasion` touch was sent on `channel`, and its reason (kept from the
+    /// channels it left) mentions `why`.
+    async fn assert_sent_on(&self, contact: &str, occasion: &str, channel: &str, why: &str) {
+        let t = self.touch(contact, occasion).await;
+        assert_eq!((t.status, t.channel.as_str()), (TouchStatus::Sent, channel));
+        assert!(
+            t.reason.as_deref().is_some_and(|r| r.contains(why)),
+            "{:?}",
+            t.reason
+        );
+    }
+
     /// Every touch due by `now` is dispatched, as the queue would.
     async fn step(&self, now: DateTime<Utc>) -> BatchReport {
         self.clock.set(now);
@@ -391,16 +403,8 @@ async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: 
     // Its job runs: sent by email, and the ledger says how it got there.
     let report = rig.step(at(1, 9)).await;
     assert_eq!(report.sent, 1, "{report:?}");
-    let sent = rig.touch("c1", "birthday").await;
-    assert_eq!(
-        (sent.status, sent.channel.as_str()),
-        (TouchStatus::Sent, "email")
-    );
-    assert!(
-        sent.reason
-            .as_deref()
-            .is_some_and(|r| r.contains("sms: twilio 21610"))
-    );
+    rig.assert_sent_on("c1", "birthday", "email", "sms: twilio 21610")
+        .await;
     // Marketing email carries the one-click unsubscribe link with c1's token.
     let emails = rig.emails();
     assert_eq!(emails.len(), 2);
@@ -454,16 +458,8 @@ async fn a_webhook_410_disables_the_endpoint_for_later_touches(backend: Backend)
     assert_eq!(report.fell_back, 1, "{report:?}");
     assert_eq!(hook.count(), 1);
     assert_eq!(rig.step(at(1, 9)).await.sent, 1);
-    let w1 = rig.touch("w1", "birthday").await;
-    assert_eq!(
-        (w1.status, w1.channel.as_str()),
-        (TouchStatus::Sent, "email")
-    );
-    assert!(
-        w1.reason
-            .as_deref()
-            .is_some_and(|r| r.contains("webhook 410"))
-    );
+    rig.assert_sent_on("w1", "birthday", "email", "webhook 410")
+        .await;
 
     // The next day's touch never reaches the endpoint: disabled, it moves on at once.
     rig.plan("birthday", at(2, 0)).await;
@@ -741,18 +737,13 @@ async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend
     let now = at(1, 11);
     assert_eq!(rig.step(now).await.fell_back, 1);
     assert_eq!(rig.step(now).await.sent, 1);
-    let sent = rig.touch("t1", "birthday").await;
-    assert_eq!(
-        (sent.status, sent.channel.as_str()),
-        (TouchStatus::Sent, "email")
-    );
-    assert!(
-        sent.reason
-            .as_deref()
-            .is_some_and(|r| r.contains("tier acquaintance does not allow sms")),
-        "{:?}",
-        sent.reason
-    );
+    rig.assert_sent_on(
+        "t1",
+        "birthday",
+        "email",
+        "tier acquaintance does not allow sms",
+    )
+    .await;
     assert_eq!(sms.count(), 0);
 }
 
