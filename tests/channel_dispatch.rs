@@ -11,6 +11,9 @@
 #[path = "support/http_stub.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod http_stub;
+#[path = "support/ledger.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod ledger;
 #[path = "support/redis.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
@@ -23,11 +26,12 @@ use std::{
     },
 };
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use http_stub::{HttpStub, Reply};
+use ledger::{Backend, day0, open};
 use rapport::{
     channels::{Channels, unsubscribe},
-    config::{Config, StorageBackend, StorageConfig},
+    config::Config,
     dispatch::{BatchReport, Dispatcher, Recorder},
     domain::{
         Birthday, Contact, ContactId, EmailAddress, FixedClock, MonthDay, PhoneNumber, Touch,
@@ -35,19 +39,13 @@ use rapport::{
     },
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert, RedisStore, SqliteStore, Store},
+    store::{AnyStore, ContactUpsert, Store},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// 24 random bytes, as `whsec_` + base64.
 const HOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Redis,
-}
 
 struct Rig {
     dir: tempfile::TempDir,
@@ -57,15 +55,6 @@ struct Rig {
     channels: Arc<Channels>,
     dispatcher: Dispatcher<AnyStore>,
     contacts: std::sync::Mutex<Vec<ContactId>>,
-}
-
-/// Midnight UTC, 40 days from now (contacts are first seen at the wall clock).
-fn day0() -> DateTime<Utc> {
-    static DAY0: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
-    *DAY0.get_or_init(|| {
-        let d = (Utc::now() + Duration::days(40)).date_naive();
-        Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
-    })
 }
 
 fn at(day: i64, hour: i64) -> DateTime<Utc> {
@@ -134,24 +123,10 @@ fn secrets(name: &str) -> Option<String> {
     }
 }
 
-async fn open(backend: Backend, cfg: &Config) -> AnyStore {
-    match backend {
-        Backend::Sqlite => AnyStore::Sqlite(SqliteStore::open(&cfg.storage.url).await.unwrap()),
-        Backend::Redis => {
-            let storage = StorageConfig {
-                backend: StorageBackend::Redis,
-                url: redis_server::shared_url(),
-                prefix: redis_server::unique_prefix("ch"),
-            };
-            AnyStore::Redis(RedisStore::open(&storage).await.unwrap())
-        }
-    }
-}
-
 async fn rig(backend: Backend, sms: &HttpStub, hook: &HttpStub, env: &[(&str, &str)]) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Arc::new(config(dir.path(), &sms.url(), &hook.url(), env));
-    let store = Arc::new(open(backend, &cfg).await);
+    let store = Arc::new(open(backend, &cfg, "ch").await);
     let clock = Arc::new(FixedClock::new(day0()));
     let channels = Arc::new(
         Channels::build(&cfg, store.as_ref(), secrets)

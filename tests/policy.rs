@@ -16,6 +16,9 @@
 //! contact's zone; a channel the tier does not allow; jobs mixing sends that read the
 //! store with others.
 
+#[path = "support/ledger.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod ledger;
 #[path = "support/redis.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
@@ -28,9 +31,10 @@ use std::{
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
+use ledger::{Backend, day0, open};
 use rapport::{
     channels::{DeliveryError, EmailChannel, OutboundEmail},
-    config::{Config, StorageBackend, StorageConfig},
+    config::Config,
     dispatch::{BatchReport, Dispatcher, Recorder},
     domain::{
         Birthday, Clock, Contact, ContactId, EmailAddress, Event, EventId, FixedClock, MonthDay,
@@ -39,17 +43,11 @@ use rapport::{
     ingest::{self, EventReport},
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert, RedisStore, SqliteStore, Store},
+    store::{AnyStore, ContactUpsert, Store},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Redis,
-}
 
 /// An email transport that keeps what it was given, with the simulated time of each send.
 struct Mailbag {
@@ -78,16 +76,6 @@ struct Rig {
     mail: Arc<Mailbag>,
     dispatcher: Dispatcher<AnyStore>,
     contacts: Mutex<Vec<ContactId>>,
-}
-
-/// Midnight UTC of the first simulated day: 40 days after the real now. Fixed once per
-/// run, so a test running across a real midnight keeps one timeline.
-fn day0() -> DateTime<Utc> {
-    static DAY0: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
-    *DAY0.get_or_init(|| {
-        let d = (Utc::now() + Duration::days(40)).date_naive();
-        Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
-    })
 }
 
 /// Day `n` of the scenario at `hh:mm` UTC.
@@ -137,24 +125,10 @@ fn config(dir: &Path, env: &[(&str, &str)]) -> Config {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn open(backend: Backend, cfg: &Config) -> AnyStore {
-    match backend {
-        Backend::Sqlite => AnyStore::Sqlite(SqliteStore::open(&cfg.storage.url).await.unwrap()),
-        Backend::Redis => {
-            let storage = StorageConfig {
-                backend: StorageBackend::Redis,
-                url: redis_server::shared_url(),
-                prefix: redis_server::unique_prefix("p"),
-            };
-            AnyStore::Redis(RedisStore::open(&storage).await.unwrap())
-        }
-    }
-}
-
 async fn rig(backend: Backend, env: &[(&str, &str)]) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Arc::new(config(dir.path(), env));
-    let store = Arc::new(open(backend, &cfg).await);
+    let store = Arc::new(open(backend, &cfg, "p").await);
     let clock = Arc::new(FixedClock::new(day0()));
     let mail = Arc::new(Mailbag {
         clock: clock.clone(),
