@@ -171,6 +171,12 @@ impl App {
             self.clock.clone(),
             shutdown.child_token(),
         ));
+        tracker.spawn(crate::feedback::sweep_loop(
+            self.store.clone(),
+            self.cfg.clone(),
+            self.clock.clone(),
+            shutdown.child_token(),
+        ));
         let monitor = self.store.monitor(dispatcher, &self.cfg.dispatch);
         // /readyz reads the workers' states live; a worker stopped by a backend error
         // is not running until the monitor has restarted it.

@@ -34,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod feedback;
 pub mod ingest;
 pub mod learning;
 pub mod planner;

@@ -44,9 +44,9 @@ pub enum ApiError {
     /// 413: the body is over `api.max_body`.
     #[error("the body is larger than the limit of {limit} bytes (api.max_body)")]
     TooLarge { limit: usize },
-    /// 415: not `Content-Type: application/json`.
-    #[error("the body must be JSON (Content-Type: application/json)")]
-    UnsupportedMediaType,
+    /// 415: not the content type the endpoint takes (`application/json` for most).
+    #[error("the body must be {expected}")]
+    UnsupportedMediaType { expected: &'static str },
     /// 422: well-formed JSON with a bad field (wrong type, unknown, invalid value), or
     /// a body that is not an object (`problems` empty).
     #[error("{message}")]
@@ -103,7 +103,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,7 +116,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooLarge { .. } => "body_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Invalid { code, .. } => code,
             Self::Internal(_) => "internal",
         }

@@ -25,7 +25,9 @@ impl FromRequest<ApiState> for JsonObject {
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_type);
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType {
+                expected: "JSON (Content-Type: application/json)",
+            });
         }
         let bytes = read_body(req, state).await?;
         parse_object(&bytes).map(Self)

@@ -15,6 +15,7 @@
 
 mod auth;
 mod error;
+mod idempotency;
 mod json;
 mod one_click;
 mod routes;
@@ -126,7 +127,12 @@ fn protected_routes() -> Routes {
     Routes::new()
         .add("PUT", "/v1/contacts/{id}", routes::contacts::put)
         .add("GET", "/v1/contacts/{id}", routes::contacts::get)
+        .add("DELETE", "/v1/contacts/{id}", routes::contacts::delete)
+        .add("POST", "/v1/contacts:batch", routes::batch::post)
         .add("POST", "/v1/events", routes::events::post)
+        .add("POST", "/v1/responses", routes::responses::post)
+        .add("GET", "/v1/touches", routes::touches::list)
+        .add("GET", "/v1/stats", routes::touches::stats)
 }
 
 /// Every route the router serves, as `(METHOD, path template)`, public ones first.
@@ -138,8 +144,14 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
 
 /// The whole API over `state`.
 pub fn router(state: ApiState) -> Router {
+    // Authentication first, then the idempotency key (an unauthenticated request never
+    // takes a key).
     let protected = protected_routes()
         .router
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
     public_routes()
         .router

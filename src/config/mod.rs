@@ -44,6 +44,17 @@ pub struct Config {
     /// `None`: no webhook endpoint configured.
     pub webhook: Option<WebhookConfig>,
     pub api: ApiConfig,
+    pub learning: LearningSettings,
+}
+
+/// `[learning]`.
+#[derive(Debug, Clone)]
+pub struct LearningSettings {
+    /// `false`: responses are recorded and act on consent (an unsubscribe, a STOP, a
+    /// complaint always does), but nothing else is learned: channel, hour, cadence and
+    /// tier stay as configured.
+    pub enabled: bool,
+    pub model: crate::learning::LearningConfig,
 }
 
 /// `[api]`: how the outside world reaches this daemon.

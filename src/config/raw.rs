@@ -19,6 +19,32 @@ pub(super) struct RawConfig {
     pub dispatch: RawDispatch,
     pub policy: RawPolicy,
     pub api: RawApi,
+    pub learning: RawLearning,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawLearning {
+    pub enabled: Option<bool>,
+    pub response_window: Option<String>,
+    pub half_life: Option<String>,
+    pub weights: Option<IndexMap<String, f64>>,
+    pub fatigue_after: Option<u32>,
+    pub sunset_after: Option<u32>,
+    pub max_backoff: Option<u32>,
+    pub min_hour_observations: Option<u32>,
+    pub hold: Option<String>,
+    pub rules: Option<Vec<RawRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawRule {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub responses: Option<u32>,
+    pub within: Option<String>,
+    pub silent_for: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

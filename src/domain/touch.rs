@@ -65,10 +65,13 @@ pub enum TouchStatus {
     Expired,
     Suppressed,
     Skipped,
+    /// Sent, and no response came within the learning's response window (a late
+    /// response takes it back to `sent`).
+    Ignored,
 }
 
 impl TouchStatus {
-    pub const ALL: [TouchStatus; 7] = [
+    pub const ALL: [TouchStatus; 8] = [
         Self::Planned,
         Self::Sending,
         Self::Sent,
@@ -76,6 +79,7 @@ impl TouchStatus {
         Self::Expired,
         Self::Suppressed,
         Self::Skipped,
+        Self::Ignored,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,6 +90,7 @@ impl TouchStatus {
             Self::Expired => "expired",
             Self::Suppressed => "suppressed",
             Self::Skipped => "skipped",
+            Self::Ignored => "ignored",
         }
     }
     pub fn is_final(self) -> bool {
@@ -146,6 +151,7 @@ impl NewTouch {
             sent_at: None,
             slot_at: None,
             uncertain: 0,
+            responded_at: None,
         }
     }
 }
@@ -174,6 +180,8 @@ pub struct Touch {
     /// Attempts on its current channel that ended without an answer (the provider may
     /// have taken the message): one is retried, a second is not.
     pub uncertain: u32,
+    /// When its first response came (a reply, a click, an unsubscribe...).
+    pub responded_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 
 mod apply;
 mod channel;
-mod config;
+pub(crate) mod config;
 mod describe;
 mod fatigue;
 mod hour;

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Claimed, ContactUpsert, Outcome, PolicyRecord, Reconciled, RedisStore, Reservation,
-    SqliteStore, Store, StoreError,
+    Claimed, ContactUpsert, Idempotency, KeptAnswer, Learn, Learned, Outcome, PolicyRecord,
+    Reconciled, RedisStore, Relationship, Reservation, ResponseRecord, SqliteStore, StatField,
+    StatKey, Store, StoreError,
 };
 use crate::{
     config::{DateField, StorageBackend, StorageConfig},
@@ -46,6 +47,52 @@ macro_rules! each {
 }
 
 impl Store for AnyStore {
+    async fn relationship(&self, id: &ContactId) -> Result<Option<Relationship>, StoreError> {
+        each!(self, s => s.relationship(id))
+    }
+    async fn learn(&self, learn: &Learn, now: DateTime<Utc>) -> Result<Learned, StoreError> {
+        each!(self, s => s.learn(learn, now))
+    }
+    async fn responses_for_contact(
+        &self,
+        id: &ContactId,
+    ) -> Result<Vec<ResponseRecord>, StoreError> {
+        each!(self, s => s.responses_for_contact(id))
+    }
+    async fn awaiting(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        each!(self, s => s.awaiting(before, limit))
+    }
+    async fn stats(&self) -> Result<Vec<(StatKey, StatField, u64)>, StoreError> {
+        each!(self, s => s.stats())
+    }
+    async fn erase_contact(&self, id: &ContactId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        each!(self, s => s.erase_contact(id, now))
+    }
+    async fn begin_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        ttl: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Idempotency, StoreError> {
+        each!(self, s => s.begin_key(key, fingerprint, ttl, now))
+    }
+    async fn keep_answer(
+        &self,
+        key: &str,
+        answer: &KeptAnswer,
+        ttl: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.keep_answer(key, answer, ttl, now))
+    }
+    async fn forget_key(&self, key: &str) -> Result<(), StoreError> {
+        each!(self, s => s.forget_key(key))
+    }
     async fn set_consent(
         &self,
         contact: &ContactId,

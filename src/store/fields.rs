@@ -105,6 +105,7 @@ pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
         sent_at: r.instant("sent_at")?,
         slot_at: r.instant("slot_at")?,
         uncertain: r.int("uncertain")?.unwrap_or(0) as u32,
+        responded_at: r.instant("responded_at")?,
     })
 }
 

@@ -8,6 +8,7 @@
 mod any;
 pub(crate) mod fields;
 pub mod redis;
+pub mod relationship;
 pub mod sqlite;
 
 use std::{collections::HashMap, future::Future};
@@ -22,6 +23,10 @@ use crate::{
 
 pub use any::AnyStore;
 pub use redis::RedisStore;
+pub use relationship::{
+    Idempotency, KeptAnswer, Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta,
+    StatField, StatKey,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +401,64 @@ pub trait Store: Send + Sync + 'static {
         interval: std::time::Duration,
         burst: u32,
     ) -> impl Future<Output = Result<std::time::Duration, StoreError>> + Send;
+    /// The contact's learned state with its notes; `None` when nothing was learned yet
+    /// (the caller starts from the default at version 0).
+    fn relationship(
+        &self,
+        id: &ContactId,
+    ) -> impl Future<Output = Result<Option<Relationship>, StoreError>> + Send;
+    /// Applies `learn` atomically if the contact's relationship is still at
+    /// `learn.version` (see [`Learn`]).
+    fn learn(
+        &self,
+        learn: &Learn,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Learned, StoreError>> + Send;
+    /// A contact's responses, oldest first.
+    fn responses_for_contact(
+        &self,
+        id: &ContactId,
+    ) -> impl Future<Output = Result<Vec<ResponseRecord>, StoreError>> + Send;
+    /// Up to `limit` touches `sent` at or before `before` with no response yet, the
+    /// oldest first: the ones whose response window has closed when `before` is now
+    /// minus the window.
+    fn awaiting(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Touch>, StoreError>> + Send;
+    /// The per (tier, channel, occasion) counters [`Learn::stats`] kept.
+    fn stats(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(StatKey, StatField, u64)>, StoreError>> + Send;
+    /// Erases a contact: the contact, its events, responses, relationship, touches and
+    /// places against the caps. Its addresses stay on the suppression list as hashes,
+    /// so a re-import cannot be marketed to. Returns whether there was such a contact.
+    fn erase_contact(
+        &self,
+        id: &ContactId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes `key` for a request identified by `fingerprint` unless it is taken: then
+    /// says by what (an answer kept, or a request still in progress). A key is kept for
+    /// `ttl`.
+    fn begin_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        ttl: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Idempotency, StoreError>> + Send;
+    /// Keeps the answer to the request that took `key`.
+    fn keep_answer(
+        &self,
+        key: &str,
+        answer: &KeptAnswer,
+        ttl: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Lets go of `key` without an answer (the request failed in a way worth retrying).
+    fn forget_key(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Moves queued jobs that are due into the queue workers read, in bounded steps
     /// (Redis; see its module). Returns how many it moved; call again while it moves any.
     fn pump(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {

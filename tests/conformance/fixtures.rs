@@ -114,6 +114,7 @@ pub(crate) fn as_planned(t: &NewTouch, now: DateTime<Utc>) -> Touch {
         sent_at: None,
         slot_at: None,
         uncertain: 0,
+        responded_at: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod channels;
 mod claiming;
 mod contacts;
 mod fixtures;
+mod learning;
 mod listing;
 mod planning;
 mod policy;
@@ -53,6 +54,9 @@ pub(crate) trait Backend: Store + QueueWorkers {
     fn push_raw_job(&self, bytes: Vec<u8>) -> impl Future<Output = ()> + Send;
     /// How many jobs the queue keeps as dead letters (given up on, kept for inspection).
     fn dead_jobs(&self) -> impl Future<Output = usize> + Send;
+    /// Everything the backend stores for this test, as text (every table's rows, every
+    /// key's contents): what an erasure must leave no trace of the contact in.
+    fn dump(&self) -> impl Future<Output = String> + Send;
 }
 
 macro_rules! conformance {
@@ -100,6 +104,12 @@ macro_rules! conformance {
                 channels::settings_are_set_once_or_replaced,
                 channels::fallback_moves_a_touch_to_its_next_channel,
                 channels::dead_letters_list_in_order_and_revive_once,
+                learning::learning_is_a_compare_and_set_on_the_version,
+                learning::responses_are_recorded_once_and_settle_their_touch,
+                learning::ignored_touches_come_back_with_a_late_response,
+                learning::learning_changes_the_contact_with_it,
+                learning::erasure_leaves_nothing_but_the_suppression,
+                learning::idempotency_keys_hold_one_answer,
             );
         }
     };

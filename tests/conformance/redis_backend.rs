@@ -101,6 +101,41 @@ impl Backend for RedisStore {
             .await
             .expect("SCARD the dead set")
     }
+
+    async fn dump(&self) -> String {
+        let mut conn = self.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix()))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        let mut out = String::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("TYPE");
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![conn.get(&key).await.expect("GET")],
+                "hash" => conn
+                    .hgetall::<_, Vec<Vec<u8>>>(&key)
+                    .await
+                    .expect("HGETALL"),
+                "set" => conn.smembers(&key).await.expect("SMEMBERS"),
+                "zset" => conn.zrange(&key, 0, -1).await.expect("ZRANGE"),
+                "list" => conn.lrange(&key, 0, -1).await.expect("LRANGE"),
+                _ => Vec::new(),
+            };
+            out.push_str(&key);
+            for v in values {
+                out.push(' ');
+                out.push_str(&String::from_utf8_lossy(&v));
+            }
+            out.push('\n');
+        }
+        out
+    }
 }
 
 /// Contacts stored by a rapport from before check-ins have no last interaction: opening
@@ -150,11 +185,12 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
         .unwrap();
     assert!(records.contains_key(&contact.id));
     let marker: u32 = conn.get(format!("{}:schema", cfg.prefix)).await.unwrap();
-    assert_eq!(marker, 3);
+    assert_eq!(marker, 4);
 }
 
 /// Touches that failed before the dead-letter index existed (schema 2) join it when a
-/// newer version opens the store, so `rapport dead-letters` lists them.
+/// newer version opens the store, so `rapport dead-letters` lists them; sent ones join
+/// the index of touches awaiting a response (schema 4).
 #[tokio::test]
 async fn failed_touches_from_before_dead_letters_are_listed_on_open() {
     use rapport::store::{Outcome, Store};
@@ -183,12 +219,18 @@ async fn failed_touches_from_before_dead_letters_are_listed_on_open() {
         .record(&[failed, Outcome::Sent { id: ids[1].clone() }], "w", now)
         .await
         .unwrap();
-    // As schema 2 left it: no dead-letter index.
+    // As schema 2 left it: no dead-letter index, and (before schema 4) no index of
+    // sent touches awaiting a response.
     let mut conn = store.connection();
     let _: () = conn
         .del(format!("{}:idx:failed", cfg.prefix))
         .await
         .unwrap();
+    let _: () = conn
+        .del(format!("{}:idx:awaiting", cfg.prefix))
+        .await
+        .unwrap();
+    assert!(store.awaiting(now, 10).await.unwrap().is_empty());
     let _: () = conn.set(format!("{}:schema", cfg.prefix), 2).await.unwrap();
     assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
     let reopened = RedisStore::open(&cfg).await.unwrap();
@@ -200,6 +242,18 @@ async fn failed_touches_from_before_dead_letters_are_listed_on_open() {
         .map(|t| t.id)
         .collect();
     assert_eq!(listed, vec![ids[0].clone()]);
+    let awaiting: Vec<_> = reopened
+        .awaiting(now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        awaiting,
+        vec![ids[1].clone()],
+        "the sent one waits for its response"
+    );
     let marker: u32 = conn.get(format!("{}:schema", cfg.prefix)).await.unwrap();
-    assert_eq!(marker, 3);
+    assert_eq!(marker, 4);
 }

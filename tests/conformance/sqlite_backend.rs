@@ -75,4 +75,45 @@ impl Backend for SqliteStore {
         .expect("count dead jobs");
         n as usize
     }
+
+    async fn dump(&self) -> String {
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(self.pool())
+                .await
+                .expect("list tables");
+        let mut out = String::new();
+        for table in tables {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM \"{table}\"")))
+                .fetch_all(self.pool())
+                .await
+                .expect("read a table");
+            for row in rows {
+                out.push_str(&table);
+                for i in 0..row.len() {
+                    let text = row
+                        .try_get::<Option<String>, _>(i)
+                        .ok()
+                        .flatten()
+                        .or_else(|| {
+                            row.try_get::<Option<Vec<u8>>, _>(i)
+                                .ok()
+                                .flatten()
+                                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        })
+                        .or_else(|| {
+                            row.try_get::<Option<i64>, _>(i)
+                                .ok()
+                                .flatten()
+                                .map(|n| n.to_string())
+                        })
+                        .unwrap_or_default();
+                    out.push(' ');
+                    out.push_str(&text);
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
 }

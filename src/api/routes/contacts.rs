@@ -1,5 +1,6 @@
-//! `PUT /v1/contacts/{id}` (upsert) and `GET /v1/contacts/{id}` (the contact, its
-//! consent, last interaction and timeline).
+//! `PUT /v1/contacts/{id}` (upsert), `GET /v1/contacts/{id}` (the contact, its consent,
+//! last interaction, learned relationship in words and timeline) and
+//! `DELETE /v1/contacts/{id}` (erasure).
 //!
 //! A PUT body has the fields of the contacts file (README "Contacts file"), checked by
 //! the same [`ingest::parse_row`] as an import, with two differences that suit JSON:
@@ -96,7 +97,7 @@ pub(in crate::api) async fn put(
 
 /// The PUT body as an import row: fields checked for type, the path's id in, the
 /// attributes beside the fields (where `parse_row` looks for them).
-fn import_row(
+pub(in crate::api) fn import_row(
     mut body: Map<String, Value>,
     id: &ContactId,
 ) -> Result<Map<String, Value>, ApiError> {
@@ -195,17 +196,67 @@ pub(in crate::api) async fn get(
         .events_for_contact(&id)
         .await
         .map_err(ApiError::internal)?;
+    let responses = store
+        .responses_for_contact(&id)
+        .await
+        .map_err(ApiError::internal)?;
+    let rel = store
+        .relationship(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+    let zone = contact.zone(state.cfg.defaults.timezone);
+    let model = &state.cfg.learning.model;
+    let mut entries = timeline(&events, &touches);
+    entries.extend(responses.iter().map(|r| {
+        let mut v = super::responses::response_json(r);
+        v["kind"] = json!("response");
+        v["response"] = json!(r.kind.as_str());
+        (r.at, v)
+    }));
+    entries.extend(rel.notes.iter().map(|n| {
+        (n.at, json!({"kind": "note", "at": instant(n.at), "text": n.text}))
+    }));
+    entries.sort_by_key(|(at, _)| *at);
     Ok(Json(json!({
         "contact": contact_json(&contact),
         "consent": { "email": contact.email_consent, "sms": contact.sms_consent },
         "last_interaction": last_interaction.map(instant),
-        "timeline": timeline(&events, &touches),
+        "relationship": {
+            "summary": crate::learning::describe(&rel.state, &contact.tier, model, zone),
+            "engagement": (rel.state.engagement(model, now) * 100.0).round() / 100.0,
+            "ignored_in_a_row": rel.state.ignored_in_row(),
+            "sunset": rel.state.is_sunset(),
+            "learning": state.cfg.learning.enabled,
+        },
+        "timeline": entries.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
     })))
 }
 
-/// Events and touches in time order, as `rapport contacts show` lists them: a touch
-/// at when it was sent, settled, or is next due.
-fn timeline(events: &[Event], touches: &[Touch]) -> Vec<Value> {
+/// Erases the contact (RFC: GDPR Art. 17): the contact, events, responses, learned
+/// state and touches go; hashes of its addresses stay on the suppression list so a
+/// re-import is never marketed to. 204, or 404 if there is no such contact.
+pub(in crate::api) async fn delete(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(path)?;
+    let erased = state
+        .store
+        .erase_contact(&id, state.clock.now())
+        .await
+        .map_err(ApiError::internal)?;
+    if erased {
+        tracing::info!(contact = %id, "contact erased");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no contact with id {id}")))
+    }
+}
+
+/// Events and touches with their instants, as `rapport contacts show` lists them: a
+/// touch at when it was sent, settled, or is next due.
+fn timeline(events: &[Event], touches: &[Touch]) -> Vec<(DateTime<Utc>, Value)> {
     let mut entries: Vec<(DateTime<Utc>, Value)> = Vec::new();
     for e in events {
         entries.push((
@@ -240,10 +291,10 @@ fn timeline(events: &[Event], touches: &[Touch]) -> Vec<Value> {
                 "next_attempt_at": instant(t.next_attempt_at),
                 "expires_at": instant(t.expires_at),
                 "sent_at": t.sent_at.map(instant),
+                "responded_at": t.responded_at.map(instant),
                 "updated_at": instant(t.updated_at),
             }),
         ));
     }
-    entries.sort_by_key(|(at, _)| *at);
-    entries.into_iter().map(|(_, v)| v).collect()
+    entries
 }

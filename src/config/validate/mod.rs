@@ -13,6 +13,7 @@ use crate::domain::{SendWindow, contact::parse_timezone};
 
 mod channels;
 mod email;
+mod learning;
 mod paths;
 mod relationship;
 
@@ -184,6 +185,7 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
     let sms = channels::sms(&mut issues, raw.channels.sms.as_ref());
     let webhook = channels::webhook(&mut issues, raw.channels.webhook.as_ref());
     let api = channels::api(&mut issues, &raw.api);
+    let learning = learning::learning(&mut issues, &raw.learning, &tiers);
     let templates_dir = PathBuf::from(
         raw.templates
             .dir
@@ -272,6 +274,7 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
         sms,
         webhook,
         api,
+        learning,
     })
 }
 

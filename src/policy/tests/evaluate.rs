@@ -45,6 +45,7 @@ fn touch(cfg: &Config, occasion: &str, now: DateTime<Utc>, expires_at: DateTime<
         sent_at: None,
         slot_at: None,
         uncertain: 0,
+        responded_at: None,
     }
 }
 

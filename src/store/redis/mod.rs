@@ -15,6 +15,7 @@
 
 mod channels;
 mod conn;
+mod learn;
 mod policy;
 mod rate;
 
@@ -97,6 +98,8 @@ pub fn script_names() -> Vec<(String, &'static str)> {
         (&*rate::RATE, "rate"),
         (&*channels::SET_CONSENT, "set_consent"),
         (&*channels::REVIVE, "revive"),
+        (&*learn::LEARN, "learn"),
+        (&*learn::ERASE, "erase"),
     ]
     .into_iter()
     .map(|(s, name)| (s.get_hash().to_owned(), name))
@@ -118,6 +121,8 @@ pub struct RedisStore {
     queue: apalis_redis::Config,
     /// Monotonic ids for delayed jobs, so they sort in the order they were queued.
     ids: Mutex<ulid::Generator>,
+    /// The key suppression hashes are made with (a setting, generated once).
+    pepper: std::sync::Arc<[u8]>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -179,9 +184,19 @@ impl RedisStore {
             prefix: cfg.prefix.clone(),
             queue: queue_config(&cfg.prefix),
             ids: Mutex::new(ulid::Generator::new()),
+            pepper: std::sync::Arc::from(&[][..]),
         };
         store.migrate().await?;
-        Ok(store)
+        let pepper = store
+            .init_setting_in(
+                super::relationship::PEPPER_SETTING,
+                &super::relationship::new_pepper(),
+            )
+            .await?;
+        Ok(Self {
+            pepper: std::sync::Arc::from(pepper.as_bytes()),
+            ..store
+        })
     }
 
     /// Brings data written by an earlier rapport up to date, once (`PREFIX:schema`).
@@ -189,7 +204,7 @@ impl RedisStore {
     /// check-ins and tells the policy scripts the contact exists); contacts stored before
     /// get one at the time of the upgrade, as a new contact would.
     async fn migrate(&self) -> Result<(), StoreError> {
-        const SCHEMA: u32 = 3;
+        const SCHEMA: u32 = 4;
         let mut conn = self.conn.clone();
         let key = format!("{}:schema", self.prefix);
         let at: Option<u32> = conn.get(&key).await.map_err(q)?;
@@ -199,12 +214,13 @@ impl RedisStore {
         if at.is_none_or(|v| v < 2) {
             self.backfill_seen().await?;
         }
-        self.backfill_failed().await?;
+        self.backfill_indexes().await?;
         conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
     }
 
     /// Schema 3: failed touches stored before the dead-letter index existed join it.
-    async fn backfill_failed(&self) -> Result<(), StoreError> {
+    /// Schema 4: so do sent touches the awaiting index (their response window).
+    async fn backfill_indexes(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let mut cursor = 0u64;
         loop {
@@ -220,24 +236,35 @@ impl RedisStore {
             if !keys.is_empty() {
                 let mut pipe = redis::pipe();
                 for k in &keys {
-                    pipe.cmd("HMGET").arg(k).arg("status").arg("updated_at");
+                    pipe.cmd("HMGET")
+                        .arg(k)
+                        .arg("status")
+                        .arg("updated_at")
+                        .arg("sent_at")
+                        .arg("responded_at");
                 }
-                let found: Vec<(Option<String>, Option<i64>)> =
-                    pipe.query_async(&mut conn).await.map_err(q)?;
-                let mut add = redis::cmd("ZADD");
-                add.arg(self.failed_key());
-                let mut any = false;
-                for (k, (status, at)) in keys.iter().zip(found) {
-                    if status.as_deref() == Some("failed") {
-                        if let Some((_, id)) = k.split_once(":touch:") {
-                            add.arg(at.unwrap_or(0)).arg(id);
-                            any = true;
+                type Found = (Option<String>, Option<i64>, Option<i64>, Option<i64>);
+                let found: Vec<Found> = pipe.query_async(&mut conn).await.map_err(q)?;
+                let mut add = redis::pipe();
+                for (k, (status, at, sent, responded)) in keys.iter().zip(found) {
+                    let Some((_, id)) = k.split_once(":touch:") else {
+                        continue;
+                    };
+                    match status.as_deref() {
+                        Some("failed") => {
+                            add.zadd(self.failed_key(), id, at.unwrap_or(0));
                         }
+                        Some("sent") if responded.is_none() => {
+                            add.zadd(
+                                format!("{}:idx:awaiting", self.prefix),
+                                id,
+                                sent.or(at).unwrap_or(0),
+                            );
+                        }
+                        _ => {}
                     }
                 }
-                if any {
-                    add.query_async::<()>(&mut conn).await.map_err(q)?;
-                }
+                add.query_async::<()>(&mut conn).await.map_err(q)?;
             }
             if next == 0 {
                 return Ok(());
@@ -523,6 +550,59 @@ fn contacts_from(raw: Vec<Option<String>>) -> Result<Vec<Contact>, StoreError> {
 }
 
 impl Store for RedisStore {
+    async fn relationship(
+        &self,
+        id: &ContactId,
+    ) -> Result<Option<super::Relationship>, StoreError> {
+        self.relationship_in(id).await
+    }
+    async fn learn(
+        &self,
+        l: &super::Learn,
+        now: DateTime<Utc>,
+    ) -> Result<super::Learned, StoreError> {
+        self.learn_in(l, now).await
+    }
+    async fn responses_for_contact(
+        &self,
+        id: &ContactId,
+    ) -> Result<Vec<super::ResponseRecord>, StoreError> {
+        self.responses_in(id).await
+    }
+    async fn awaiting(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        self.awaiting_in(before, limit).await
+    }
+    async fn stats(&self) -> Result<Vec<(super::StatKey, super::StatField, u64)>, StoreError> {
+        self.stats_in().await
+    }
+    async fn erase_contact(&self, id: &ContactId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.erase_in(id, now).await
+    }
+    async fn begin_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        _ttl: Duration,
+        _now: DateTime<Utc>,
+    ) -> Result<super::Idempotency, StoreError> {
+        self.begin_key_in(key, fingerprint).await
+    }
+    async fn keep_answer(
+        &self,
+        key: &str,
+        answer: &super::KeptAnswer,
+        ttl: Duration,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.keep_answer_in(key, answer, ttl).await
+    }
+    async fn forget_key(&self, key: &str) -> Result<(), StoreError> {
+        self.forget_key_in(key).await
+    }
     async fn set_consent(
         &self,
         contact: &ContactId,
@@ -571,6 +651,9 @@ impl Store for RedisStore {
                 let mut record = fields::contact_record(&r.contact);
                 record["consent"] = serde_json::json!(r.email_consent);
                 record["sms"] = serde_json::json!(r.sms_consent);
+                let (email, phone) = super::relationship::address_hashes(&self.pepper, &r.contact);
+                record["email_hash"] = serde_json::json!(email);
+                record["phone_hash"] = serde_json::json!(phone);
                 inv.arg(record.to_string());
             }
             inv.invoke_async::<u64>(&mut self.conn.clone())

@@ -2,6 +2,7 @@
 //! file, so planning a touch and queueing its job commit in the same transaction.
 
 mod channels;
+mod learn;
 mod policy;
 mod rows;
 
@@ -35,6 +36,8 @@ pub struct SqliteStore {
     locks: std::sync::Arc<std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>>,
     /// Provider rate limits ([`Store::rate_reserve`]), in memory for the same reason.
     rates: std::sync::Arc<crate::ratelimit::LocalLimiter>,
+    /// The key suppression hashes are made with (a setting, generated once).
+    pepper: std::sync::Arc<[u8]>,
 }
 
 impl SqliteStore {
@@ -84,11 +87,20 @@ impl SqliteStore {
         ours.run(&pool)
             .await
             .map_err(|e| unavailable(format!("migrations: {e}")))?;
-        Ok(Self {
+        let mut store = Self {
             pool,
             locks: Default::default(),
             rates: Default::default(),
-        })
+            pepper: std::sync::Arc::from(&[][..]),
+        };
+        let pepper = channels::init_setting(
+            &store,
+            crate::store::relationship::PEPPER_SETTING,
+            &crate::store::relationship::new_pepper(),
+        )
+        .await?;
+        store.pepper = std::sync::Arc::from(pepper.as_bytes());
+        Ok(store)
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -136,6 +148,61 @@ pub(super) fn contact_ids_json(ids: &[ContactId]) -> String {
 }
 
 impl Store for SqliteStore {
+    async fn relationship(
+        &self,
+        id: &ContactId,
+    ) -> Result<Option<crate::store::Relationship>, StoreError> {
+        learn::relationship(self, id).await
+    }
+    async fn learn(
+        &self,
+        l: &crate::store::Learn,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Learned, StoreError> {
+        learn::learn(self, l, now).await
+    }
+    async fn responses_for_contact(
+        &self,
+        id: &ContactId,
+    ) -> Result<Vec<crate::store::ResponseRecord>, StoreError> {
+        learn::responses_for_contact(self, id).await
+    }
+    async fn awaiting(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Touch>, StoreError> {
+        learn::awaiting(self, before, limit).await
+    }
+    async fn stats(
+        &self,
+    ) -> Result<Vec<(crate::store::StatKey, crate::store::StatField, u64)>, StoreError> {
+        learn::stats(self).await
+    }
+    async fn erase_contact(&self, id: &ContactId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        learn::erase_contact(self, id, now).await
+    }
+    async fn begin_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        _ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Idempotency, StoreError> {
+        learn::begin_key(self, key, fingerprint, now).await
+    }
+    async fn keep_answer(
+        &self,
+        key: &str,
+        answer: &crate::store::KeptAnswer,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        learn::keep_answer(self, key, answer, ttl, now).await
+    }
+    async fn forget_key(&self, key: &str) -> Result<(), StoreError> {
+        learn::forget_key(self, key).await
+    }
     async fn set_consent(
         &self,
         contact: &ContactId,
@@ -180,7 +247,7 @@ impl Store for SqliteStore {
     async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
         let now = Utc::now().timestamp();
         let mut tx = self.pool.begin().await.map_err(q)?;
-        rows::upsert_contacts(&mut tx, rows, now).await?;
+        rows::upsert_contacts(&mut tx, rows, now, &self.pepper).await?;
         tx.commit().await.map_err(q)
     }
 

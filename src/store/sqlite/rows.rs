@@ -19,6 +19,7 @@ pub(super) async fn upsert_contacts(
     tx: &mut SqliteConnection,
     rows: &[ContactUpsert],
     now: i64,
+    pepper: &[u8],
 ) -> Result<(), StoreError> {
     let json: Vec<serde_json::Value> = rows
         .iter()
@@ -26,6 +27,9 @@ pub(super) async fn upsert_contacts(
             let mut record = crate::store::fields::contact_record(&r.contact);
             record["consent"] = serde_json::json!(r.email_consent);
             record["sms"] = serde_json::json!(r.sms_consent);
+            let (email, phone) = crate::store::relationship::address_hashes(pepper, &r.contact);
+            record["email_hash"] = serde_json::json!(email);
+            record["phone_hash"] = serde_json::json!(phone);
             record
         })
         .collect();
@@ -58,6 +62,22 @@ pub(super) async fn upsert_contacts(
              (SELECT value ->> 'id' AS id, value ->> '{field}' AS v, MAX(key) \
               FROM json_each(?1) WHERE value ->> '{field}' IS NOT NULL GROUP BY value ->> 'id') AS j \
              WHERE contacts.id = j.id"
+        )))
+        .bind(&json)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    }
+    // An address on the suppression list (a complaint, a hard bounce, an erasure) gets
+    // no consent back, whatever the import says.
+    for (column, field) in [
+        ("email_consent", "email_hash"),
+        ("sms_consent", "phone_hash"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE contacts SET {column} = 0 WHERE id IN \
+             (SELECT value ->> 'id' FROM json_each(?1) \
+              WHERE value ->> '{field}' IN (SELECT hash FROM suppressions))"
         )))
         .bind(&json)
         .execute(&mut *tx)

@@ -61,6 +61,8 @@ for i = 4, #ARGV, 6 do
         elseif st == "sent" then
             args[#args + 1] = "sent_at"
             args[#args + 1] = now
+            -- Waits for its first response, or the end of the response window.
+            redis.call("ZADD", P .. ":idx:awaiting", now, id)
         elseif st == "failed" then
             -- Dead letters, in the order they failed (`rapport dead-letters`).
             redis.call("ZADD", FAILED, now, id)

@@ -1,5 +1,6 @@
 -- ARGV[2] = now; ARGV[3..] = one JSON record per contact (fields::contact_record plus
--- "consent" and "sms": true/false/null, email and SMS consent). Later records for one id win. A null consent keeps the
+-- "consent" and "sms": true/false/null, email and SMS consent; "email_hash" and
+-- "phone_hash": the addresses' suppression hashes, not stored). Later records for one id win. A null consent keeps the
 -- stored one (a re-import never re-subscribes an opt-out). A contact is stored as one
 -- JSON string: reading it back (every send) is one GET.
 local now = tonumber(ARGV[2])
@@ -35,6 +36,13 @@ for i = 3, #ARGV do
     if c["sms"] == true then sms = 1 elseif c["sms"] == false then sms = 0 end
     c["sms"] = nil
     c["sms_consent"] = sms
+    -- An address on the suppression list (a complaint, a hard bounce, an erasure) gets
+    -- no consent back, whatever the import says.
+    for _, pair in ipairs({{"email_hash", "email_consent"}, {"phone_hash", "sms_consent"}}) do
+        local h = present(c[pair[1]])
+        if h and redis.call("HEXISTS", P .. ":suppressed", h) == 1 then c[pair[2]] = 0 end
+        c[pair[1]] = nil
+    end
     c["created_at"] = old["created_at"] or now
     c["updated_at"] = now
     redis.call("SET", k, cjson.encode(c))

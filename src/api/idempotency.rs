@@ -1,0 +1,128 @@
+//! `Idempotency-Key` on POSTs: a client that retries (a timeout, a dropped connection)
+//! sends the same key, and gets the original answer instead of a second effect.
+//!
+//! - The first request with a key takes it (for 60 s while it is answered), and its
+//!   answer is kept for 24 hours if it succeeded (2xx). A failure lets go of the key,
+//!   so a client can fix the request and retry with the same key.
+//! - The same key with the same request (method, path, body) -> the kept answer, with
+//!   `Idempotent-Replayed: true`.
+//! - The same key with a different request -> 422 naming the header.
+//! - The same key while the first request is still being answered -> 409.
+//!
+//! Keys are shared by all clients of this deployment (tokens are one organisation's).
+
+use std::time::Duration;
+
+use axum::{
+    body::{Body, to_bytes},
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode, header::CONTENT_TYPE},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, ApiState};
+use crate::store::{Idempotency, KeptAnswer, Store};
+
+pub(super) const HEADER: &str = "idempotency-key";
+/// How long an answer is kept.
+const KEEP: Duration = Duration::from_secs(24 * 3600);
+const MAX_KEY: usize = 255;
+
+pub(super) async fn layer(
+    State(state): State<ApiState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Ok(next.run(req).await);
+    }
+    let Some(key) = req.headers().get(HEADER) else {
+        return Ok(next.run(req).await);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            message: format!(
+                "Idempotency-Key must be 1 to {MAX_KEY} visible ASCII characters (a UUID is a good key)"
+            ),
+        })?
+        .to_owned();
+    let (parts, body) = req.into_parts();
+    let limit = state.cfg.api.max_body;
+    let bytes = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    let fingerprint = {
+        let mut h = Sha256::new();
+        h.update(parts.method.as_str().as_bytes());
+        h.update(b" ");
+        h.update(parts.uri.path().as_bytes());
+        h.update(b"\n");
+        h.update(&bytes);
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let store = state.store.as_ref();
+    let now = state.clock.now();
+    match store
+        .begin_key(&key, &fingerprint, KEEP, now)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Idempotency::Began => {}
+        Idempotency::Done(kept) if kept.fingerprint == fingerprint => return Ok(replay(kept)),
+        Idempotency::InProgress { fingerprint: f } if f == fingerprint => {
+            return Err(ApiError::Conflict {
+                code: "idempotency_key_in_progress",
+                field: None,
+                message: "a request with this Idempotency-Key is still being answered; retry in a moment".into(),
+            });
+        }
+        Idempotency::Done(_) | Idempotency::InProgress { .. } => {
+            return Err(ApiError::field(
+                "idempotency_key_reused",
+                "Idempotency-Key",
+                "was used for a different request (method, path or body); use a new key for a new request",
+            ));
+        }
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if !response.status().is_success() {
+        if let Err(e) = store.forget_key(&key).await {
+            tracing::warn!(error = %e, "could not let go of an idempotency key; it lapses in 60s");
+        }
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let body = to_bytes(body, usize::MAX)
+        .await
+        .map_err(ApiError::internal)?;
+    let kept = KeptAnswer {
+        fingerprint,
+        status: parts.status.as_u16(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    // The effect has happened: if the answer cannot be kept, the client still gets it
+    // (a retry would then run again, which is what it would do without a key).
+    if let Err(e) = store.keep_answer(&key, &kept, KEEP, now).await {
+        tracing::error!(error = %e, "could not keep the answer for an idempotency key");
+        let _ = store.forget_key(&key).await;
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+fn replay(kept: KeptAnswer) -> Response {
+    let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, kept.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}

@@ -1,0 +1,361 @@
+//! The loop closed: responses and silence go through the pure learner
+//! ([`crate::learning`]) into the store, in one atomic write per contact
+//! ([`Store::learn`]), with what they changed on the timeline.
+//!
+//! - [`respond`]: one response (API, SMS, click, unsubscribe, provider callback),
+//!   attributed to its touch: the one named, else the most recent sent on its channel.
+//! - [`consent`]: a consent change that is not a response (an SMS `START`).
+//! - [`sweep`]: touches sent without a response for `learning.response_window` become
+//!   `ignored`, and the learner hears of it (fatigue, sunset, demotion).
+//!
+//! Each reads the contact's relationship at a version, computes, and writes if the
+//! version is still current; on a conflict (another response for the same contact at
+//! the same moment) it reads again. Nothing is learned twice and nothing is lost.
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    config::Config,
+    domain::{Contact, ContactId, Touch, TouchId, TouchStatus},
+    learning::{self, Effect, Response, ResponseKind, Signal, TouchRef},
+    store::{
+        Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta, StatField, StatKey,
+        Store, StoreError,
+    },
+};
+
+mod sweep;
+
+pub use sweep::{sweep, sweep_loop};
+
+/// Conflicts are resolved by reading again; a contact this busy is worth an error.
+const TRIES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedbackError {
+    #[error("no contact with id {0}")]
+    UnknownContact(ContactId),
+    #[error("no touch with id {0}")]
+    UnknownTouch(TouchId),
+    #[error("touch {0} has not been sent (status {1}): nothing to respond to yet")]
+    NotSent(TouchId, TouchStatus),
+    #[error("touch {touch} belongs to contact {owner}, not {given}")]
+    WrongContact {
+        touch: TouchId,
+        owner: ContactId,
+        given: ContactId,
+    },
+    #[error("touch {touch} went out by {sent}, not {given}")]
+    WrongChannel {
+        touch: TouchId,
+        sent: String,
+        given: String,
+    },
+    #[error("a response needs a touch id, or a contact and a channel")]
+    NoTarget,
+    #[error("contact {0} changed too often to record this; try again")]
+    Busy(ContactId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A response as it arrives.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// The caller's id for it (a provider's message id): the same id is recorded once.
+    /// `None`: a new one is made.
+    pub id: Option<String>,
+    pub kind: ResponseKind,
+    /// The touch it answers, if the caller knows it (a link, a webhook payload).
+    pub touch: Option<TouchId>,
+    /// Needed without a touch.
+    pub contact: Option<ContactId>,
+    /// The channel it came in on; without it, the touch's.
+    pub channel: Option<String>,
+    pub at: DateTime<Utc>,
+    /// `api`, `sms`, `click`, `unsubscribe`, `twilio_status`.
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    New(ResponseRecord),
+    /// Its id was recorded before: this is that record, and nothing changed.
+    Known(ResponseRecord),
+}
+
+impl Recorded {
+    pub fn record(&self) -> &ResponseRecord {
+        match self {
+            Self::New(r) | Self::Known(r) => r,
+        }
+    }
+}
+
+/// Records a response and learns from it.
+pub async fn respond<S: Store>(
+    store: &S,
+    cfg: &Config,
+    input: Inbound,
+    now: DateTime<Utc>,
+) -> Result<Recorded, FeedbackError> {
+    let (contact_id, named) = target(store, &input).await?;
+    let id = input
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("r_{}", ulid::Ulid::new()));
+    for _ in 0..TRIES {
+        let contact = store
+            .get_contact(&contact_id)
+            .await?
+            .ok_or_else(|| FeedbackError::UnknownContact(contact_id.clone()))?;
+        // Read afresh each try: another response may have settled it meanwhile.
+        let touch = match &named {
+            Some(t) => Some(fresh(store, t).await?),
+            None => match &input.channel {
+                Some(ch) => latest_sent(store, &contact_id, ch).await?,
+                None => None,
+            },
+        };
+        let channel = input
+            .channel
+            .clone()
+            .or_else(|| touch.as_ref().map(|t| t.channel.clone()))
+            .unwrap_or_else(|| "email".into());
+        let rel = store.relationship(&contact_id).await?.unwrap_or_default();
+        let mut learn = Learn::new(contact_id.clone(), rel.version);
+        let mut signals = Vec::new();
+        if let Some(t) = &touch {
+            if t.responded_at.is_none() {
+                learn.settle = Some((t.id.clone(), Settle::Responded));
+                let key = stat_key(&contact, t);
+                if t.status == TouchStatus::Sent {
+                    // First news of this touch: it was sent (the learner hears of a send
+                    // when its outcome is known, so the hot path never writes here).
+                    signals.push(Signal::Sent {
+                        channel: t.channel.clone(),
+                        at: t.sent_at.unwrap_or(input.at),
+                    });
+                    learn.stats.push(stat(&key, StatField::Settled));
+                }
+                if !matches!(
+                    input.kind,
+                    ResponseKind::BounceHard | ResponseKind::BounceSoft
+                ) {
+                    learn.stats.push(stat(&key, StatField::Responded));
+                }
+            }
+        }
+        if matches!(
+            input.kind,
+            ResponseKind::Unsubscribe | ResponseKind::Complaint
+        ) {
+            let key = match &touch {
+                Some(t) => stat_key(&contact, t),
+                None => StatKey {
+                    tier: contact.tier.clone(),
+                    channel: channel.clone(),
+                    occasion: "-".into(),
+                },
+            };
+            learn.stats.push(stat(&key, StatField::OptOut));
+        }
+        signals.push(Signal::Response(Response {
+            kind: input.kind,
+            channel: channel.clone(),
+            at: input.at,
+            touch: touch.as_ref().and_then(|t| {
+                t.sent_at.map(|sent_at| TouchRef {
+                    channel: t.channel.clone(),
+                    sent_at,
+                })
+            }),
+        }));
+        let effects = learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
+        if input.kind.is_engaged() {
+            learn.interaction = Some(input.at);
+        }
+        let record = ResponseRecord {
+            id: id.clone(),
+            contact: contact_id.clone(),
+            kind: input.kind,
+            channel,
+            touch: touch.as_ref().map(|t| t.id.clone()),
+            at: input.at,
+            recorded_at: now,
+            source: input.source.to_owned(),
+            effects,
+        };
+        learn.response = Some(record.clone());
+        match store.learn(&learn, now).await? {
+            Learned::Applied => return Ok(Recorded::New(record)),
+            Learned::Duplicate(known) => return Ok(Recorded::Known(*known)),
+            Learned::NoContact => return Err(FeedbackError::UnknownContact(contact_id)),
+            Learned::Conflict => continue,
+        }
+    }
+    Err(FeedbackError::Busy(contact_id))
+}
+
+/// Sets consent on `channel` outside a response (an SMS `START`), with a note saying
+/// why. Returns whether the contact exists.
+pub async fn consent<S: Store>(
+    store: &S,
+    contact: &ContactId,
+    channel: &str,
+    given: bool,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, FeedbackError> {
+    for _ in 0..TRIES {
+        let rel = store.relationship(contact).await?.unwrap_or_default();
+        let mut learn = Learn::new(contact.clone(), rel.version);
+        learn.consent.push((channel.to_owned(), given));
+        let verb = if given { "given" } else { "withdrawn" };
+        learn.notes.push(Note {
+            at: now,
+            text: format!("consent {verb} on {}: {why}", channel_label(channel)),
+        });
+        match store.learn(&learn, now).await? {
+            Learned::Applied | Learned::Duplicate(_) => return Ok(true),
+            Learned::NoContact => return Ok(false),
+            Learned::Conflict => continue,
+        }
+    }
+    Err(FeedbackError::Busy(contact.clone()))
+}
+
+/// The contact a response is for, and the touch it names (checked to be theirs, sent,
+/// and on the channel given).
+async fn target<S: Store>(
+    store: &S,
+    input: &Inbound,
+) -> Result<(ContactId, Option<TouchId>), FeedbackError> {
+    let Some(id) = &input.touch else {
+        let contact = input.contact.clone().ok_or(FeedbackError::NoTarget)?;
+        return Ok((contact, None));
+    };
+    let touch = fresh(store, id).await?;
+    if let Some(given) = &input.contact {
+        if *given != touch.contact_id {
+            return Err(FeedbackError::WrongContact {
+                touch: touch.id,
+                owner: touch.contact_id,
+                given: given.clone(),
+            });
+        }
+    }
+    if let Some(given) = &input.channel {
+        if *given != touch.channel {
+            return Err(FeedbackError::WrongChannel {
+                touch: touch.id,
+                sent: touch.channel,
+                given: given.clone(),
+            });
+        }
+    }
+    if touch.sent_at.is_none() {
+        return Err(FeedbackError::NotSent(touch.id, touch.status));
+    }
+    Ok((touch.contact_id, Some(touch.id)))
+}
+
+async fn fresh<S: Store>(store: &S, id: &TouchId) -> Result<Touch, FeedbackError> {
+    store
+        .get_touches(std::slice::from_ref(id))
+        .await?
+        .pop()
+        .ok_or_else(|| FeedbackError::UnknownTouch(id.clone()))
+}
+
+/// The touch a response on `channel` without a touch id answers: the most recent one
+/// sent to the contact on that channel (an SMS reply, an unsubscribe by mail).
+async fn latest_sent<S: Store>(
+    store: &S,
+    contact: &ContactId,
+    channel: &str,
+) -> Result<Option<Touch>, FeedbackError> {
+    Ok(store
+        .touches_for_contact(contact)
+        .await?
+        .into_iter()
+        .filter(|t| t.channel == channel && t.sent_at.is_some())
+        .max_by_key(|t| (t.sent_at, t.id.clone())))
+}
+
+/// Runs `signals` through the learner and writes what follows into `learn`: the state
+/// (when learning is on), consent, suppression, tier, notes. Returns the effects in
+/// words. With learning off only what the contact asked for acts: an unsubscribe, a
+/// complaint, a hard bounce.
+pub(crate) fn learn_from(
+    cfg: &Config,
+    contact: &Contact,
+    rel: &Relationship,
+    signals: &[Signal],
+    now: DateTime<Utc>,
+    learn: &mut Learn,
+) -> Vec<String> {
+    let model = &cfg.learning.model;
+    let zone = contact.zone(cfg.defaults.timezone);
+    let mut state = rel.state.clone();
+    let mut effects = Vec::new();
+    for s in signals {
+        let (next, more) = learning::apply(&state, s, &contact.tier, model, zone, now);
+        state = next;
+        effects.extend(more);
+    }
+    let enabled = cfg.learning.enabled;
+    let mut words = Vec::new();
+    for e in effects {
+        let acts = match &e {
+            Effect::WithdrawConsent { channel } => {
+                learn.consent.push((channel.clone(), false));
+                true
+            }
+            Effect::Suppress { reason } => {
+                learn.suppress = Some(reason.clone());
+                true
+            }
+            Effect::MoveTier { to, .. } if enabled && cfg.tier(to).is_some() => {
+                learn.tier = Some(to.clone());
+                true
+            }
+            Effect::MoveTier { .. } => false,
+            _ => enabled,
+        };
+        if acts {
+            let text = e.to_string();
+            learn.notes.push(Note {
+                at: now,
+                text: text.clone(),
+            });
+            words.push(text);
+        }
+    }
+    if enabled {
+        learn.state = Some(state);
+    }
+    words
+}
+
+fn stat_key(contact: &Contact, t: &Touch) -> StatKey {
+    StatKey {
+        tier: contact.tier.clone(),
+        channel: t.channel.clone(),
+        occasion: t.occasion.clone(),
+    }
+}
+
+fn stat(key: &StatKey, field: StatField) -> StatDelta {
+    StatDelta {
+        key: key.clone(),
+        field,
+    }
+}
+
+fn channel_label(channel: &str) -> &str {
+    match channel {
+        "sms" => "SMS",
+        other => other,
+    }
+}

@@ -1,0 +1,112 @@
+//! Silence as a signal: a touch sent without a response for the response window becomes
+//! `ignored`, and the learner counts it (fatigue, sunset, demotion after long silence).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{FeedbackError, TRIES, learn_from, stat, stat_key};
+use crate::{
+    config::Config,
+    domain::{Clock, Touch, TouchStatus},
+    learning::{Signal, config::minus},
+    store::{Learn, Learned, Settle, StatField, Store},
+};
+
+/// How many touches one sweep step reads.
+const STEP: usize = 500;
+
+/// Marks every touch whose response window closed by `now` as `ignored`, in steps.
+/// Returns how many it marked.
+pub async fn sweep<S: Store>(
+    store: &S,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> Result<u64, FeedbackError> {
+    let before = minus(now, cfg.learning.model.response_window);
+    let mut marked = 0;
+    loop {
+        let due = store.awaiting(before, STEP).await?;
+        let n = due.len();
+        for touch in due {
+            if ignore(store, cfg, touch, now).await? {
+                marked += 1;
+            }
+        }
+        if n < STEP {
+            return Ok(marked);
+        }
+    }
+}
+
+/// One touch. `false`: it got a response meanwhile (or is gone).
+async fn ignore<S: Store>(
+    store: &S,
+    cfg: &Config,
+    mut touch: Touch,
+    now: DateTime<Utc>,
+) -> Result<bool, FeedbackError> {
+    for _ in 0..TRIES {
+        if touch.status != TouchStatus::Sent || touch.responded_at.is_some() {
+            return Ok(false);
+        }
+        let Some(contact) = store.get_contact(&touch.contact_id).await? else {
+            return Ok(false);
+        };
+        let rel = store
+            .relationship(&touch.contact_id)
+            .await?
+            .unwrap_or_default();
+        let mut learn = Learn::new(contact.id.clone(), rel.version);
+        learn.settle = Some((touch.id.clone(), Settle::Ignored));
+        learn
+            .stats
+            .push(stat(&stat_key(&contact, &touch), StatField::Settled));
+        let signals = [
+            Signal::Sent {
+                channel: touch.channel.clone(),
+                at: touch.sent_at.unwrap_or(now),
+            },
+            Signal::Ignored {
+                channel: touch.channel.clone(),
+                at: now,
+            },
+        ];
+        learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
+        match store.learn(&learn, now).await? {
+            Learned::Applied => return Ok(true),
+            Learned::NoContact => return Ok(false),
+            Learned::Conflict | Learned::Duplicate(_) => {
+                match store
+                    .get_touches(std::slice::from_ref(&touch.id))
+                    .await?
+                    .pop()
+                {
+                    Some(t) => touch = t,
+                    None => return Ok(false),
+                }
+            }
+        }
+    }
+    Err(FeedbackError::Busy(touch.contact_id))
+}
+
+/// Sweeps every reconcile interval until cancelled.
+pub async fn sweep_loop<S: Store>(
+    store: Arc<S>,
+    cfg: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(cfg.dispatch.reconcile_every) => {}
+        }
+        match sweep(store.as_ref(), &cfg, clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ignored = n, "touches without a response marked ignored"),
+            Err(e) => tracing::error!(error = %e, "ignored-touch sweep failed"),
+        }
+    }
+}

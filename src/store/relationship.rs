@@ -1,0 +1,282 @@
+//! What the store keeps for learning: responses, each contact's relationship state with
+//! the notes that explain it, the one atomic write that changes them ([`Learn`]),
+//! suppression by hashed address, and answers kept for `Idempotency-Key`.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::{
+    domain::{Contact, ContactId, TouchId},
+    learning::{RelationshipState, ResponseKind},
+};
+
+/// The setting holding the key suppression hashes are made with (generated once per
+/// store: a bare SHA-256 of a phone number is reversed by trying them all).
+pub(crate) const PEPPER_SETTING: &str = "suppression.pepper";
+
+/// How many notes a contact's timeline keeps (the oldest go first).
+pub const NOTES_KEPT: usize = 200;
+
+/// An inbound signal as recorded: attributed to a contact and, where known, a touch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseRecord {
+    /// Unique per contact: the caller's id, a provider's (`sms:SM…`), or generated.
+    pub id: String,
+    pub contact: ContactId,
+    pub kind: ResponseKind,
+    pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touch: Option<TouchId>,
+    pub at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    /// Where it came from: `api`, `sms`, `click`, `unsubscribe`, `twilio_status`.
+    pub source: String,
+    /// What it changed, in words (the timeline shows them).
+    #[serde(default)]
+    pub effects: Vec<String>,
+}
+
+/// A line on the contact's timeline written by the learner: a tier move, a back-off, a
+/// sunset, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub at: DateTime<Utc>,
+    pub text: String,
+}
+
+/// One contact's learned state as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Relationship {
+    /// Bumped by every [`Learn`]; a write names the version it was computed from.
+    pub version: u64,
+    pub state: RelationshipState,
+    pub notes: Vec<Note>,
+}
+
+/// What a [`Learn`] does to the touch it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Its first response: it leaves the set awaiting one (a touch `ignored` before
+    /// goes back to `sent`).
+    Responded,
+    /// Still `sent` with no response after the response window: now `ignored`.
+    Ignored,
+}
+
+/// One atomic change to a contact, computed from the [`Relationship`] at `version`:
+/// applied whole if the version is still current, else not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learn {
+    pub contact: ContactId,
+    pub version: u64,
+    /// `None`: the state is left as it is (learning is off); the version still moves.
+    pub state: Option<RelationshipState>,
+    /// Appended to the timeline.
+    pub notes: Vec<Note>,
+    /// The contact's new tier.
+    pub tier: Option<String>,
+    /// Channels whose consent is set: withdrawn (`false`) or given back (`true`).
+    pub consent: Vec<(String, bool)>,
+    /// Stops all marketing: both consents withdrawn and the contact's addresses added
+    /// to the suppression list (so a re-import cannot undo it), with this reason.
+    pub suppress: Option<String>,
+    /// Recorded insert-if-absent by (contact, id): a known id changes nothing at all.
+    pub response: Option<ResponseRecord>,
+    pub settle: Option<(TouchId, Settle)>,
+    /// Counts as an interaction at this instant (the check-in clock).
+    pub interaction: Option<DateTime<Utc>>,
+    /// Counted in the per (tier, channel, occasion) statistics.
+    pub stats: Vec<StatDelta>,
+}
+
+impl Learn {
+    pub fn new(contact: ContactId, version: u64) -> Self {
+        Self {
+            contact,
+            version,
+            state: None,
+            notes: Vec::new(),
+            tier: None,
+            consent: Vec::new(),
+            suppress: None,
+            response: None,
+            settle: None,
+            interaction: None,
+            stats: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Learned {
+    Applied,
+    /// Someone else changed the contact since `version`: read again and recompute.
+    Conflict,
+    /// The response id was known: nothing changed; this is what was recorded then.
+    Duplicate(Box<ResponseRecord>),
+    NoContact,
+}
+
+/// One counter of the statistics, keyed by the tier the contact had, the touch's
+/// channel and occasion.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StatKey {
+    pub tier: String,
+    pub channel: String,
+    pub occasion: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatField {
+    /// A touch whose outcome is known: answered, or ignored for the response window.
+    Settled,
+    Responded,
+    /// An unsubscribe, STOP or complaint.
+    OptOut,
+}
+
+impl StatField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Settled => "settled",
+            Self::Responded => "responded",
+            Self::OptOut => "opt_out",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Settled, Self::Responded, Self::OptOut]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatDelta {
+    pub key: StatKey,
+    pub field: StatField,
+}
+
+impl StatKey {
+    /// The counter's name in one string (`tier|channel|occasion|field`): names contain
+    /// no `|`.
+    pub(crate) fn encode(&self, field: StatField) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.tier,
+            self.channel,
+            self.occasion,
+            field.as_str()
+        )
+    }
+    pub(crate) fn decode(s: &str) -> Option<(Self, StatField)> {
+        let mut parts = s.split('|');
+        let key = Self {
+            tier: parts.next()?.to_owned(),
+            channel: parts.next()?.to_owned(),
+            occasion: parts.next()?.to_owned(),
+        };
+        let field = StatField::parse(parts.next()?)?;
+        parts.next().is_none().then_some((key, field))
+    }
+}
+
+/// The answer kept for an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptAnswer {
+    /// What identifies the request (method, path and a digest of the body).
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotency {
+    /// The key is new: it is now held for the caller, who must [`Store::keep_answer`]
+    /// or [`Store::forget_key`].
+    Began,
+    /// Another request with this key is still being answered.
+    InProgress {
+        fingerprint: String,
+    },
+    Done(KeptAnswer),
+}
+
+/// The suppression hashes of a contact's addresses: HMAC-SHA256 under the store's
+/// pepper of `email:<lower-case address>` and `sms:<E.164>`, hex.
+pub(crate) fn address_hashes(pepper: &[u8], c: &Contact) -> (Option<String>, Option<String>) {
+    let hash = |what: String| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(pepper).expect("HMAC takes any key length");
+        mac.update(what.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    (
+        c.email
+            .as_ref()
+            .map(|e| hash(format!("email:{}", e.as_str().to_lowercase()))),
+        c.phone
+            .as_ref()
+            .map(|p| hash(format!("sms:{}", p.as_str()))),
+    )
+}
+
+/// A new random pepper, hex.
+pub(crate) fn new_pepper() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_keys_round_trip() {
+        let k = StatKey {
+            tier: "friend".into(),
+            channel: "sms".into(),
+            occasion: "birthday".into(),
+        };
+        for f in [StatField::Settled, StatField::Responded, StatField::OptOut] {
+            assert_eq!(StatKey::decode(&k.encode(f)), Some((k.clone(), f)));
+        }
+        assert_eq!(StatKey::decode("a|b|c"), None);
+        assert_eq!(StatKey::decode("a|b|c|sent"), None);
+        assert_eq!(StatKey::decode("a|b|c|settled|x"), None);
+    }
+
+    #[test]
+    fn address_hashes_are_keyed_and_case_blind_on_email() {
+        let mut c = Contact {
+            id: ContactId::parse("c1").unwrap(),
+            first_name: None,
+            last_name: None,
+            email: Some(crate::domain::EmailAddress::parse("Ada@Example.com").unwrap()),
+            phone: Some(crate::domain::PhoneNumber::parse("+14155550100").unwrap()),
+            timezone: None,
+            locale: None,
+            birthday: None,
+            customer_since: None,
+            tier: "friend".into(),
+            attributes: Default::default(),
+            email_consent: true,
+            sms_consent: true,
+        };
+        let (e1, p1) = address_hashes(b"k1", &c);
+        let (e2, _) = address_hashes(b"k2", &c);
+        assert_ne!(e1, e2, "the pepper changes the hash");
+        let e1 = e1.unwrap();
+        assert_eq!(e1.len(), 64);
+        assert!(!e1.contains("ada") && !p1.unwrap().contains("4155550100"));
+        c.email = Some(crate::domain::EmailAddress::parse("ada@example.com").unwrap());
+        assert_eq!(address_hashes(b"k1", &c).0.unwrap(), e1);
+    }
+}
