@@ -82,7 +82,9 @@ pub(super) async fn layer(
             return Err(ApiError::Conflict {
                 code: "idempotency_key_in_progress",
                 field: None,
-                message: "a request with this Idempotency-Key is still being answered; retry in a moment".into(),
+                message:
+                    "a request with this Idempotency-Key is still being answered; retry in a moment"
+                        .into(),
             });
         }
         Idempotency::Done(_) | Idempotency::InProgress { .. } => {
@@ -93,7 +95,9 @@ pub(super) async fn layer(
             ));
         }
     }
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     if !response.status().is_success() {
         if let Err(e) = store.forget_key(&key).await {
             tracing::warn!(error = %e, "could not let go of an idempotency key; it lapses in 60s");

@@ -89,6 +89,7 @@ pub(crate) struct Server {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
     pub(crate) store: Arc<AnyStore>,
+    pub(crate) config: Arc<Config>,
     pub(crate) stop: CancellationToken,
     pub(crate) task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub(crate) _dir: tempfile::TempDir,
@@ -120,9 +121,10 @@ pub(crate) async fn serve_keyed(
     let listener = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let store = Arc::new(store);
+    let config = Arc::new(cfg);
     let state = ApiState {
         store: store.clone(),
-        cfg: Arc::new(cfg),
+        cfg: config.clone(),
         clock: Arc::new(SystemClock),
         tokens: Arc::new(tokens),
         unsubscribe_key: Arc::new(unsubscribe_key),
@@ -134,6 +136,7 @@ pub(crate) async fn serve_keyed(
         base,
         http: reqwest::Client::new(),
         store,
+        config,
         stop,
         task: Some(task),
         _dir: dir,
@@ -197,6 +200,21 @@ impl Server {
             bytes,
         )
         .await
+    }
+
+    pub(crate) fn cfg(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
+    /// An authorized request without a body, for its status alone (a 204 has no body).
+    pub(crate) async fn status_of(&self, method: Method, path: &str) -> StatusCode {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .send()
+            .await
+            .expect("request")
+            .status()
     }
 
     pub(crate) async fn contact(&self, id: &str) -> Option<rapport::domain::Contact> {

@@ -9,6 +9,7 @@ mod harness;
 mod lifecycle;
 mod refusals;
 mod resources;
+mod responses;
 #[path = "../support/mod.rs"]
 mod support;
 mod unsubscribe;
@@ -24,6 +25,14 @@ use resources::{
     an_event_for_an_unknown_contact_is_422_naming_contact,
     events_plan_once_and_show_on_the_timeline, probes_and_the_document_are_public,
     put_creates_then_replaces_and_get_shows_the_contact,
+};
+use responses::{
+    a_batch_answers_each_line, bad_responses_are_refused_naming_the_field,
+    delete_erases_and_a_reimport_is_not_marketed, idempotency_keys_replay_refuse_and_forgive,
+    negative_responses_act_at_once_and_survive_a_reimport,
+    responses_are_attributed_recorded_once_and_promote_once,
+    silence_becomes_ignored_then_backs_off_then_sunsets,
+    touches_list_filters_and_refuses_bad_queries,
 };
 use unsubscribe::{
     a_body_that_is_not_one_click_is_400_and_changes_nothing, a_link_from_a_sent_email_unsubscribes,
@@ -53,6 +62,14 @@ macro_rules! both {
 }
 
 both!(
+    responses_are_attributed_recorded_once_and_promote_once,
+    negative_responses_act_at_once_and_survive_a_reimport,
+    bad_responses_are_refused_naming_the_field,
+    silence_becomes_ignored_then_backs_off_then_sunsets,
+    delete_erases_and_a_reimport_is_not_marketed,
+    touches_list_filters_and_refuses_bad_queries,
+    a_batch_answers_each_line,
+    idempotency_keys_replay_refuse_and_forgive,
     probes_and_the_document_are_public,
     put_creates_then_replaces_and_get_shows_the_contact,
     events_plan_once_and_show_on_the_timeline,

@@ -37,11 +37,20 @@ pub(in crate::api) async fn post(
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|t| {
             matches!(
                 t.as_str(),
-                "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/json-seq"
+                "application/x-ndjson"
+                    | "application/ndjson"
+                    | "application/jsonl"
+                    | "application/json-seq"
             )
         });
     if !ndjson {

@@ -215,7 +215,10 @@ pub(in crate::api) async fn get(
         (r.at, v)
     }));
     entries.extend(rel.notes.iter().map(|n| {
-        (n.at, json!({"kind": "note", "at": instant(n.at), "text": n.text}))
+        (
+            n.at,
+            json!({"kind": "note", "at": instant(n.at), "text": n.text}),
+        )
     }));
     entries.sort_by_key(|(at, _)| *at);
     Ok(Json(json!({

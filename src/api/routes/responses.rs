@@ -60,7 +60,11 @@ pub(in crate::api) async fn post(
         })
         .transpose()?;
     if touch.is_none() && (contact.is_none() || channel.is_none()) {
-        let missing = if contact.is_none() { "contact" } else { "channel" };
+        let missing = if contact.is_none() {
+            "contact"
+        } else {
+            "channel"
+        };
         return Err(ApiError::field(
             "missing_field",
             missing,
@@ -72,7 +76,11 @@ pub(in crate::api) async fn post(
         Some(raw) => DateTime::parse_from_rfc3339(raw)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| {
-                ApiError::field("invalid_field", "at", "must be an RFC 3339 instant (2026-07-14T08:00:00Z)")
+                ApiError::field(
+                    "invalid_field",
+                    "at",
+                    "must be an RFC 3339 instant (2026-07-14T08:00:00Z)",
+                )
             })?,
     };
     if (at - now).num_seconds() > SKEW_SECS {
@@ -82,7 +90,11 @@ pub(in crate::api) async fn post(
         .map(str::trim)
         .map(|id| {
             if id.is_empty() || id.len() > 200 {
-                Err(ApiError::field("invalid_field", "id", "must be 1 to 200 characters"))
+                Err(ApiError::field(
+                    "invalid_field",
+                    "id",
+                    "must be 1 to 200 characters",
+                ))
             } else {
                 Ok(id.to_owned())
             }
@@ -128,16 +140,10 @@ pub(in crate::api) fn response_json(r: &ResponseRecord) -> Value {
 pub(in crate::api) fn feedback_error(e: FeedbackError) -> ApiError {
     let message = e.to_string();
     match e {
-        FeedbackError::UnknownContact(_) => {
-            ApiError::field("unknown_contact", "contact", message)
-        }
+        FeedbackError::UnknownContact(_) => ApiError::field("unknown_contact", "contact", message),
         FeedbackError::UnknownTouch(_) => ApiError::field("unknown_touch", "touch_id", message),
-        FeedbackError::WrongContact { .. } => {
-            ApiError::field("invalid_field", "contact", message)
-        }
-        FeedbackError::WrongChannel { .. } => {
-            ApiError::field("invalid_field", "channel", message)
-        }
+        FeedbackError::WrongContact { .. } => ApiError::field("invalid_field", "contact", message),
+        FeedbackError::WrongChannel { .. } => ApiError::field("invalid_field", "channel", message),
         FeedbackError::NoTarget => ApiError::field("missing_field", "touch_id", message),
         FeedbackError::NotSent(..) => ApiError::Conflict {
             code: "touch_not_sent",

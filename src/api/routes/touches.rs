@@ -35,9 +35,16 @@ pub(in crate::api) async fn list(
     let contact = query
         .contact
         .as_deref()
-        .ok_or_else(|| ApiError::field("missing_field", "contact", "missing (required): ?contact=ID"))
+        .ok_or_else(|| {
+            ApiError::field(
+                "missing_field",
+                "contact",
+                "missing (required): ?contact=ID",
+            )
+        })
         .and_then(|c| {
-            ContactId::parse(c).map_err(|e| ApiError::field("invalid_field", "contact", e.to_string()))
+            ContactId::parse(c)
+                .map_err(|e| ApiError::field("invalid_field", "contact", e.to_string()))
         })?;
     let status = query
         .status
@@ -70,7 +77,9 @@ pub(in crate::api) async fn list(
         .filter(|t| status.is_none_or(|s| t.status == s))
         .map(touch_json)
         .collect();
-    Ok(Json(json!({ "contact": contact.as_str(), "touches": touches })))
+    Ok(Json(
+        json!({ "contact": contact.as_str(), "touches": touches }),
+    ))
 }
 
 pub(in crate::api) fn touch_json(t: &Touch) -> Value {
@@ -106,7 +115,9 @@ pub(in crate::api) async fn stats(State(state): State<ApiState>) -> Result<Json<
     let store = state.store.as_ref();
     let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
     for (key, field, n) in store.stats().await.map_err(ApiError::internal)? {
-        let row = rows.entry((key.tier, key.channel, key.occasion)).or_default();
+        let row = rows
+            .entry((key.tier, key.channel, key.occasion))
+            .or_default();
         match field {
             StatField::Settled => row.settled += n,
             StatField::Responded => row.responded += n,
@@ -127,7 +138,8 @@ pub(in crate::api) async fn stats(State(state): State<ApiState>) -> Result<Json<
             })
         })
         .collect();
-    let mut by_status: BTreeMap<&str, u64> = TouchStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut by_status: BTreeMap<&str, u64> =
+        TouchStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     for (s, n) in store.status_counts().await.map_err(ApiError::internal)? {
         by_status.insert(s.as_str(), n);
     }
