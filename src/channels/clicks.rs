@@ -1,4 +1,4 @@
-//! Click tracking: signed click tokens.
+//! Click tracking: signed click tokens and the rewrite of the links in an email body.
 //!
 //! A tracked link points at our own `/c/{token}`, which records the click and redirects
 //! to the original URL. The token carries both the touch id and that URL, so nothing is
@@ -11,10 +11,23 @@
 //! `version (1) | touch length (u16 BE) | touch | url | tag (16)`. One binary body
 //! rather than the `id.tag` text of [`super::unsubscribe`] tokens: the length prefix
 //! keeps touch and URL apart whatever characters they hold, with no separator to pick.
+//!
+//! The rewrites never wrap the one-click unsubscribe link: RFC 8058 receivers and
+//! mailbox providers distrust an unsubscribe that goes through a redirect. Callers pass
+//! its base (`unsubscribe::https_url(public_url, "")`) as `skip_prefix`; every URL
+//! starting with it is left alone. The rewrites are pure and ask `link` for each
+//! replacement, so the caller decides how the click URL is built (and may decline one
+//! by returning `None`).
+
+mod html;
+mod text;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+pub use html::rewrite_html;
+pub use text::rewrite_text;
 
 /// Binds a MAC to this use: a key shared with unsubscribe tokens never yields a valid
 /// click token from one, nor the other way round.

@@ -232,3 +232,5 @@ fn trackable_is_http_and_not_unsubscribe() {
         assert_eq!(trackable(url, skip), expected, "{url} skipping {skip:?}");
     }
 }
+
+mod rewrite;
