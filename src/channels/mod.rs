@@ -1,6 +1,7 @@
 //! Channels: how a rendered message leaves. Every failure is classified once, here:
 //! transient (retry with backoff) or permanent (record and stop).
 
+pub mod clicks;
 pub mod email;
 pub mod http;
 mod outbox;
