@@ -21,6 +21,7 @@ mod one_click;
 mod routes;
 #[cfg(test)]
 mod tests;
+pub(crate) mod twilio;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
