@@ -8,7 +8,7 @@ use super::Dispatcher;
 use crate::{
     channels::{
         DeliveryClass, DeliveryError, ListUnsubscribe, OutboundEmail, OutboundSms, OutboundWebhook,
-        unsubscribe,
+        clicks, unsubscribe,
     },
     config::Trigger,
     domain::{Contact, Touch},
@@ -173,10 +173,13 @@ impl<S: Store> Dispatcher<S> {
             .email
             .clone()
             .ok_or_else(|| DeliveryError::permanent("no email address"))?;
-        let content = self
+        let mut content = self
             .renderer
             .render_email(&touch.occasion, &contact.tier, ctx)
             .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
+        if self.cfg.email.track_clicks {
+            self.track_clicks(touch, &mut content);
+        }
         let transactional = self
             .cfg
             .occasion(&touch.occasion)
@@ -194,6 +197,22 @@ impl<S: Store> Dispatcher<S> {
         };
         self.pace(touch, contact).await?;
         Ok(self.channels.email.send(&email).await?)
+    }
+
+    /// Points every http(s) link of the email's bodies at `PUBLIC_URL/c/TOKEN` (the
+    /// token signs the touch and the original URL), except the unsubscribe links.
+    fn track_clicks(&self, touch: &Touch, content: &mut crate::render::RenderedEmail) {
+        let Some(base) = self.cfg.api.public_url.as_deref() else {
+            return;
+        };
+        let key = &self.channels.unsubscribe_key;
+        let skip = unsubscribe::https_url(base, "");
+        let link =
+            |url: &str| clicks::token(key, touch.id.as_str(), url).map(|t| format!("{base}/c/{t}"));
+        content.text = clicks::rewrite_text(&content.text, Some(&skip), link);
+        if let Some(html) = &content.html {
+            content.html = Some(clicks::rewrite_html(html, Some(&skip), link));
+        }
     }
 
     /// `List-Unsubscribe` targets for `contact`: the one-click https link under

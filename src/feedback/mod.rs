@@ -20,7 +20,7 @@ use crate::{
     learning::{self, Effect, Response, ResponseKind, Signal, TouchRef},
     store::{
         Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta, StatField, StatKey,
-        Store, StoreError,
+        Store, StoreError, Suppression,
     },
 };
 
@@ -313,7 +313,21 @@ pub(crate) fn learn_from(
                 true
             }
             Effect::Suppress { reason } => {
-                learn.suppress = Some(reason.clone());
+                // A complaint is about us: every channel. A hard bounce is about an
+                // address: the one that bounced.
+                let bounced = signals.iter().find_map(|s| match s {
+                    Signal::Response(r) if r.kind == ResponseKind::BounceHard => {
+                        Some(r.channel.clone())
+                    }
+                    _ => None,
+                });
+                learn.suppress = Some(match bounced {
+                    Some(channel) => Suppression {
+                        reason: reason.clone(),
+                        channels: vec![channel],
+                    },
+                    None => Suppression::all(reason.clone()),
+                });
                 true
             }
             Effect::MoveTier { to, .. } if enabled && cfg.tier(to).is_some() => {

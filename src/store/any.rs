@@ -53,6 +53,9 @@ impl Store for AnyStore {
     async fn learn(&self, learn: &Learn, now: DateTime<Utc>) -> Result<Learned, StoreError> {
         each!(self, s => s.learn(learn, now))
     }
+    async fn contact_by_phone(&self, phone: &str) -> Result<Option<ContactId>, StoreError> {
+        each!(self, s => s.contact_by_phone(phone))
+    }
     async fn responses_for_contact(
         &self,
         id: &ContactId,

@@ -25,7 +25,7 @@ pub use any::AnyStore;
 pub use redis::RedisStore;
 pub use relationship::{
     Idempotency, KeptAnswer, Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta,
-    StatField, StatKey,
+    StatField, StatKey, Suppression,
 };
 pub use sqlite::SqliteStore;
 
@@ -414,6 +414,12 @@ pub trait Store: Send + Sync + 'static {
         learn: &Learn,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Learned, StoreError>> + Send;
+    /// The contact an SMS from `phone` (E.164) comes from: the one most recently
+    /// updated, if several share it.
+    fn contact_by_phone(
+        &self,
+        phone: &str,
+    ) -> impl Future<Output = Result<Option<ContactId>, StoreError>> + Send;
     /// A contact's responses, oldest first.
     fn responses_for_contact(
         &self,

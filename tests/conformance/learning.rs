@@ -11,7 +11,7 @@ use rapport::{
     render::sample_contact,
     store::{
         ContactUpsert, Idempotency, KeptAnswer, Learn, Learned, Note, Outcome, ResponseRecord,
-        Settle, StatDelta, StatField, StatKey,
+        Settle, StatDelta, StatField, StatKey, Suppression,
     },
 };
 
@@ -25,7 +25,12 @@ async fn add_contact<S: Backend>(store: &S, id: &str) -> ContactId {
     c.id = cid(id);
     c.email =
         Some(rapport::domain::EmailAddress::parse(&format!("{id}.unique@example.org")).unwrap());
-    c.phone = Some(rapport::domain::PhoneNumber::parse("+14155550123").unwrap());
+    // Each contact its own number (suppression is by address).
+    let n = id
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31) ^ u32::from(b))
+        % 10_000;
+    c.phone = Some(rapport::domain::PhoneNumber::parse(&format!("+1415555{n:04}")).unwrap());
     store
         .upsert_contacts(&[ContactUpsert {
             contact: c.clone(),
@@ -167,7 +172,7 @@ pub(crate) async fn responses_are_recorded_once_and_settle_their_touch<S: Backen
     let mut other = response(&c, "r1", None);
     other.kind = ResponseKind::Complaint;
     again.response = Some(other);
-    again.suppress = Some("complaint".into());
+    again.suppress = Some(Suppression::all("complaint"));
     match store.learn(&again, t0() + hours(3)).await.unwrap() {
         Learned::Duplicate(known) => assert_eq!(*known, response(&c, "r1", Some(&id))),
         other => panic!("{other:?}"),
@@ -283,7 +288,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
 
     // A complaint: both consents go, and a re-import that gives them back cannot.
     let mut complaint = Learn::new(c.clone(), 1);
-    complaint.suppress = Some("complaint on email".into());
+    complaint.suppress = Some(Suppression::all("complaint on email"));
     assert_eq!(
         store.learn(&complaint, t0() + days(4)).await.unwrap(),
         Learned::Applied
@@ -315,6 +320,20 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
         .unwrap();
     let twin = store.get_contact(&twin.id).await.unwrap().unwrap();
     assert!(!twin.email_consent && twin.sms_consent, "{twin:?}");
+
+    // A hard bounce suppresses the address that bounced, nothing else.
+    let hb = add_contact(&*store, "hb").await;
+    let mut bounce = Learn::new(hb.clone(), 0);
+    bounce.suppress = Some(Suppression {
+        reason: "hard bounce on SMS".into(),
+        channels: vec!["sms".into()],
+    });
+    assert_eq!(store.learn(&bounce, t0()).await.unwrap(), Learned::Applied);
+    let got = store.get_contact(&hb).await.unwrap().unwrap();
+    assert!(got.email_consent && !got.sms_consent, "{got:?}");
+    add_contact(&*store, "hb").await;
+    let got = store.get_contact(&hb).await.unwrap().unwrap();
+    assert!(got.email_consent && !got.sms_consent, "{got:?}");
 }
 
 pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store: Arc<S>) {
@@ -346,11 +365,17 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
         before.contains("eve.unique@example.org"),
         "the dump sees the data"
     );
-    assert!(before.contains("+14155550123"));
+    let phone = store.get_contact(&c).await.unwrap().unwrap().phone.unwrap();
+    assert!(before.contains(phone.as_str()));
 
+    assert_eq!(
+        store.contact_by_phone(phone.as_str()).await.unwrap(),
+        Some(c.clone())
+    );
     assert!(store.erase_contact(&c, t0() + days(1)).await.unwrap());
+    assert_eq!(store.contact_by_phone(phone.as_str()).await.unwrap(), None);
     let after = store.dump().await;
-    for needle in ["eve.unique@example.org", "Eve's order"] {
+    for needle in ["eve.unique@example.org", "Eve's order", phone.as_str()] {
         assert!(
             !after.contains(needle),
             "{needle} is still stored:\n{after}"
@@ -392,6 +417,28 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
         .unwrap();
     let again = store.get_contact(&again.id).await.unwrap().unwrap();
     assert!(!again.email_consent, "{again:?}");
+
+    // A contact's number changes: the old one no longer finds it.
+    let mut moved = store.get_contact(&keep).await.unwrap().unwrap();
+    let old = moved.phone.clone().unwrap();
+    assert_eq!(
+        store.contact_by_phone(old.as_str()).await.unwrap(),
+        Some(keep.clone())
+    );
+    moved.phone = Some(rapport::domain::PhoneNumber::parse("+14155559876").unwrap());
+    store
+        .upsert_contacts(&[ContactUpsert {
+            contact: moved,
+            email_consent: None,
+            sms_consent: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.contact_by_phone(old.as_str()).await.unwrap(), None);
+    assert_eq!(
+        store.contact_by_phone("+14155559876").await.unwrap(),
+        Some(keep)
+    );
 }
 
 pub(crate) async fn idempotency_keys_hold_one_answer<S: Backend>(store: Arc<S>) {

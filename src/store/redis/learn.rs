@@ -14,9 +14,9 @@ use crate::{
     domain::{ContactId, Touch},
     store::{
         Idempotency, KeptAnswer, Learn, Learned, Relationship, ResponseRecord, Settle, StatField,
-        StatKey, StoreError,
+        StatKey, StoreError, Suppression,
         fields::corrupt,
-        relationship::{NOTES_KEPT, address_hashes},
+        relationship::{NOTES_KEPT, suppressed_hashes},
     },
 };
 
@@ -86,7 +86,7 @@ impl RedisStore {
         now: DateTime<Utc>,
     ) -> Result<Learned, StoreError> {
         let hashes = match &learn.suppress {
-            Some(_) => self.hashes_of(&learn.contact).await?,
+            Some(s) => self.hashes_of(&learn.contact, s).await?,
             None => Vec::new(),
         };
         let state = learn
@@ -144,12 +144,9 @@ impl RedisStore {
         }
     }
 
-    async fn hashes_of(&self, id: &ContactId) -> Result<Vec<String>, StoreError> {
+    async fn hashes_of(&self, id: &ContactId, s: &Suppression) -> Result<Vec<String>, StoreError> {
         Ok(match self.contacts(&[id.as_str()]).await?.pop() {
-            Some(c) => {
-                let (e, p) = address_hashes(&self.pepper, &c);
-                [e, p].into_iter().flatten().collect()
-            }
+            Some(c) => suppressed_hashes(&self.pepper, &c, s),
             None => Vec::new(),
         })
     }
@@ -214,7 +211,7 @@ impl RedisStore {
         id: &ContactId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let hashes = self.hashes_of(id).await?;
+        let hashes = self.hashes_of(id, &Suppression::all("erased")).await?;
         let done: i64 = ERASE
             .prepare_invoke()
             .arg(&self.prefix)

@@ -214,6 +214,9 @@ impl RedisStore {
         if at.is_none_or(|v| v < 2) {
             self.backfill_seen().await?;
         }
+        if at.is_none_or(|v| v < 4) {
+            self.backfill_phones().await?;
+        }
         self.backfill_indexes().await?;
         conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
     }
@@ -265,6 +268,45 @@ impl RedisStore {
                     }
                 }
                 add.query_async::<()>(&mut conn).await.map_err(q)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Schema 4: contacts stored before the phone index join it (inbound SMS finds its
+    /// sender through it).
+    async fn backfill_phones(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(format!("{}:idx:contacts", self.prefix))
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(q)?;
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let mut pipe = redis::pipe();
+            let mut any = false;
+            if !refs.is_empty() {
+                for c in self.contacts(&refs).await? {
+                    if let Some(p) = &c.phone {
+                        pipe.hset(
+                            format!("{}:idx:phone", self.prefix),
+                            p.as_str(),
+                            c.id.as_str(),
+                        );
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                pipe.query_async::<()>(&mut conn).await.map_err(q)?;
             }
             if next == 0 {
                 return Ok(());
@@ -562,6 +604,18 @@ impl Store for RedisStore {
         now: DateTime<Utc>,
     ) -> Result<super::Learned, StoreError> {
         self.learn_in(l, now).await
+    }
+    async fn contact_by_phone(&self, phone: &str) -> Result<Option<ContactId>, StoreError> {
+        let id: Option<String> = self
+            .conn
+            .clone()
+            .hget(format!("{}:idx:phone", self.prefix), phone)
+            .await
+            .map_err(q)?;
+        id.map(|i| {
+            ContactId::parse(&i).map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))
+        })
+        .transpose()
     }
     async fn responses_for_contact(
         &self,

@@ -161,6 +161,19 @@ impl Store for SqliteStore {
     ) -> Result<crate::store::Learned, StoreError> {
         learn::learn(self, l, now).await
     }
+    async fn contact_by_phone(&self, phone: &str) -> Result<Option<ContactId>, StoreError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM contacts WHERE phone = ? ORDER BY updated_at DESC, id LIMIT 1",
+        )
+        .bind(phone)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q)?;
+        id.map(|i| {
+            ContactId::parse(&i).map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))
+        })
+        .transpose()
+    }
     async fn responses_for_contact(
         &self,
         id: &ContactId,

@@ -43,6 +43,13 @@ for i = 3, #ARGV do
         if h and redis.call("HEXISTS", P .. ":suppressed", h) == 1 then c[pair[2]] = 0 end
         c[pair[1]] = nil
     end
+    -- The phone index (inbound SMS): the latest contact stored with a number has it.
+    local PHONES = P .. ":idx:phone"
+    local before, after = present(old["phone"]), present(c["phone"])
+    if before and before ~= after and redis.call("HGET", PHONES, before) == id then
+        redis.call("HDEL", PHONES, before)
+    end
+    if after then redis.call("HSET", PHONES, after, id) end
     c["created_at"] = old["created_at"] or now
     c["updated_at"] = now
     redis.call("SET", k, cjson.encode(c))
