@@ -62,6 +62,7 @@ impl App {
         let channels = Channels::build(&cfg, &store, |name| std::env::var(name).ok())
             .await
             .map_err(AppError::Channel)?;
+        crate::feedback::start_learning(&store, clock.now()).await?;
         Ok(Self {
             cfg: Arc::new(cfg),
             store: Arc::new(store),

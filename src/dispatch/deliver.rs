@@ -333,10 +333,11 @@ impl<S: Store> Dispatcher<S> {
                 if e.class == DeliveryClass::OptedOut {
                     self.withdraw_consent(contact, channel).await;
                 }
-                let next = self
-                    .cfg
-                    .occasion(&touch.occasion)
-                    .and_then(|o| policy::next_channel(&self.cfg, o, contact, Some(channel)));
+                let next = self.cfg.occasion(&touch.occasion).and_then(|o| {
+                    let tried = tried(touch);
+                    let tried: Vec<&str> = tried.iter().map(String::as_str).collect();
+                    policy::fallback_channel(&self.cfg, o, contact, channel, &tried)
+                });
                 match next {
                     Some(next) => Outcome::Fallback {
                         id,
@@ -438,6 +439,21 @@ impl<S: Store> Dispatcher<S> {
 
 /// The reason for a move to the next channel, after the earlier moves' reasons: the
 /// ledger keeps why each channel was left, not only the last.
+/// The channels a touch has been moved away from, read from the hops in its reason
+/// (`"email: why; trying sms; sms: why; trying webhook"`: email and sms).
+pub(super) fn tried(touch: &Touch) -> Vec<String> {
+    let Some(reason) = touch.reason.as_deref().filter(|r| r.contains("; trying ")) else {
+        return Vec::new();
+    };
+    reason
+        .split("; ")
+        .filter(|seg| !seg.starts_with("trying "))
+        .filter_map(|seg| seg.split_once(": ").map(|(ch, _)| ch))
+        .filter(|ch| crate::config::CHANNELS.contains(ch))
+        .map(str::to_owned)
+        .collect()
+}
+
 pub(super) fn hops(touch: &Touch, this: String) -> String {
     match touch.reason.as_deref() {
         Some(before) if before.contains("; trying ") => format!("{before}; {this}"),

@@ -35,7 +35,7 @@ use responses::{
     negative_responses_act_at_once_and_survive_a_reimport,
     responses_are_attributed_recorded_once_and_promote_once,
     silence_becomes_ignored_then_backs_off_then_sunsets,
-    touches_list_filters_and_refuses_bad_queries,
+    touches_list_filters_and_refuses_bad_queries, touches_sent_before_learning_teach_nothing,
 };
 use twilio::{
     inbound_sms_keywords_and_replies, status_callbacks_teach_what_failed,
@@ -69,6 +69,7 @@ macro_rules! both {
 }
 
 both!(
+    touches_sent_before_learning_teach_nothing,
     clicks_are_recorded_and_redirected,
     inbound_sms_keywords_and_replies,
     twilio_signatures_are_checked,

@@ -160,7 +160,39 @@ pub(crate) async fn inbound_sms_keywords_and_replies(b: Backend) {
     assert!(sms_consent(&s).await);
     assert!(responses(&s).await.contains(&"sms:SM6:reply".to_owned()));
 
-    // A number nobody has: answered, nothing stored.
+    // "Yes" from someone subscribed is an answer.
+    inbound(&s, "SM7", "yes").await;
+    assert!(responses(&s).await.contains(&"sms:SM7:reply".to_owned()));
+    // A shared number: STOP is for everyone with it.
+    let kin = json!({"first_name": "Kim", "phone": PHONE, "tier": "friend", "sms_consent": true});
+    assert_eq!(
+        s.call(Method::PUT, "/v1/contacts/kim", Some(kin))
+            .await
+            .status,
+        201
+    );
+    inbound(&s, "SM8", "stop").await;
+    assert!(!sms_consent(&s).await);
+    assert!(!s.contact("kim").await.unwrap().sms_consent);
+    inbound(&s, "SM8b", "start").await;
+    assert!(sms_consent(&s).await && s.contact("kim").await.unwrap().sms_consent);
+
+    // A number nobody has: HELP is answered, anything else ignored.
+    let fields = form(&[
+        ("MessageSid", "SM9h"),
+        ("From", "+14155550000"),
+        ("Body", "HELP"),
+    ]);
+    let (status, xml) = post(
+        &s,
+        "/v1/twilio/sms",
+        &fields,
+        &format!("{PUBLIC}/v1/twilio/sms"),
+        AUTH,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(xml.contains("<Message>"), "{xml}");
     let fields = form(&[
         ("MessageSid", "SM9"),
         ("From", "+14155550000"),

@@ -36,6 +36,7 @@ async fn add_contact<S: Backend>(store: &S, id: &str) -> ContactId {
             contact: c.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
@@ -135,6 +136,16 @@ pub(crate) async fn learning_is_a_compare_and_set_on_the_version<S: Backend>(sto
         }
     }
     assert_eq!(applied, 1);
+    let many = store
+        .relationships(&[c.clone(), cid("nobody")])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+    assert_eq!(many[&c].version, 3);
+    assert_eq!(
+        Some(&many[&c]),
+        store.relationship(&c).await.unwrap().as_ref()
+    );
     assert_eq!(
         store.relationship(&c).await.unwrap().unwrap().notes.len(),
         3
@@ -267,6 +278,46 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
     let got = store.get_contact(&c).await.unwrap().unwrap();
     assert_eq!(got.tier, "family");
     assert!(got.email_consent && !got.sms_consent);
+    // A sync that names no tier keeps the learned one; one that names a tier sets it.
+    let resync = |tier: &str, keep_tier: bool| {
+        let mut contact = got.clone();
+        contact.tier = tier.into();
+        ContactUpsert {
+            contact,
+            email_consent: None,
+            sms_consent: None,
+            keep_tier,
+        }
+    };
+    store
+        .upsert_contacts(&[resync("acquaintance", true)])
+        .await
+        .unwrap();
+    assert_eq!(store.get_contact(&c).await.unwrap().unwrap().tier, "family");
+    store
+        .upsert_contacts(&[resync("acquaintance", false)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_contact(&c).await.unwrap().unwrap().tier,
+        "acquaintance"
+    );
+    store
+        .upsert_contacts(&[resync("family", false)])
+        .await
+        .unwrap();
+    let mut fresh = resync("acquaintance", true);
+    fresh.contact.id = cid("newcomer");
+    store.upsert_contacts(&[fresh]).await.unwrap();
+    assert_eq!(
+        store
+            .get_contact(&cid("newcomer"))
+            .await
+            .unwrap()
+            .unwrap()
+            .tier,
+        "acquaintance"
+    );
     let rec = store
         .policy_records(from_ref(&c), t0(), &[])
         .await
@@ -300,6 +351,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
             contact: got.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
@@ -315,6 +367,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
             contact: twin.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
@@ -369,11 +422,17 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
     assert!(before.contains(phone.as_str()));
 
     assert_eq!(
-        store.contact_by_phone(phone.as_str()).await.unwrap(),
-        Some(c.clone())
+        store.contacts_by_phone(phone.as_str()).await.unwrap(),
+        std::slice::from_ref(&c)
     );
     assert!(store.erase_contact(&c, t0() + days(1)).await.unwrap());
-    assert_eq!(store.contact_by_phone(phone.as_str()).await.unwrap(), None);
+    assert!(
+        store
+            .contacts_by_phone(phone.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let after = store.dump().await;
     for needle in ["eve.unique@example.org", "Eve's order", phone.as_str()] {
         assert!(
@@ -412,6 +471,7 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
             contact: again.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
@@ -422,8 +482,8 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
     let mut moved = store.get_contact(&keep).await.unwrap().unwrap();
     let old = moved.phone.clone().unwrap();
     assert_eq!(
-        store.contact_by_phone(old.as_str()).await.unwrap(),
-        Some(keep.clone())
+        store.contacts_by_phone(old.as_str()).await.unwrap(),
+        std::slice::from_ref(&keep)
     );
     moved.phone = Some(rapport::domain::PhoneNumber::parse("+14155559876").unwrap());
     store
@@ -431,13 +491,36 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
             contact: moved,
             email_consent: None,
             sms_consent: None,
+            keep_tier: false,
         }])
         .await
         .unwrap();
-    assert_eq!(store.contact_by_phone(old.as_str()).await.unwrap(), None);
+    assert!(
+        store
+            .contacts_by_phone(old.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.contact_by_phone("+14155559876").await.unwrap(),
-        Some(keep)
+        store.contacts_by_phone("+14155559876").await.unwrap(),
+        std::slice::from_ref(&keep)
+    );
+    // A shared number lists everyone with it.
+    let mut kin = store.get_contact(&keep).await.unwrap().unwrap();
+    kin.id = cid("fay-kin");
+    store
+        .upsert_contacts(&[ContactUpsert {
+            contact: kin,
+            email_consent: None,
+            sms_consent: None,
+            keep_tier: false,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.contacts_by_phone("+14155559876").await.unwrap(),
+        [keep, cid("fay-kin")]
     );
 }
 

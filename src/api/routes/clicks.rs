@@ -32,10 +32,18 @@ pub(in crate::api) async fn follow(
         .ok()
         .and_then(|u| HeaderValue::from_str(u.as_str()).ok())
         .ok_or_else(unknown)?;
-    // One click response per link of a touch: a second click teaches nothing new.
+    // One click response per link of a touch: a second click teaches nothing new. (Ids
+    // are unique per contact: the touch is part of it, so the same link in another
+    // touch is another click.)
     let id = {
-        let digest = Sha256::digest(click.url.as_bytes());
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let mut h = Sha256::new();
+        h.update(click.touch.as_bytes());
+        h.update([0]);
+        h.update(click.url.as_bytes());
+        let hex: String = h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("click:{hex}")
     };
     let now = state.clock.now();

@@ -31,7 +31,7 @@ use crate::{
         json::read_body,
         twilio::{self, FailureKind, Keyword, StatusOutcome},
     },
-    domain::TouchId,
+    domain::{ContactId, TouchId},
     feedback::{self, FeedbackError, Inbound},
     learning::ResponseKind,
     store::Store,
@@ -118,18 +118,28 @@ pub(in crate::api) async fn inbound(
     let sid = required(&params, "MessageSid")?;
     let from = required(&params, "From")?;
     let body = field(&params, "Body").unwrap_or_default();
+    let keyword = twilio::keyword(body, field(&params, "OptOutType"));
+    if keyword == Some(Keyword::Help) {
+        // Anyone may ask, known or not.
+        let help = format!(
+            "{}: reply STOP to stop these messages, START to get them again.",
+            state.cfg.brand_name
+        );
+        return Ok(twiml(Some(&help)));
+    }
     let store = state.store.as_ref();
     let now = state.clock.now();
-    let Some(contact) = store
-        .contact_by_phone(from)
+    // A number may be shared (a family): an opt-out or opt-in is for every contact
+    // with it; a reply is from the one we texted last.
+    let holders = store
+        .contacts_by_phone(from)
         .await
-        .map_err(ApiError::internal)?
-    else {
-        // Not someone we know (or no longer: erased). Nothing to record or answer.
+        .map_err(ApiError::internal)?;
+    if holders.is_empty() {
         tracing::info!("inbound SMS from a number no contact has; ignored");
         return Ok(twiml(None));
-    };
-    let respond = |kind| Inbound {
+    }
+    let respond = |contact: &ContactId, kind| Inbound {
         id: Some(format!("sms:{sid}")),
         kind,
         touch: None,
@@ -138,37 +148,74 @@ pub(in crate::api) async fn inbound(
         at: now,
         source: "sms",
     };
-    match twilio::keyword(body, field(&params, "OptOutType")) {
-        Some(Keyword::Help) => {
-            let help = format!(
-                "{}: reply STOP to stop these messages, START to get them again.",
-                state.cfg.brand_name
-            );
-            return Ok(twiml(Some(&help)));
-        }
-        Some(Keyword::OptIn) => {
-            feedback::consent(store, &contact, "sms", true, "START by SMS", now)
-                .await
-                .map_err(feedback_error)?;
-            tracing::info!(
-                contact = contact.as_str(),
-                "SMS consent given back by START"
-            );
-        }
+    let contacts = store
+        .get_contacts(&holders)
+        .await
+        .map_err(ApiError::internal)?;
+    let subscribed = |id: &ContactId| contacts.get(id).is_some_and(|c| c.sms_consent);
+    match keyword {
         Some(Keyword::OptOut) => {
-            feedback::respond(store, &state.cfg, respond(ResponseKind::Unsubscribe), now)
+            for contact in &holders {
+                feedback::respond(
+                    store,
+                    &state.cfg,
+                    respond(contact, ResponseKind::Unsubscribe),
+                    now,
+                )
                 .await
                 .map_err(feedback_error)?;
-            tracing::info!(contact = contact.as_str(), "SMS consent withdrawn by STOP");
+                tracing::info!(contact = contact.as_str(), "SMS consent withdrawn by STOP");
+            }
         }
-        None => {
-            feedback::respond(store, &state.cfg, respond(ResponseKind::Reply), now)
-                .await
-                .map_err(feedback_error)?;
+        // "Yes" from someone who never said no is an answer, not an opt-in.
+        Some(Keyword::OptIn) if !holders.iter().all(subscribed) => {
+            for contact in holders.iter().filter(|c| !subscribed(c)) {
+                feedback::consent(store, contact, "sms", true, "START by SMS", now)
+                    .await
+                    .map_err(feedback_error)?;
+                tracing::info!(
+                    contact = contact.as_str(),
+                    "SMS consent given back by START"
+                );
+            }
+        }
+        _ => {
+            let contact = last_texted(store, &holders).await?;
+            feedback::respond(
+                store,
+                &state.cfg,
+                respond(&contact, ResponseKind::Reply),
+                now,
+            )
+            .await
+            .map_err(feedback_error)?;
         }
     }
     // Twilio confirms STOP and START itself; we add nothing.
     Ok(twiml(None))
+}
+
+/// Of the contacts sharing a number, the one an SMS was last sent to (the first when
+/// none was texted).
+async fn last_texted<S: Store>(store: &S, holders: &[ContactId]) -> Result<ContactId, ApiError> {
+    let mut best: Option<(chrono::DateTime<chrono::Utc>, &ContactId)> = None;
+    for id in holders {
+        let touches = store
+            .touches_for_contact(id)
+            .await
+            .map_err(ApiError::internal)?;
+        let last = touches
+            .iter()
+            .filter(|t| t.channel == "sms")
+            .filter_map(|t| t.sent_at)
+            .max();
+        if let Some(at) = last {
+            if best.is_none_or(|(b, _)| at > b) {
+                best = Some((at, id));
+            }
+        }
+    }
+    Ok(best.map_or(&holders[0], |(_, id)| id).clone())
 }
 
 pub(in crate::api) async fn status(

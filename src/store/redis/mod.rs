@@ -598,6 +598,12 @@ impl Store for RedisStore {
     ) -> Result<Option<super::Relationship>, StoreError> {
         self.relationship_in(id).await
     }
+    async fn relationships(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, super::Relationship>, StoreError> {
+        self.relationships_in(ids).await
+    }
     async fn learn(
         &self,
         l: &super::Learn,
@@ -605,17 +611,19 @@ impl Store for RedisStore {
     ) -> Result<super::Learned, StoreError> {
         self.learn_in(l, now).await
     }
-    async fn contact_by_phone(&self, phone: &str) -> Result<Option<ContactId>, StoreError> {
-        let id: Option<String> = self
+    async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<ContactId>, StoreError> {
+        let mut ids: Vec<String> = self
             .conn
             .clone()
-            .hget(format!("{}:idx:phone", self.prefix), phone)
+            .smembers(format!("{}:idx:phone:{phone}", self.prefix))
             .await
             .map_err(q)?;
-        id.map(|i| {
-            ContactId::parse(&i).map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))
-        })
-        .transpose()
+        ids.sort();
+        ids.iter()
+            .map(|i| {
+                ContactId::parse(i).map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))
+            })
+            .collect()
     }
     async fn responses_for_contact(
         &self,
@@ -706,6 +714,7 @@ impl Store for RedisStore {
                 record["consent"] = serde_json::json!(r.email_consent);
                 record["sms"] = serde_json::json!(r.sms_consent);
                 let (email, phone) = super::relationship::address_hashes(&self.pepper, &r.contact);
+                record["keep_tier"] = serde_json::json!(r.keep_tier);
                 record["email_hash"] = serde_json::json!(email);
                 record["phone_hash"] = serde_json::json!(phone);
                 inv.arg(record.to_string());

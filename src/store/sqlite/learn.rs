@@ -17,7 +17,7 @@ use crate::{
 
 /// How long a key taken by a request still being answered holds (a process that died
 /// mid-request must not block the key for the whole retention time).
-const IN_PROGRESS_SECS: i64 = 60;
+const IN_PROGRESS_SECS: i64 = 300;
 
 pub(super) async fn relationship(
     store: &SqliteStore,
@@ -38,6 +38,36 @@ pub(super) async fn relationship(
         })
     })
     .transpose()
+}
+
+pub(super) async fn relationships(
+    store: &SqliteStore,
+    ids: &[ContactId],
+) -> Result<std::collections::HashMap<ContactId, Relationship>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT contact_id, version, state, notes FROM relationships \
+         WHERE contact_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(super::contact_ids_json(ids))
+    .fetch_all(&store.pool)
+    .await
+    .map_err(q)?;
+    rows.iter()
+        .map(|r| {
+            let id = ContactId::parse(&r.get::<String, _>("contact_id"))
+                .map_err(|e| corrupt("relationship contact", e))?;
+            Ok((
+                id,
+                Relationship {
+                    version: r.get::<i64, _>("version") as u64,
+                    state: serde_json::from_str(&r.get::<String, _>("state"))
+                        .map_err(|e| corrupt("relationship state", e))?,
+                    notes: serde_json::from_str(&r.get::<String, _>("notes"))
+                        .map_err(|e| corrupt("relationship notes", e))?,
+                },
+            ))
+        })
+        .collect()
 }
 
 pub(super) async fn learn(

@@ -15,8 +15,8 @@ for _, pair in ipairs({{"birthday", "birthday_md"}, {"since", "since_md"}}) do
 end
 redis.call("SREM", P .. ":idx:contacts", contact)
 local phone = record["phone"]
-if phone and phone ~= cjson.null and redis.call("HGET", P .. ":idx:phone", phone) == contact then
-    redis.call("HDEL", P .. ":idx:phone", phone)
+if phone and phone ~= cjson.null then
+    redis.call("SREM", P .. ":idx:phone:" .. phone, contact)
 end
 redis.call("ZREM", P .. ":idx:seen", contact)
 for _, id in ipairs(redis.call("ZRANGE", c .. ":touches", 0, -1)) do
