@@ -16,6 +16,7 @@ use rapport::{
 use tokio_util::sync::CancellationToken;
 
 mod dead_letters;
+mod learned;
 mod relationship;
 
 use relationship::{event_add, plan, show, simulate};
@@ -40,6 +41,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Contacts {
             command: ContactsCommand::Show { id },
         } => show(&cfg, &id).await,
+        Command::Response { command } => learned::response(&cfg, command).await,
         Command::Plan { at } => plan(&cfg, &at).await,
         Command::DeadLetters { command } => dead_letters::run(&cfg, command).await,
         Command::Event {
