@@ -358,4 +358,43 @@ pub(crate) async fn status_callbacks_teach_what_failed(b: Backend) {
     let (path, fields, _) = callback(&ids[0], "SMd", "failed", Some("21610"));
     let (_, _, other_url) = callback(&ids[1], "SMd", "failed", Some("21610"));
     assert_eq!(post(&s, &path, &fields, &other_url, AUTH).await.0, 403);
+
+    // A report that beats our record of the send (the touch still `sending`) still
+    // counts for the contact.
+    let pat = json!({"first_name": "Pat", "phone": "+14155550143", "tier": "friend", "sms_consent": true});
+    assert_eq!(
+        s.call(Method::PUT, "/v1/contacts/pat", Some(pat))
+            .await
+            .status,
+        201
+    );
+    let pat = ContactId::parse("pat").unwrap();
+    let t = NewTouch {
+        id: TouchId::derive("birthday", &pat, "9"),
+        occasion: "birthday".into(),
+        contact_id: pat.clone(),
+        occurrence: "9".into(),
+        channel: "sms".into(),
+        priority: 10,
+        scheduled_at: now - Duration::minutes(10),
+        expires_at: now + Duration::days(1),
+        status: TouchStatus::Planned,
+        reason: None,
+    };
+    s.store
+        .plan_touches(std::slice::from_ref(&t), 10, now)
+        .await
+        .unwrap();
+    s.store
+        .claim(
+            std::slice::from_ref(&t.id),
+            "w",
+            now,
+            now + Duration::minutes(5),
+        )
+        .await
+        .unwrap();
+    let (path, fields, url) = callback(&t.id, "SMe", "failed", Some("21610"));
+    assert_eq!(post(&s, &path, &fields, &url, AUTH).await.0, 204);
+    assert!(!s.contact("pat").await.unwrap().sms_consent);
 }

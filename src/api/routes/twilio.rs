@@ -256,17 +256,40 @@ pub(in crate::api) async fn status(
             }
         },
     };
+    let store = state.store.as_ref();
+    let now = state.clock.now();
     let input = Inbound {
         id: Some(format!("twilio_status:{sid}:{message_status}")),
         kind,
-        touch: Some(touch),
+        touch: Some(touch.clone()),
         contact: None,
         channel: Some("sms".into()),
-        at: state.clock.now(),
+        at: now,
         source: "twilio_status",
     };
-    match feedback::respond(state.store.as_ref(), &state.cfg, input, state.clock.now()).await {
+    match feedback::respond(store, &state.cfg, input.clone(), now).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
+        // The report beat our own record of the send (Twilio is quick, and does not
+        // retry callbacks): what it says of the number still counts, for the contact.
+        Err(FeedbackError::NotSent(..)) => {
+            let owner = store
+                .get_touches(std::slice::from_ref(&touch))
+                .await
+                .map_err(ApiError::internal)?
+                .pop()
+                .map(|t| t.contact_id);
+            let input = Inbound {
+                touch: None,
+                contact: owner,
+                ..input
+            };
+            match feedback::respond(store, &state.cfg, input, now).await {
+                Ok(_) | Err(FeedbackError::UnknownContact(_) | FeedbackError::NoTarget) => {
+                    Ok(StatusCode::NO_CONTENT)
+                }
+                Err(e) => Err(feedback_error(e)),
+            }
+        }
         // The touch is gone (its contact erased): nothing to learn.
         Err(FeedbackError::UnknownTouch(_) | FeedbackError::UnknownContact(_)) => {
             Ok(StatusCode::NO_CONTENT)
