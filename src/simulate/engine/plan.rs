@@ -16,7 +16,7 @@ use crate::{
 impl Sim<'_> {
     /// Every planner runs at the start (as the daemon's does at start-up), then on its
     /// schedule; check-ins start counting from the start.
-    pub(super) fn schedule_planners(&mut self, tier_names: &[&str]) {
+    pub(super) fn schedule_planners(&mut self) {
         for (k, o) in self.occasions.iter().enumerate() {
             if o.schedule.is_none() || matches!(o.trigger, Trigger::Event { .. }) {
                 continue;
@@ -31,7 +31,8 @@ impl Sim<'_> {
             if !matches!(o.trigger, Trigger::Inactivity { .. }) {
                 continue;
             }
-            let every: Vec<Option<i64>> = tier_names
+            let every: Vec<Option<i64>> = self
+                .tier_names
                 .iter()
                 .map(|t| self.cfg.check_in_every(o, t).map(|e| e.as_secs() as i64))
                 .collect();
@@ -83,7 +84,7 @@ impl Sim<'_> {
                 if p.quiet_until[k] > now.timestamp() {
                     continue;
                 }
-                let Some(t) = planner::due(cfg, occasion, p.contact, now) else {
+                let Some(t) = planner::due(cfg, occasion, &p.contact, now) else {
                     continue;
                 };
                 let zone = p.contact.zone(cfg.defaults.timezone);
@@ -115,8 +116,21 @@ impl Sim<'_> {
             let Some(every) = ci.every[self.people[c].tier] else {
                 continue;
             };
+            // A backed-off cadence runs out later than the tier's: not due yet.
             let p = &self.people[c];
-            let next = match planner::check_in(cfg, occasion, p.contact, p.last_interaction, now) {
+            let last = p.last_interaction.timestamp();
+            match self.cadence(c, every) {
+                None => {
+                    self.check_ins[j].set(c, i64::MAX);
+                    continue;
+                }
+                Some(e) if last.saturating_add(e) > now_ts => {
+                    self.check_ins[j].set(c, last.saturating_add(e));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let next = match planner::check_in(cfg, occasion, &p.contact, p.last_interaction, now) {
                 Some(t) => {
                     self.record(c, self.check_ins[j].occasion, t, now);
                     // The planner names a check-in by its cadence period: until the next
@@ -131,10 +145,11 @@ impl Sim<'_> {
 
     /// Records `t` unless the contact's ledger has it (insert-if-absent by id).
     pub(super) fn record(&mut self, c: usize, k: usize, t: NewTouch, now: DateTime<Utc>) {
-        let p = &mut self.people[c];
-        if p.ledger.iter().any(|e| e.touch.id == t.id) {
+        if self.people[c].ledger.iter().any(|e| e.touch.id == t.id) {
             return;
         }
+        let t = self.steer(c, k, t);
+        let p = &mut self.people[c];
         let stats = &mut self.tiers[p.tier];
         stats.occasions[k].planned += 1;
         if t.status != TouchStatus::Planned {
@@ -159,6 +174,9 @@ impl Sim<'_> {
             touch,
             occasion: k,
             deferred: false,
+            tier_at_send: p.tier,
+            answer: None,
+            settled: false,
         });
     }
 }
