@@ -368,4 +368,14 @@ impl<'a> Sim<'a> {
             .iter()
             .flat_map(|p| p.ledger.iter().map(|e| &e.touch))
     }
+
+    /// Each contact's id and learned state, in file order.
+    #[cfg(test)]
+    pub(super) fn states(
+        &self,
+    ) -> impl Iterator<Item = (&str, &crate::learning::RelationshipState)> {
+        self.people
+            .iter()
+            .map(|p| (p.contact.id.as_str(), &p.mind.state))
+    }
 }

@@ -3,6 +3,8 @@ use std::path::Path;
 use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
+mod learning;
+
 use super::*;
 use crate::{
     domain::{Birthday, ContactId, EventId, Touch},
