@@ -121,7 +121,7 @@ impl Sim<'_> {
         e.tier_at_send = p.tier;
         e.answer = answer;
         self.tiers[p.tier].responses.sent += 1;
-        let mut at = |at: DateTime<Utc>, kind| {
+        let mut push = |at: DateTime<Utc>, kind| {
             self.queue.push(Reverse(Step {
                 at: at.timestamp(),
                 kind,
@@ -130,9 +130,9 @@ impl Sim<'_> {
                 index: i as u32,
             }));
         };
-        at(learning::config::plus(now, window), Kind::Settle);
+        push(learning::config::plus(now, window), Kind::Settle);
         if let Some(a) = answer {
-            at(a.at, Kind::Respond);
+            push(a.at, Kind::Respond);
         }
     }
 

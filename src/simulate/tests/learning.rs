@@ -146,7 +146,7 @@ fn the_learned_channel_and_hour_steer_later_touches() {
     for learning in [false, true] {
         let (_, touches, _) = simulate_learning(
             &cfg,
-            &[fan.clone()],
+            std::slice::from_ref(&fan),
             &[],
             &opts(730, model.clone(), learning),
         );
@@ -183,7 +183,7 @@ fn a_contact_who_ignores_everything_is_backed_off_then_sunset() {
     let quiet = with(person("quiet", "family", chrono_tz::UTC, None), &silent);
     let (report, touches, states) = simulate_learning(
         &cfg,
-        &[quiet.clone()],
+        std::slice::from_ref(&quiet),
         &[],
         &opts(730, ResponseModel::default(), true),
     );
@@ -279,7 +279,7 @@ fn an_opt_out_acts_with_learning_off_too() {
         &[("sim_opt_out", "1")],
     );
     let o = opts(365, ResponseModel::default(), false);
-    let report = run(&cfg, &[leaver.clone()], &[], &o);
+    let report = run(&cfg, std::slice::from_ref(&leaver), &[], &o);
     let family = report.tier("family").unwrap();
     assert_eq!((family.responses.sent, family.responses.opt_outs), (1, 1));
     assert!(family.suppressed["no email consent"] >= 10, "{family}");
