@@ -62,6 +62,7 @@ impl App {
         let channels = Channels::build(&cfg, &store, |name| std::env::var(name).ok())
             .await
             .map_err(AppError::Channel)?;
+        crate::feedback::start_learning(&store, clock.now()).await?;
         Ok(Self {
             cfg: Arc::new(cfg),
             store: Arc::new(store),
@@ -109,6 +110,7 @@ impl App {
                 clock: self.clock.clone(),
                 tokens: Arc::new(Tokens::from_env(&self.cfg.api.tokens_env)),
                 unsubscribe_key: self.channels.unsubscribe_key.clone(),
+                twilio_auth_token: twilio_auth_token(&self.cfg),
                 workers,
             };
             let stop = shutdown.clone();
@@ -239,5 +241,16 @@ impl App {
         self.store.close().await;
         tracing::info!("rapport stopped");
         Ok(())
+    }
+}
+
+/// The auth token Twilio signs its webhooks with, when SMS go through Twilio.
+fn twilio_auth_token(cfg: &Config) -> Option<Arc<secrecy::SecretString>> {
+    match &cfg.sms.as_ref()?.transport {
+        crate::config::SmsTransport::Twilio { auth_token_env, .. } => std::env::var(auth_token_env)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|t| Arc::new(t.into())),
+        crate::config::SmsTransport::Outbox { .. } => None,
     }
 }

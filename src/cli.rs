@@ -50,6 +50,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Responses from contacts (a reply, a click, an unsubscribe...), as
+    /// `POST /v1/responses` takes them.
+    Response {
+        #[command(subcommand)]
+        command: ResponseCommand,
+    },
     /// Dry run: what would go out at an instant, and what the policy would hold or skip,
     /// and why (nothing is written).
     Plan {
@@ -175,6 +181,33 @@ pub enum EventCommand {
         /// Data for templates, a JSON object ({{event.data.*}}).
         #[arg(long)]
         data: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResponseCommand {
+    /// Record a response and learn from it: attributed to `--touch`, else to the last
+    /// touch sent to `--contact` on `--channel`.
+    Add {
+        /// reply, click, positive, negative, unsubscribe (or stop), bounce_hard,
+        /// bounce_soft, complaint.
+        #[arg(long)]
+        kind: String,
+        /// The touch it answers.
+        #[arg(long)]
+        touch: Option<String>,
+        /// The contact (needed without --touch).
+        #[arg(long)]
+        contact: Option<String>,
+        /// The channel it came in on (needed without --touch).
+        #[arg(long)]
+        channel: Option<String>,
+        /// When, RFC 3339; default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Your id for it: the same id is recorded once.
+        #[arg(long)]
+        id: Option<String>,
     },
 }
 

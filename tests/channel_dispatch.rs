@@ -193,6 +193,7 @@ impl Rig {
                 contact,
                 email_consent: None,
                 sms_consent: None,
+                keep_tier: false,
             }])
             .await
             .unwrap();
@@ -211,6 +212,7 @@ impl Rig {
                 contact,
                 email_consent: None,
                 sms_consent: None,
+                keep_tier: false,
             }])
             .await
             .unwrap();
@@ -705,6 +707,7 @@ async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend
             },
             email_consent: None,
             sms_consent: None,
+            keep_tier: false,
         }])
         .await
         .unwrap();

@@ -241,7 +241,7 @@ previous_secret_env = "TEST_HOOK_SECRET_OLD"
     assert_lacks(&run.stdout, "api.public_url is not set");
     assert_has(
         &run.stdout,
-        "warn  api.public_url: this version does not serve https://rapport.example/v1/twilio/status",
+        "warn  api.public_url: https://rapport.example/u/... (one-click unsubscribe), https://rapport.example/c/... (click tracking) and https://rapport.example/v1/twilio/... (SMS replies and delivery reports) must route",
     );
     assert_has(&run.stdout, "warn  channels.email.dkim is not set");
 }

@@ -194,6 +194,7 @@ impl Rig {
                 contact,
                 email_consent: Some(true),
                 sms_consent: None,
+                keep_tier: false,
             }])
             .await
             .unwrap();

@@ -149,6 +149,7 @@ async fn seed(store: &AnyStore, now: DateTime<Utc>) -> Vec<TouchId> {
             },
             email_consent: Some(true),
             sms_consent: None,
+            keep_tier: false,
         })
         .collect();
     store.upsert_contacts(&rows).await.unwrap();

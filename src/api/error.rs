@@ -28,6 +28,9 @@ pub enum ApiError {
         message: &'static str,
         invalid: bool,
     },
+    /// 403: a request that proves who sent it (a provider's signature) did not.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such resource (or route).
     #[error("{0}")]
     NotFound(String),
@@ -99,6 +102,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -113,6 +117,7 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
             Self::Unauthorized { .. } => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooLarge { .. } => "body_too_large",

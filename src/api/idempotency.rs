@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on POSTs: a client that retries (a timeout, a dropped connection)
 //! sends the same key, and gets the original answer instead of a second effect.
 //!
-//! - The first request with a key takes it (for 60 s while it is answered), and its
+//! - The first request with a key takes it (for 5 minutes while it is answered), and its
 //!   answer is kept for 24 hours if it succeeded (2xx). A failure lets go of the key,
 //!   so a client can fix the request and retry with the same key.
 //! - The same key with the same request (method, path, body) -> the kept answer, with
@@ -100,7 +100,7 @@ pub(super) async fn layer(
         .await;
     if !response.status().is_success() {
         if let Err(e) = store.forget_key(&key).await {
-            tracing::warn!(error = %e, "could not let go of an idempotency key; it lapses in 60s");
+            tracing::warn!(error = %e, "could not let go of an idempotency key; it lapses in 5 minutes");
         }
         return Ok(response);
     }

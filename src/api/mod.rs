@@ -21,7 +21,7 @@ mod one_click;
 mod routes;
 #[cfg(test)]
 mod tests;
-pub(crate) mod twilio;
+pub mod twilio;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -73,6 +73,9 @@ pub struct ApiState {
     /// Checks the tokens of one-click unsubscribe links: the key the dispatcher signs
     /// them with (`Channels::unsubscribe_key`).
     pub unsubscribe_key: Arc<Vec<u8>>,
+    /// The Twilio auth token that signs Twilio's webhooks (`None`: no Twilio SMS
+    /// transport, and the webhook routes answer 404).
+    pub twilio_auth_token: Option<Arc<secrecy::SecretString>>,
     /// `None` in a process that runs no queue workers (`--role api`): readiness then
     /// does not depend on them.
     pub workers: Option<WorkerProbe>,
@@ -121,6 +124,9 @@ fn public_routes() -> Routes {
         .add("GET", "/openapi.json", routes::openapi::document)
         .add("GET", "/u/{token}", routes::unsubscribe::confirm)
         .add("POST", "/u/{token}", routes::unsubscribe::one_click)
+        .add("GET", "/c/{token}", routes::clicks::follow)
+        .add("POST", "/v1/twilio/sms", routes::twilio::inbound)
+        .add("POST", "/v1/twilio/status", routes::twilio::status)
 }
 
 /// Routes that need a bearer token.

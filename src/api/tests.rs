@@ -179,6 +179,7 @@ async fn state(dir: &std::path::Path, workers: Option<WorkerProbe>) -> ApiState 
         clock: Arc::new(SystemClock),
         tokens: Arc::new(Tokens::default()),
         unsubscribe_key: Arc::new(b"a key for the api unit tests".to_vec()),
+        twilio_auth_token: None,
         workers,
     }
 }

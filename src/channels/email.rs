@@ -190,6 +190,7 @@ mod tests {
             list_unsubscribe_mailto: None,
             dkim: None,
             rate: None,
+            track_clicks: false,
         }
     }
 

@@ -16,6 +16,7 @@ use rapport::{
 use tokio_util::sync::CancellationToken;
 
 mod dead_letters;
+mod learned;
 mod relationship;
 mod simulate;
 
@@ -41,6 +42,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Contacts {
             command: ContactsCommand::Show { id },
         } => show(&cfg, &id).await,
+        Command::Response { command } => learned::response(&cfg, command).await,
         Command::Plan { at } => plan(&cfg, &at).await,
         Command::DeadLetters { command } => dead_letters::run(&cfg, command).await,
         Command::Event {
@@ -216,7 +218,7 @@ fn channel_warnings(cfg: &Config) -> Vec<String> {
     }
     if let Some(url) = &cfg.api.public_url {
         out.push(format!(
-            "api.public_url: this version does not serve {url}/v1/twilio/status (SMS delivery reports) yet; {url}/u/... (one-click unsubscribe) must route to this daemon's HTTP API (api.listen)"
+            "api.public_url: {url}/u/... (one-click unsubscribe), {url}/c/... (click tracking) and {url}/v1/twilio/... (SMS replies and delivery reports) must route to this daemon's HTTP API (api.listen)"
         ));
     }
     if marketing && cfg.api.public_url.is_some() && cfg.email.dkim.is_none() {

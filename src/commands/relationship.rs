@@ -168,6 +168,11 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         .remove(&id)
         .unwrap_or_default();
     print_budget(cfg, &c, &record, now);
+    let learned = super::learned::learned(&store, cfg, &c, now).await?;
+    println!("\nrelationship:");
+    for line in &learned.summary {
+        println!("  {line}");
+    }
 
     let touches = store.touches_for_contact(&id).await?;
     let events = store.events_for_contact(&id).await?;
@@ -188,9 +193,15 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         });
         lines.push((when, touch_line(t)));
     }
+    let responses = learned
+        .timeline
+        .iter()
+        .filter(|l| l.1.starts_with("reply"))
+        .count();
+    lines.extend(learned.timeline);
     lines.sort_by_key(|l| l.0);
     println!(
-        "\ntimeline ({} event(s), {} touch(es)):",
+        "\ntimeline ({} event(s), {} touch(es), {responses} response(s)):",
         events.len(),
         touches.len()
     );

@@ -318,6 +318,9 @@ pub struct EmailConfig {
     pub dkim: Option<DkimKey>,
     /// The provider's rate limit.
     pub rate: Option<Rate>,
+    /// Links in email bodies go through `PUBLIC_URL/c/TOKEN`, which records a click
+    /// and redirects (needs `api.public_url`).
+    pub track_clicks: bool,
 }
 
 /// A DKIM signing key: `[channels.email.dkim]`.

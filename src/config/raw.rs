@@ -193,6 +193,7 @@ pub(super) struct RawEmail {
     pub timeout: Option<String>,
     pub rate: Option<String>,
     pub list_unsubscribe_mailto: Option<String>,
+    pub track_clicks: Option<bool>,
     pub dkim: Option<RawDkim>,
 }
 

@@ -154,10 +154,11 @@ impl<S: Store> Dispatcher<S> {
         // Consent is checked right before the send, not when the touch was planned.
         let why = policy::blocked(&self.cfg, contact, &touch.channel)?;
         let channel = touch.channel.as_str();
-        let next = self
-            .cfg
-            .occasion(&touch.occasion)
-            .and_then(|o| policy::next_channel(&self.cfg, o, contact, Some(channel)));
+        let next = self.cfg.occasion(&touch.occasion).and_then(|o| {
+            let tried = super::deliver::tried(touch);
+            let tried: Vec<&str> = tried.iter().map(String::as_str).collect();
+            policy::fallback_channel(&self.cfg, o, contact, channel, &tried)
+        });
         match next {
             Some(next) => Some(Outcome::Fallback {
                 id: touch.id.clone(),

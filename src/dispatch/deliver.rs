@@ -8,7 +8,7 @@ use super::Dispatcher;
 use crate::{
     channels::{
         DeliveryClass, DeliveryError, ListUnsubscribe, OutboundEmail, OutboundSms, OutboundWebhook,
-        unsubscribe,
+        clicks, unsubscribe,
     },
     config::Trigger,
     domain::{Contact, Touch},
@@ -173,10 +173,13 @@ impl<S: Store> Dispatcher<S> {
             .email
             .clone()
             .ok_or_else(|| DeliveryError::permanent("no email address"))?;
-        let content = self
+        let mut content = self
             .renderer
             .render_email(&touch.occasion, &contact.tier, ctx)
             .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
+        if self.cfg.email.track_clicks {
+            self.track_clicks(touch, &mut content);
+        }
         let transactional = self
             .cfg
             .occasion(&touch.occasion)
@@ -194,6 +197,22 @@ impl<S: Store> Dispatcher<S> {
         };
         self.pace(touch, contact).await?;
         Ok(self.channels.email.send(&email).await?)
+    }
+
+    /// Points every http(s) link of the email's bodies at `PUBLIC_URL/c/TOKEN` (the
+    /// token signs the touch and the original URL), except the unsubscribe links.
+    fn track_clicks(&self, touch: &Touch, content: &mut crate::render::RenderedEmail) {
+        let Some(base) = self.cfg.api.public_url.as_deref() else {
+            return;
+        };
+        let key = &self.channels.unsubscribe_key;
+        let skip = unsubscribe::https_url(base, "");
+        let link =
+            |url: &str| clicks::token(key, touch.id.as_str(), url).map(|t| format!("{base}/c/{t}"));
+        content.text = clicks::rewrite_text(&content.text, Some(&skip), link);
+        if let Some(html) = &content.html {
+            content.html = Some(clicks::rewrite_html(html, Some(&skip), link));
+        }
     }
 
     /// `List-Unsubscribe` targets for `contact`: the one-click https link under
@@ -314,10 +333,11 @@ impl<S: Store> Dispatcher<S> {
                 if e.class == DeliveryClass::OptedOut {
                     self.withdraw_consent(contact, channel).await;
                 }
-                let next = self
-                    .cfg
-                    .occasion(&touch.occasion)
-                    .and_then(|o| policy::next_channel(&self.cfg, o, contact, Some(channel)));
+                let next = self.cfg.occasion(&touch.occasion).and_then(|o| {
+                    let tried = tried(touch);
+                    let tried: Vec<&str> = tried.iter().map(String::as_str).collect();
+                    policy::fallback_channel(&self.cfg, o, contact, channel, &tried)
+                });
                 match next {
                     Some(next) => Outcome::Fallback {
                         id,
@@ -419,6 +439,21 @@ impl<S: Store> Dispatcher<S> {
 
 /// The reason for a move to the next channel, after the earlier moves' reasons: the
 /// ledger keeps why each channel was left, not only the last.
+/// The channels a touch has been moved away from, read from the hops in its reason
+/// (`"email: why; trying sms; sms: why; trying webhook"`: email and sms).
+pub(super) fn tried(touch: &Touch) -> Vec<String> {
+    let Some(reason) = touch.reason.as_deref().filter(|r| r.contains("; trying ")) else {
+        return Vec::new();
+    };
+    reason
+        .split("; ")
+        .filter(|seg| !seg.starts_with("trying "))
+        .filter_map(|seg| seg.split_once(": ").map(|(ch, _)| ch))
+        .filter(|ch| crate::config::CHANNELS.contains(ch))
+        .map(str::to_owned)
+        .collect()
+}
+
 pub(super) fn hops(touch: &Touch, this: String) -> String {
     match touch.reason.as_deref() {
         Some(before) if before.contains("; trying ") => format!("{before}; {this}"),

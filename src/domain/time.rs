@@ -61,6 +61,13 @@ impl LocalMinute {
     }
 }
 
+impl LocalMinute {
+    /// Minutes after local midnight (`1440`: the next midnight).
+    pub fn minutes(self) -> u32 {
+        self.0
+    }
+}
+
 impl fmt::Display for LocalMinute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)

@@ -28,6 +28,27 @@ impl TouchId {
     /// A form safe in a Message-ID local part and a file name: `:` becomes `.`, and any
     /// other character outside `[A-Za-z0-9._-]` becomes `=XX` (its hex code), so distinct
     /// ids keep distinct tokens.
+    /// The id a [`token`](Self::token) was made from (`None`: not a token).
+    pub fn from_token(token: &str) -> Option<Self> {
+        let mut out = Vec::with_capacity(token.len());
+        let bytes = token.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'.' => out.push(b':'),
+                b'=' => {
+                    let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                b if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-') => out.push(b),
+                _ => return None,
+            }
+            i += 1;
+        }
+        String::from_utf8(out).ok().map(Self)
+    }
+
     pub fn token(&self) -> String {
         let mut out = String::with_capacity(self.0.len());
         for c in self.0.chars() {
@@ -199,6 +220,12 @@ mod tests {
         assert_eq!(a.token(), "birthday.cus_42.2026");
         let odd = TouchId::derive("birthday", &ContactId::parse("a.b+d").unwrap(), "2026");
         assert_eq!(odd.token(), "birthday.a=2Eb=2Bd.2026");
+        for id in [&a, &odd] {
+            assert_eq!(TouchId::from_token(&id.token()).as_ref(), Some(id));
+        }
+        assert_eq!(TouchId::from_token("a b"), None);
+        assert_eq!(TouchId::from_token("a=2"), None);
+        assert_eq!(TouchId::from_token("a=ZZ"), None);
     }
 
     #[test]

@@ -20,13 +20,24 @@ use crate::{
     learning::{self, Effect, Response, ResponseKind, Signal, TouchRef},
     store::{
         Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta, StatField, StatKey,
-        Store, StoreError,
+        Store, StoreError, Suppression,
     },
 };
 
 mod sweep;
 
 pub use sweep::{sweep, sweep_loop};
+
+/// The setting holding when this store started learning: touches sent before (by a
+/// version that did not learn) are settled without teaching anything.
+pub(crate) const SINCE_SETTING: &str = "learning.since";
+
+/// Records when learning started, once per store (the first start of a version that
+/// learns); later starts keep the first.
+pub async fn start_learning<S: Store>(store: &S, now: DateTime<Utc>) -> Result<(), StoreError> {
+    store.init_setting(SINCE_SETTING, &now.to_rfc3339()).await?;
+    Ok(())
+}
 
 /// Conflicts are resolved by reading again; a contact this busy is worth an error.
 const TRIES: usize = 16;
@@ -113,7 +124,7 @@ pub async fn respond<S: Store>(
         let touch = match &named {
             Some(t) => Some(fresh(store, t).await?),
             None => match &input.channel {
-                Some(ch) => latest_sent(store, &contact_id, ch).await?,
+                Some(ch) => latest_sent(store, &contact_id, ch, input.at).await?,
                 None => None,
             },
         };
@@ -138,10 +149,8 @@ pub async fn respond<S: Store>(
                     });
                     learn.stats.push(stat(&key, StatField::Settled));
                 }
-                if !matches!(
-                    input.kind,
-                    ResponseKind::BounceHard | ResponseKind::BounceSoft
-                ) {
+                // The response rate counts engagement; opt-outs are counted apart.
+                if input.kind.is_engaged() {
                     learn.stats.push(stat(&key, StatField::Responded));
                 }
             }
@@ -269,17 +278,19 @@ async fn fresh<S: Store>(store: &S, id: &TouchId) -> Result<Touch, FeedbackError
 }
 
 /// The touch a response on `channel` without a touch id answers: the most recent one
-/// sent to the contact on that channel (an SMS reply, an unsubscribe by mail).
+/// sent to the contact on that channel at or before the response (an SMS reply, an
+/// unsubscribe by mail).
 async fn latest_sent<S: Store>(
     store: &S,
     contact: &ContactId,
     channel: &str,
+    at: DateTime<Utc>,
 ) -> Result<Option<Touch>, FeedbackError> {
     Ok(store
         .touches_for_contact(contact)
         .await?
         .into_iter()
-        .filter(|t| t.channel == channel && t.sent_at.is_some())
+        .filter(|t| t.channel == channel && t.sent_at.is_some_and(|s| s <= at))
         .max_by_key(|t| (t.sent_at, t.id.clone())))
 }
 
@@ -313,7 +324,21 @@ pub(crate) fn learn_from(
                 true
             }
             Effect::Suppress { reason } => {
-                learn.suppress = Some(reason.clone());
+                // A complaint is about us: every channel. A hard bounce is about an
+                // address: the one that bounced.
+                let bounced = signals.iter().find_map(|s| match s {
+                    Signal::Response(r) if r.kind == ResponseKind::BounceHard => {
+                        Some(r.channel.clone())
+                    }
+                    _ => None,
+                });
+                learn.suppress = Some(match bounced {
+                    Some(channel) => Suppression {
+                        reason: reason.clone(),
+                        channels: vec![channel],
+                    },
+                    None => Suppression::all(reason.clone()),
+                });
                 true
             }
             Effect::MoveTier { to, .. } if enabled && cfg.tier(to).is_some() => {

@@ -24,16 +24,35 @@ pub async fn sweep<S: Store>(
     now: DateTime<Utc>,
 ) -> Result<u64, FeedbackError> {
     let before = minus(now, cfg.learning.model.response_window);
+    // Touches sent before learning started: their silence says nothing (the responses
+    // to them were never recorded).
+    let since = store
+        .setting(super::SINCE_SETTING)
+        .await?
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc));
     let mut marked = 0;
     loop {
         let due = store.awaiting(before, STEP).await?;
         let n = due.len();
+        let mut settled = 0;
         for touch in due {
-            if ignore(store, cfg, touch, now).await? {
-                marked += 1;
+            let id = touch.id.clone();
+            let learn = since.is_none_or(|s| touch.sent_at.is_some_and(|t| t >= s));
+            match ignore(store, cfg, touch, learn, now).await {
+                Ok(true) => {
+                    marked += 1;
+                    settled += 1;
+                }
+                Ok(false) => settled += 1,
+                // One touch that cannot be settled now must not hold up the others.
+                Err(e) => {
+                    tracing::warn!(touch = id.as_str(), error = %e, "could not mark a touch ignored; will try again")
+                }
             }
         }
-        if n < STEP {
+        // A full page of which none could be settled would be read again for ever.
+        if n < STEP || settled == 0 {
             return Ok(marked);
         }
     }
@@ -44,6 +63,7 @@ async fn ignore<S: Store>(
     store: &S,
     cfg: &Config,
     mut touch: Touch,
+    learn_from_it: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, FeedbackError> {
     for _ in 0..TRIES {
@@ -59,20 +79,22 @@ async fn ignore<S: Store>(
             .unwrap_or_default();
         let mut learn = Learn::new(contact.id.clone(), rel.version);
         learn.settle = Some((touch.id.clone(), Settle::Ignored));
-        learn
-            .stats
-            .push(stat(&stat_key(&contact, &touch), StatField::Settled));
-        let signals = [
-            Signal::Sent {
-                channel: touch.channel.clone(),
-                at: touch.sent_at.unwrap_or(now),
-            },
-            Signal::Ignored {
-                channel: touch.channel.clone(),
-                at: now,
-            },
-        ];
-        learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
+        if learn_from_it {
+            learn
+                .stats
+                .push(stat(&stat_key(&contact, &touch), StatField::Settled));
+            let signals = [
+                Signal::Sent {
+                    channel: touch.channel.clone(),
+                    at: touch.sent_at.unwrap_or(now),
+                },
+                Signal::Ignored {
+                    channel: touch.channel.clone(),
+                    at: now,
+                },
+            ];
+            learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
+        }
         match store.learn(&learn, now).await? {
             Learned::Applied => return Ok(true),
             Learned::NoContact => return Ok(false),

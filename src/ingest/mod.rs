@@ -134,6 +134,7 @@ pub fn parse_row(row: &Map<String, Value>, cfg: &Config) -> Result<ContactUpsert
             attributes.insert(k.clone(), v.clone());
         }
     }
+    let tier_left_out = tier.is_none();
     match id {
         Some(id) if errors.is_empty() => Ok(ContactUpsert {
             contact: Contact {
@@ -153,6 +154,7 @@ pub fn parse_row(row: &Map<String, Value>, cfg: &Config) -> Result<ContactUpsert
             },
             email_consent: consent,
             sms_consent,
+            keep_tier: tier_left_out,
         }),
         _ => Err(errors),
     }

@@ -12,8 +12,18 @@ use crate::{
     domain::{
         Contact, Event, MonthDay, NewTouch, SendWindow, TouchId, TouchStatus, time::local_midnight,
     },
+    learning::{ChannelPrior, RelationshipState},
     policy::Upcoming,
 };
+
+/// What was learned about one contact, for planning its touches: the send hour, the
+/// channel and the check-in cadence adapt to it (when `learning.enabled`).
+#[derive(Debug, Clone, Copy)]
+pub struct Learned<'a> {
+    pub state: &'a RelationshipState,
+    /// The contact's tier's response rates per channel, the prior for its own.
+    pub prior: &'a ChannelPrior,
+}
 
 /// The month-days that are "today" somewhere on Earth at `now`: local dates range from
 /// UTC-12 to UTC+14, so yesterday, today and tomorrow in UTC cover them all. Feb 29 joins
@@ -42,9 +52,20 @@ pub fn plan(
     contacts: &[Contact],
     now: DateTime<Utc>,
 ) -> Vec<NewTouch> {
+    plan_learned(cfg, occasion, contacts, |_| None, now)
+}
+
+/// As [`plan`], each contact's touch shaped by what `learned` knows of it.
+pub fn plan_learned<'a>(
+    cfg: &Config,
+    occasion: &Occasion,
+    contacts: &[Contact],
+    learned: impl Fn(&Contact) -> Option<Learned<'a>>,
+    now: DateTime<Utc>,
+) -> Vec<NewTouch> {
     contacts
         .iter()
-        .filter_map(|c| due(cfg, occasion, c, now))
+        .filter_map(|c| due_learned(cfg, occasion, c, learned(c), now))
         .collect()
 }
 
@@ -80,6 +101,16 @@ pub fn due(
     contact: &Contact,
     now: DateTime<Utc>,
 ) -> Option<NewTouch> {
+    due_learned(cfg, occasion, contact, None, now)
+}
+
+fn due_learned(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    learned: Option<Learned<'_>>,
+    now: DateTime<Utc>,
+) -> Option<NewTouch> {
     let field = occasion.date_field()?;
     let zone = contact.zone(cfg.defaults.timezone);
     let today = now.with_timezone(&zone).date_naive();
@@ -89,7 +120,7 @@ pub fn due(
     let year = today.year().to_string();
     let expires_at = expiry(today, zone, occasion.expires);
     Some(touch_in_window(
-        cfg, occasion, contact, &year, now, expires_at,
+        cfg, occasion, contact, &year, now, expires_at, learned,
     ))
 }
 
@@ -102,11 +133,20 @@ fn touch_in_window(
     occurrence: &str,
     due: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    learned: Option<Learned<'_>>,
 ) -> NewTouch {
     let zone = contact.zone(cfg.defaults.timezone);
     let window = cfg.send_window(occasion, &contact.tier);
+    let learned = learned.filter(|_| cfg.learning.enabled);
+    let id = TouchId::derive(&occasion.name, &contact.id, occurrence);
     let (scheduled_at, status, reason) = match fit_in_window(due, window, zone, expires_at) {
-        Some(at) => (at, TouchStatus::Planned, None),
+        Some(at) => (
+            learned.map_or(at, |l| {
+                at_learned_hour(cfg, l, at, window, zone, expires_at)
+            }),
+            TouchStatus::Planned,
+            None,
+        ),
         None => (
             due,
             TouchStatus::Expired,
@@ -116,12 +156,16 @@ fn touch_in_window(
             )),
         ),
     };
+    let channel = match learned {
+        Some(l) => learned_channel(cfg, occasion, contact, l, &id),
+        None => crate::policy::planned_channel(cfg, occasion, contact),
+    };
     NewTouch {
-        id: TouchId::derive(&occasion.name, &contact.id, occurrence),
+        id,
         occasion: occasion.name.clone(),
         contact_id: contact.id.clone(),
         occurrence: occurrence.to_owned(),
-        channel: crate::policy::planned_channel(cfg, occasion, contact),
+        channel,
         priority: occasion.priority,
         scheduled_at,
         expires_at,
@@ -155,6 +199,7 @@ pub fn for_event(
         event.id.as_str(),
         due.max(now),
         expires_at,
+        None,
     );
     if t.status == TouchStatus::Expired && expires_at <= now {
         t.reason = Some(format!(
@@ -187,8 +232,36 @@ pub fn check_in(
     last_interaction: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<NewTouch> {
+    check_in_learned(cfg, occasion, contact, last_interaction, None, now)
+}
+
+/// The longest a backed-off check-in cadence gets, whatever the tier's.
+const MAX_CHECK_IN: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+
+/// As [`check_in`], with what was learned: after ignored check-ins the cadence backs off
+/// (doubling, at most `learning.max_backoff` times the tier's, and a year); once the
+/// contact is sunset there are none until they interact again.
+pub fn check_in_learned(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    last_interaction: DateTime<Utc>,
+    learned: Option<Learned<'_>>,
+    now: DateTime<Utc>,
+) -> Option<NewTouch> {
     let every = cfg.check_in_every(occasion, &contact.tier)?;
-    if last_interaction + chrono::Duration::from_std(every).ok()? > now {
+    let learned = learned.filter(|_| cfg.learning.enabled);
+    let wait = match learned {
+        Some(l) => {
+            let model = &cfg.learning.model;
+            let max = every
+                .saturating_mul(model.max_backoff)
+                .min(MAX_CHECK_IN.max(every));
+            crate::learning::check_in_cadence(l.state, model, every, max)?
+        }
+        None => every,
+    };
+    if last_interaction + chrono::Duration::from_std(wait).ok()? > now {
         return None;
     }
     let zone = contact.zone(cfg.defaults.timezone);
@@ -205,6 +278,7 @@ pub fn check_in(
                 &occurrence,
                 now,
                 expires_at,
+                learned,
             ));
         }
         day = day.succ_opt()?;
@@ -273,6 +347,67 @@ pub fn expiry(day: NaiveDate, zone: Tz, expires: std::time::Duration) -> DateTim
 /// the contact's zone) and before `expires_at`; `None` if there is none. Whole seconds,
 /// as the queue schedules: a touch due now gets the current second, so its job is due
 /// at once rather than up to a second later.
+/// `at` (the first instant the window allows) moved to the hour the contact answers at,
+/// when that hour comes later the same local day inside the window and before expiry.
+fn at_learned_hour(
+    cfg: &Config,
+    l: Learned<'_>,
+    at: DateTime<Utc>,
+    window: SendWindow,
+    zone: Tz,
+    expires_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let (start, end) = (window.start.minutes(), window.end.minutes());
+    let hour = crate::learning::best_hour(
+        l.state,
+        start.div_ceil(60),
+        end.div_ceil(60),
+        None,
+        cfg.learning.model.min_hour_observations,
+    );
+    let Some(hour) = hour else { return at };
+    let day = at.with_timezone(&zone).date_naive();
+    let target = crate::domain::time::local_instant(day, hour * 60, zone);
+    let (_, closes) = window.on(day, zone);
+    if target > at && target < closes && target < expires_at {
+        target
+    } else {
+        at
+    }
+}
+
+/// The channel of a touch for a contact with a learned state: Thompson sampling among
+/// the occasion's channels the contact can be reached on (tier, consent, address),
+/// seeded by the touch id so planning it again draws the same. One or none: as
+/// configured.
+fn learned_channel(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    l: Learned<'_>,
+    id: &TouchId,
+) -> String {
+    use rand::SeedableRng;
+    use sha2::{Digest, Sha256};
+    let allowed: Vec<&str> = occasion
+        .channels
+        .iter()
+        .map(String::as_str)
+        .filter(|c| crate::policy::blocked(cfg, contact, c).is_none())
+        .collect();
+    if allowed.len() < 2 {
+        return crate::policy::planned_channel(cfg, occasion, contact);
+    }
+    let digest = Sha256::digest(id.as_str().as_bytes());
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&digest);
+    let mut rng = rand::rngs::StdRng::from_seed(seed);
+    crate::learning::choose_channel(l.state, &allowed, l.prior, &mut rng).map_or_else(
+        || crate::policy::planned_channel(cfg, occasion, contact),
+        str::to_owned,
+    )
+}
+
 pub fn fit_in_window(
     at: DateTime<Utc>,
     window: SendWindow,
@@ -296,5 +431,7 @@ pub fn fit_in_window(
     None
 }
 
+#[cfg(test)]
+mod learned_tests;
 #[cfg(test)]
 mod tests;

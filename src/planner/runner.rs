@@ -1,18 +1,91 @@
 //! The planner loop: each occasion wakes on its cron schedule (and once at start-up, so a
 //! restart catches up), asks the store who is due and records their touches.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use super::Learned;
 use crate::{
     config::{Config, Occasion, Trigger},
-    domain::Clock,
-    store::{Store, StoreError},
+    domain::{Clock, Contact, ContactId},
+    learning::ChannelPrior,
+    store::{Relationship, StatField, Store, StoreError},
 };
 
 const PAGE: usize = 5000;
+
+/// A tier's response rates weigh like this many touches of the contact's own: enough to
+/// start a new contact off where its tier is, little enough that a few answers of its
+/// own outweigh it.
+const PRIOR_WEIGHT: f64 = 10.0;
+
+/// What was learned, read once per run (the priors) and once per page (the states).
+#[derive(Default)]
+struct Knowledge {
+    priors: HashMap<String, ChannelPrior>,
+    states: HashMap<ContactId, Relationship>,
+    none: ChannelPrior,
+}
+
+impl Knowledge {
+    /// Per tier, each channel's touches answered and not (the statistics the learner
+    /// keeps), scaled down to [`PRIOR_WEIGHT`]. Nothing is read with learning off.
+    async fn priors<S: Store>(store: &S, cfg: &Config) -> Result<Self, StoreError> {
+        let mut out = Self::default();
+        if !cfg.learning.enabled {
+            return Ok(out);
+        }
+        let mut counts: HashMap<(String, String), (f64, f64)> = HashMap::new();
+        for (key, field, n) in store.stats().await? {
+            let entry = counts.entry((key.tier, key.channel)).or_default();
+            match field {
+                StatField::Settled => entry.0 += n as f64,
+                StatField::Responded => entry.1 += n as f64,
+                StatField::OptOut => {}
+            }
+        }
+        for ((tier, channel), (settled, responded)) in counts {
+            let responded = responded.min(settled);
+            let scale = if settled > PRIOR_WEIGHT {
+                PRIOR_WEIGHT / settled
+            } else {
+                1.0
+            };
+            let prior = out.priors.remove(&tier).unwrap_or_default().with(
+                &channel,
+                responded * scale,
+                (settled - responded) * scale,
+            );
+            out.priors.insert(tier, prior);
+        }
+        Ok(out)
+    }
+
+    /// Reads the states of `contacts` (replacing the previous page's).
+    async fn page<S: Store>(
+        &mut self,
+        store: &S,
+        cfg: &Config,
+        contacts: &[&Contact],
+    ) -> Result<(), StoreError> {
+        self.states.clear();
+        if cfg.learning.enabled {
+            let ids: Vec<ContactId> = contacts.iter().map(|c| c.id.clone()).collect();
+            self.states = store.relationships(&ids).await?;
+        }
+        Ok(())
+    }
+
+    fn of(&self, c: &Contact) -> Option<Learned<'_>> {
+        let state = &self.states.get(&c.id)?.state;
+        Some(Learned {
+            state,
+            prior: self.priors.get(&c.tier).unwrap_or(&self.none),
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PlanReport {
@@ -53,6 +126,7 @@ pub async fn run_once<S: Store>(
         // Planned as each event arrives (`ingest::record_event`).
         Trigger::Event { .. } => return Ok(report),
     };
+    let mut known = Knowledge::priors(store, cfg).await?;
     // Page by page, so a day with a hundred thousand birthdays is never all in memory.
     for day in super::candidate_days(now) {
         let mut after = None;
@@ -62,7 +136,10 @@ pub async fn run_once<S: Store>(
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
-            let touches = super::plan(cfg, occasion, &page, now);
+            known
+                .page(store, cfg, &page.iter().collect::<Vec<_>>())
+                .await?;
+            let touches = super::plan_learned(cfg, occasion, &page, |c| known.of(c), now);
             report.add(store, cfg, &touches, now).await?;
         }
     }
@@ -92,6 +169,7 @@ async fn run_check_ins<S: Store>(
     let Some(before) = idle_before(cfg, occasion, now) else {
         return Ok(report);
     };
+    let mut known = Knowledge::priors(store, cfg).await?;
     let mut after = None;
     loop {
         let page = store.idle_contacts(before, after.as_ref(), PAGE).await?;
@@ -99,9 +177,14 @@ async fn run_check_ins<S: Store>(
             break;
         };
         after = Some((*at, last.id.clone()));
+        known
+            .page(store, cfg, &page.iter().map(|(c, _)| c).collect::<Vec<_>>())
+            .await?;
         let touches: Vec<_> = page
             .iter()
-            .filter_map(|(c, last)| super::check_in(cfg, occasion, c, *last, now))
+            .filter_map(|(c, last)| {
+                super::check_in_learned(cfg, occasion, c, *last, known.of(c), now)
+            })
             .collect();
         report.add(store, cfg, &touches, now).await?;
     }

@@ -148,6 +148,30 @@ pub fn next_channel<'a>(
         .find(|c| blocked(cfg, contact, c).is_none())
 }
 
+/// The channel a touch on `current` moves to when `current` cannot take it: the first
+/// of the occasion's channels after it, then (a touch may have started further down the
+/// list: its channel chosen by what was learned) those before it, skipping `tried`
+/// (where it has been) and any [`blocked`]. `None`: no channel left.
+pub fn fallback_channel<'a>(
+    cfg: &Config,
+    occasion: &'a Occasion,
+    contact: &Contact,
+    current: &str,
+    tried: &[&str],
+) -> Option<&'a str> {
+    let at = occasion.channels.iter().position(|c| c == current);
+    let (before, after) = match at {
+        Some(i) => (&occasion.channels[..i], &occasion.channels[i + 1..]),
+        None => (&[][..], &occasion.channels[..]),
+    };
+    after
+        .iter()
+        .chain(before)
+        .map(String::as_str)
+        .filter(|c| *c != current && !tried.contains(c))
+        .find(|c| blocked(cfg, contact, c).is_none())
+}
+
 /// The channel to plan a touch on: the first that can reach the contact now, else the
 /// occasion's first (the dispatcher then records why nothing could).
 pub fn planned_channel(cfg: &Config, occasion: &Occasion, contact: &Contact) -> String {

@@ -50,8 +50,17 @@ impl Store for AnyStore {
     async fn relationship(&self, id: &ContactId) -> Result<Option<Relationship>, StoreError> {
         each!(self, s => s.relationship(id))
     }
+    async fn relationships(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, Relationship>, StoreError> {
+        each!(self, s => s.relationships(ids))
+    }
     async fn learn(&self, learn: &Learn, now: DateTime<Utc>) -> Result<Learned, StoreError> {
         each!(self, s => s.learn(learn, now))
+    }
+    async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<ContactId>, StoreError> {
+        each!(self, s => s.contacts_by_phone(phone))
     }
     async fn responses_for_contact(
         &self,

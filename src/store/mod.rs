@@ -25,7 +25,7 @@ pub use any::AnyStore;
 pub use redis::RedisStore;
 pub use relationship::{
     Idempotency, KeptAnswer, Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta,
-    StatField, StatKey,
+    StatField, StatKey, Suppression,
 };
 pub use sqlite::SqliteStore;
 
@@ -49,6 +49,9 @@ pub struct ContactUpsert {
     pub email_consent: Option<bool>,
     /// The same for SMS.
     pub sms_consent: Option<bool>,
+    /// The row named no tier: a stored contact keeps the tier it has (a move the
+    /// learner made is not undone by the next sync); a new one gets `contact.tier`.
+    pub keep_tier: bool,
 }
 
 /// How a claimed touch ended, as the dispatcher reports it.
@@ -407,6 +410,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &ContactId,
     ) -> impl Future<Output = Result<Option<Relationship>, StoreError>> + Send;
+    /// The relationships of those of `ids` that have one (the planner reads a page at
+    /// once).
+    fn relationships(
+        &self,
+        ids: &[ContactId],
+    ) -> impl Future<Output = Result<HashMap<ContactId, Relationship>, StoreError>> + Send;
     /// Applies `learn` atomically if the contact's relationship is still at
     /// `learn.version` (see [`Learn`]).
     fn learn(
@@ -414,6 +423,12 @@ pub trait Store: Send + Sync + 'static {
         learn: &Learn,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Learned, StoreError>> + Send;
+    /// The contacts with phone number `phone` (E.164), in id order: an SMS from it comes
+    /// from one of them (a family may share a number).
+    fn contacts_by_phone(
+        &self,
+        phone: &str,
+    ) -> impl Future<Output = Result<Vec<ContactId>, StoreError>> + Send;
     /// A contact's responses, oldest first.
     fn responses_for_contact(
         &self,

@@ -79,9 +79,10 @@ pub struct Learn {
     pub tier: Option<String>,
     /// Channels whose consent is set: withdrawn (`false`) or given back (`true`).
     pub consent: Vec<(String, bool)>,
-    /// Stops all marketing: both consents withdrawn and the contact's addresses added
-    /// to the suppression list (so a re-import cannot undo it), with this reason.
-    pub suppress: Option<String>,
+    /// Stops sending to the contact's addresses on these channels: their consent
+    /// withdrawn and the addresses added to the suppression list (so a re-import cannot
+    /// undo it).
+    pub suppress: Option<Suppression>,
     /// Recorded insert-if-absent by (contact, id): a known id changes nothing at all.
     pub response: Option<ResponseRecord>,
     pub settle: Option<(TouchId, Settle)>,
@@ -106,6 +107,27 @@ impl Learn {
             interaction: None,
             stats: Vec::new(),
         }
+    }
+}
+
+/// Addresses to suppress: a complaint suppresses every channel, a hard bounce the
+/// address that bounced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    pub reason: String,
+    /// `email` and/or `sms`.
+    pub channels: Vec<String>,
+}
+
+impl Suppression {
+    pub fn all(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            channels: vec!["email".into(), "sms".into()],
+        }
+    }
+    pub(crate) fn covers(&self, channel: &str) -> bool {
+        self.channels.iter().any(|c| c == channel)
     }
 }
 
@@ -206,6 +228,16 @@ pub enum Idempotency {
 
 /// The suppression hashes of a contact's addresses: HMAC-SHA256 under the store's
 /// pepper of `email:<lower-case address>` and `sms:<E.164>`, hex.
+/// The hashes of `s`'s channels' addresses of `c`.
+pub(crate) fn suppressed_hashes(pepper: &[u8], c: &Contact, s: &Suppression) -> Vec<String> {
+    let (email, phone) = address_hashes(pepper, c);
+    [("email", email), ("sms", phone)]
+        .into_iter()
+        .filter(|(ch, _)| s.covers(ch))
+        .filter_map(|(_, h)| h)
+        .collect()
+}
+
 pub(crate) fn address_hashes(pepper: &[u8], c: &Contact) -> (Option<String>, Option<String>) {
     let hash = |what: String| {
         let mut mac = Hmac::<Sha256>::new_from_slice(pepper).expect("HMAC takes any key length");

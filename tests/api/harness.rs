@@ -118,6 +118,18 @@ pub(crate) async fn serve_keyed(
     unsubscribe_key: Vec<u8>,
     dir: tempfile::TempDir,
 ) -> Server {
+    serve_with_twilio(cfg, store, tokens, unsubscribe_key, None, dir).await
+}
+
+/// As [`serve_keyed`], checking Twilio's webhooks against `twilio_auth_token`.
+pub(crate) async fn serve_with_twilio(
+    cfg: Config,
+    store: AnyStore,
+    tokens: Tokens,
+    unsubscribe_key: Vec<u8>,
+    twilio_auth_token: Option<&str>,
+    dir: tempfile::TempDir,
+) -> Server {
     let listener = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let store = Arc::new(store);
@@ -128,6 +140,7 @@ pub(crate) async fn serve_keyed(
         clock: Arc::new(SystemClock),
         tokens: Arc::new(tokens),
         unsubscribe_key: Arc::new(unsubscribe_key),
+        twilio_auth_token: twilio_auth_token.map(|t| Arc::new(t.to_owned().into())),
         workers: None,
     };
     let stop = CancellationToken::new();

@@ -5,6 +5,7 @@
 //!
 //! Scenarios are `async fn(Backend)`, instantiated for both backends by `both!`.
 
+mod clicks;
 mod harness;
 mod lifecycle;
 mod refusals;
@@ -12,8 +13,10 @@ mod resources;
 mod responses;
 #[path = "../support/mod.rs"]
 mod support;
+mod twilio;
 mod unsubscribe;
 
+use clicks::clicks_are_recorded_and_redirected;
 use harness::Backend;
 use lifecycle::the_app_serves_the_api_beside_its_workers;
 use refusals::{
@@ -32,7 +35,11 @@ use responses::{
     negative_responses_act_at_once_and_survive_a_reimport,
     responses_are_attributed_recorded_once_and_promote_once,
     silence_becomes_ignored_then_backs_off_then_sunsets,
-    touches_list_filters_and_refuses_bad_queries,
+    touches_list_filters_and_refuses_bad_queries, touches_sent_before_learning_teach_nothing,
+};
+use twilio::{
+    inbound_sms_keywords_and_replies, status_callbacks_teach_what_failed,
+    twilio_signatures_are_checked,
 };
 use unsubscribe::{
     a_body_that_is_not_one_click_is_400_and_changes_nothing, a_link_from_a_sent_email_unsubscribes,
@@ -62,6 +69,11 @@ macro_rules! both {
 }
 
 both!(
+    touches_sent_before_learning_teach_nothing,
+    clicks_are_recorded_and_redirected,
+    inbound_sms_keywords_and_replies,
+    twilio_signatures_are_checked,
+    status_callbacks_teach_what_failed,
     responses_are_attributed_recorded_once_and_promote_once,
     negative_responses_act_at_once_and_survive_a_reimport,
     bad_responses_are_refused_naming_the_field,

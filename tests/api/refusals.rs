@@ -181,6 +181,7 @@ pub(crate) fn malformed() -> Vec<Refused> {
     let put = |body: &str, status, code, field| (Method::PUT, "/v1/contacts/c-old", body.to_owned(), status, code, field);
     let new = |body: &str, status, code, field| (Method::PUT, "/v1/contacts/c-new", body.to_owned(), status, code, field);
     let ev = |body: &str, status, code, field| (Method::POST, "/v1/events", body.to_owned(), status, code, field);
+    let re = |body: &str, status, code, field| (Method::POST, "/v1/responses", body.to_owned(), status, code, field);
     vec![
         put(r#"{"first_name": "Ada", "email": "ada@example.com""#, 400, "malformed_json", None),
         put(r#"{"first_name": "Ada"} {"x": 1}"#, 400, "malformed_json", None),
@@ -215,6 +216,14 @@ pub(crate) fn malformed() -> Vec<Refused> {
         ev(r#"{"contact": "c-old", "type": "purchase", "id": "o-1", "at": "yesterday"}"#, 422, "invalid_field", Some("at")),
         ev(r#"{"contact": "c-old", "type": "purchase", "id": "o-1", "data": [1, 2]}"#, 422, "invalid_field", Some("data")),
         ev(r#"{"contact": "c-old", "type": "purchase", "id": "o-1", "pad": ""}"#, 422, "unknown_field", Some("pad")),
+        re(r#"{"kind": "reply", "contact": "c-old""#, 400, "malformed_json", None),
+        re(r#"["reply"]"#, 422, "not_an_object", Some("(body)")),
+        re(r#"{"kind": ["reply"], "contact": "c-old", "channel": "email"}"#, 422, "wrong_type", Some("kind")),
+        re(r#"{"kind": "reply", "contact": "c-old", "channel": "email", "at": 5}"#, 422, "wrong_type", Some("at")),
+        re(r#"{"kind": "reply", "contact": "c-old", "channel": "email", "note": "hi"}"#, 422, "unknown_field", Some("note")),
+        re(r#"{"kind": "adore", "contact": "c-old", "channel": "email"}"#, 422, "invalid_field", Some("kind")),
+        re(&format!(r#"{{"kind": "reply", "contact": "c-old", "channel": "email", "id": "{}"}}"#, "i".repeat(MAX_BODY)), 413, "body_too_large", None),
+        (Method::DELETE, "/v1/contacts/ada@example.com", String::new(), 422, "invalid_field", Some("id")),
     ]
 }
 
@@ -254,4 +263,6 @@ pub(crate) async fn malformed_input_is_refused_and_changes_nothing(b: Backend) {
     let id = ContactId::parse("c-old").unwrap();
     assert!(s.store.events_for_contact(&id).await.unwrap().is_empty());
     assert!(s.store.touches_for_contact(&id).await.unwrap().is_empty());
+    assert!(s.store.responses_for_contact(&id).await.unwrap().is_empty());
+    assert_eq!(s.store.relationship(&id).await.unwrap(), None);
 }

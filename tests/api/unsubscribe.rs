@@ -271,19 +271,20 @@ fn day0() -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
 }
 
-/// The `List-Unsubscribe` link of a birthday email the dispatcher writes to the outbox
-/// works against the API, with the signing key the app keeps in the store.
-pub(crate) async fn a_link_from_a_sent_email_unsubscribes(b: Backend) {
+/// A server whose app has sent `bday` a birthday email for real (the dispatcher
+/// writing to the outbox), with `extra` config; and that email as written.
+pub(crate) async fn sent_birthday(b: Backend, extra: &[(&str, String)]) -> (Server, String) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
-    let cfg = backend_config_with(
-        b,
-        dir.path(),
-        &[
-            ("RAPPORT__API__PUBLIC_URL", "https://rapport.example".into()),
-            ("RAPPORT__DEFAULTS__SEND_WINDOW", "\"00:00-24:00\"".into()),
-        ],
-    );
+    let mut vars = vec![
+        (
+            "RAPPORT__API__PUBLIC_URL",
+            "https://rapport.example".to_owned(),
+        ),
+        ("RAPPORT__DEFAULTS__SEND_WINDOW", "\"00:00-24:00\"".into()),
+    ];
+    vars.extend(extra.iter().cloned());
+    let cfg = backend_config_with(b, dir.path(), &vars);
     let store = AnyStore::open(&cfg.storage).await.unwrap();
     let channels = Arc::new(Channels::build(&cfg, &store, |_| None).await.unwrap());
     let key = channels.unsubscribe_key.to_vec();
@@ -343,6 +344,13 @@ pub(crate) async fn a_link_from_a_sent_email_unsubscribes(b: Backend) {
         .find(|e| e.path().extension().is_some_and(|x| x == "eml"))
         .map(|e| std::fs::read_to_string(e.path()).unwrap())
         .expect("an email in the outbox");
+    (s, email)
+}
+
+/// The `List-Unsubscribe` link of a birthday email the dispatcher writes to the outbox
+/// works against the API, with the signing key the app keeps in the store.
+pub(crate) async fn a_link_from_a_sent_email_unsubscribes(b: Backend) {
+    let (s, email) = sent_birthday(b, &[]).await;
     let link = email
         .lines()
         .find_map(|l| l.strip_prefix("List-Unsubscribe: <"))

@@ -21,6 +21,7 @@ pub(crate) async fn consent_is_kept_per_channel<S: Backend>(store: Arc<S>) {
         contact: c.clone(),
         email_consent: None,
         sms_consent: sms,
+        keep_tier: false,
     };
     store.upsert_contacts(&[row(None)]).await.unwrap();
     let got = store.get_contact(&c.id).await.unwrap().unwrap();

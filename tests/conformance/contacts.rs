@@ -60,6 +60,7 @@ fn row(contact: &Contact, email_consent: Option<bool>) -> ContactUpsert {
         contact: contact.clone(),
         email_consent,
         sms_consent: None,
+        keep_tier: false,
     }
 }
 

@@ -11,7 +11,7 @@ use rapport::{
     render::sample_contact,
     store::{
         ContactUpsert, Idempotency, KeptAnswer, Learn, Learned, Note, Outcome, ResponseRecord,
-        Settle, StatDelta, StatField, StatKey,
+        Settle, StatDelta, StatField, StatKey, Suppression,
     },
 };
 
@@ -25,12 +25,18 @@ async fn add_contact<S: Backend>(store: &S, id: &str) -> ContactId {
     c.id = cid(id);
     c.email =
         Some(rapport::domain::EmailAddress::parse(&format!("{id}.unique@example.org")).unwrap());
-    c.phone = Some(rapport::domain::PhoneNumber::parse("+14155550123").unwrap());
+    // Each contact its own number (suppression is by address).
+    let n = id
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31) ^ u32::from(b))
+        % 10_000;
+    c.phone = Some(rapport::domain::PhoneNumber::parse(&format!("+1415555{n:04}")).unwrap());
     store
         .upsert_contacts(&[ContactUpsert {
             contact: c.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
@@ -130,6 +136,16 @@ pub(crate) async fn learning_is_a_compare_and_set_on_the_version<S: Backend>(sto
         }
     }
     assert_eq!(applied, 1);
+    let many = store
+        .relationships(&[c.clone(), cid("nobody")])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+    assert_eq!(many[&c].version, 3);
+    assert_eq!(
+        Some(&many[&c]),
+        store.relationship(&c).await.unwrap().as_ref()
+    );
     assert_eq!(
         store.relationship(&c).await.unwrap().unwrap().notes.len(),
         3
@@ -167,7 +183,7 @@ pub(crate) async fn responses_are_recorded_once_and_settle_their_touch<S: Backen
     let mut other = response(&c, "r1", None);
     other.kind = ResponseKind::Complaint;
     again.response = Some(other);
-    again.suppress = Some("complaint".into());
+    again.suppress = Some(Suppression::all("complaint"));
     match store.learn(&again, t0() + hours(3)).await.unwrap() {
         Learned::Duplicate(known) => assert_eq!(*known, response(&c, "r1", Some(&id))),
         other => panic!("{other:?}"),
@@ -262,6 +278,46 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
     let got = store.get_contact(&c).await.unwrap().unwrap();
     assert_eq!(got.tier, "family");
     assert!(got.email_consent && !got.sms_consent);
+    // A sync that names no tier keeps the learned one; one that names a tier sets it.
+    let resync = |tier: &str, keep_tier: bool| {
+        let mut contact = got.clone();
+        contact.tier = tier.into();
+        ContactUpsert {
+            contact,
+            email_consent: None,
+            sms_consent: None,
+            keep_tier,
+        }
+    };
+    store
+        .upsert_contacts(&[resync("acquaintance", true)])
+        .await
+        .unwrap();
+    assert_eq!(store.get_contact(&c).await.unwrap().unwrap().tier, "family");
+    store
+        .upsert_contacts(&[resync("acquaintance", false)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_contact(&c).await.unwrap().unwrap().tier,
+        "acquaintance"
+    );
+    store
+        .upsert_contacts(&[resync("family", false)])
+        .await
+        .unwrap();
+    let mut fresh = resync("acquaintance", true);
+    fresh.contact.id = cid("newcomer");
+    store.upsert_contacts(&[fresh]).await.unwrap();
+    assert_eq!(
+        store
+            .get_contact(&cid("newcomer"))
+            .await
+            .unwrap()
+            .unwrap()
+            .tier,
+        "acquaintance"
+    );
     let rec = store
         .policy_records(from_ref(&c), t0(), &[])
         .await
@@ -283,7 +339,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
 
     // A complaint: both consents go, and a re-import that gives them back cannot.
     let mut complaint = Learn::new(c.clone(), 1);
-    complaint.suppress = Some("complaint on email".into());
+    complaint.suppress = Some(Suppression::all("complaint on email"));
     assert_eq!(
         store.learn(&complaint, t0() + days(4)).await.unwrap(),
         Learned::Applied
@@ -295,6 +351,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
             contact: got.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
@@ -310,11 +367,26 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
             contact: twin.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
     let twin = store.get_contact(&twin.id).await.unwrap().unwrap();
     assert!(!twin.email_consent && twin.sms_consent, "{twin:?}");
+
+    // A hard bounce suppresses the address that bounced, nothing else.
+    let hb = add_contact(&*store, "hb").await;
+    let mut bounce = Learn::new(hb.clone(), 0);
+    bounce.suppress = Some(Suppression {
+        reason: "hard bounce on SMS".into(),
+        channels: vec!["sms".into()],
+    });
+    assert_eq!(store.learn(&bounce, t0()).await.unwrap(), Learned::Applied);
+    let got = store.get_contact(&hb).await.unwrap().unwrap();
+    assert!(got.email_consent && !got.sms_consent, "{got:?}");
+    add_contact(&*store, "hb").await;
+    let got = store.get_contact(&hb).await.unwrap().unwrap();
+    assert!(got.email_consent && !got.sms_consent, "{got:?}");
 }
 
 pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store: Arc<S>) {
@@ -346,11 +418,23 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
         before.contains("eve.unique@example.org"),
         "the dump sees the data"
     );
-    assert!(before.contains("+14155550123"));
+    let phone = store.get_contact(&c).await.unwrap().unwrap().phone.unwrap();
+    assert!(before.contains(phone.as_str()));
 
+    assert_eq!(
+        store.contacts_by_phone(phone.as_str()).await.unwrap(),
+        std::slice::from_ref(&c)
+    );
     assert!(store.erase_contact(&c, t0() + days(1)).await.unwrap());
+    assert!(
+        store
+            .contacts_by_phone(phone.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let after = store.dump().await;
-    for needle in ["eve.unique@example.org", "Eve's order"] {
+    for needle in ["eve.unique@example.org", "Eve's order", phone.as_str()] {
         assert!(
             !after.contains(needle),
             "{needle} is still stored:\n{after}"
@@ -387,11 +471,57 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
             contact: again.clone(),
             email_consent: Some(true),
             sms_consent: Some(true),
+            keep_tier: false,
         }])
         .await
         .unwrap();
     let again = store.get_contact(&again.id).await.unwrap().unwrap();
     assert!(!again.email_consent, "{again:?}");
+
+    // A contact's number changes: the old one no longer finds it.
+    let mut moved = store.get_contact(&keep).await.unwrap().unwrap();
+    let old = moved.phone.clone().unwrap();
+    assert_eq!(
+        store.contacts_by_phone(old.as_str()).await.unwrap(),
+        std::slice::from_ref(&keep)
+    );
+    moved.phone = Some(rapport::domain::PhoneNumber::parse("+14155559876").unwrap());
+    store
+        .upsert_contacts(&[ContactUpsert {
+            contact: moved,
+            email_consent: None,
+            sms_consent: None,
+            keep_tier: false,
+        }])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .contacts_by_phone(old.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.contacts_by_phone("+14155559876").await.unwrap(),
+        std::slice::from_ref(&keep)
+    );
+    // A shared number lists everyone with it.
+    let mut kin = store.get_contact(&keep).await.unwrap().unwrap();
+    kin.id = cid("fay-kin");
+    store
+        .upsert_contacts(&[ContactUpsert {
+            contact: kin,
+            email_consent: None,
+            sms_consent: None,
+            keep_tier: false,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.contacts_by_phone("+14155559876").await.unwrap(),
+        [keep, cid("fay-kin")]
+    );
 }
 
 pub(crate) async fn idempotency_keys_hold_one_answer<S: Backend>(store: Arc<S>) {

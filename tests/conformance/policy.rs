@@ -35,6 +35,7 @@ async fn add_contacts<S: Backend>(store: &S, ids: &[&str]) {
             },
             email_consent: None,
             sms_consent: None,
+            keep_tier: false,
         })
         .collect();
     store.upsert_contacts(&rows).await.unwrap();

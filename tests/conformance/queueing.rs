@@ -90,6 +90,7 @@ pub(crate) async fn a_corrupt_job_is_dead_lettered_and_the_worker_goes_on<S: Bac
         contact: ada,
         email_consent: Some(true),
         sms_consent: None,
+        keep_tier: false,
     };
     store.upsert_contacts(from_ref(&upsert)).await.unwrap();
     let year = now.year().to_string();

@@ -157,6 +157,7 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
             contact: contact.clone(),
             email_consent: None,
             sms_consent: None,
+            keep_tier: false,
         }])
         .await
         .unwrap();

@@ -47,10 +47,7 @@ pub(in crate::api) async fn post(
         .is_some_and(|t| {
             matches!(
                 t.as_str(),
-                "application/x-ndjson"
-                    | "application/ndjson"
-                    | "application/jsonl"
-                    | "application/json-seq"
+                "application/x-ndjson" | "application/ndjson" | "application/jsonl"
             )
         });
     if !ndjson {

@@ -1,12 +1,14 @@
 //! The handlers, one file per area.
 
 pub(super) mod batch;
+pub(super) mod clicks;
 pub(super) mod contacts;
 pub(super) mod events;
 pub(super) mod health;
 pub(super) mod openapi;
 pub(super) mod responses;
 pub(super) mod touches;
+pub(super) mod twilio;
 pub(super) mod unsubscribe;
 
 use chrono::{DateTime, SecondsFormat, Utc};

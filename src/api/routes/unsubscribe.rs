@@ -19,6 +19,8 @@ use axum::{
     response::Html,
 };
 
+use crate::feedback::{self, FeedbackError, Inbound};
+use crate::learning::ResponseKind;
 use crate::{
     api::{ApiError, ApiState, one_click::OneClick},
     channels::unsubscribe,
@@ -67,14 +69,33 @@ pub(in crate::api) async fn one_click(
     let contact = contact_of(&state, path)?;
     body?;
     // Recorded before the answer: a 200 means the opt-out is stored. A store error
-    // is a 500, so the provider tries again.
-    let exists = state
-        .store
-        .set_consent(&contact, "email", false)
+    // is a 500, so the provider tries again. It is an `unsubscribe` response too
+    // (attributed to the last email sent), once: a repeated click changes nothing.
+    let now = state.clock.now();
+    let store = state.store.as_ref();
+    match store
+        .get_contact(&contact)
         .await
-        .map_err(ApiError::internal)?;
-    if !exists {
-        return Err(unknown_link());
+        .map_err(ApiError::internal)?
+    {
+        None => return Err(unknown_link()),
+        Some(c) if !c.email_consent => {}
+        Some(_) => {
+            let input = Inbound {
+                id: None,
+                kind: ResponseKind::Unsubscribe,
+                touch: None,
+                contact: Some(contact.clone()),
+                channel: Some("email".into()),
+                at: now,
+                source: "unsubscribe",
+            };
+            match feedback::respond(store, &state.cfg, input, now).await {
+                Ok(_) => {}
+                Err(FeedbackError::UnknownContact(_)) => return Err(unknown_link()),
+                Err(e) => return Err(super::responses::feedback_error(e)),
+            }
+        }
     }
     tracing::info!(
         contact = contact.as_str(),

@@ -108,6 +108,7 @@ pub(super) fn email(issues: &mut Issues<'_>, raw: Option<&RawEmail>) -> Option<E
         list_unsubscribe_mailto,
         dkim,
         rate,
+        track_clicks: raw.track_clicks.unwrap_or(false),
     })
 }
 

@@ -185,6 +185,12 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
     let sms = channels::sms(&mut issues, raw.channels.sms.as_ref());
     let webhook = channels::webhook(&mut issues, raw.channels.webhook.as_ref());
     let api = channels::api(&mut issues, &raw.api);
+    if email.as_ref().is_some_and(|e| e.track_clicks) && api.public_url.is_none() {
+        issues.push(
+            "channels.email.track_clicks",
+            "needs api.public_url (the https base the tracked links point at)",
+        );
+    }
     let learning = learning::learning(&mut issues, &raw.learning, &tiers);
     let templates_dir = PathBuf::from(
         raw.templates

@@ -1,7 +1,8 @@
 //! The learning side of the Redis store. Per contact: `{c:<id>}:rel` (a hash: version,
 //! state, notes) and `{c:<id>}:responses` (response id -> record). Global:
 //! `idx:awaiting` (sent touches without a response, scored by when they were sent),
-//! `stats:learn` (the learner's counters), `suppressed` (address hash -> reason) and
+//! `stats:learn` (the learner's counters), `suppressed` (address hash -> reason),
+//! `idx:phone:<E.164>` (the contacts with that number) and
 //! `idem:<key>` (answers kept for Idempotency-Key, with their own expiry).
 
 use std::{collections::HashMap, sync::LazyLock, time::Duration};
@@ -14,9 +15,9 @@ use crate::{
     domain::{ContactId, Touch},
     store::{
         Idempotency, KeptAnswer, Learn, Learned, Relationship, ResponseRecord, Settle, StatField,
-        StatKey, StoreError,
+        StatKey, StoreError, Suppression,
         fields::corrupt,
-        relationship::{NOTES_KEPT, address_hashes},
+        relationship::{NOTES_KEPT, suppressed_hashes},
     },
 };
 
@@ -24,7 +25,7 @@ pub(super) static LEARN: LazyLock<Script> = LazyLock::new(|| script(include_str!
 pub(super) static ERASE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/erase.lua")));
 
 /// How long a key taken by a request still being answered holds.
-const IN_PROGRESS: Duration = Duration::from_secs(60);
+const IN_PROGRESS: Duration = Duration::from_secs(300);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Kept {
@@ -54,30 +55,28 @@ impl RedisStore {
             .hgetall(self.rel_key(id))
             .await
             .map_err(q)?;
-        if found.is_empty() {
-            return Ok(None);
+        decode_relationship(&found)
+    }
+
+    pub(super) async fn relationships_in(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, Relationship>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hgetall(self.rel_key(id));
+            }
+            let found: Vec<HashMap<String, String>> =
+                pipe.query_async(&mut self.conn.clone()).await.map_err(q)?;
+            for (id, fields) in chunk.iter().zip(found) {
+                if let Some(rel) = decode_relationship(&fields)? {
+                    out.insert(id.clone(), rel);
+                }
+            }
         }
-        let version = found
-            .get("version")
-            .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|e| corrupt("relationship version", e))
-            })
-            .transpose()?
-            .unwrap_or(0);
-        let state = match found.get("state") {
-            Some(s) => serde_json::from_str(s).map_err(|e| corrupt("relationship state", e))?,
-            None => Default::default(),
-        };
-        let notes = match found.get("notes") {
-            Some(s) => serde_json::from_str(s).map_err(|e| corrupt("relationship notes", e))?,
-            None => Vec::new(),
-        };
-        Ok(Some(Relationship {
-            version,
-            state,
-            notes,
-        }))
+        Ok(out)
     }
 
     pub(super) async fn learn_in(
@@ -86,7 +85,7 @@ impl RedisStore {
         now: DateTime<Utc>,
     ) -> Result<Learned, StoreError> {
         let hashes = match &learn.suppress {
-            Some(_) => self.hashes_of(&learn.contact).await?,
+            Some(s) => self.hashes_of(&learn.contact, s).await?,
             None => Vec::new(),
         };
         let state = learn
@@ -144,12 +143,9 @@ impl RedisStore {
         }
     }
 
-    async fn hashes_of(&self, id: &ContactId) -> Result<Vec<String>, StoreError> {
+    async fn hashes_of(&self, id: &ContactId, s: &Suppression) -> Result<Vec<String>, StoreError> {
         Ok(match self.contacts(&[id.as_str()]).await?.pop() {
-            Some(c) => {
-                let (e, p) = address_hashes(&self.pepper, &c);
-                [e, p].into_iter().flatten().collect()
-            }
+            Some(c) => suppressed_hashes(&self.pepper, &c, s),
             None => Vec::new(),
         })
     }
@@ -214,7 +210,7 @@ impl RedisStore {
         id: &ContactId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let hashes = self.hashes_of(id).await?;
+        let hashes = self.hashes_of(id, &Suppression::all("erased")).await?;
         let done: i64 = ERASE
             .prepare_invoke()
             .arg(&self.prefix)
@@ -307,4 +303,34 @@ impl RedisStore {
             .map_err(q)?;
         Ok(())
     }
+}
+
+/// A relationship hash as `HGETALL` returns it (`None`: there is none).
+fn decode_relationship(
+    found: &HashMap<String, String>,
+) -> Result<Option<Relationship>, StoreError> {
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let version = found
+        .get("version")
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|e| corrupt("relationship version", e))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let state = match found.get("state") {
+        Some(s) => serde_json::from_str(s).map_err(|e| corrupt("relationship state", e))?,
+        None => Default::default(),
+    };
+    let notes = match found.get("notes") {
+        Some(s) => serde_json::from_str(s).map_err(|e| corrupt("relationship notes", e))?,
+        None => Vec::new(),
+    };
+    Ok(Some(Relationship {
+        version,
+        state,
+        notes,
+    }))
 }

@@ -214,6 +214,9 @@ impl RedisStore {
         if at.is_none_or(|v| v < 2) {
             self.backfill_seen().await?;
         }
+        if at.is_none_or(|v| v < 4) {
+            self.backfill_phones().await?;
+        }
         self.backfill_indexes().await?;
         conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
     }
@@ -265,6 +268,45 @@ impl RedisStore {
                     }
                 }
                 add.query_async::<()>(&mut conn).await.map_err(q)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Schema 4: contacts stored before the phone index join it (inbound SMS finds its
+    /// sender through it).
+    async fn backfill_phones(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(format!("{}:idx:contacts", self.prefix))
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(q)?;
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let mut pipe = redis::pipe();
+            let mut any = false;
+            if !refs.is_empty() {
+                for c in self.contacts(&refs).await? {
+                    if let Some(p) = &c.phone {
+                        pipe.hset(
+                            format!("{}:idx:phone", self.prefix),
+                            p.as_str(),
+                            c.id.as_str(),
+                        );
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                pipe.query_async::<()>(&mut conn).await.map_err(q)?;
             }
             if next == 0 {
                 return Ok(());
@@ -556,12 +598,32 @@ impl Store for RedisStore {
     ) -> Result<Option<super::Relationship>, StoreError> {
         self.relationship_in(id).await
     }
+    async fn relationships(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, super::Relationship>, StoreError> {
+        self.relationships_in(ids).await
+    }
     async fn learn(
         &self,
         l: &super::Learn,
         now: DateTime<Utc>,
     ) -> Result<super::Learned, StoreError> {
         self.learn_in(l, now).await
+    }
+    async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<ContactId>, StoreError> {
+        let mut ids: Vec<String> = self
+            .conn
+            .clone()
+            .smembers(format!("{}:idx:phone:{phone}", self.prefix))
+            .await
+            .map_err(q)?;
+        ids.sort();
+        ids.iter()
+            .map(|i| {
+                ContactId::parse(i).map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))
+            })
+            .collect()
     }
     async fn responses_for_contact(
         &self,
@@ -652,6 +714,7 @@ impl Store for RedisStore {
                 record["consent"] = serde_json::json!(r.email_consent);
                 record["sms"] = serde_json::json!(r.sms_consent);
                 let (email, phone) = super::relationship::address_hashes(&self.pepper, &r.contact);
+                record["keep_tier"] = serde_json::json!(r.keep_tier);
                 record["email_hash"] = serde_json::json!(email);
                 record["phone_hash"] = serde_json::json!(phone);
                 inv.arg(record.to_string());

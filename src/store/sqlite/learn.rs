@@ -9,15 +9,15 @@ use crate::{
     domain::{Contact, ContactId, Touch},
     store::{
         Idempotency, KeptAnswer, Learn, Learned, Relationship, ResponseRecord, Settle, StatField,
-        StatKey, StoreError,
+        StatKey, StoreError, Suppression,
         fields::corrupt,
-        relationship::{NOTES_KEPT, address_hashes},
+        relationship::{NOTES_KEPT, suppressed_hashes},
     },
 };
 
 /// How long a key taken by a request still being answered holds (a process that died
 /// mid-request must not block the key for the whole retention time).
-const IN_PROGRESS_SECS: i64 = 60;
+const IN_PROGRESS_SECS: i64 = 300;
 
 pub(super) async fn relationship(
     store: &SqliteStore,
@@ -38,6 +38,36 @@ pub(super) async fn relationship(
         })
     })
     .transpose()
+}
+
+pub(super) async fn relationships(
+    store: &SqliteStore,
+    ids: &[ContactId],
+) -> Result<std::collections::HashMap<ContactId, Relationship>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT contact_id, version, state, notes FROM relationships \
+         WHERE contact_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(super::contact_ids_json(ids))
+    .fetch_all(&store.pool)
+    .await
+    .map_err(q)?;
+    rows.iter()
+        .map(|r| {
+            let id = ContactId::parse(&r.get::<String, _>("contact_id"))
+                .map_err(|e| corrupt("relationship contact", e))?;
+            Ok((
+                id,
+                Relationship {
+                    version: r.get::<i64, _>("version") as u64,
+                    state: serde_json::from_str(&r.get::<String, _>("state"))
+                        .map_err(|e| corrupt("relationship state", e))?,
+                    notes: serde_json::from_str(&r.get::<String, _>("notes"))
+                        .map_err(|e| corrupt("relationship notes", e))?,
+                },
+            ))
+        })
+        .collect()
 }
 
 pub(super) async fn learn(
@@ -160,16 +190,27 @@ async fn apply(
             .await
             .map_err(q)?;
     }
-    if let Some(reason) = &learn.suppress {
-        suppress(tx, store, &contact, reason, now_s).await?;
-        sqlx::query(
-            "UPDATE contacts SET email_consent = 0, sms_consent = 0, updated_at = ?2 WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(now_s)
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?;
+    if let Some(s) = &learn.suppress {
+        suppress(tx, store, &contact, s, now_s).await?;
+        for (channel, sql) in [
+            (
+                "email",
+                "UPDATE contacts SET email_consent = 0, updated_at = ?2 WHERE id = ?1",
+            ),
+            (
+                "sms",
+                "UPDATE contacts SET sms_consent = 0, updated_at = ?2 WHERE id = ?1",
+            ),
+        ] {
+            if s.covers(channel) {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(now_s)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q)?;
+            }
+        }
     }
     if let Some(at) = learn.interaction {
         sqlx::query(
@@ -226,11 +267,11 @@ async fn suppress(
     tx: &mut SqliteConnection,
     store: &SqliteStore,
     contact: &Contact,
-    reason: &str,
+    s: &Suppression,
     now_s: i64,
 ) -> Result<(), StoreError> {
-    let (email, phone) = address_hashes(&store.pepper, contact);
-    for hash in [email, phone].into_iter().flatten() {
+    let reason = &s.reason;
+    for hash in suppressed_hashes(&store.pepper, contact, s) {
         sqlx::query("INSERT INTO suppressions (hash, reason, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
             .bind(hash)
             .bind(reason)
@@ -308,7 +349,8 @@ pub(super) async fn erase_contact(
         return Ok(false);
     };
     let contact = rows::contact(&row)?;
-    suppress(&mut tx, store, &contact, "erased", now.timestamp()).await?;
+    let erased = Suppression::all("erased");
+    suppress(&mut tx, store, &contact, &erased, now.timestamp()).await?;
     for sql in [
         "DELETE FROM touches WHERE contact_id = ?",
         "DELETE FROM events WHERE contact_id = ?",

@@ -154,12 +154,31 @@ impl Store for SqliteStore {
     ) -> Result<Option<crate::store::Relationship>, StoreError> {
         learn::relationship(self, id).await
     }
+    async fn relationships(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, crate::store::Relationship>, StoreError> {
+        learn::relationships(self, ids).await
+    }
     async fn learn(
         &self,
         l: &crate::store::Learn,
         now: DateTime<Utc>,
     ) -> Result<crate::store::Learned, StoreError> {
         learn::learn(self, l, now).await
+    }
+    async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<ContactId>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM contacts WHERE phone = ? ORDER BY id")
+                .bind(phone)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q)?;
+        ids.iter()
+            .map(|i| {
+                ContactId::parse(i).map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))
+            })
+            .collect()
     }
     async fn responses_for_contact(
         &self,

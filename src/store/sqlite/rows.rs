@@ -28,6 +28,7 @@ pub(super) async fn upsert_contacts(
             record["consent"] = serde_json::json!(r.email_consent);
             record["sms"] = serde_json::json!(r.sms_consent);
             let (email, phone) = crate::store::relationship::address_hashes(pepper, &r.contact);
+            record["keep_tier"] = serde_json::json!(r.keep_tier);
             record["email_hash"] = serde_json::json!(email);
             record["phone_hash"] = serde_json::json!(phone);
             record
@@ -40,7 +41,9 @@ pub(super) async fn upsert_contacts(
          last_interaction_at) \
          SELECT value ->> 'id', value ->> 'first_name', value ->> 'last_name', value ->> 'email', \
          value ->> 'phone', value ->> 'timezone', value ->> 'locale', value ->> 'birthday', \
-         value ->> 'birthday_md', value ->> 'customer_since', value ->> 'since_md', value ->> 'tier', \
+         value ->> 'birthday_md', value ->> 'customer_since', value ->> 'since_md', \
+         COALESCE(CASE WHEN value ->> 'keep_tier' THEN (SELECT tier FROM contacts c WHERE c.id = value ->> 'id') END, \
+         value ->> 'tier'), \
          value ->> 'attributes', 1, ?2, ?2, ?2 FROM json_each(?1) WHERE true \
          ON CONFLICT(id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, \
          email = excluded.email, phone = excluded.phone, timezone = excluded.timezone, \

@@ -14,6 +14,10 @@ for _, pair in ipairs({{"birthday", "birthday_md"}, {"since", "since_md"}}) do
     end
 end
 redis.call("SREM", P .. ":idx:contacts", contact)
+local phone = record["phone"]
+if phone and phone ~= cjson.null then
+    redis.call("SREM", P .. ":idx:phone:" .. phone, contact)
+end
 redis.call("ZREM", P .. ":idx:seen", contact)
 for _, id in ipairs(redis.call("ZRANGE", c .. ":touches", 0, -1)) do
     local k = tkey(id)

@@ -1,8 +1,8 @@
 -- ARGV[2] = now, ARGV[3] = contact id, ARGV[4] = the relationship version the change
 -- was computed from, ARGV[5] = the change as JSON:
 --   state (the new state as a JSON string, or null: keep it), notes (to append),
---   tier, consent ({{channel, 0|1}}), suppress (reason or null) with hashes (the
---   contact's address hashes), response ({id, record} or null), settle ({touch,
+--   tier, consent ({{channel, 0|1}}), suppress ({reason, channels} or null) with
+--   hashes (the hashes of those channels' addresses), response ({id, record} or null), settle ({touch,
 --   "responded"|"ignored"} or null), interaction (unix time or null), stats (counter
 --   names).
 -- All or nothing. Returns {"applied"}, {"conflict"}, {"nocontact"} or
@@ -69,10 +69,12 @@ end
 local suppress = present(change["suppress"])
 if suppress then
     for _, h in ipairs(change["hashes"]) do
-        redis.call("HSETNX", P .. ":suppressed", h, cjson.encode({reason = suppress, at = now}))
+        redis.call("HSETNX", P .. ":suppressed", h, cjson.encode({reason = suppress["reason"], at = now}))
     end
-    record["email_consent"] = 0
-    record["sms_consent"] = 0
+    for _, ch in ipairs(suppress["channels"]) do
+        local field = ({email = "email_consent", sms = "sms_consent"})[ch]
+        if field then record[field] = 0 end
+    end
     changed = true
 end
 if changed then

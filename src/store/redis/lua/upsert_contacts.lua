@@ -43,6 +43,15 @@ for i = 3, #ARGV do
         if h and redis.call("HEXISTS", P .. ":suppressed", h) == 1 then c[pair[2]] = 0 end
         c[pair[1]] = nil
     end
+    -- The phone index (inbound SMS): every contact with a number, per number.
+    local before, after = present(old["phone"]), present(c["phone"])
+    if before and before ~= after then
+        redis.call("SREM", P .. ":idx:phone:" .. before, id)
+    end
+    if after then redis.call("SADD", P .. ":idx:phone:" .. after, id) end
+    -- A row that names no tier keeps the stored one (a learned move survives a sync).
+    if c["keep_tier"] == true and old["tier"] then c["tier"] = old["tier"] end
+    c["keep_tier"] = nil
     c["created_at"] = old["created_at"] or now
     c["updated_at"] = now
     redis.call("SET", k, cjson.encode(c))

@@ -1,0 +1,164 @@
+//! `rapport response add` and what `rapport contacts show` then says about the
+//! relationship: the responses, what changed, and what was learned, in words.
+
+use chrono::{Duration, Utc};
+use rapport::{
+    domain::{ContactId, NewTouch, TouchId, TouchStatus},
+    store::{Outcome, SqliteStore, Store},
+};
+
+#[path = "support/cli_env.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod cli_env;
+
+use cli_env::{Env, assert_has};
+
+const CONTACTS: &str = "id,first_name,email,phone,tier,timezone\n\
+ada,Ada,ada@example.com,+14155550101,acquaintance,UTC\n";
+
+/// Touches of `ada` sent on `channel`, `n` of them, the last an hour ago.
+async fn sent(env: &Env, channel: &str, n: i64) -> Vec<TouchId> {
+    let store = SqliteStore::open(&env.db_url()).await.unwrap();
+    let ada = ContactId::parse("ada").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let at = Utc::now() - Duration::days(n - i) - Duration::hours(1);
+        let t = NewTouch {
+            id: TouchId::derive("check_in", &ada, &format!("{channel}{i}")),
+            occasion: "check_in".into(),
+            contact_id: ada.clone(),
+            occurrence: format!("{channel}{i}"),
+            channel: channel.into(),
+            priority: 10,
+            scheduled_at: at,
+            expires_at: at + Duration::days(1),
+            status: TouchStatus::Planned,
+            reason: None,
+        };
+        store
+            .plan_touches(std::slice::from_ref(&t), 10, at)
+            .await
+            .unwrap();
+        store
+            .claim(
+                std::slice::from_ref(&t.id),
+                "w",
+                at,
+                at + Duration::minutes(5),
+            )
+            .await
+            .unwrap();
+        store
+            .record(&[Outcome::Sent { id: t.id.clone() }], "w", at)
+            .await
+            .unwrap();
+        ids.push(t.id);
+    }
+    store.close().await;
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_are_recorded_and_shown_in_words() {
+    let env = Env::new();
+    env.import("c.csv", CONTACTS).expect(0);
+    let sms = sent(&env, "sms", 3).await;
+    let reply = |touch: &TouchId, id: &str| {
+        env.run(&[
+            "response",
+            "add",
+            "--kind",
+            "reply",
+            "--touch",
+            touch.as_str(),
+            "--id",
+            id,
+        ])
+    };
+    let run = reply(&sms[0], "m1").expect(0);
+    assert_has(&run.stdout, "recorded: reply from ada by sms");
+    assert_has(&run.stdout, &format!("answering {}", sms[0]));
+    assert_has(&reply(&sms[0], "m1").expect(0).stdout, "already recorded");
+    reply(&sms[1], "m2").expect(0);
+    let run = env
+        .run(&[
+            "response",
+            "add",
+            "--kind",
+            "click",
+            "--contact",
+            "ada",
+            "--channel",
+            "sms",
+        ])
+        .expect(0);
+    assert_has(&run.stdout, &format!("answering {}", sms[2]));
+    assert_has(&run.stdout, "moved from acquaintance to friend");
+
+    let show = env.show("ada").expect(0).stdout;
+    assert_has(&show, "tier           friend");
+    assert_has(&show, "prefers SMS (3 of 3 responses)");
+    assert_has(&show, "friend since");
+    assert_has(&show, "3 response(s)");
+    assert_has(&show, "reply  click by sms");
+    assert_has(&show, "note   moved from acquaintance to friend");
+
+    // An unsubscribe withdraws consent at once, and says so.
+    let run = env
+        .run(&[
+            "response",
+            "add",
+            "--kind",
+            "stop",
+            "--contact",
+            "ada",
+            "--channel",
+            "sms",
+        ])
+        .expect(0);
+    assert_has(&run.stdout, "consent withdrawn on SMS");
+    assert_has(&env.show("ada").expect(0).stdout, "(no SMS consent)");
+}
+
+#[test]
+fn bad_responses_name_the_flag_and_change_nothing() {
+    let env = Env::new();
+    env.import("c.csv", CONTACTS).expect(0);
+    for (args, says) in [
+        (
+            &["--kind", "love", "--contact", "ada", "--channel", "sms"][..],
+            "--kind",
+        ),
+        (
+            &["--kind", "reply", "--contact", "ada"][..],
+            "--contact and --channel",
+        ),
+        (
+            &["--kind", "reply", "--contact", "nobody", "--channel", "sms"][..],
+            "no contact with id nobody",
+        ),
+        (
+            &["--kind", "reply", "--touch", "birthday:ada:1999"][..],
+            "no touch with id birthday:ada:1999",
+        ),
+        (
+            &[
+                "--kind",
+                "reply",
+                "--contact",
+                "ada",
+                "--channel",
+                "sms",
+                "--at",
+                "soon",
+            ][..],
+            "--at",
+        ),
+    ] {
+        let mut all = vec!["response", "add"];
+        all.extend_from_slice(args);
+        let run = env.run(&all).expect(65);
+        assert_has(&run.stderr, says);
+    }
+    assert_has(&env.show("ada").expect(0).stdout, "0 response(s)");
+}
