@@ -65,6 +65,8 @@ struct Entry {
     answer: Option<Answer>,
     /// The learner has heard how it went (answered, or ignored).
     settled: bool,
+    /// The channels it left because they could not carry it.
+    tried: Vec<String>,
 }
 
 struct Person {
@@ -111,6 +113,8 @@ pub(super) struct Sim<'a> {
     occasions: Vec<&'a Occasion>,
     tier_names: Vec<String>,
     people: Vec<Person>,
+    /// Per tier, what the learner's statistics say of each channel.
+    answered: Vec<learn::Answered>,
     dates: HashMap<(DateField, MonthDay), Vec<u32>>,
     check_ins: Vec<CheckIns>,
     events: Vec<(&'a Event, u32)>,
@@ -216,6 +220,7 @@ impl<'a> Sim<'a> {
             learning: opts.learning,
             occasions,
             tier_names: tier_names.iter().map(|t| (*t).to_owned()).collect(),
+            answered: vec![learn::Answered::new(); tier_names.len()],
             people,
             dates,
             check_ins: Vec::new(),

@@ -2,8 +2,9 @@
 //! population with a simulated clock, nothing sent, so ops can see what a config does
 //! to a year of contacts before they deploy it.
 //!
-//! It drives the daemon's own pure pieces: [`planner::due`](crate::planner::due),
-//! [`planner::check_in`](crate::planner::check_in) and
+//! It drives the daemon's own pure pieces:
+//! [`planner::plan_learned`](crate::planner::plan_learned),
+//! [`planner::check_in_learned`](crate::planner::check_in_learned) and
 //! [`planner::for_event`](crate::planner::for_event) plan touches, recorded
 //! insert-if-absent by id as the ledger does, and
 //! [`policy::evaluate`](crate::policy::evaluate) decides each touch when it falls due,
@@ -20,8 +21,10 @@
 //! - every contact answers (or not) as a [`ResponseModel`] drawn from a seed says, and
 //!   the learner hears of it as `feedback` tells it: the send with its outcome, the
 //!   answer when it comes, `ignored` when the response window closes. Consent and
-//!   suppression always act; with learning on, the learned channel, hour, check-in
-//!   cadence and tier steer what follows (see `engine/learn.rs`).
+//!   suppression always act; with learning on the tier moves, and the planner's own
+//!   learned planning ([`planner::plan_learned`](crate::planner::plan_learned),
+//!   [`planner::check_in_learned`](crate::planner::check_in_learned)) picks channel,
+//!   hour and check-in cadence from the state (see `engine/learn.rs`).
 //!
 //! Left out: delivery failures and retries, bounces, answers not to a touch.
 
@@ -64,9 +67,18 @@ pub fn run(
     events: &[Event],
     opts: &SimOptions,
 ) -> Result<SimReport, Vec<BadAttribute>> {
-    let mut sim = engine::Sim::new(cfg, contacts, events, opts)?;
+    let cfg = effective(cfg, opts);
+    let mut sim = engine::Sim::new(&cfg, contacts, events, opts)?;
     sim.run();
     Ok(sim.report())
+}
+
+/// `cfg` with learning on or off as `opts` say: the planner plans with what was learned
+/// only when the config has learning on.
+fn effective(cfg: &Config, opts: &SimOptions) -> Config {
+    let mut cfg = cfg.clone();
+    cfg.learning.enabled = opts.learning;
+    cfg
 }
 
 /// The same population run with learning off, then on.

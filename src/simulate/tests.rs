@@ -66,7 +66,8 @@ fn simulate(
     events: &[Event],
     opts: &SimOptions,
 ) -> (SimReport, Vec<Touch>) {
-    let mut sim = engine::Sim::new(cfg, contacts, events, opts).unwrap();
+    let cfg = effective(cfg, opts);
+    let mut sim = engine::Sim::new(&cfg, contacts, events, opts).unwrap();
     sim.run();
     let touches = sim.touches().cloned().collect();
     (sim.report(), touches)

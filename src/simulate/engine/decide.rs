@@ -22,14 +22,21 @@ impl Sim<'_> {
         }
         // The dispatcher's precheck, before the policy is asked: a channel that cannot
         // carry the touch (no consent or address, or the tier moved and no longer
-        // allows it) moves it on to its occasion's next one, if any; when only the tier
-        // stands in the way the policy skips it, saying so.
+        // allows it) moves it on to the occasion's next one it has not tried (after it,
+        // then before it), if any; when only the tier stands in the way the policy
+        // skips it, saying so.
         if let Some(why) = policy::blocked(cfg, &contact, &touch.channel) {
-            let next = cfg
-                .occasion(&touch.occasion)
-                .and_then(|o| policy::next_channel(cfg, o, &contact, Some(&touch.channel)));
+            let e = &self.people[c].ledger[i];
+            let next = cfg.occasion(&touch.occasion).and_then(|o| {
+                let tried: Vec<&str> = e.tried.iter().map(String::as_str).collect();
+                policy::fallback_channel(cfg, o, &contact, &touch.channel, &tried)
+            });
             match next {
-                Some(next) => self.people[c].ledger[i].touch.channel = next.to_owned(),
+                Some(next) => {
+                    let e = &mut self.people[c].ledger[i];
+                    let left = std::mem::replace(&mut e.touch.channel, next.to_owned());
+                    e.tried.push(left);
+                }
                 None if policy::unreachable(cfg, &contact, &touch.channel).is_none() => {}
                 None => {
                     self.finish(c, i, TouchStatus::Suppressed, why);

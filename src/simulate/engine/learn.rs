@@ -3,39 +3,46 @@
 //! and the answer together, or the send and `ignored` once the response window closes),
 //! and its effects act as the daemon's do. An unsubscribe withdraws consent on its
 //! channel and a complaint suppresses (consent off on email and SMS, as the store does)
-//! whether learning is on or off; with learning on the learned state also steers later
-//! touches: the channel (Thompson sampling among the occasion's channels the contact can
-//! be reached on), the hour (the one they answer at, inside the send window), the
-//! check-in cadence (backed off, then sunset) and the tier.
+//! whether learning is on or off; with learning on the state is kept, moves the tier,
+//! and the planner's own learned planning ([`planner::plan_learned`],
+//! [`planner::check_in_learned`]) takes it from there: channel, hour and check-in
+//! cadence, with the tier's answer rates as the channel prior, as the planner loop reads
+//! them from the statistics.
 
-use std::{cmp::Reverse, rc::Rc, time::Duration};
+use std::{cmp::Reverse, collections::BTreeMap, rc::Rc, time::Duration};
 
-use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 
 use super::{Kind, Sim, Step};
 use crate::{
-    config::{Config, Occasion, Trigger},
-    domain::{NewTouch, SendWindow, TouchStatus, time::local_instant},
+    config::{Config, Occasion},
     learning::{
         self, ChannelPrior, Effect, RelationshipState, Response, Signal, TouchRef, answer_hour,
-        best_hour, check_in_cadence, posterior_mean,
+        check_in_cadence, posterior_mean,
     },
     planner, policy,
     simulate::model::{ResponseModel, Truth, stream},
 };
+
+/// A tier's answer rates weigh like this many touches of the contact's own, as in the
+/// planner loop (`planner::runner`).
+const PRIOR_WEIGHT: f64 = 10.0;
+
+/// The longest a backed-off check-in cadence gets, as `planner::check_in_learned` has it.
+const MAX_CHECK_IN: Duration = Duration::from_secs(365 * 86_400);
 
 /// One simulated contact's inner life: what they truly prefer, what has been learned
 /// about them, and their dice.
 pub(super) struct Mind {
     pub(super) truth: Truth,
     pub(super) state: RelationshipState,
+    /// A relationship is stored (the learner has heard something): the planner plans
+    /// with it only then.
+    known: bool,
     pub(super) start_tier: usize,
     /// How they react to touches.
     answers: StdRng,
-    /// The learner's channel draws for them.
-    picks: StdRng,
     /// Touches they left unanswered in a row (what happened, not what was learned).
     unanswered: u32,
 }
@@ -45,57 +52,72 @@ impl Mind {
         Self {
             truth,
             state: RelationshipState::default(),
+            known: false,
             start_tier: tier,
             answers: stream(model.seed, id, 1),
-            picks: stream(model.seed, id, 2),
             unanswered: 0,
         }
     }
 }
 
+/// Per channel, touches whose outcome is known and how many were answered: the
+/// statistics a tier's prior is read from.
+pub(super) type Answered = BTreeMap<String, (u64, u64)>;
+
 impl Sim<'_> {
     /// The check-in cadence (seconds) for contact `c` whose tier's is `base`: learned
-    /// (backed off; `None` once sunset) with learning on, else the tier's. Bounded only
-    /// by `max_backoff`: a tier has no maximum of its own.
+    /// (backed off, at most `max_backoff` times the tier's and a year; `None` once
+    /// sunset) with learning on, else the tier's.
     pub(super) fn cadence(&self, c: usize, base: i64) -> Option<i64> {
-        if !self.learning {
+        let m = &self.people[c].mind;
+        if !self.learning || !m.known {
             return Some(base);
         }
         let base = Duration::from_secs(base.max(0) as u64);
         let model = &self.cfg.learning.model;
-        let every = check_in_cadence(&self.people[c].mind.state, model, base, Duration::MAX);
+        let max = base
+            .saturating_mul(model.max_backoff)
+            .min(MAX_CHECK_IN.max(base));
+        let every = check_in_cadence(&m.state, model, base, max);
         every.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     }
 
-    /// With learning on, a new touch goes out on the channel and at the hour learned;
-    /// with it off, as planned (the first channel that can reach the contact, the start
-    /// of the window).
-    pub(super) fn steer(&mut self, c: usize, k: usize, mut t: NewTouch) -> NewTouch {
-        if !self.learning || t.status != TouchStatus::Planned {
-            return t;
+    /// The tier's answer rates per channel, scaled to [`PRIOR_WEIGHT`].
+    pub(super) fn prior(&self, tier: usize) -> ChannelPrior {
+        let mut prior = ChannelPrior::new();
+        for (channel, (settled, responded)) in &self.answered[tier] {
+            let (settled, responded) = (*settled as f64, (*responded).min(*settled) as f64);
+            let scale = if settled > PRIOR_WEIGHT {
+                PRIOR_WEIGHT / settled
+            } else {
+                1.0
+            };
+            prior = prior.with(channel, responded * scale, (settled - responded) * scale);
         }
-        let (cfg, occasion) = (self.cfg, self.occasions[k]);
-        let p = &mut self.people[c];
-        let allowed: Vec<&str> = occasion
-            .channels
-            .iter()
-            .map(String::as_str)
-            .filter(|ch| policy::blocked(cfg, &p.contact, ch).is_none())
-            .collect();
-        let none = ChannelPrior::new();
-        if let Some(ch) =
-            learning::choose_channel(&p.mind.state, &allowed, &none, &mut p.mind.picks)
-        {
-            t.channel = ch.to_owned();
-        }
-        let window = cfg.send_window(occasion, &p.contact.tier);
-        let (first, last) = window_hours(window);
-        let min = cfg.learning.model.min_hour_observations;
-        if let Some(h) = best_hour(&p.mind.state, first, last, None, min) {
-            let zone = p.contact.zone(cfg.defaults.timezone);
-            at_hour(&mut t, h, window, zone, occasion);
-        }
-        t
+        prior
+    }
+
+    /// What the planner may plan contact `c` with: nothing with learning off or before
+    /// anything was learned.
+    pub(super) fn learned<'s>(
+        &'s self,
+        c: usize,
+        prior: &'s ChannelPrior,
+    ) -> Option<planner::Learned<'s>> {
+        let m = &self.people[c].mind;
+        (self.learning && m.known).then_some(planner::Learned {
+            state: &m.state,
+            prior,
+        })
+    }
+
+    /// Counts an outcome in the statistics, under the contact's tier now (as the store
+    /// keys them).
+    fn count(&mut self, c: usize, channel: &str, settled: bool, responded: bool) {
+        let p = &self.people[c];
+        let e = self.answered[p.tier].entry(channel.to_owned()).or_default();
+        e.0 += u64::from(settled);
+        e.1 += u64::from(responded);
     }
 
     /// Touch `i` of contact `c` went out: how they react is decided now, and heard of
@@ -151,12 +173,14 @@ impl Sim<'_> {
         }
         let (channel, sent_at) = (e.touch.channel.clone(), e.touch.sent_at.unwrap_or(now));
         let mut signals = Vec::with_capacity(2);
-        if !std::mem::replace(&mut e.settled, true) {
+        let first = !std::mem::replace(&mut e.settled, true);
+        if first {
             signals.push(Signal::Sent {
                 channel: channel.clone(),
                 at: sent_at,
             });
         }
+        self.count(c, &channel, first, answer.kind.is_engaged());
         signals.push(Signal::Response(Response {
             kind: answer.kind,
             channel: channel.clone(),
@@ -182,8 +206,12 @@ impl Sim<'_> {
                 channel: channel.clone(),
                 at: e.touch.sent_at.unwrap_or(now),
             },
-            Signal::Ignored { channel, at: now },
+            Signal::Ignored {
+                channel: channel.clone(),
+                at: now,
+            },
         ];
+        self.count(c, &channel, true, false);
         self.learn(c, &signals, now);
     }
 
@@ -208,6 +236,7 @@ impl Sim<'_> {
         }
         if self.learning {
             p.mind.state = state;
+            p.mind.known = true;
         }
         for e in effects {
             self.act(c, e);
@@ -296,41 +325,5 @@ fn withdraw(contact: &mut crate::domain::Contact, channel: &str) {
         "sms" => contact.sms_consent = false,
         // A webhook has no consent to withdraw (nor does the store keep one).
         _ => {}
-    }
-}
-
-/// The whole hours a send window touches, `[first, last)`: 09:30-17:30 is 9..18.
-fn window_hours(window: SendWindow) -> (u32, u32) {
-    let day = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
-    let midnight = local_instant(day, 0, chrono_tz::UTC);
-    let (open, close) = window.on(day, chrono_tz::UTC);
-    let minutes = |t: DateTime<Utc>| (t - midnight).num_minutes().clamp(0, 1440) as u32;
-    (minutes(open) / 60, minutes(close).div_ceil(60))
-}
-
-/// Moves `t` to `hour` (local, inside the window): on its day if that is still ahead,
-/// else the next day, if before it expires. A check-in moved to the next day expires
-/// with that day, as one planned for it would.
-fn at_hour(t: &mut NewTouch, hour: u32, window: SendWindow, zone: Tz, occasion: &Occasion) {
-    let check_in = matches!(occasion.trigger, Trigger::Inactivity { .. });
-    let from = t.scheduled_at;
-    let mut day = from.with_timezone(&zone).date_naive();
-    for _ in 0..2 {
-        let (open, close) = window.on(day, zone);
-        let at = local_instant(day, hour * 60, zone).max(open);
-        let expires = if check_in {
-            planner::expiry(day, zone, occasion.expires).max(t.expires_at)
-        } else {
-            t.expires_at
-        };
-        if at >= from {
-            if at < close && at < expires {
-                t.scheduled_at = at;
-                t.expires_at = expires;
-            }
-            return;
-        }
-        let Some(next) = day.succ_opt() else { return };
-        day = next;
     }
 }

@@ -80,19 +80,24 @@ impl Sim<'_> {
                 continue;
             };
             for c in ids {
-                let p = &mut self.people[c as usize];
-                if p.quiet_until[k] > now.timestamp() {
+                let c = c as usize;
+                if self.people[c].quiet_until[k] > now.timestamp() {
                     continue;
                 }
-                let Some(t) = planner::due(cfg, occasion, &p.contact, now) else {
+                let prior = self.prior(self.people[c].tier);
+                let learned = self.learned(c, &prior);
+                let contact = std::slice::from_ref(&*self.people[c].contact);
+                let planned = planner::plan_learned(cfg, occasion, contact, |_| learned, now);
+                let Some(t) = planned.into_iter().next() else {
                     continue;
                 };
+                let p = &mut self.people[c];
                 let zone = p.contact.zone(cfg.defaults.timezone);
                 let today = now.with_timezone(&zone).date_naive();
                 p.quiet_until[k] = today
                     .succ_opt()
                     .map_or(i64::MAX, |d| local_midnight(d, zone).timestamp());
-                self.record(c as usize, k, t, now);
+                self.record(c, k, t, now);
             }
         }
     }
@@ -130,7 +135,17 @@ impl Sim<'_> {
                 }
                 Some(_) => {}
             }
-            let next = match planner::check_in(cfg, occasion, &p.contact, p.last_interaction, now) {
+            let prior = self.prior(p.tier);
+            let learned = self.learned(c, &prior);
+            let due = planner::check_in_learned(
+                cfg,
+                occasion,
+                &p.contact,
+                p.last_interaction,
+                learned,
+                now,
+            );
+            let next = match due {
                 Some(t) => {
                     self.record(c, self.check_ins[j].occasion, t, now);
                     // The planner names a check-in by its cadence period: until the next
@@ -148,7 +163,6 @@ impl Sim<'_> {
         if self.people[c].ledger.iter().any(|e| e.touch.id == t.id) {
             return;
         }
-        let t = self.steer(c, k, t);
         let p = &mut self.people[c];
         let stats = &mut self.tiers[p.tier];
         stats.occasions[k].planned += 1;
@@ -177,6 +191,7 @@ impl Sim<'_> {
             tier_at_send: p.tier,
             answer: None,
             settled: false,
+            tried: Vec::new(),
         });
     }
 }
