@@ -12,7 +12,7 @@
 //! version is still current; on a conflict (another response for the same contact at
 //! the same moment) it reads again. Nothing is learned twice and nothing is lost.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::{
     config::Config,
@@ -183,6 +183,15 @@ pub async fn respond<S: Store>(
         let effects = learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
         if input.kind.is_engaged() {
             learn.interaction = Some(input.at);
+            let local = input.at.with_timezone(&contact.zone(cfg.defaults.timezone));
+            let tier = StatKey {
+                tier: contact.tier.clone(),
+                channel: "*".into(),
+                occasion: "*".into(),
+            };
+            learn
+                .stats
+                .push(stat(&tier, StatField::AnsweredAt(local.hour() as u8)));
         }
         let record = ResponseRecord {
             id: id.clone(),

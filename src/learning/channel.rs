@@ -29,6 +29,11 @@ impl ChannelPrior {
         self
     }
 
+    /// Whether it knows nothing about any channel.
+    pub fn is_empty(&self) -> bool {
+        self.counts.values().all(|(a, b)| *a + *b == 0.0)
+    }
+
     /// `(successes, failures)`; `(0, 0)` for a channel it knows nothing about.
     pub fn get(&self, channel: &str) -> (f64, f64) {
         self.counts.get(channel).copied().unwrap_or((0.0, 0.0))

@@ -74,11 +74,21 @@ fn answered(channel: &str, n: i64, hour: u32) -> Vec<Signal> {
 }
 
 fn birthday(cfg: &Config, c: &Contact, state: Option<&RelationshipState>) -> NewTouch {
+    birthday_with(cfg, c, state, None)
+}
+
+fn birthday_with(
+    cfg: &Config,
+    c: &Contact,
+    state: Option<&RelationshipState>,
+    fallback_hour: Option<u32>,
+) -> NewTouch {
     let prior = ChannelPrior::new();
     let occasion = cfg.occasion("birthday").unwrap();
     let l = state.map(|state| Learned {
         state,
         prior: &prior,
+        fallback_hour,
     });
     plan_learned(
         cfg,
@@ -116,6 +126,24 @@ fn the_learned_hour_moves_the_touch_inside_the_window() {
         birthday(&cfg, &c, Some(&few)).scheduled_at,
         utc("2026-07-14T09:00:00Z")
     );
+    // Too few of its own, but its tier answers at 12:00: then.
+    assert_eq!(
+        birthday_with(&cfg, &c, Some(&few), Some(12)).scheduled_at,
+        utc("2026-07-14T12:00:00Z")
+    );
+    // Its own, once there are enough, beat the tier's.
+    assert_eq!(
+        birthday_with(&cfg, &c, Some(&at_three), Some(12)).scheduled_at,
+        utc("2026-07-14T15:00:00Z")
+    );
+    // A tier hour outside the window is not used.
+    assert_eq!(
+        birthday_with(&cfg, &c, Some(&few), Some(6)).scheduled_at,
+        utc("2026-07-14T09:00:00Z")
+    );
+    // Nothing known of the contact nor its tier: the configured channel, no draw.
+    let nothing = RelationshipState::default();
+    assert_eq!(birthday(&cfg, &c, Some(&nothing)).channel, "email");
     // Learning off: as configured, whatever was learned.
     let off = self::cfg(&[("RAPPORT__LEARNING__ENABLED", "false")]);
     assert_eq!(
@@ -166,6 +194,7 @@ fn ignored_check_ins_back_off_then_stop() {
         let l = Learned {
             state,
             prior: &prior,
+            fallback_hour: None,
         };
         check_in_learned(
             &cfg,
@@ -201,6 +230,7 @@ fn ignored_check_ins_back_off_then_stop() {
     let l = Learned {
         state: &gone,
         prior: &prior,
+        fallback_hour: None,
     };
     assert!(
         check_in_learned(&off, occasion, &c, last, Some(l), last + Duration::days(61)).is_some()

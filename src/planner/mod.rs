@@ -23,6 +23,9 @@ pub struct Learned<'a> {
     pub state: &'a RelationshipState,
     /// The contact's tier's response rates per channel, the prior for its own.
     pub prior: &'a ChannelPrior,
+    /// The hour the contact's tier (or everyone) answers at: the send hour until the
+    /// contact has answered often enough itself.
+    pub fallback_hour: Option<u32>,
 }
 
 /// The month-days that are "today" somewhere on Earth at `now`: local dates range from
@@ -362,7 +365,7 @@ fn at_learned_hour(
         l.state,
         start.div_ceil(60),
         end.div_ceil(60),
-        None,
+        l.fallback_hour,
         cfg.learning.model.min_hour_observations,
     );
     let Some(hour) = hour else { return at };
@@ -395,7 +398,9 @@ fn learned_channel(
         .map(String::as_str)
         .filter(|c| crate::policy::blocked(cfg, contact, c).is_none())
         .collect();
-    if allowed.len() < 2 {
+    // Nothing known of the contact nor its tier: as configured, not a coin toss.
+    let known = l.state.channels().next().is_some() || !l.prior.is_empty();
+    if allowed.len() < 2 || !known {
         return crate::policy::planned_channel(cfg, occasion, contact);
     }
     let digest = Sha256::digest(id.as_str().as_bytes());

@@ -22,11 +22,30 @@ const PAGE: usize = 5000;
 const PRIOR_WEIGHT: f64 = 10.0;
 
 /// What was learned, read once per run (the priors) and once per page (the states).
+/// A tier's answer hours are its pattern once there are this many.
+const MIN_TIER_HOURS: u64 = 10;
+
 #[derive(Default)]
 struct Knowledge {
     priors: HashMap<String, ChannelPrior>,
+    /// Per tier, the hour its contacts answer at most (local time).
+    hours: HashMap<String, u32>,
+    /// The same over every tier.
+    hour: Option<u32>,
     states: HashMap<ContactId, Relationship>,
     none: ChannelPrior,
+    /// The state of a contact nothing is known of yet.
+    fresh: crate::learning::RelationshipState,
+}
+
+/// The hour with the most answers, if there are enough of them.
+fn mode(hours: &[u64; 24]) -> Option<u32> {
+    let total: u64 = hours.iter().sum();
+    let (hour, _) = hours
+        .iter()
+        .enumerate()
+        .max_by_key(|(h, n)| (**n, std::cmp::Reverse(*h)))?;
+    (total >= MIN_TIER_HOURS).then_some(hour as u32)
 }
 
 impl Knowledge {
@@ -38,14 +57,26 @@ impl Knowledge {
             return Ok(out);
         }
         let mut counts: HashMap<(String, String), (f64, f64)> = HashMap::new();
+        let mut hours: HashMap<String, [u64; 24]> = HashMap::new();
+        let mut all = [0u64; 24];
         for (key, field, n) in store.stats().await? {
+            if let StatField::AnsweredAt(h) = field {
+                hours.entry(key.tier).or_insert([0; 24])[usize::from(h) % 24] += n;
+                all[usize::from(h) % 24] += n;
+                continue;
+            }
             let entry = counts.entry((key.tier, key.channel)).or_default();
             match field {
                 StatField::Settled => entry.0 += n as f64,
                 StatField::Responded => entry.1 += n as f64,
-                StatField::OptOut => {}
+                StatField::OptOut | StatField::AnsweredAt(_) => {}
             }
         }
+        out.hours = hours
+            .into_iter()
+            .filter_map(|(tier, h)| mode(&h).map(|m| (tier, m)))
+            .collect();
+        out.hour = mode(&all);
         for ((tier, channel), (settled, responded)) in counts {
             let responded = responded.min(settled);
             let scale = if settled > PRIOR_WEIGHT {
@@ -78,11 +109,16 @@ impl Knowledge {
         Ok(())
     }
 
-    fn of(&self, c: &Contact) -> Option<Learned<'_>> {
-        let state = &self.states.get(&c.id)?.state;
+    /// `None` with learning off; a contact with nothing learned yet gets its tier's.
+    fn of(&self, c: &Contact, cfg: &Config) -> Option<Learned<'_>> {
+        if !cfg.learning.enabled {
+            return None;
+        }
+        let state = self.states.get(&c.id).map_or(&self.fresh, |r| &r.state);
         Some(Learned {
             state,
             prior: self.priors.get(&c.tier).unwrap_or(&self.none),
+            fallback_hour: self.hours.get(&c.tier).copied().or(self.hour),
         })
     }
 }
@@ -139,7 +175,7 @@ pub async fn run_once<S: Store>(
             known
                 .page(store, cfg, &page.iter().collect::<Vec<_>>())
                 .await?;
-            let touches = super::plan_learned(cfg, occasion, &page, |c| known.of(c), now);
+            let touches = super::plan_learned(cfg, occasion, &page, |c| known.of(c, cfg), now);
             report.add(store, cfg, &touches, now).await?;
         }
     }
@@ -183,7 +219,7 @@ async fn run_check_ins<S: Store>(
         let touches: Vec<_> = page
             .iter()
             .filter_map(|(c, last)| {
-                super::check_in_learned(cfg, occasion, c, *last, known.of(c), now)
+                super::check_in_learned(cfg, occasion, c, *last, known.of(c, cfg), now)
             })
             .collect();
         report.add(store, cfg, &touches, now).await?;

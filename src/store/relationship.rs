@@ -158,17 +158,28 @@ pub enum StatField {
     Responded,
     /// An unsubscribe, STOP or complaint.
     OptOut,
+    /// An engaged response at this hour of the contact's day (keyed by tier only: the
+    /// tier's pattern, which a contact with few answers of its own is sent at).
+    AnsweredAt(u8),
 }
 
 impl StatField {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Self::Settled => "settled",
-            Self::Responded => "responded",
-            Self::OptOut => "opt_out",
+            Self::Settled => "settled".into(),
+            Self::Responded => "responded".into(),
+            Self::OptOut => "opt_out".into(),
+            Self::AnsweredAt(h) => format!("hour{h:02}").into(),
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
+        if let Some(h) = s.strip_prefix("hour") {
+            return h
+                .parse::<u8>()
+                .ok()
+                .filter(|h| *h < 24)
+                .map(Self::AnsweredAt);
+        }
         [Self::Settled, Self::Responded, Self::OptOut]
             .into_iter()
             .find(|f| f.as_str() == s)
@@ -277,12 +288,19 @@ mod tests {
             channel: "sms".into(),
             occasion: "birthday".into(),
         };
-        for f in [StatField::Settled, StatField::Responded, StatField::OptOut] {
+        for f in [
+            StatField::Settled,
+            StatField::Responded,
+            StatField::OptOut,
+            StatField::AnsweredAt(0),
+            StatField::AnsweredAt(23),
+        ] {
             assert_eq!(StatKey::decode(&k.encode(f)), Some((k.clone(), f)));
         }
         assert_eq!(StatKey::decode("a|b|c"), None);
         assert_eq!(StatKey::decode("a|b|c|sent"), None);
         assert_eq!(StatKey::decode("a|b|c|settled|x"), None);
+        assert_eq!(StatKey::decode("a|b|c|hour24"), None);
     }
 
     #[test]

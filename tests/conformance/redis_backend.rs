@@ -140,7 +140,7 @@ impl Backend for RedisStore {
 
 /// Contacts stored by a rapport from before check-ins have no last interaction: opening
 /// the store gives them one (the time of the upgrade), once, so the policy scripts and
-/// the check-in planner see them.
+/// the check-in planner see them; and from before the phone index, an entry in it.
 #[tokio::test]
 async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
     use rapport::store::{ContactUpsert, Store};
@@ -152,6 +152,7 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
     let store = RedisStore::open(&cfg).await.unwrap();
     let mut contact = rapport::render::sample_contact("friend");
     contact.id = rapport::domain::ContactId::parse("old").unwrap();
+    contact.phone = Some(rapport::domain::PhoneNumber::parse("+14155550177").unwrap());
     store
         .upsert_contacts(&[ContactUpsert {
             contact: contact.clone(),
@@ -161,12 +162,23 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
         }])
         .await
         .unwrap();
-    // As an earlier version left it: no idx:seen entry, no schema marker.
+    // As an earlier version left it: no idx:seen entry, no phone index, no schema
+    // marker.
     let mut conn = store.connection();
     let _: () = conn
         .zrem(format!("{}:idx:seen", cfg.prefix), "old")
         .await
         .unwrap();
+    let phone = contact.phone.clone().unwrap();
+    let phone_key = format!("{}:idx:phone:{}", cfg.prefix, phone.as_str());
+    let _: () = conn.del(&phone_key).await.unwrap();
+    assert!(
+        store
+            .contacts_by_phone(phone.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let _: () = conn.del(format!("{}:schema", cfg.prefix)).await.unwrap();
     let far = chrono::Utc::now() + chrono::Duration::days(1);
     assert!(store.idle_contacts(far, None, 10).await.unwrap().is_empty());
@@ -185,6 +197,10 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
         .await
         .unwrap();
     assert!(records.contains_key(&contact.id));
+    assert_eq!(
+        reopened.contacts_by_phone(phone.as_str()).await.unwrap(),
+        std::slice::from_ref(&contact.id)
+    );
     let marker: u32 = conn.get(format!("{}:schema", cfg.prefix)).await.unwrap();
     assert_eq!(marker, 4);
 }

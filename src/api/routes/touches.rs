@@ -115,6 +115,10 @@ pub(in crate::api) async fn stats(State(state): State<ApiState>) -> Result<Json<
     let store = state.store.as_ref();
     let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
     for (key, field, n) in store.stats().await.map_err(ApiError::internal)? {
+        // The tiers' answer hours are the planner's, not a row.
+        if let StatField::AnsweredAt(_) = field {
+            continue;
+        }
         let row = rows
             .entry((key.tier, key.channel, key.occasion))
             .or_default();
@@ -122,6 +126,7 @@ pub(in crate::api) async fn stats(State(state): State<ApiState>) -> Result<Json<
             StatField::Settled => row.settled += n,
             StatField::Responded => row.responded += n,
             StatField::OptOut => row.opt_outs += n,
+            StatField::AnsweredAt(_) => {}
         }
     }
     let rows: Vec<Value> = rows

@@ -211,11 +211,9 @@ impl RedisStore {
         if at.is_some_and(|v| v >= SCHEMA) {
             return Ok(());
         }
-        if at.is_none_or(|v| v < 2) {
-            self.backfill_seen().await?;
-        }
-        if at.is_none_or(|v| v < 4) {
-            self.backfill_phones().await?;
+        let (seen, phones) = (at.is_none_or(|v| v < 2), at.is_none_or(|v| v < 4));
+        if seen || phones {
+            self.backfill_contacts(seen, phones).await?;
         }
         self.backfill_indexes().await?;
         conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
@@ -276,50 +274,12 @@ impl RedisStore {
         }
     }
 
-    /// Schema 4: contacts stored before the phone index join it (inbound SMS finds its
-    /// sender through it).
-    async fn backfill_phones(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let mut cursor = 0u64;
-        loop {
-            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
-                .arg(format!("{}:idx:contacts", self.prefix))
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(q)?;
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let mut pipe = redis::pipe();
-            let mut any = false;
-            if !refs.is_empty() {
-                for c in self.contacts(&refs).await? {
-                    if let Some(p) = &c.phone {
-                        pipe.hset(
-                            format!("{}:idx:phone", self.prefix),
-                            p.as_str(),
-                            c.id.as_str(),
-                        );
-                        any = true;
-                    }
-                }
-            }
-            if any {
-                pipe.query_async::<()>(&mut conn).await.map_err(q)?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-
-    /// Schema 2: contacts stored before the check-in clock start it at the upgrade.
-    async fn backfill_seen(&self) -> Result<(), StoreError> {
+    /// Contacts stored before an index existed join it, in one pass over them:
+    /// schema 2, the check-in clock (started at the upgrade, as for a new contact);
+    /// schema 4, the phone index (inbound SMS finds its sender through it).
+    async fn backfill_contacts(&self, seen: bool, phones: bool) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let now = Utc::now().timestamp();
-        let seen = format!("{}:idx:seen", self.prefix);
         let mut cursor = 0u64;
         loop {
             let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
@@ -330,13 +290,26 @@ impl RedisStore {
                 .query_async(&mut conn)
                 .await
                 .map_err(q)?;
-            if !ids.is_empty() {
+            let mut pipe = redis::pipe();
+            if seen && !ids.is_empty() {
                 let mut cmd = redis::cmd("ZADD");
-                cmd.arg(&seen).arg("NX");
+                cmd.arg(format!("{}:idx:seen", self.prefix)).arg("NX");
                 for id in &ids {
                     cmd.arg(now).arg(id);
                 }
-                cmd.query_async::<()>(&mut conn).await.map_err(q)?;
+                pipe.add_command(cmd);
+            }
+            if phones && !ids.is_empty() {
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                for c in self.contacts(&refs).await? {
+                    if let Some(p) = &c.phone {
+                        let key = format!("{}:idx:phone:{}", self.prefix, p.as_str());
+                        pipe.sadd(key, c.id.as_str());
+                    }
+                }
+            }
+            if !pipe.is_empty() {
+                pipe.query_async::<()>(&mut conn).await.map_err(q)?;
             }
             if next == 0 {
                 return Ok(());
