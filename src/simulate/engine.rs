@@ -113,8 +113,8 @@ pub(super) struct Sim<'a> {
     occasions: Vec<&'a Occasion>,
     tier_names: Vec<String>,
     people: Vec<Person>,
-    /// Per tier, what the learner's statistics say of each channel.
-    answered: Vec<learn::Answered>,
+    /// Per tier, what the learner's statistics say.
+    known: Vec<learn::Known>,
     dates: HashMap<(DateField, MonthDay), Vec<u32>>,
     check_ins: Vec<CheckIns>,
     events: Vec<(&'a Event, u32)>,
@@ -220,7 +220,7 @@ impl<'a> Sim<'a> {
             learning: opts.learning,
             occasions,
             tier_names: tier_names.iter().map(|t| (*t).to_owned()).collect(),
-            answered: vec![learn::Answered::new(); tier_names.len()],
+            known: vec![learn::Known::default(); tier_names.len()],
             people,
             dates,
             check_ins: Vec::new(),

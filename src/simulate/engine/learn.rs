@@ -6,12 +6,12 @@
 //! whether learning is on or off; with learning on the state is kept, moves the tier,
 //! and the planner's own learned planning ([`planner::plan_learned`],
 //! [`planner::check_in_learned`]) takes it from there: channel, hour and check-in
-//! cadence, with the tier's answer rates as the channel prior, as the planner loop reads
-//! them from the statistics.
+//! cadence, with the tier's answer rates as the channel prior and its answer hour as the
+//! fallback hour, read from the statistics as the planner loop reads them.
 
 use std::{cmp::Reverse, collections::BTreeMap, rc::Rc, time::Duration};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use rand::rngs::StdRng;
 
 use super::{Kind, Sim, Step};
@@ -29,6 +29,10 @@ use crate::{
 /// planner loop (`planner::runner`).
 const PRIOR_WEIGHT: f64 = 10.0;
 
+/// A tier's answer hours are its pattern once there are this many, as in the planner
+/// loop.
+const MIN_TIER_HOURS: u64 = 10;
+
 /// The longest a backed-off check-in cadence gets, as `planner::check_in_learned` has it.
 const MAX_CHECK_IN: Duration = Duration::from_secs(365 * 86_400);
 
@@ -37,9 +41,6 @@ const MAX_CHECK_IN: Duration = Duration::from_secs(365 * 86_400);
 pub(super) struct Mind {
     pub(super) truth: Truth,
     pub(super) state: RelationshipState,
-    /// A relationship is stored (the learner has heard something): the planner plans
-    /// with it only then.
-    known: bool,
     pub(super) start_tier: usize,
     /// How they react to touches.
     answers: StdRng,
@@ -52,7 +53,6 @@ impl Mind {
         Self {
             truth,
             state: RelationshipState::default(),
-            known: false,
             start_tier: tier,
             answers: stream(model.seed, id, 1),
             unanswered: 0,
@@ -60,9 +60,39 @@ impl Mind {
     }
 }
 
-/// Per channel, touches whose outcome is known and how many were answered: the
-/// statistics a tier's prior is read from.
-pub(super) type Answered = BTreeMap<String, (u64, u64)>;
+/// What the learner's statistics say of one tier, as the store keeps them (under the
+/// contact's tier when it happened): per channel, touches whose outcome is known and
+/// how many were answered; per local hour, the engaged answers.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Known {
+    channels: BTreeMap<String, (u64, u64)>,
+    hours: [u64; 24],
+}
+
+/// A tier's answer rates per channel, scaled to [`PRIOR_WEIGHT`].
+fn tier_prior(known: &Known) -> ChannelPrior {
+    let mut prior = ChannelPrior::new();
+    for (channel, (settled, responded)) in &known.channels {
+        let (settled, responded) = (*settled as f64, (*responded).min(*settled) as f64);
+        let scale = if settled > PRIOR_WEIGHT {
+            PRIOR_WEIGHT / settled
+        } else {
+            1.0
+        };
+        prior = prior.with(channel, responded * scale, (settled - responded) * scale);
+    }
+    prior
+}
+
+/// The hour with the most answers (the earliest of a tie), once there are enough.
+fn mode(hours: &[u64; 24]) -> Option<u32> {
+    let total: u64 = hours.iter().sum();
+    let (hour, _) = hours
+        .iter()
+        .enumerate()
+        .max_by_key(|(h, n)| (**n, Reverse(*h)))?;
+    (total >= MIN_TIER_HOURS).then_some(hour as u32)
+}
 
 impl Sim<'_> {
     /// The check-in cadence (seconds) for contact `c` whose tier's is `base`: learned
@@ -70,7 +100,7 @@ impl Sim<'_> {
     /// sunset) with learning on, else the tier's.
     pub(super) fn cadence(&self, c: usize, base: i64) -> Option<i64> {
         let m = &self.people[c].mind;
-        if !self.learning || !m.known {
+        if !self.learning {
             return Some(base);
         }
         let base = Duration::from_secs(base.max(0) as u64);
@@ -82,42 +112,48 @@ impl Sim<'_> {
         every.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     }
 
-    /// The tier's answer rates per channel, scaled to [`PRIOR_WEIGHT`].
-    pub(super) fn prior(&self, tier: usize) -> ChannelPrior {
-        let mut prior = ChannelPrior::new();
-        for (channel, (settled, responded)) in &self.answered[tier] {
-            let (settled, responded) = (*settled as f64, (*responded).min(*settled) as f64);
-            let scale = if settled > PRIOR_WEIGHT {
-                PRIOR_WEIGHT / settled
-            } else {
-                1.0
-            };
-            prior = prior.with(channel, responded * scale, (settled - responded) * scale);
+    /// What the planner loop reads from the statistics, per tier: its answer rates per
+    /// channel (scaled to [`PRIOR_WEIGHT`]) and the hour it (or, with too few answers,
+    /// everyone) answers at.
+    pub(super) fn knowledge(&self) -> Vec<(ChannelPrior, Option<u32>)> {
+        let mut all = [0u64; 24];
+        for k in &self.known {
+            all.iter_mut().zip(k.hours).for_each(|(a, n)| *a += n);
         }
-        prior
+        let everyone = mode(&all);
+        self.known
+            .iter()
+            .map(|k| (tier_prior(k), mode(&k.hours).or(everyone)))
+            .collect()
     }
 
-    /// What the planner may plan contact `c` with: nothing with learning off or before
-    /// anything was learned.
+    /// What the planner plans contact `c` with: nothing with learning off; a contact
+    /// nothing was learned of yet has a fresh state (and its tier's knowledge).
     pub(super) fn learned<'s>(
         &'s self,
         c: usize,
         prior: &'s ChannelPrior,
+        fallback_hour: Option<u32>,
     ) -> Option<planner::Learned<'s>> {
-        let m = &self.people[c].mind;
-        (self.learning && m.known).then_some(planner::Learned {
-            state: &m.state,
+        self.learning.then_some(planner::Learned {
+            state: &self.people[c].mind.state,
             prior,
+            fallback_hour,
         })
     }
 
     /// Counts an outcome in the statistics, under the contact's tier now (as the store
-    /// keys them).
-    fn count(&mut self, c: usize, channel: &str, settled: bool, responded: bool) {
+    /// keys them); an engaged answer also counts its local hour.
+    fn count(&mut self, c: usize, channel: &str, settled: bool, answered: Option<DateTime<Utc>>) {
         let p = &self.people[c];
-        let e = self.answered[p.tier].entry(channel.to_owned()).or_default();
+        let known = &mut self.known[p.tier];
+        let e = known.channels.entry(channel.to_owned()).or_default();
         e.0 += u64::from(settled);
-        e.1 += u64::from(responded);
+        e.1 += u64::from(answered.is_some());
+        if let Some(at) = answered {
+            let zone = p.contact.zone(self.cfg.defaults.timezone);
+            known.hours[at.with_timezone(&zone).hour() as usize % 24] += 1;
+        }
     }
 
     /// Touch `i` of contact `c` went out: how they react is decided now, and heard of
@@ -180,7 +216,8 @@ impl Sim<'_> {
                 at: sent_at,
             });
         }
-        self.count(c, &channel, first, answer.kind.is_engaged());
+        let engaged = answer.kind.is_engaged().then_some(answer.at);
+        self.count(c, &channel, first, engaged);
         signals.push(Signal::Response(Response {
             kind: answer.kind,
             channel: channel.clone(),
@@ -211,7 +248,7 @@ impl Sim<'_> {
                 at: now,
             },
         ];
-        self.count(c, &channel, true, false);
+        self.count(c, &channel, true, None);
         self.learn(c, &signals, now);
     }
 
@@ -236,7 +273,6 @@ impl Sim<'_> {
         }
         if self.learning {
             p.mind.state = state;
-            p.mind.known = true;
         }
         for e in effects {
             self.act(c, e);

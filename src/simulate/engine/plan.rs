@@ -75,6 +75,9 @@ impl Sim<'_> {
 
     fn plan_dates(&mut self, k: usize, field: DateField, now: DateTime<Utc>) {
         let (cfg, occasion) = (self.cfg, self.occasions[k]);
+        // What the statistics say, read once per run as the planner loop does, and only
+        // when someone is due (most ticks find nobody).
+        let mut known = None;
         for day in planner::candidate_days(now) {
             let Some(ids) = self.dates.get(&(field, day)).cloned() else {
                 continue;
@@ -84,8 +87,12 @@ impl Sim<'_> {
                 if self.people[c].quiet_until[k] > now.timestamp() {
                     continue;
                 }
-                let prior = self.prior(self.people[c].tier);
-                let learned = self.learned(c, &prior);
+                if planner::due(cfg, occasion, &self.people[c].contact, now).is_none() {
+                    continue;
+                }
+                let known = known.get_or_insert_with(|| self.knowledge());
+                let (prior, hour) = &known[self.people[c].tier];
+                let learned = self.learned(c, prior, *hour);
                 let contact = std::slice::from_ref(&*self.people[c].contact);
                 let planned = planner::plan_learned(cfg, occasion, contact, |_| learned, now);
                 let Some(t) = planned.into_iter().next() else {
@@ -105,6 +112,7 @@ impl Sim<'_> {
     fn plan_check_ins(&mut self, j: usize, now: DateTime<Utc>) {
         let (cfg, occasion) = (self.cfg, self.occasions[self.check_ins[j].occasion]);
         let now_ts = now.timestamp();
+        let mut known = None;
         loop {
             let ci = &mut self.check_ins[j];
             let Some(&Reverse((due, c))) = ci.heap.peek() else {
@@ -135,8 +143,9 @@ impl Sim<'_> {
                 }
                 Some(_) => {}
             }
-            let prior = self.prior(p.tier);
-            let learned = self.learned(c, &prior);
+            let known = known.get_or_insert_with(|| self.knowledge());
+            let (prior, hour) = &known[p.tier];
+            let learned = self.learned(c, prior, *hour);
             let due = planner::check_in_learned(
                 cfg,
                 occasion,
