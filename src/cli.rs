@@ -73,25 +73,45 @@ pub enum Command {
         #[command(subcommand)]
         command: EventCommand,
     },
-    /// Run the planners and the policy over simulated days, sending nothing, and print
-    /// per tier what contacts would get: to tune a config before deploying it.
-    Simulate {
-        /// Contacts, .csv or .jsonl (the import format).
-        #[arg(long, value_name = "FILE")]
-        contacts: PathBuf,
-        /// How many days to simulate.
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-        /// The first day, YYYY-MM-DD (UTC midnight) or an RFC 3339 instant; default today.
-        #[arg(long)]
-        start: Option<String>,
-        /// Events during the period, .jsonl: {"contact", "type", "id", "at", "data"?}.
-        #[arg(long, value_name = "FILE")]
-        events: Option<PathBuf>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Run the planners and the policy over simulated days, sending nothing, with
+    /// contacts who answer as drawn from a seed, and print per tier what they would get
+    /// and how they would answer: to tune a config before deploying it.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Contacts, .csv or .jsonl (the import format). Optional columns sim_channel,
+    /// sim_hour, sim_rate and sim_opt_out fix a contact's simulated preferences.
+    #[arg(long, value_name = "FILE")]
+    pub contacts: PathBuf,
+    /// How many days to simulate.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// The first day, YYYY-MM-DD (UTC midnight) or an RFC 3339 instant; default today.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Events during the period, .jsonl: {"contact", "type", "id", "at", "data"?}.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The seed the contacts' preferences and answers are drawn from: the same seed,
+    /// the same report.
+    #[arg(long, default_value_t = crate::simulate::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Whether learning steers channel, hour, cadence and tier; `both` runs the same
+    /// contacts twice and prints them side by side. Default: `learning.enabled`.
+    #[arg(long, value_enum)]
+    pub learning: Option<LearningMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LearningMode {
+    On,
+    Off,
+    Both,
 }
 
 /// The parts of the daemon a `rapport run` process takes on.

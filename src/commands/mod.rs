@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 mod dead_letters;
 mod learned;
 mod relationship;
+mod simulate;
 
-use relationship::{event_add, plan, show, simulate};
+use relationship::{event_add, plan, show};
 
 pub(crate) async fn run(cli: Cli) -> i32 {
     let cfg = match Config::load(cli.config.as_deref()) {
@@ -54,23 +55,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
                     data,
                 },
         } => event_add(&cfg, &contact, &kind, &id, at.as_deref(), data.as_deref()).await,
-        Command::Simulate {
-            contacts,
-            days,
-            start,
-            events,
-            json,
-        } => {
-            simulate(
-                &cfg,
-                &contacts,
-                days,
-                start.as_deref(),
-                events.as_deref(),
-                json,
-            )
-            .await
-        }
+        Command::Simulate(args) => simulate::run(&cfg, &args),
     };
     match result {
         Ok(code) => code,

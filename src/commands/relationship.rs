@@ -1,5 +1,5 @@
-//! The relationship commands: `event add`, `contacts show` (budget and timeline),
-//! `plan --at` (what would go out, what is held and why) and `simulate`.
+//! The relationship commands: `event add`, `contacts show` (budget and timeline) and
+//! `plan --at` (what would go out, what is held and why).
 
 use chrono::{DateTime, Utc};
 use rapport::{
@@ -430,75 +430,5 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         fmt_ts(at)
     );
     store.close().await;
-    Ok(0)
-}
-
-pub(super) async fn simulate(
-    cfg: &Config,
-    contacts: &std::path::Path,
-    days: u32,
-    start: Option<&str>,
-    events: Option<&std::path::Path>,
-    json: bool,
-) -> anyhow::Result<i32> {
-    let start = match start {
-        None => Utc::now()
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default()
-            .and_utc(),
-        Some(raw) => match chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-            Ok(d) => d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
-            Err(_) => match parse_instant("--start", raw) {
-                Ok(t) => t,
-                Err(_) => {
-                    eprintln!(
-                        "rapport: --start {raw:?} is neither YYYY-MM-DD nor an RFC 3339 instant"
-                    );
-                    return Ok(exit::USAGE);
-                }
-            },
-        },
-    };
-    if days == 0 || days > 3650 {
-        eprintln!("rapport: --days must be between 1 and 3650");
-        return Ok(exit::USAGE);
-    }
-    let (people, mut problems) = ingest::read_contacts(cfg, contacts)?;
-    for e in &problems {
-        eprintln!("{}: {e}", contacts.display());
-    }
-    let happenings = match events {
-        None => Vec::new(),
-        Some(path) => {
-            let (good, bad) = ingest::read_events(path)?;
-            for e in &bad {
-                eprintln!("{}: {e}", path.display());
-            }
-            problems.extend(bad);
-            good
-        }
-    };
-    if !problems.is_empty() {
-        eprintln!(
-            "rapport: {} bad row(s); fix them to simulate the whole population",
-            problems.len()
-        );
-        return Ok(exit::DATAERR);
-    }
-    let opts = rapport::simulate::SimOptions { start, days };
-    let started = std::time::Instant::now();
-    let report = rapport::simulate::run(cfg, &people, &happenings, &opts);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
-        println!(
-            "simulated {} contact(s) over {days} day(s) from {} in {:.1}s; nothing was sent or stored",
-            people.len(),
-            start.format("%Y-%m-%d"),
-            started.elapsed().as_secs_f64()
-        );
-    }
     Ok(0)
 }

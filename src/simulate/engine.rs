@@ -10,13 +10,15 @@
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap},
+    rc::Rc,
 };
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
     SimOptions,
-    report::{SimReport, TierReport},
+    model::{Answer, BadAttribute, ResponseModel, Truth},
+    report::{LearnedStats, ResponseStats, SimReport, TierReport},
 };
 use crate::{
     config::{Config, DateField, Occasion},
@@ -26,13 +28,18 @@ use crate::{
 };
 
 mod decide;
+mod learn;
 mod plan;
 
-/// At one instant an event is recorded before the planners run, and both before the
-/// dispatcher looks for due touches.
+use learn::Mind;
+
+/// At one instant an event is recorded, then answers arrive and silent touches are
+/// noticed, before the planners run; all before the dispatcher looks for due touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Event,
+    Respond,
+    Settle,
     Plan,
     Dispatch,
 }
@@ -53,14 +60,26 @@ struct Entry {
     /// Index into `Sim::occasions`.
     occasion: usize,
     deferred: bool,
+    /// Once sent: the contact's tier then, and how they will react.
+    tier_at_send: usize,
+    answer: Option<Answer>,
+    /// The learner has heard how it went (answered, or ignored).
+    settled: bool,
+    /// The channels it left because they could not carry it.
+    tried: Vec<String>,
 }
 
-struct Person<'a> {
-    contact: &'a Contact,
+struct Person {
+    /// Shared until learning changes it (consent, tier).
+    contact: Rc<Contact>,
+    /// The tier now, an index into `Sim::tier_names`.
     tier: usize,
     last_interaction: DateTime<Utc>,
     ledger: Vec<Entry>,
     sends: Vec<Slot>,
+    /// The tier each of `sends` was made in.
+    send_tiers: Vec<usize>,
+    mind: Mind,
     /// Per occasion: its yearly touch for the contact's current local day is recorded, so
     /// the planner can give nothing new before this instant (the next local midnight).
     quiet_until: Vec<i64>,
@@ -78,16 +97,24 @@ struct CheckIns {
 
 impl CheckIns {
     fn set(&mut self, contact: usize, at: i64) {
-        self.due[contact] = at;
-        self.heap.push(Reverse((at, contact as u32)));
+        if self.due[contact] != at {
+            self.due[contact] = at;
+            self.heap.push(Reverse((at, contact as u32)));
+        }
     }
 }
 
 pub(super) struct Sim<'a> {
     cfg: &'a Config,
+    model: ResponseModel,
+    /// Whether the learner steers (channel, hour, cadence, tier) or only consent acts.
+    learning: bool,
     /// The enabled occasions, in config order.
     occasions: Vec<&'a Occasion>,
-    people: Vec<Person<'a>>,
+    tier_names: Vec<String>,
+    people: Vec<Person>,
+    /// Per tier, what the learner's statistics say.
+    known: Vec<learn::Known>,
     dates: HashMap<(DateField, MonthDay), Vec<u32>>,
     check_ins: Vec<CheckIns>,
     events: Vec<(&'a Event, u32)>,
@@ -112,7 +139,7 @@ impl<'a> Sim<'a> {
         contacts: &'a [Contact],
         events: &'a [Event],
         opts: &SimOptions,
-    ) -> Self {
+    ) -> Result<Self, Vec<BadAttribute>> {
         let start = instant(opts.start.timestamp());
         let end = start
             .checked_add_signed(Duration::days(i64::from(opts.days)))
@@ -134,6 +161,7 @@ impl<'a> Sim<'a> {
         }
         let mut people = Vec::with_capacity(chosen.len());
         let mut dates: HashMap<(DateField, MonthDay), Vec<u32>> = HashMap::new();
+        let mut bad = Vec::new();
         for (i, c) in chosen.iter().enumerate() {
             let tier = match tier_names.iter().position(|t| *t == c.tier) {
                 Some(t) => t,
@@ -152,14 +180,26 @@ impl<'a> Sim<'a> {
                 let key = (DateField::CustomerSince, MonthDay::of(d));
                 dates.entry(key).or_default().push(i as u32);
             }
+            let truth = match Truth::draw(&opts.model, cfg, c, tier) {
+                Ok(t) => t,
+                Err(more) => {
+                    bad.extend(more);
+                    continue;
+                }
+            };
             people.push(Person {
-                contact: c,
+                contact: Rc::new((*c).clone()),
                 tier,
                 last_interaction: start,
                 ledger: Vec::new(),
                 sends: Vec::new(),
+                send_tiers: Vec::new(),
+                mind: Mind::new(truth, &opts.model, c.id.as_str(), tier),
                 quiet_until: vec![i64::MIN; occasions.len()],
             });
+        }
+        if !bad.is_empty() {
+            return Err(bad);
         }
         let limits: Vec<Limits> = tier_names
             .iter()
@@ -168,7 +208,7 @@ impl<'a> Sim<'a> {
         let mut tiers: Vec<TierReport> = tier_names
             .iter()
             .zip(&limits)
-            .map(|(t, l)| TierReport::new(t, l, &names))
+            .map(|(t, l)| TierReport::new(t, l, &names, opts.learning))
             .collect();
         for p in &people {
             tiers[p.tier].contacts += 1;
@@ -176,7 +216,11 @@ impl<'a> Sim<'a> {
         let horizon = Limits::widest_horizon(cfg);
         let mut sim = Self {
             cfg,
+            model: opts.model.clone(),
+            learning: opts.learning,
             occasions,
+            tier_names: tier_names.iter().map(|t| (*t).to_owned()).collect(),
+            known: vec![learn::Known::default(); tier_names.len()],
             people,
             dates,
             check_ins: Vec::new(),
@@ -190,9 +234,9 @@ impl<'a> Sim<'a> {
             limits,
             ignored_events: 0,
         };
-        sim.schedule_planners(&tier_names);
+        sim.schedule_planners();
         sim.add_events(events, &by_id);
-        sim
+        Ok(sim)
     }
 
     /// Events are replayed at their time; one older than the start arrives at the start.
@@ -224,6 +268,8 @@ impl<'a> Sim<'a> {
             let index = step.index as usize;
             match step.kind {
                 Kind::Event => self.on_event(index),
+                Kind::Respond => self.on_answer(step.contact as usize, index, now),
+                Kind::Settle => self.on_silence(step.contact as usize, index, now),
                 Kind::Plan => self.on_tick(index, now),
                 Kind::Dispatch => self.dispatch(step.contact as usize, index, now),
             }
@@ -235,33 +281,49 @@ impl<'a> Sim<'a> {
         let c = c as usize;
         // Recorded when it arrives: at its time, or at the start for an older one.
         let now = event.at.max(self.start);
-        self.tiers[self.people[c].tier].events += 1;
+        self.tiers[self.people[c].mind.start_tier].events += 1;
         self.interacted(c, event.at);
         for k in 0..self.occasions.len() {
-            let contact = self.people[c].contact;
-            if let Some(t) = planner::for_event(self.cfg, self.occasions[k], contact, event, now) {
+            let contact = Rc::clone(&self.people[c].contact);
+            if let Some(t) = planner::for_event(self.cfg, self.occasions[k], &contact, event, now) {
                 self.record(c, k, t, now);
             }
         }
     }
 
-    /// A send or an event: the check-in clocks start again.
+    /// A send, an event or an answer: the check-in clocks start again.
     fn interacted(&mut self, c: usize, at: DateTime<Utc>) {
         let p = &mut self.people[c];
         p.last_interaction = p.last_interaction.max(at);
-        let (last, tier) = (p.last_interaction.timestamp(), p.tier);
-        for ci in &mut self.check_ins {
-            if let Some(e) = ci.every[tier] {
-                ci.set(c, last + e);
-            }
+        self.reschedule_check_ins(c);
+    }
+
+    /// When each check-in can next be due: the cadence after the last interaction (the
+    /// learned one with learning on; none for a tier without one or once sunset).
+    fn reschedule_check_ins(&mut self, c: usize) {
+        let p = &self.people[c];
+        let last = p.last_interaction.timestamp();
+        for j in 0..self.check_ins.len() {
+            let base = self.check_ins[j].every[self.people[c].tier];
+            let at = base
+                .and_then(|e| self.cadence(c, e))
+                .map_or(i64::MAX, |e| last.saturating_add(e));
+            self.check_ins[j].set(c, at);
         }
     }
 
     pub(super) fn report(mut self) -> SimReport {
         let months = f64::from(self.days) * 12.0 / 365.25;
+        self.learned_at_end();
         for p in &self.people {
+            let mut tiers: Vec<usize> = p.send_tiers.clone();
+            tiers.sort_unstable();
+            tiers.dedup();
+            for t in tiers {
+                let here: Vec<bool> = p.send_tiers.iter().map(|x| *x == t).collect();
+                self.tiers[t].observe(&self.limits[t], &p.sends, &here);
+            }
             let tier = &mut self.tiers[p.tier];
-            tier.observe(&self.limits[p.tier], &p.sends);
             for e in p
                 .ledger
                 .iter()
@@ -270,6 +332,8 @@ impl<'a> Sim<'a> {
                 tier.occasions[e.occasion].pending += 1;
             }
         }
+        let mut responses = ResponseStats::default();
+        let mut learned = self.learning.then(LearnedStats::default);
         for t in &mut self.tiers {
             let contacts = t.contacts as f64;
             for o in &mut t.occasions {
@@ -277,6 +341,16 @@ impl<'a> Sim<'a> {
                     o.per_contact_per_month = o.sent as f64 / contacts / months;
                 }
             }
+            t.responses.finish();
+            responses.add(&t.responses);
+            if let (Some(all), Some(l)) = (&mut learned, &mut t.learned) {
+                l.finish();
+                all.add(l);
+            }
+        }
+        responses.finish();
+        if let Some(l) = &mut learned {
+            l.finish();
         }
         SimReport {
             start: self.start,
@@ -285,6 +359,10 @@ impl<'a> Sim<'a> {
             contacts: self.people.len(),
             events: self.events.len(),
             ignored_events: self.ignored_events,
+            seed: self.model.seed,
+            learning: self.learning,
+            responses,
+            learned,
             tiers: self.tiers,
         }
     }
@@ -294,5 +372,15 @@ impl<'a> Sim<'a> {
         self.people
             .iter()
             .flat_map(|p| p.ledger.iter().map(|e| &e.touch))
+    }
+
+    /// Each contact's id and learned state, in file order.
+    #[cfg(test)]
+    pub(super) fn states(
+        &self,
+    ) -> impl Iterator<Item = (&str, &crate::learning::RelationshipState)> {
+        self.people
+            .iter()
+            .map(|p| (p.contact.id.as_str(), &p.mind.state))
     }
 }

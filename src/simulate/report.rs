@@ -1,10 +1,14 @@
 //! What a simulation found, per tier: for ops (a table, [`fmt::Display`]) and for tests
 //! and `--json` ([`serde::Serialize`]).
 
+mod responses;
+
 use std::{collections::BTreeMap, fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+pub use responses::{Comparison, LearnedStats, Match, ResponseStats};
 
 use crate::{
     config::format_duration,
@@ -21,6 +25,14 @@ pub struct SimReport {
     pub events: usize,
     /// Events left out: unknown contact, or after the end.
     pub ignored_events: usize,
+    /// The seed the contacts' preferences and answers were drawn from.
+    pub seed: u64,
+    /// Whether the learner steered channel, hour, cadence and tier.
+    pub learning: bool,
+    /// All tiers together.
+    pub responses: ResponseStats,
+    /// All tiers together; `None` with learning off.
+    pub learned: Option<LearnedStats>,
     /// The config's tiers in its order, then any tier only the contacts name.
     pub tiers: Vec<TierReport>,
 }
@@ -28,7 +40,10 @@ pub struct SimReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TierReport {
     pub tier: String,
+    /// Contacts in the tier at the start (those the file puts there).
     pub contacts: usize,
+    /// Events of those contacts. Everything below counts under the tier the contact was
+    /// in when it happened (learning moves contacts between tiers).
     pub events: u64,
     /// One row per enabled occasion, in config order.
     pub occasions: Vec<OccasionReport>,
@@ -44,6 +59,9 @@ pub struct TierReport {
     /// For each cap on the tier's contacts, the most sends one contact had in a window.
     pub caps: Vec<CapCheck>,
     pub min_gap: GapCheck,
+    pub responses: ResponseStats,
+    /// `None` with learning off.
+    pub learned: Option<LearnedStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,7 +119,7 @@ impl TierReport {
         self.occasions.iter().find(|o| o.occasion == name)
     }
 
-    pub(super) fn new(tier: &str, limits: &Limits, occasions: &[&str]) -> Self {
+    pub(super) fn new(tier: &str, limits: &Limits, occasions: &[&str], learning: bool) -> Self {
         Self {
             tier: tier.to_owned(),
             contacts: 0,
@@ -138,27 +156,31 @@ impl TierReport {
                 min_gap_secs: limits.min_gap.as_secs(),
                 observed_min_secs: None,
             },
+            responses: ResponseStats::default(),
+            learned: learning.then(LearnedStats::default),
         }
     }
 
-    /// Folds one contact's sends into the cap and gap checks.
-    pub(super) fn observe(&mut self, limits: &Limits, sends: &[Slot]) {
+    /// Folds one contact's sends (in time order) into the cap and gap checks: those made
+    /// while the contact was in this tier (`here[i]`), each against the window ending at
+    /// it, as the throttle judged it then (earlier sends in another tier count too).
+    pub(super) fn observe(&mut self, limits: &Limits, sends: &[Slot], here: &[bool]) {
         for ((scope, cap), check) in limits.caps.iter().zip(&mut self.caps) {
-            let mut times: Vec<i64> = sends
+            let times: Vec<(i64, bool)> = sends
                 .iter()
-                .filter(|s| match scope {
+                .zip(here)
+                .filter(|(s, _)| match scope {
                     crate::policy::Scope::Channel(c) => s.channel == *c,
                     _ => true,
                 })
-                .map(|s| s.at.timestamp())
+                .map(|(s, h)| (s.at.timestamp(), *h))
                 .collect();
-            times.sort_unstable();
             let seen = max_in_window(&times, cap.per.as_secs() as i64);
             check.max_in_window = check.max_in_window.max(seen);
         }
-        let mut times: Vec<i64> = sends.iter().map(|s| s.at.timestamp()).collect();
-        times.sort_unstable();
-        if let Some(gap) = times.windows(2).map(|w| (w[1] - w[0]) as u64).min() {
+        let gaps = sends.windows(2).zip(&here[1.min(here.len())..]);
+        for (w, _) in gaps.filter(|(_, h)| **h) {
+            let gap = (w[1].at.timestamp() - w[0].at.timestamp()).max(0) as u64;
             let seen = &mut self.min_gap.observed_min_secs;
             *seen = Some(seen.map_or(gap, |g| g.min(gap)));
         }
@@ -169,16 +191,18 @@ impl TierReport {
     }
 }
 
-/// The most of `times` (sorted) inside one half-open window `[a, a + per)`. The fullest
-/// window can always start at one of them.
-fn max_in_window(times: &[i64], per: i64) -> u32 {
+/// The most of `times` (in order) inside one half-open window `[a, a + per)` that ends
+/// with one of those marked: the fullest window can always end at one of them.
+fn max_in_window(times: &[(i64, bool)], per: i64) -> u32 {
     let mut first = 0;
     let mut best = 0;
-    for (i, t) in times.iter().enumerate() {
-        while times[first] <= t - per {
+    for (i, (t, here)) in times.iter().enumerate() {
+        while times[first].0 <= t - per {
             first += 1;
         }
-        best = best.max(i + 1 - first);
+        if *here {
+            best = best.max(i + 1 - first);
+        }
     }
     best as u32
 }
@@ -200,9 +224,20 @@ impl fmt::Display for SimReport {
             self.events,
             self.ignored_events
         )?;
+        let learning = if self.learning { "on" } else { "off" };
+        writeln!(
+            f,
+            "Contacts answer as drawn from seed {}; learning {learning}.",
+            self.seed
+        )?;
         for t in &self.tiers {
             writeln!(f)?;
             t.fmt(f)?;
+        }
+        writeln!(f, "\nall tiers")?;
+        writeln!(f, "  responses: {}", self.responses)?;
+        if let Some(l) = &self.learned {
+            l.lines(f, "  ")?;
         }
         Ok(())
     }
@@ -297,9 +332,14 @@ impl fmt::Display for TierReport {
                     "BROKEN"
                 };
                 let rule = format!("min_gap {}", secs(g.min_gap_secs));
-                writeln!(f, "    {rule:<w$} closest two sends {} {mark}", secs(seen))
+                writeln!(f, "    {rule:<w$} closest two sends {} {mark}", secs(seen))?
             }
-            None => writeln!(f, "    {:<w$} no contact got two sends", "min_gap"),
+            None => writeln!(f, "    {:<w$} no contact got two sends", "min_gap")?,
         }
+        writeln!(f, "  responses: {}", self.responses)?;
+        if let Some(l) = &self.learned {
+            l.lines(f, "  ")?;
+        }
+        Ok(())
     }
 }

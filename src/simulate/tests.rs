@@ -3,6 +3,8 @@ use std::path::Path;
 use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
+mod learning;
+
 use super::*;
 use crate::{
     domain::{Birthday, ContactId, EventId, Touch},
@@ -22,10 +24,21 @@ fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-const YEAR: SimOptions = SimOptions {
-    start: DateTime::from_timestamp(1_767_225_600, 0).unwrap(), // 2026-01-01T00:00:00Z
-    days: 365,
-};
+const START: DateTime<Utc> = DateTime::from_timestamp(1_767_225_600, 0).unwrap(); // 2026-01-01T00:00:00Z
+
+/// A year from `START` of contacts who never answer, learning off: the policy alone.
+fn year() -> SimOptions {
+    SimOptions {
+        start: START,
+        days: 365,
+        model: ResponseModel::silent(),
+        learning: false,
+    }
+}
+
+fn run(cfg: &Config, contacts: &[Contact], events: &[Event], opts: &SimOptions) -> SimReport {
+    super::run(cfg, contacts, events, opts).unwrap()
+}
 
 fn person(id: &str, tier: &str, zone: Tz, birthday: Option<&str>) -> Contact {
     let mut c = sample_contact(tier);
@@ -53,7 +66,8 @@ fn simulate(
     events: &[Event],
     opts: &SimOptions,
 ) -> (SimReport, Vec<Touch>) {
-    let mut sim = engine::Sim::new(cfg, contacts, events, opts);
+    let cfg = effective(cfg, opts);
+    let mut sim = engine::Sim::new(&cfg, contacts, events, opts).unwrap();
     sim.run();
     let touches = sim.touches().cloned().collect();
     (sim.report(), touches)
@@ -97,8 +111,8 @@ fn population(n: usize) -> (Vec<Contact>, Vec<Event>) {
         }
         if i % 4 == 1 || i % 4 == 2 {
             let every = 5 + (i % 20) as i64;
-            let mut at = YEAR.start + Duration::hours((i % 400) as i64 * 7);
-            while at < YEAR.start + Duration::days(365) {
+            let mut at = START + Duration::hours((i % 400) as i64 * 7);
+            while at < START + Duration::days(365) {
                 events.push(purchase(&id, &format!("o{}", events.len()), at));
                 at += Duration::days(every);
             }
@@ -112,7 +126,7 @@ fn population(n: usize) -> (Vec<Contact>, Vec<Event>) {
 fn an_acquaintance_never_gets_more_than_its_caps_in_a_year() {
     let cfg = cfg();
     let (contacts, events) = population(240);
-    let (report, touches) = simulate(&cfg, &contacts, &events, &YEAR);
+    let (report, touches) = simulate(&cfg, &contacts, &events, &year());
     let json = serde_json::to_value(&report).unwrap();
     let tier = json["tiers"]
         .as_array()
@@ -192,7 +206,7 @@ fn birthdays_go_out_on_the_day_in_the_contacts_own_zone() {
         ("02-28", 1),
         ("05-05", 1),
     ];
-    let (report, touches) = simulate(&cfg, &contacts, &[], &YEAR);
+    let (report, touches) = simulate(&cfg, &contacts, &[], &year());
     for (c, (day, count)) in contacts.iter().zip(expected) {
         let at = sent(&touches, c.id.as_str(), "birthday");
         assert_eq!(at.len(), count, "{}: {at:?}", c.id);
@@ -223,11 +237,11 @@ fn check_ins_follow_the_tier_cadence_when_nothing_else_happens() {
         person("fri", "friend", chrono_tz::UTC, None),
         person("acq", "acquaintance", chrono_tz::UTC, None),
     ];
-    let (report, touches) = simulate(&cfg, &contacts, &[], &YEAR);
+    let (report, touches) = simulate(&cfg, &contacts, &[], &year());
     for (id, days, count) in [("fam", 30, 12), ("fri", 60, 6), ("acq", 120, 3)] {
         let at = sent(&touches, id, "check_in");
         assert_eq!(at.len(), count, "{id}: {at:?}");
-        assert!(at[0] - YEAR.start >= Duration::days(days), "{id}: {at:?}");
+        assert!(at[0] - START >= Duration::days(days), "{id}: {at:?}");
         for w in at.windows(2) {
             let gap = w[1] - w[0];
             assert!(
@@ -251,7 +265,7 @@ fn a_purchase_brings_one_thank_you_and_resets_the_check_in_clock() {
         purchase("ada", "order-1", bought),
         purchase("ada", "order-1", bought),
     ];
-    let (report, touches) = simulate(&cfg, &contacts, &events, &YEAR);
+    let (report, touches) = simulate(&cfg, &contacts, &events, &year());
     assert_eq!(
         sent(&touches, "ada", "thank_you"),
         [utc("2026-01-20T14:00:00Z")]
@@ -268,8 +282,8 @@ fn a_purchase_brings_one_thank_you_and_resets_the_check_in_clock() {
 fn the_same_input_gives_the_same_report() {
     let cfg = cfg();
     let (contacts, events) = population(120);
-    let a = run(&cfg, &contacts, &events, &YEAR);
-    let b = run(&cfg, &contacts, &events, &YEAR);
+    let a = run(&cfg, &contacts, &events, &year());
+    let b = run(&cfg, &contacts, &events, &year());
     assert_eq!(
         serde_json::to_string(&a).unwrap(),
         serde_json::to_string(&b).unwrap()
@@ -285,7 +299,7 @@ fn no_consent_or_no_address_is_suppressed_and_unknown_events_are_ignored() {
     let mut nowhere = person("nowhere", "family", chrono_tz::UTC, Some("--03-03"));
     nowhere.email = None;
     let events = [purchase("ghost", "o1", utc("2026-02-01T00:00:00Z"))];
-    let report = run(&cfg, &[quiet, nowhere], &events, &YEAR);
+    let report = run(&cfg, &[quiet, nowhere], &events, &year());
     let family = report.tier("family").unwrap();
     assert_eq!(family.occasions.iter().map(|o| o.sent).sum::<u64>(), 0);
     assert_eq!(family.suppressed["no email consent"], 13);
@@ -308,7 +322,7 @@ fn contacts_read_from_a_file_simulate_as_imported() {
     .unwrap();
     let (contacts, errors) = crate::ingest::read_contacts(&cfg, &csv).unwrap();
     assert_eq!((contacts.len(), errors.len()), (2, 1), "{errors:?}");
-    let report = run(&cfg, &contacts, &[], &YEAR);
+    let report = run(&cfg, &contacts, &[], &year());
     // The later row for an id wins, as an import upserts.
     assert_eq!(report.contacts, 1);
     assert_eq!(report.tier("acquaintance").unwrap().contacts, 1);
@@ -326,7 +340,7 @@ fn a_population_runs_quickly_and_within_its_limits() {
     let cfg = cfg();
     let (contacts, events) = population(n);
     let began = std::time::Instant::now();
-    let report = run(&cfg, &contacts, &events, &YEAR);
+    let report = run(&cfg, &contacts, &events, &year());
     let took = began.elapsed();
     println!(
         "{report}\n{n} contacts, {} events, 365 days: {took:?}",

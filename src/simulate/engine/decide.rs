@@ -2,7 +2,7 @@
 //! contact's history; a send takes its place, a hold comes back later, anything else is
 //! final and counted by a bounded reason.
 
-use std::cmp::Reverse;
+use std::{cmp::Reverse, rc::Rc};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -15,28 +15,38 @@ use crate::{
 
 impl Sim<'_> {
     pub(super) fn dispatch(&mut self, c: usize, i: usize, now: DateTime<Utc>) {
-        let (cfg, contact) = (self.cfg, self.people[c].contact);
+        let (cfg, contact) = (self.cfg, Rc::clone(&self.people[c].contact));
         let touch = &self.people[c].ledger[i].touch;
         if touch.status != TouchStatus::Planned || touch.next_attempt_at != now {
             return;
         }
-        // The dispatcher's precheck, before the policy is asked: an unreachable channel
-        // moves the touch on to its occasion's next one, if any.
-        if let Some(why) = policy::unreachable(cfg, contact, &touch.channel) {
-            let next = cfg
-                .occasion(&touch.occasion)
-                .and_then(|o| policy::next_channel(cfg, o, contact, Some(&touch.channel)));
+        // The dispatcher's precheck, before the policy is asked: a channel that cannot
+        // carry the touch (no consent or address, or the tier moved and no longer
+        // allows it) moves it on to the occasion's next one it has not tried (after it,
+        // then before it), if any; when only the tier stands in the way the policy
+        // skips it, saying so.
+        if let Some(why) = policy::blocked(cfg, &contact, &touch.channel) {
+            let e = &self.people[c].ledger[i];
+            let next = cfg.occasion(&touch.occasion).and_then(|o| {
+                let tried: Vec<&str> = e.tried.iter().map(String::as_str).collect();
+                policy::fallback_channel(cfg, o, &contact, &touch.channel, &tried)
+            });
             match next {
-                Some(next) => self.people[c].ledger[i].touch.channel = next.to_owned(),
+                Some(next) => {
+                    let e = &mut self.people[c].ledger[i];
+                    let left = std::mem::replace(&mut e.touch.channel, next.to_owned());
+                    e.tried.push(left);
+                }
+                None if policy::unreachable(cfg, &contact, &touch.channel).is_none() => {}
                 None => {
-                    self.finish(c, i, TouchStatus::Suppressed, why.to_owned());
+                    self.finish(c, i, TouchStatus::Suppressed, why);
                     return;
                 }
             }
         }
         let history = self.history(c, now);
         let touch = &self.people[c].ledger[i].touch;
-        match policy::evaluate(cfg, contact, touch, &history, now) {
+        match policy::evaluate(cfg, &contact, touch, &history, now) {
             Verdict::Send => self.send(c, i, now),
             Verdict::Hold { until, why } => {
                 if let Why::Throttled(t) = &why {
@@ -86,7 +96,7 @@ impl Sim<'_> {
             .filter(|e| e.touch.scheduled_at >= since)
             .map(|e| e.touch.clone())
             .collect();
-        let projected = planner::upcoming(self.cfg, p.contact, now, self.horizon);
+        let projected = planner::upcoming(self.cfg, &p.contact, now, self.horizon);
         History::new(slots, &touches, projected, Some(p.last_interaction))
     }
 
@@ -145,8 +155,10 @@ impl Sim<'_> {
             at: now,
             channel: e.touch.channel.clone(),
         });
+        p.send_tiers.push(p.tier);
         self.tiers[p.tier].occasions[e.occasion].sent += 1;
         self.interacted(c, now);
+        self.sent(c, i, now);
     }
 
     fn finish(&mut self, c: usize, i: usize, status: TouchStatus, why: String) {

@@ -16,7 +16,7 @@ use crate::{
 impl Sim<'_> {
     /// Every planner runs at the start (as the daemon's does at start-up), then on its
     /// schedule; check-ins start counting from the start.
-    pub(super) fn schedule_planners(&mut self, tier_names: &[&str]) {
+    pub(super) fn schedule_planners(&mut self) {
         for (k, o) in self.occasions.iter().enumerate() {
             if o.schedule.is_none() || matches!(o.trigger, Trigger::Event { .. }) {
                 continue;
@@ -31,7 +31,8 @@ impl Sim<'_> {
             if !matches!(o.trigger, Trigger::Inactivity { .. }) {
                 continue;
             }
-            let every: Vec<Option<i64>> = tier_names
+            let every: Vec<Option<i64>> = self
+                .tier_names
                 .iter()
                 .map(|t| self.cfg.check_in_every(o, t).map(|e| e.as_secs() as i64))
                 .collect();
@@ -74,24 +75,36 @@ impl Sim<'_> {
 
     fn plan_dates(&mut self, k: usize, field: DateField, now: DateTime<Utc>) {
         let (cfg, occasion) = (self.cfg, self.occasions[k]);
+        // What the statistics say, read once per run as the planner loop does, and only
+        // when someone is due (most ticks find nobody).
+        let mut known = None;
         for day in planner::candidate_days(now) {
             let Some(ids) = self.dates.get(&(field, day)).cloned() else {
                 continue;
             };
             for c in ids {
-                let p = &mut self.people[c as usize];
-                if p.quiet_until[k] > now.timestamp() {
+                let c = c as usize;
+                if self.people[c].quiet_until[k] > now.timestamp() {
                     continue;
                 }
-                let Some(t) = planner::due(cfg, occasion, p.contact, now) else {
+                if planner::due(cfg, occasion, &self.people[c].contact, now).is_none() {
+                    continue;
+                }
+                let known = known.get_or_insert_with(|| self.knowledge());
+                let (prior, hour) = &known[self.people[c].tier];
+                let learned = self.learned(c, prior, *hour);
+                let contact = std::slice::from_ref(&*self.people[c].contact);
+                let planned = planner::plan_learned(cfg, occasion, contact, |_| learned, now);
+                let Some(t) = planned.into_iter().next() else {
                     continue;
                 };
+                let p = &mut self.people[c];
                 let zone = p.contact.zone(cfg.defaults.timezone);
                 let today = now.with_timezone(&zone).date_naive();
                 p.quiet_until[k] = today
                     .succ_opt()
                     .map_or(i64::MAX, |d| local_midnight(d, zone).timestamp());
-                self.record(c as usize, k, t, now);
+                self.record(c, k, t, now);
             }
         }
     }
@@ -99,6 +112,7 @@ impl Sim<'_> {
     fn plan_check_ins(&mut self, j: usize, now: DateTime<Utc>) {
         let (cfg, occasion) = (self.cfg, self.occasions[self.check_ins[j].occasion]);
         let now_ts = now.timestamp();
+        let mut known = None;
         loop {
             let ci = &mut self.check_ins[j];
             let Some(&Reverse((due, c))) = ci.heap.peek() else {
@@ -115,8 +129,32 @@ impl Sim<'_> {
             let Some(every) = ci.every[self.people[c].tier] else {
                 continue;
             };
+            // A backed-off cadence runs out later than the tier's: not due yet.
             let p = &self.people[c];
-            let next = match planner::check_in(cfg, occasion, p.contact, p.last_interaction, now) {
+            let last = p.last_interaction.timestamp();
+            match self.cadence(c, every) {
+                None => {
+                    self.check_ins[j].set(c, i64::MAX);
+                    continue;
+                }
+                Some(e) if last.saturating_add(e) > now_ts => {
+                    self.check_ins[j].set(c, last.saturating_add(e));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let known = known.get_or_insert_with(|| self.knowledge());
+            let (prior, hour) = &known[p.tier];
+            let learned = self.learned(c, prior, *hour);
+            let due = planner::check_in_learned(
+                cfg,
+                occasion,
+                &p.contact,
+                p.last_interaction,
+                learned,
+                now,
+            );
+            let next = match due {
                 Some(t) => {
                     self.record(c, self.check_ins[j].occasion, t, now);
                     // The planner names a check-in by its cadence period: until the next
@@ -131,10 +169,10 @@ impl Sim<'_> {
 
     /// Records `t` unless the contact's ledger has it (insert-if-absent by id).
     pub(super) fn record(&mut self, c: usize, k: usize, t: NewTouch, now: DateTime<Utc>) {
-        let p = &mut self.people[c];
-        if p.ledger.iter().any(|e| e.touch.id == t.id) {
+        if self.people[c].ledger.iter().any(|e| e.touch.id == t.id) {
             return;
         }
+        let p = &mut self.people[c];
         let stats = &mut self.tiers[p.tier];
         stats.occasions[k].planned += 1;
         if t.status != TouchStatus::Planned {
@@ -159,6 +197,10 @@ impl Sim<'_> {
             touch,
             occasion: k,
             deferred: false,
+            tier_at_send: p.tier,
+            answer: None,
+            settled: false,
+            tried: Vec::new(),
         });
     }
 }
