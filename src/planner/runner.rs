@@ -16,15 +16,6 @@ use crate::{
 
 const PAGE: usize = 5000;
 
-/// A tier's response rates weigh like this many touches of the contact's own: enough to
-/// start a new contact off where its tier is, little enough that a few answers of its
-/// own outweigh it.
-const PRIOR_WEIGHT: f64 = 10.0;
-
-/// What was learned, read once per run (the priors) and once per page (the states).
-/// A tier's answer hours are its pattern once there are this many.
-const MIN_TIER_HOURS: u64 = 10;
-
 #[derive(Default)]
 struct Knowledge {
     priors: HashMap<String, ChannelPrior>,
@@ -38,16 +29,6 @@ struct Knowledge {
     fresh: crate::learning::RelationshipState,
 }
 
-/// The hour with the most answers, if there are enough of them.
-fn mode(hours: &[u64; 24]) -> Option<u32> {
-    let total: u64 = hours.iter().sum();
-    let (hour, _) = hours
-        .iter()
-        .enumerate()
-        .max_by_key(|(h, n)| (**n, std::cmp::Reverse(*h)))?;
-    (total >= MIN_TIER_HOURS).then_some(hour as u32)
-}
-
 impl Knowledge {
     /// Per tier, each channel's touches answered and not (the statistics the learner
     /// keeps), scaled down to [`PRIOR_WEIGHT`]. Nothing is read with learning off.
@@ -56,7 +37,7 @@ impl Knowledge {
         if !cfg.learning.enabled {
             return Ok(out);
         }
-        let mut counts: HashMap<(String, String), (f64, f64)> = HashMap::new();
+        let mut counts: HashMap<String, HashMap<String, (u64, u64)>> = HashMap::new();
         let mut hours: HashMap<String, [u64; 24]> = HashMap::new();
         let mut all = [0u64; 24];
         for (key, field, n) in store.stats().await? {
@@ -65,32 +46,30 @@ impl Knowledge {
                 all[usize::from(h) % 24] += n;
                 continue;
             }
-            let entry = counts.entry((key.tier, key.channel)).or_default();
+            let entry = counts
+                .entry(key.tier)
+                .or_default()
+                .entry(key.channel)
+                .or_default();
             match field {
-                StatField::Settled => entry.0 += n as f64,
-                StatField::Responded => entry.1 += n as f64,
+                StatField::Settled => entry.0 += n,
+                StatField::Responded => entry.1 += n,
                 StatField::OptOut | StatField::AnsweredAt(_) => {}
             }
         }
+        out.priors = counts
+            .into_iter()
+            .map(|(tier, channels)| {
+                let prior =
+                    super::tier_prior(channels.iter().map(|(c, (s, r))| (c.as_str(), *s, *r)));
+                (tier, prior)
+            })
+            .collect();
         out.hours = hours
             .into_iter()
-            .filter_map(|(tier, h)| mode(&h).map(|m| (tier, m)))
+            .filter_map(|(tier, h)| super::answer_mode(&h).map(|m| (tier, m)))
             .collect();
-        out.hour = mode(&all);
-        for ((tier, channel), (settled, responded)) in counts {
-            let responded = responded.min(settled);
-            let scale = if settled > PRIOR_WEIGHT {
-                PRIOR_WEIGHT / settled
-            } else {
-                1.0
-            };
-            let prior = out.priors.remove(&tier).unwrap_or_default().with(
-                &channel,
-                responded * scale,
-                (settled - responded) * scale,
-            );
-            out.priors.insert(tier, prior);
-        }
+        out.hour = super::answer_mode(&all);
         Ok(out)
     }
 

@@ -19,22 +19,11 @@ use crate::{
     config::{Config, Occasion},
     learning::{
         self, ChannelPrior, Effect, RelationshipState, Response, Signal, TouchRef, answer_hour,
-        check_in_cadence, posterior_mean,
+        posterior_mean,
     },
     planner, policy,
     simulate::model::{ResponseModel, Truth, stream},
 };
-
-/// A tier's answer rates weigh like this many touches of the contact's own, as in the
-/// planner loop (`planner::runner`).
-const PRIOR_WEIGHT: f64 = 10.0;
-
-/// A tier's answer hours are its pattern once there are this many, as in the planner
-/// loop.
-const MIN_TIER_HOURS: u64 = 10;
-
-/// The longest a backed-off check-in cadence gets, as `planner::check_in_learned` has it.
-const MAX_CHECK_IN: Duration = Duration::from_secs(365 * 86_400);
 
 /// One simulated contact's inner life: what they truly prefer, what has been learned
 /// about them, and their dice.
@@ -69,29 +58,14 @@ pub(super) struct Known {
     hours: [u64; 24],
 }
 
-/// A tier's answer rates per channel, scaled to [`PRIOR_WEIGHT`].
+/// A tier's answer rates per channel, as the planner loop makes its prior.
 fn tier_prior(known: &Known) -> ChannelPrior {
-    let mut prior = ChannelPrior::new();
-    for (channel, (settled, responded)) in &known.channels {
-        let (settled, responded) = (*settled as f64, (*responded).min(*settled) as f64);
-        let scale = if settled > PRIOR_WEIGHT {
-            PRIOR_WEIGHT / settled
-        } else {
-            1.0
-        };
-        prior = prior.with(channel, responded * scale, (settled - responded) * scale);
-    }
-    prior
-}
-
-/// The hour with the most answers (the earliest of a tie), once there are enough.
-fn mode(hours: &[u64; 24]) -> Option<u32> {
-    let total: u64 = hours.iter().sum();
-    let (hour, _) = hours
-        .iter()
-        .enumerate()
-        .max_by_key(|(h, n)| (**n, Reverse(*h)))?;
-    (total >= MIN_TIER_HOURS).then_some(hour as u32)
+    planner::tier_prior(
+        known
+            .channels
+            .iter()
+            .map(|(c, (s, r))| (c.as_str(), *s, *r)),
+    )
 }
 
 impl Sim<'_> {
@@ -104,26 +78,22 @@ impl Sim<'_> {
             return Some(base);
         }
         let base = Duration::from_secs(base.max(0) as u64);
-        let model = &self.cfg.learning.model;
-        let max = base
-            .saturating_mul(model.max_backoff)
-            .min(MAX_CHECK_IN.max(base));
-        let every = check_in_cadence(&m.state, model, base, max);
+        let every = planner::learned_cadence(self.cfg, &m.state, base);
         every.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     }
 
     /// What the planner loop reads from the statistics, per tier: its answer rates per
-    /// channel (scaled to [`PRIOR_WEIGHT`]) and the hour it (or, with too few answers,
+    /// channel (scaled to [`planner::PRIOR_WEIGHT`]) and the hour it (or, with too few answers,
     /// everyone) answers at.
     pub(super) fn knowledge(&self) -> Vec<(ChannelPrior, Option<u32>)> {
         let mut all = [0u64; 24];
         for k in &self.known {
             all.iter_mut().zip(k.hours).for_each(|(a, n)| *a += n);
         }
-        let everyone = mode(&all);
+        let everyone = planner::answer_mode(&all);
         self.known
             .iter()
-            .map(|k| (tier_prior(k), mode(&k.hours).or(everyone)))
+            .map(|k| (tier_prior(k), planner::answer_mode(&k.hours).or(everyone)))
             .collect()
     }
 
