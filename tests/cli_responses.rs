@@ -2,14 +2,14 @@
 //! relationship: the responses, what changed, and what was learned, in words.
 
 use chrono::{Duration, Utc};
-use rapport::{
-    domain::{ContactId, NewTouch, TouchId, TouchStatus},
-    store::{Outcome, SqliteStore, Store},
-};
+use rapport::{domain::TouchId, store::SqliteStore};
 
 #[path = "support/cli_env.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod cli_env;
+#[path = "support/sent.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod sent;
 
 use cli_env::{Env, assert_has};
 
@@ -19,40 +19,11 @@ ada,Ada,ada@example.com,+14155550101,acquaintance,UTC\n";
 /// Touches of `ada` sent on `channel`, `n` of them, the last an hour ago.
 async fn sent(env: &Env, channel: &str, n: i64) -> Vec<TouchId> {
     let store = SqliteStore::open(&env.db_url()).await.unwrap();
-    let ada = ContactId::parse("ada").unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
         let at = Utc::now() - Duration::days(n - i) - Duration::hours(1);
-        let t = NewTouch {
-            id: TouchId::derive("check_in", &ada, &format!("{channel}{i}")),
-            occasion: "check_in".into(),
-            contact_id: ada.clone(),
-            occurrence: format!("{channel}{i}"),
-            channel: channel.into(),
-            priority: 10,
-            scheduled_at: at,
-            expires_at: at + Duration::days(1),
-            status: TouchStatus::Planned,
-            reason: None,
-        };
-        store
-            .plan_touches(std::slice::from_ref(&t), 10, at)
-            .await
-            .unwrap();
-        store
-            .claim(
-                std::slice::from_ref(&t.id),
-                "w",
-                at,
-                at + Duration::minutes(5),
-            )
-            .await
-            .unwrap();
-        store
-            .record(&[Outcome::Sent { id: t.id.clone() }], "w", at)
-            .await
-            .unwrap();
-        ids.push(t.id);
+        let occurrence = format!("{channel}{i}");
+        ids.push(sent::sent(&store, "ada", "check_in", &occurrence, channel, at).await);
     }
     store.close().await;
     ids

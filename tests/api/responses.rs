@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rapport::{
     domain::{ContactId, NewTouch, TouchId, TouchStatus},
-    store::{Outcome, Store},
+    store::Store,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -33,39 +33,16 @@ async fn sent(
     channel: &str,
     at: DateTime<Utc>,
 ) -> TouchId {
-    let contact_id = ContactId::parse(contact).unwrap();
-    let t = NewTouch {
-        id: TouchId::derive(occasion, &contact_id, &n.to_string()),
-        occasion: occasion.into(),
-        contact_id,
-        occurrence: n.to_string(),
-        channel: channel.into(),
-        priority: 10,
-        scheduled_at: at,
-        expires_at: at + Duration::days(1),
-        status: TouchStatus::Planned,
-        reason: None,
-    };
-    let store = s.store.as_ref();
-    store
-        .plan_touches(std::slice::from_ref(&t), 10, at)
-        .await
-        .unwrap();
-    let owner = format!("test-{}", t.id);
-    store
-        .claim(
-            std::slice::from_ref(&t.id),
-            &owner,
-            at,
-            at + Duration::minutes(5),
-        )
-        .await
-        .unwrap();
-    let done = store
-        .record(&[Outcome::Sent { id: t.id.clone() }], &owner, at)
-        .await;
-    assert_eq!(done.unwrap(), 1);
-    t.id
+    let occurrence = n.to_string();
+    crate::support::sent::sent(
+        s.store.as_ref(),
+        contact,
+        occasion,
+        &occurrence,
+        channel,
+        at,
+    )
+    .await
 }
 
 async fn respond(s: &Server, body: Value) -> crate::harness::Reply {

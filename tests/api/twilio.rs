@@ -5,8 +5,8 @@
 use chrono::{Duration, Utc};
 use rapport::{
     api::twilio::signature,
-    domain::{ContactId, NewTouch, TouchId, TouchStatus},
-    store::{AnyStore, Outcome, Store},
+    domain::{ContactId, TouchId},
+    store::{AnyStore, Store},
 };
 use reqwest::Method;
 use serde_json::json;
@@ -282,36 +282,12 @@ pub(crate) async fn status_callbacks_teach_what_failed(b: Backend) {
     let contact = ContactId::parse("sam").unwrap();
     let mut ids = Vec::new();
     for n in 0..3 {
-        let t = NewTouch {
-            id: TouchId::derive("birthday", &contact, &n.to_string()),
-            occasion: "birthday".into(),
-            contact_id: contact.clone(),
-            occurrence: n.to_string(),
-            channel: "sms".into(),
-            priority: 10,
-            scheduled_at: now - Duration::minutes(10),
-            expires_at: now + Duration::days(1),
-            status: TouchStatus::Planned,
-            reason: None,
-        };
-        s.store
-            .plan_touches(std::slice::from_ref(&t), 10, now)
-            .await
-            .unwrap();
-        s.store
-            .claim(
-                std::slice::from_ref(&t.id),
-                "w",
-                now,
-                now + Duration::minutes(5),
-            )
-            .await
-            .unwrap();
-        s.store
-            .record(&[Outcome::Sent { id: t.id.clone() }], "w", now)
-            .await
-            .unwrap();
-        ids.push(t.id);
+        let at = now - Duration::minutes(10);
+        let occurrence = n.to_string();
+        ids.push(
+            crate::support::sent::sent(s.store.as_ref(), "sam", "birthday", &occurrence, "sms", at)
+                .await,
+        );
     }
     let callback = |touch: &TouchId, sid: &str, status: &str, code: Option<&str>| {
         let mut fields = vec![
@@ -368,33 +344,10 @@ pub(crate) async fn status_callbacks_teach_what_failed(b: Backend) {
             .status,
         201
     );
-    let pat = ContactId::parse("pat").unwrap();
-    let t = NewTouch {
-        id: TouchId::derive("birthday", &pat, "9"),
-        occasion: "birthday".into(),
-        contact_id: pat.clone(),
-        occurrence: "9".into(),
-        channel: "sms".into(),
-        priority: 10,
-        scheduled_at: now - Duration::minutes(10),
-        expires_at: now + Duration::days(1),
-        status: TouchStatus::Planned,
-        reason: None,
-    };
-    s.store
-        .plan_touches(std::slice::from_ref(&t), 10, now)
-        .await
-        .unwrap();
-    s.store
-        .claim(
-            std::slice::from_ref(&t.id),
-            "w",
-            now,
-            now + Duration::minutes(5),
-        )
-        .await
-        .unwrap();
-    let (path, fields, url) = callback(&t.id, "SMe", "failed", Some("21610"));
+    let at = now - Duration::minutes(10);
+    let sending =
+        crate::support::sent::sending(s.store.as_ref(), "pat", "birthday", "9", "sms", at).await;
+    let (path, fields, url) = callback(&sending, "SMe", "failed", Some("21610"));
     assert_eq!(post(&s, &path, &fields, &url, AUTH).await.0, 204);
     assert!(!s.contact("pat").await.unwrap().sms_consent);
 }

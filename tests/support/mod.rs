@@ -4,4 +4,5 @@ pub mod daemon;
 pub mod http_stub;
 pub mod people;
 pub mod redis;
+pub mod sent;
 pub mod smtp;
