@@ -279,25 +279,10 @@ fn timeline(events: &[Event], touches: &[Touch]) -> Vec<(DateTime<Utc>, Value)> 
         } else {
             t.next_attempt_at
         });
-        entries.push((
-            at,
-            json!({
-                "kind": "touch",
-                "at": instant(at),
-                "id": t.id.as_str(),
-                "occasion": t.occasion,
-                "status": t.status.as_str(),
-                "channel": t.channel,
-                "reason": t.reason,
-                "attempts": t.attempts,
-                "scheduled_at": instant(t.scheduled_at),
-                "next_attempt_at": instant(t.next_attempt_at),
-                "expires_at": instant(t.expires_at),
-                "sent_at": t.sent_at.map(instant),
-                "responded_at": t.responded_at.map(instant),
-                "updated_at": instant(t.updated_at),
-            }),
-        ));
+        let mut entry = super::touches::touch_fields(t);
+        entry["kind"] = json!("touch");
+        entry["at"] = json!(instant(at));
+        entries.push((at, entry));
     }
     entries
 }

@@ -82,12 +82,20 @@ pub(in crate::api) async fn list(
     ))
 }
 
+/// A touch in `GET /v1/touches`: its fields on the timeline, with its contact and
+/// occurrence.
 pub(in crate::api) fn touch_json(t: &Touch) -> Value {
+    let mut v = touch_fields(t);
+    v["contact"] = json!(t.contact_id.as_str());
+    v["occurrence"] = json!(t.occurrence);
+    v
+}
+
+/// The fields of a touch both the touch list and a contact's timeline show.
+pub(in crate::api) fn touch_fields(t: &Touch) -> Value {
     json!({
         "id": t.id.as_str(),
-        "contact": t.contact_id.as_str(),
         "occasion": t.occasion,
-        "occurrence": t.occurrence,
         "channel": t.channel,
         "status": t.status.as_str(),
         "reason": t.reason,
