@@ -13,10 +13,11 @@ use crate::{
     channels::Channels,
     cli::Role,
     config::Config,
+    custody::Custody,
     dispatch::{self, Dispatcher, Recorder},
     domain::Clock,
     planner,
-    queue::worker::QueueWorkers,
+    queue::worker::{QueueHealth, QueueWorkers},
     render::{RenderError, Renderer},
     store::{AnyStore, Store, StoreError},
 };
@@ -47,6 +48,8 @@ impl AppError {
 pub struct App {
     pub cfg: Arc<Config>,
     pub store: Arc<AnyStore>,
+    /// The store's identity as this process holds it (see [`crate::custody`]).
+    pub custody: Custody,
     pub renderer: Arc<Renderer>,
     pub channels: Arc<Channels>,
     pub clock: Arc<dyn Clock>,
@@ -63,9 +66,11 @@ impl App {
             .await
             .map_err(AppError::Channel)?;
         crate::feedback::start_learning(&store, clock.now()).await?;
+        let custody = crate::custody::establish(&store).await?;
         Ok(Self {
             cfg: Arc::new(cfg),
             store: Arc::new(store),
+            custody,
             renderer: Arc::new(renderer),
             channels: Arc::new(channels),
             clock,
@@ -102,6 +107,12 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
+        tracker.spawn(crate::custody::watch(
+            self.store.clone(),
+            self.custody.clone(),
+            self.clock.clone(),
+            shutdown.child_token(),
+        ));
         let serve_api = |tracker: &TaskTracker, workers: Option<WorkerProbe>| {
             let Some(listener) = listener else { return };
             let state = ApiState {
@@ -112,6 +123,7 @@ impl App {
                 unsubscribe_key: self.channels.unsubscribe_key.clone(),
                 twilio_auth_token: twilio_auth_token(&self.cfg),
                 workers,
+                custody: Some(self.custody.clone()),
             };
             let stop = shutdown.clone();
             tracker.spawn(async move {
@@ -131,9 +143,17 @@ impl App {
                 "rapport running (api only: no planners or queue workers)"
             );
             shutdown.cancelled().await;
-            return self.stop(tracker).await;
+            let until = tokio::time::Instant::now() + GRACE_STOP;
+            return self.stop(tracker, until).await;
         }
         let recorder = Recorder::spawn(self.store.clone(), self.clock.clone(), &tracker);
+        let abandon = CancellationToken::new();
+        let drain = Drain::start(
+            &tracker,
+            shutdown.clone(),
+            abandon.clone(),
+            self.cfg.dispatch.drain_timeout,
+        );
         let dispatcher = Arc::new(Dispatcher {
             store: self.store.clone(),
             cfg: self.cfg.clone(),
@@ -143,6 +163,8 @@ impl App {
             recorder,
             tasks: TaskTracker::new(),
             stopping: shutdown.clone(),
+            abandon,
+            custody: self.custody.clone(),
         });
         let jobs = dispatcher.tasks.clone();
         let enabled: Vec<_> = self
@@ -158,6 +180,7 @@ impl App {
                 self.cfg.clone(),
                 occasion,
                 self.clock.clone(),
+                self.custody.clone(),
                 shutdown.child_token(),
             ));
         }
@@ -167,10 +190,13 @@ impl App {
             self.clock.clone(),
             shutdown.child_token(),
         ));
+        let health = QueueHealth::default();
         tracker.spawn(dispatch::reconcile_loop(
             self.store.clone(),
             self.cfg.clone(),
             self.clock.clone(),
+            self.custody.clone(),
+            health.stopped.clone(),
             shutdown.child_token(),
         ));
         tracker.spawn(crate::feedback::sweep_loop(
@@ -179,7 +205,9 @@ impl App {
             self.clock.clone(),
             shutdown.child_token(),
         ));
-        let monitor = self.store.monitor(dispatcher, &self.cfg.dispatch);
+        let monitor = self
+            .store
+            .monitor(dispatcher, &self.cfg.dispatch, health.clone());
         // /readyz reads the workers' states live; a worker stopped by a backend error
         // is not running until the monitor has restarted it.
         let workers = monitor.context();
@@ -188,6 +216,7 @@ impl App {
             Some(WorkerProbe::new(move || WorkerCount {
                 running: workers.workers().iter().filter(|w| w.is_running()).count(),
                 total: workers.workers().len(),
+                failing: health.failing(),
             })),
         );
         let contacts = self.store.count_contacts().await.unwrap_or(0);
@@ -208,39 +237,92 @@ impl App {
                 Ok(())
             }
         };
-        // The monitor stops fetching on the signal and waits for in-flight jobs up to
-        // the drain timeout; what is cut off stays leased in the ledger and is resent
-        // (same Message-ID) after the lease runs out.
+        // The monitor stops fetching on the signal. Sends not started are handed back at
+        // once; those in flight get the drain timeout, then are abandoned and recorded
+        // as uncertain (`Drain`), so the jobs end just after it.
         if let Err(e) = monitor.run_with_signal(signal).await {
             tracing::error!(error = %e, "queue workers ended with an error");
         }
         shutdown.cancel();
         jobs.close();
-        // The monitor already waited up to the drain timeout for these; a job still
-        // running was cut off by that deadline and gets a short grace only.
-        if tokio::time::timeout(Duration::from_secs(2), jobs.wait())
+        if tokio::time::timeout_at(drain.deadline(GRACE_JOBS), jobs.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                "dispatch jobs still running after the drain timeout; their touches stay leased and are resent later"
+                "dispatch jobs still running at the drain deadline; their touches stay leased and are resent later"
             );
         }
-        self.stop(tracker).await
+        let until = drain.deadline(GRACE_STOP);
+        drain.finish();
+        self.stop(tracker, until).await
     }
 
-    /// Waits for the background tasks (planners, recorder, API) and closes the store.
-    async fn stop(self, tracker: TaskTracker) -> anyhow::Result<()> {
+    /// Waits (until `until`) for the background tasks (planners, recorder, API) and
+    /// closes the store.
+    async fn stop(self, tracker: TaskTracker, until: tokio::time::Instant) -> anyhow::Result<()> {
         tracker.close();
-        if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        if tokio::time::timeout_at(until, tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!("background tasks did not stop within 10s");
+            tracing::warn!("background tasks did not stop in time");
         }
         self.store.close().await;
         tracing::info!("rapport stopped");
         Ok(())
+    }
+}
+
+/// After the drain deadline, how long the dispatch jobs get to record what they
+/// abandoned, and how long everything else gets to stop: the process is out well
+/// within the second `shutdown` allows past the drain timeout.
+const GRACE_JOBS: Duration = Duration::from_millis(500);
+const GRACE_STOP: Duration = Duration::from_millis(800);
+
+/// The drain deadline: `drain_timeout` after the daemon starts stopping, sends still in
+/// flight are abandoned (recorded as uncertain).
+struct Drain {
+    started: Arc<std::sync::OnceLock<tokio::time::Instant>>,
+    timeout: Duration,
+    done: CancellationToken,
+}
+
+impl Drain {
+    fn start(
+        tracker: &TaskTracker,
+        stopping: CancellationToken,
+        abandon: CancellationToken,
+        timeout: Duration,
+    ) -> Self {
+        let started = Arc::new(std::sync::OnceLock::new());
+        let done = CancellationToken::new();
+        let (at, finished) = (started.clone(), done.clone());
+        tracker.spawn(async move {
+            tokio::select! {
+                () = stopping.cancelled() => {}
+                () = finished.cancelled() => return,
+            }
+            let start = *at.get_or_init(tokio::time::Instant::now);
+            tokio::select! {
+                () = tokio::time::sleep_until(start + timeout) => abandon.cancel(),
+                () = finished.cancelled() => {}
+            }
+        });
+        Self {
+            started,
+            timeout,
+            done,
+        }
+    }
+
+    /// `grace` past the drain deadline (counted from now if the drain never started).
+    fn deadline(&self, grace: Duration) -> tokio::time::Instant {
+        *self.started.get_or_init(tokio::time::Instant::now) + self.timeout + grace
+    }
+
+    fn finish(&self) {
+        self.done.cancel();
     }
 }
 

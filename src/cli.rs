@@ -63,6 +63,12 @@ pub enum Command {
         #[arg(long)]
         at: String,
     },
+    /// The store's identity: its status, and adopting a store that was lost (it came
+    /// back empty or different) so planning and sending resume.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Dead letters: touches that failed for good, and retrying them.
     DeadLetters {
         #[command(subcommand)]
@@ -139,6 +145,24 @@ impl Role {
             Self::Worker => "worker",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// The store's identity, whether it is held after a loss and why, and its last
+    /// adoption.
+    Status,
+    /// Takes the store as it is now as rapport's ledger after a loss (Redis restarted
+    /// without persistence, flushed, failed over to an empty replica): the daemons
+    /// resume. Import the contacts first. What was already due before now, for the
+    /// contacts present now, is not sent again; contacts added later are planned as
+    /// usual.
+    Adopt {
+        /// Send what was due before the adoption anyway (it may have been sent before
+        /// the loss).
+        #[arg(long)]
+        resend_due: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

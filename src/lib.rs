@@ -8,6 +8,8 @@
 //! - [`shutdown`]: signals -> one cancellation token; drain with a deadline.
 //! - [`cli`]: the `rapport` subcommands.
 //! - [`config`]: TOML layers -> validated [`config::Config`], every problem at once.
+//! - [`custody`]: the store's identity; a store that comes back empty or different is
+//!   held (nothing planned or sent) until an operator adopts it.
 //! - [`domain`]: contacts, touches, time; newtypes parsed at the edge.
 //! - [`planner`]: which touches are due at an instant (pure), and the cron loop.
 //! - [`policy`]: the relationship policy (caps, gaps, priority), channel choice, retry
@@ -32,6 +34,7 @@ pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod custody;
 pub mod dispatch;
 pub mod domain;
 pub mod feedback;

@@ -143,6 +143,8 @@ async fn rig(backend: Backend, sms: &HttpStub, hook: &HttpStub, env: &[(&str, &s
         recorder: Recorder::spawn(store.clone(), clock.clone(), &tasks),
         tasks,
         stopping: CancellationToken::new(),
+        abandon: CancellationToken::new(),
+        custody: rapport::custody::Custody::holding("test"),
     };
     Rig {
         dir,

@@ -310,6 +310,7 @@ fn ledger_with_dead_letters(env: &Env) -> Vec<TouchId> {
                 channel: "email".into(),
                 priority: 100,
                 scheduled_at: now - Duration::hours(1),
+                due: now - Duration::hours(1),
                 expires_at: expires,
                 status: TouchStatus::Planned,
                 reason: None,

@@ -82,6 +82,8 @@ async fn rig(extra: &[(&str, &str)]) -> Rig {
         recorder: Recorder::spawn(store.clone(), clock.clone(), &TaskTracker::new()),
         tasks: TaskTracker::new(),
         stopping: CancellationToken::new(),
+        abandon: CancellationToken::new(),
+        custody: rapport::custody::Custody::holding("test"),
     };
     Rig {
         dir,

@@ -56,8 +56,13 @@ struct Mailbag {
 }
 
 impl EmailChannel for Mailbag {
-    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn send_gated<'a>(
+        &'a self,
+        email: &'a OutboundEmail,
+        gate: &'a dyn rapport::channels::Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
+            gate.admit(std::time::Duration::ZERO).await?;
             let at = self.clock.now();
             self.sent.lock().unwrap().push((email.touch.clone(), at));
             Ok(())
@@ -144,6 +149,8 @@ async fn rig(backend: Backend, env: &[(&str, &str)]) -> Rig {
         recorder: Recorder::spawn(store.clone(), clock.clone(), &tasks),
         tasks,
         stopping: CancellationToken::new(),
+        abandon: CancellationToken::new(),
+        custody: rapport::custody::Custody::holding("test"),
     };
     Rig {
         _dir: dir,
@@ -750,6 +757,7 @@ async fn touch_outside_the_window_waits_for_it_in_the_contacts_zone(b: Backend) 
             channel: "email".into(),
             priority: 80,
             scheduled_at: now,
+            due: now,
             expires_at: now + Duration::days(3),
             status: TouchStatus::Planned,
             reason: None,

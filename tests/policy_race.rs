@@ -52,8 +52,13 @@ struct Counting {
 }
 
 impl EmailChannel for Counting {
-    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn send_gated<'a>(
+        &'a self,
+        email: &'a OutboundEmail,
+        gate: &'a dyn rapport::channels::Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
+            gate.admit(std::time::Duration::ZERO).await?;
             // Let other dispatchers run between taking the place and recording the send.
             tokio::task::yield_now().await;
             *self
@@ -122,6 +127,7 @@ fn touches_of(i: usize, now: DateTime<Utc>) -> Vec<NewTouch> {
             channel: "email".into(),
             priority,
             scheduled_at: now,
+            due: now,
             expires_at: now + Duration::days(20),
             status: TouchStatus::Planned,
             reason: None,
@@ -191,6 +197,8 @@ fn dispatcher(
         recorder: Recorder::spawn(store.clone(), clock.clone(), &tasks),
         tasks,
         stopping: CancellationToken::new(),
+        abandon: CancellationToken::new(),
+        custody: rapport::custody::Custody::holding("test"),
     }
 }
 
@@ -492,6 +500,7 @@ async fn three_replicas_keep_one_touch_a_week_per_contact() {
                 channel: "email".into(),
                 priority: 10,
                 scheduled_at: now,
+                due: now,
                 expires_at: now + Duration::hours(12),
                 status: TouchStatus::Planned,
                 reason: None,

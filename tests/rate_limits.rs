@@ -57,6 +57,7 @@ channels = ["webhook"]
 url = "{url}"
 secret_env = "{SECRET_VAR}"
 allow_private = true
+timeout = "1s"
 rate = "{PER_SECOND}/s"
 [dispatch]
 {DISPATCH}"#,

@@ -180,7 +180,7 @@ async fn a_replica_killed_mid_run_leaves_its_touches_to_the_others() {
     let killed_at = smtp.count();
     assert!(killed_at < due.len(), "the run should not be over yet");
 
-    // The lease (3 s here) lapses and the survivors' reconcilers hand its touches on,
+    // The lease (4 s here) lapses and the survivors' reconcilers hand its touches on,
     // well inside apalis' 30 s orphan window: everything is done within that window.
     // Only sends in flight at the kill (workers x concurrency = 2) may repeat.
     let twice = finish((&smtp, &ws, &storage), &mut replicas, &due, 30, 2).await;
@@ -260,6 +260,7 @@ async fn a_payload_corrupted_in_redis_is_dead_lettered_and_its_touches_still_go_
                 channel: "email".into(),
                 priority: 100,
                 scheduled_at: now,
+                due: now,
                 expires_at: now + chrono::Duration::hours(12),
                 status: TouchStatus::Planned,
                 reason: None,

@@ -43,10 +43,12 @@ use crate::{config::Config, domain::Clock, store::AnyStore};
 
 /// What /readyz learns about this process's queue workers: how many run of how many
 /// there should be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerCount {
     pub running: usize,
     pub total: usize,
+    /// Why the workers keep stopping, when they do (`queue::worker::QueueHealth`).
+    pub failing: Option<String>,
 }
 
 /// A live view of the queue workers, read on each /readyz (the app builds it from the
@@ -79,6 +81,9 @@ pub struct ApiState {
     /// `None` in a process that runs no queue workers (`--role api`): readiness then
     /// does not depend on them.
     pub workers: Option<WorkerProbe>,
+    /// The store's identity as the daemon holds it: readiness fails while the store is
+    /// held after a loss (`None`: not checked, as in tests of the API alone).
+    pub custody: Option<crate::custody::Custody>,
 }
 
 /// Routes with the list of what was registered, so the OpenAPI document can be checked

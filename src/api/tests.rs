@@ -181,6 +181,7 @@ async fn state(dir: &std::path::Path, workers: Option<WorkerProbe>) -> ApiState 
         unsubscribe_key: Arc::new(b"a key for the api unit tests".to_vec()),
         twilio_auth_token: None,
         workers,
+        custody: None,
     }
 }
 
@@ -198,6 +199,7 @@ async fn readyz_checks_the_store_and_the_workers() {
         WorkerProbe::new(move || WorkerCount {
             running: running.load(std::sync::atomic::Ordering::SeqCst),
             total: 2,
+            failing: None,
         })
     };
     let st = state(dir.path(), Some(probe)).await;

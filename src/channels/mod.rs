@@ -34,6 +34,10 @@ pub enum DeliveryClass {
     /// The endpoint is gone (a webhook receiver answered 410): the endpoint is disabled
     /// until its configuration changes; the touch moves on to the next channel.
     Gone,
+    /// The send never started: the [`Gate`] said no (the daemon is stopping, or the claim
+    /// on the touch would not last the call). Nothing reached the provider; the touch
+    /// goes back to the ledger as it was.
+    NotStarted,
 }
 
 /// Why a delivery failed. `reason` is safe to store and log: codes and kinds only, never
@@ -54,6 +58,7 @@ impl fmt::Display for DeliveryError {
             DeliveryClass::Uncertain => "uncertain",
             DeliveryClass::OptedOut => "opted out",
             DeliveryClass::Gone => "gone",
+            DeliveryClass::NotStarted => "not started",
         };
         write!(f, "{} ({class})", self.reason)
     }
@@ -82,6 +87,9 @@ impl DeliveryError {
     pub fn gone(reason: impl Into<String>) -> Self {
         Self::new(DeliveryClass::Gone, reason)
     }
+    pub fn not_started(reason: impl Into<String>) -> Self {
+        Self::new(DeliveryClass::NotStarted, reason)
+    }
     /// The provider's `Retry-After`, when it gave one.
     #[must_use]
     pub fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
@@ -89,6 +97,31 @@ impl DeliveryError {
         self
     }
 }
+
+/// Asked right before each provider call (the SMTP transaction, the HTTP request, the
+/// outbox write), after any wait for a connection or a rate-limit place: may this send
+/// still start? `needs` is the longest the call may take (the channel's timeout). The
+/// dispatcher's gate refuses once the daemon is stopping, and when the claim on the
+/// touch would not outlast the call by the clock of that moment, so a worker that was
+/// paused or cut off while its lease passed to another sends nothing. A refusal is a
+/// [`DeliveryClass::NotStarted`] error.
+pub trait Gate: Send + Sync {
+    fn admit(&self, needs: Duration) -> BoxFuture<'_, Result<(), DeliveryError>>;
+}
+
+/// The gate of a caller that holds no claim (a preview, a self-test, a channel test):
+/// always open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ungated;
+
+impl Gate for Ungated {
+    fn admit(&self, _needs: Duration) -> BoxFuture<'_, Result<(), DeliveryError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// How long an outbox write may take, as a [`Gate`] asks it (a local file, synced).
+pub(crate) const OUTBOX_WRITE: Duration = Duration::from_secs(1);
 
 /// One SMS, ready to go.
 #[derive(Debug, Clone)]
@@ -100,7 +133,16 @@ pub struct OutboundSms {
 
 /// An SMS transport: a Twilio-compatible Messages API, or the outbox folder.
 pub trait SmsChannel: Send + Sync + 'static {
-    fn send<'a>(&'a self, sms: &'a OutboundSms) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// Sends `sms` if `gate` admits it right before the provider call.
+    fn send_gated<'a>(
+        &'a self,
+        sms: &'a OutboundSms,
+        gate: &'a dyn Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// Sends with no claim to check ([`Ungated`]).
+    fn send<'a>(&'a self, sms: &'a OutboundSms) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.send_gated(sms, &Ungated)
+    }
     /// A short name for logs and metrics (`twilio`, `outbox`).
     fn kind(&self) -> &'static str;
 }
@@ -116,7 +158,16 @@ pub struct OutboundWebhook {
 
 /// The outbound webhook endpoint (Standard Webhooks).
 pub trait WebhookChannel: Send + Sync + 'static {
-    fn send<'a>(&'a self, hook: &'a OutboundWebhook) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// Sends `hook` if `gate` admits it right before the request.
+    fn send_gated<'a>(
+        &'a self,
+        hook: &'a OutboundWebhook,
+        gate: &'a dyn Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// Sends with no claim to check ([`Ungated`]).
+    fn send<'a>(&'a self, hook: &'a OutboundWebhook) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.send_gated(hook, &Ungated)
+    }
     /// Identifies the endpoint's configuration (URL and secrets, hashed): a 410 disables
     /// the endpoint under this fingerprint, so a changed config enables it again.
     fn fingerprint(&self) -> String;
@@ -124,7 +175,16 @@ pub trait WebhookChannel: Send + Sync + 'static {
 
 /// An email transport. Open set: SMTP and the outbox folder today.
 pub trait EmailChannel: Send + Sync + 'static {
-    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// Sends `email` if `gate` admits it right before the transaction starts.
+    fn send_gated<'a>(
+        &'a self,
+        email: &'a OutboundEmail,
+        gate: &'a dyn Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// Sends with no claim to check ([`Ungated`]).
+    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.send_gated(email, &Ungated)
+    }
     /// A short name for logs and metrics (`smtp`, `outbox`).
     fn kind(&self) -> &'static str;
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 
-use super::{DeliveryError, EmailChannel, OutboundEmail, email::Dkim};
+use super::{DeliveryError, EmailChannel, Gate, OUTBOX_WRITE, OutboundEmail, email::Dkim};
 use crate::config::EmailConfig;
 
 #[derive(Debug)]
@@ -24,9 +24,14 @@ impl Outbox {
 }
 
 impl EmailChannel for Outbox {
-    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn send_gated<'a>(
+        &'a self,
+        email: &'a OutboundEmail,
+        gate: &'a dyn Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let bytes = super::build_message(&self.cfg, self.dkim.as_ref(), email)?.formatted();
+            gate.admit(OUTBOX_WRITE).await?;
             write_file(
                 &self.dir,
                 format!("{}.eml", email.touch.token()),

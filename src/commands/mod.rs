@@ -19,6 +19,7 @@ mod dead_letters;
 mod learned;
 mod relationship;
 mod simulate;
+mod store;
 
 use relationship::{event_add, plan, show};
 
@@ -45,6 +46,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Response { command } => learned::response(&cfg, command).await,
         Command::Plan { at } => plan(&cfg, &at).await,
         Command::DeadLetters { command } => dead_letters::run(&cfg, command).await,
+        Command::Store { command } => store::run(&cfg, command).await,
         Command::Event {
             command:
                 EventCommand::Add {
@@ -92,7 +94,7 @@ async fn run_daemon(cfg: Config, role: Role) -> i32 {
         }
     };
     let token = CancellationToken::new();
-    if let Err(e) = rapport::shutdown::install(token.clone()) {
+    if let Err(e) = rapport::shutdown::install(token.clone(), app.cfg.dispatch.drain_timeout) {
         eprintln!("rapport: cannot install signal handlers: {e}");
         return exit::SOFTWARE;
     }

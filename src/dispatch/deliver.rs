@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use super::Dispatcher;
 use crate::{
     channels::{
-        DeliveryClass, DeliveryError, ListUnsubscribe, OutboundEmail, OutboundSms, OutboundWebhook,
-        clicks, unsubscribe,
+        DeliveryClass, DeliveryError, Gate, ListUnsubscribe, OutboundEmail, OutboundSms,
+        OutboundWebhook, clicks, unsubscribe,
     },
     config::Trigger,
     domain::{Contact, Touch},
@@ -27,8 +27,9 @@ enum NotSent {
     Broken(String),
     /// The provider (or the way to it) said no.
     Delivery(DeliveryError),
-    /// The daemon is stopping: hand the touch back untouched.
-    Stopping,
+    /// Never started (the daemon is stopping, or the gate refused): hand the touch back
+    /// untouched.
+    NotStarted,
     /// The provider's rate limit has no place for it before its expiry.
     Late(String),
     /// The rate limit's place falls outside the send window: wait for it to open.
@@ -37,37 +38,49 @@ enum NotSent {
 
 impl From<DeliveryError> for NotSent {
     fn from(e: DeliveryError) -> Self {
-        Self::Delivery(e)
+        match e.class {
+            DeliveryClass::NotStarted => Self::NotStarted,
+            _ => Self::Delivery(e),
+        }
     }
 }
 
+/// What [`Dispatcher::deliver`] came to.
+pub(super) enum Delivered {
+    Outcome(Outcome),
+    /// The send never started: the touch goes back to the ledger as it was.
+    NotStarted,
+}
+
 impl<S: Store> Dispatcher<S> {
-    /// Renders and sends a touch that has its place.
-    pub(super) async fn deliver(&self, touch: &Touch, contact: Option<&Contact>) -> Outcome {
+    /// Renders and sends a touch that has its place, through `gate` right before the
+    /// provider call.
+    pub(super) async fn deliver(
+        &self,
+        touch: &Touch,
+        contact: Option<&Contact>,
+        gate: &dyn Gate,
+    ) -> Delivered {
         let Some(contact) = contact else {
-            return Outcome::Suppressed {
+            return Delivered::Outcome(Outcome::Suppressed {
                 id: touch.id.clone(),
                 reason: "contact no longer exists".into(),
-            };
+            });
         };
         let sent = match self.context(touch, contact).await {
             Ok(ctx) => match touch.channel.as_str() {
-                "email" => self.send_email(touch, contact, &ctx).await,
-                "sms" => self.send_sms(touch, contact, &ctx).await,
-                "webhook" => self.send_webhook(touch, contact, &ctx).await,
+                "email" => self.send_email(touch, contact, &ctx, gate).await,
+                "sms" => self.send_sms(touch, contact, &ctx, gate).await,
+                "webhook" => self.send_webhook(touch, contact, &ctx, gate).await,
                 other => Err(NotSent::Broken(format!("unknown channel {other:?}"))),
             },
             Err(e) => Err(e),
         };
-        match sent {
+        Delivered::Outcome(match sent {
             Ok(()) => Outcome::Sent {
                 id: touch.id.clone(),
             },
-            Err(NotSent::Stopping) => Outcome::Defer {
-                id: touch.id.clone(),
-                at: self.clock.now(),
-                reason: None,
-            },
+            Err(NotSent::NotStarted) => return Delivered::NotStarted,
             Err(NotSent::Broken(reason)) => Outcome::Failed {
                 id: touch.id.clone(),
                 reason,
@@ -82,7 +95,7 @@ impl<S: Store> Dispatcher<S> {
                 reason: Some(reason),
             },
             Err(NotSent::Delivery(e)) => self.settle(touch, contact, e).await,
-        }
+        })
     }
 
     /// The template context: the contact, the occasion, and for an event-triggered
@@ -159,7 +172,7 @@ impl<S: Store> Dispatcher<S> {
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => Ok(()),
-            () = self.stopping.cancelled() => Err(NotSent::Stopping),
+            () = self.stopping.cancelled() => Err(NotSent::NotStarted),
         }
     }
 
@@ -168,6 +181,7 @@ impl<S: Store> Dispatcher<S> {
         touch: &Touch,
         contact: &Contact,
         ctx: &serde_json::Value,
+        gate: &dyn Gate,
     ) -> Result<(), NotSent> {
         let to = contact
             .email
@@ -196,7 +210,7 @@ impl<S: Store> Dispatcher<S> {
             },
         };
         self.pace(touch, contact).await?;
-        Ok(self.channels.email.send(&email).await?)
+        Ok(self.channels.email.send_gated(&email, gate).await?)
     }
 
     /// Points every http(s) link of the email's bodies at `PUBLIC_URL/c/TOKEN` (the
@@ -256,6 +270,7 @@ impl<S: Store> Dispatcher<S> {
         touch: &Touch,
         contact: &Contact,
         ctx: &serde_json::Value,
+        gate: &dyn Gate,
     ) -> Result<(), NotSent> {
         let channel = self
             .channels
@@ -273,7 +288,7 @@ impl<S: Store> Dispatcher<S> {
             body,
         };
         self.pace(touch, contact).await?;
-        Ok(channel.send(&sms).await?)
+        Ok(channel.send_gated(&sms, gate).await?)
     }
 
     async fn send_webhook(
@@ -281,6 +296,7 @@ impl<S: Store> Dispatcher<S> {
         touch: &Touch,
         contact: &Contact,
         ctx: &serde_json::Value,
+        gate: &dyn Gate,
     ) -> Result<(), NotSent> {
         let channel = self
             .channels
@@ -313,7 +329,7 @@ impl<S: Store> Dispatcher<S> {
             body: body.to_string().into_bytes(),
         };
         self.pace(touch, contact).await?;
-        match channel.send(&hook).await {
+        match channel.send_gated(&hook, gate).await {
             Err(e) if e.class == DeliveryClass::Gone => {
                 self.channels
                     .disable_webhook(self.store.as_ref(), self.clock.now())
@@ -325,7 +341,12 @@ impl<S: Store> Dispatcher<S> {
     }
 
     /// The outcome of a failed send.
-    async fn settle(&self, touch: &Touch, contact: &Contact, e: DeliveryError) -> Outcome {
+    pub(super) async fn settle(
+        &self,
+        touch: &Touch,
+        contact: &Contact,
+        e: DeliveryError,
+    ) -> Outcome {
         let id = touch.id.clone();
         let channel = touch.channel.as_str();
         match e.class {
@@ -361,6 +382,13 @@ impl<S: Store> Dispatcher<S> {
             DeliveryClass::Uncertain if touch.uncertain > 0 => Outcome::Failed {
                 id,
                 reason: format!("uncertain twice, not retried again: {channel}: {e}"),
+            },
+            // Never started: back to the ledger as it was (the dispatcher normally
+            // handles this before a send is settled).
+            DeliveryClass::NotStarted => Outcome::Defer {
+                id,
+                at: self.clock.now(),
+                reason: None,
             },
             DeliveryClass::Uncertain | DeliveryClass::Transient => self.retry_or_fail(
                 touch,

@@ -3,19 +3,24 @@
 //! (`admit`), render for its tier, send, and record the outcome.
 
 mod admit;
+mod claim;
 mod deliver;
 mod recorder;
 
 use std::sync::Arc;
 
+use claim::{Claim, HandBack, TouchGate};
+use deliver::Delivered;
 use futures::StreamExt;
 
 pub use recorder::Recorder;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     channels::Channels,
     config::Config,
-    domain::{Clock, TouchId},
+    custody::Custody,
+    domain::{Clock, Touch, TouchId},
     render::Renderer,
     store::{Outcome, Store, StoreError},
     telemetry,
@@ -46,9 +51,15 @@ pub struct Dispatcher<S> {
     /// Jobs run as their own tasks here (see `queue::worker`); the app waits on it at
     /// shutdown.
     pub tasks: tokio_util::task::TaskTracker,
-    /// Cancelled when the daemon starts stopping: sends not yet started are handed back
-    /// to the ledger instead of racing the drain deadline.
-    pub stopping: tokio_util::sync::CancellationToken,
+    /// Cancelled when the daemon starts stopping: no provider call starts after it, and
+    /// every claimed send that has not started is handed back to the ledger at once.
+    pub stopping: CancellationToken,
+    /// Cancelled at the drain deadline: sends still in flight are abandoned and recorded
+    /// as uncertain (resent at most once, with the same Message-ID).
+    pub abandon: CancellationToken,
+    /// Whether the store is the one this process works with: nothing is claimed from a
+    /// store that was lost (see `custody`).
+    pub custody: Custody,
 }
 
 impl<S: Store> Dispatcher<S> {
@@ -58,6 +69,12 @@ impl<S: Store> Dispatcher<S> {
         // lease lapsed and it claimed the touch again, a late outcome of the first
         // attempt must not land on the second. A bare ULID: it is written with every
         // claimed touch, so it is kept short.
+        if let Some(why) = self.custody.lost() {
+            // The job is dropped; the ledger keeps the touches, and the reconciler queues
+            // them again once the store is adopted.
+            tracing::debug!(worker, %why, "the store is held; the job claims nothing");
+            return Ok(BatchReport::default());
+        }
         let owner = ulid::Ulid::new().to_string();
         let owner = owner.as_str();
         tracing::debug!(
@@ -67,8 +84,7 @@ impl<S: Store> Dispatcher<S> {
             "dispatching a job"
         );
         let now = self.clock.now();
-        let lease = chrono::Duration::from_std(self.cfg.dispatch.lease)
-            .unwrap_or(chrono::Duration::minutes(2));
+        let lease = lease(&self.cfg);
         let claimed = self.store.claim(ids, owner, now, now + lease).await?;
         let mut report = BatchReport {
             claimed: claimed.touches.len(),
@@ -81,6 +97,12 @@ impl<S: Store> Dispatcher<S> {
         if claimed.touches.is_empty() {
             return Ok(report);
         }
+        let claim = Claim::new(
+            owner.to_owned(),
+            lease,
+            now,
+            claimed.touches.iter().map(|t| t.id.clone()),
+        );
         let mut contact_ids: Vec<_> = claimed
             .touches
             .iter()
@@ -89,19 +111,17 @@ impl<S: Store> Dispatcher<S> {
         contact_ids.sort();
         contact_ids.dedup();
         let contacts = self.store.get_contacts(&contact_ids).await?;
-        let leased: Vec<TouchId> = claimed.touches.iter().map(|t| t.id.clone()).collect();
-        // The batch's touches are leased together; keep the lease alive while the batch
-        // is still deciding and sending, however slow the server, so nobody else takes
-        // them over.
+        // Renewed every quarter lease, so a send finds at least three quarters of a lease
+        // left (the gate renews at once when it finds less).
         let renew = async {
             loop {
-                tokio::time::sleep(self.cfg.dispatch.lease / 3).await;
-                let until = self.clock.now() + lease;
-                if let Err(e) = self.store.extend_lease(&leased, owner, until).await {
-                    tracing::warn!(error = %e, "could not extend a batch's lease");
+                tokio::time::sleep(self.cfg.dispatch.lease / 4).await;
+                if let Err(e) = claim.renew(self.store.as_ref(), self.clock.as_ref()).await {
+                    tracing::warn!(claim = owner, error = %e, "could not extend a batch's lease");
                 }
             }
         };
+        let drain = self.drain(&claim);
         let work = async {
             let (ready, decided) = self.admit(claimed.touches, &contacts, owner).await?;
             // Outcomes already decided go first (recorded, not sent), then the sends.
@@ -111,41 +131,45 @@ impl<S: Store> Dispatcher<S> {
                 .chain(ready.into_iter().map(|t| (t, None)));
             futures::stream::iter(items)
                 .map(|(t, decided)| {
-                    let contacts = &contacts;
+                    let (contacts, claim) = (&contacts, &claim);
                     async move {
                         let outcome = match decided {
-                            Some(o) => o,
-                            None if self.stopping.is_cancelled() => Outcome::Defer {
-                                id: t.id.clone(),
-                                at: self.clock.now(),
-                                reason: None,
-                            },
-                            None => self.deliver(&t, contacts.get(&t.contact_id)).await,
+                            Some(o) => claim.decide(&t.id).then_some(o),
+                            None => self.send_one(claim, &t, contacts.get(&t.contact_id)).await,
+                        };
+                        let Some(outcome) = outcome else {
+                            return Ok(None);
                         };
                         // Recorded inside the buffered future, not in a `.then` after
                         // it: while a `.then` waits, the buffer is not polled, and a
                         // send parked there holding the store's only SQLite connection
                         // (its event lookup) would stall the recorder for good.
                         self.recorder.record(outcome.clone(), owner).await?;
+                        claim.done(&t.id);
                         telemetry::touch_outcome(&t, &outcome);
-                        Ok(outcome)
+                        Ok(Some(outcome))
                     }
                 })
                 .buffer_unordered(self.cfg.dispatch.concurrency as usize)
-                .collect::<Vec<Result<Outcome, StoreError>>>()
+                .collect::<Vec<Result<Option<Outcome>, StoreError>>>()
                 .await
                 .into_iter()
                 .collect::<Result<Vec<_>, StoreError>>()
         };
+        // One task polls all three, so the drain's records never wait on a send that
+        // holds the store's connection.
         let results = tokio::select! {
             r = work => r?,
             () = renew => unreachable!("the renewal loop never ends"),
+            () = drain => unreachable!("the drain never ends"),
         };
         // Every outcome is recorded: the claim is over.
         if let Err(e) = self.store.release_lease(owner).await {
             tracing::warn!(error = %e, "could not release a finished batch's lease; it lapses instead");
         }
-        for r in results {
+        // Handed back by the drain: recorded there, deferred all the same.
+        report.deferred += claim.released_count();
+        for r in results.into_iter().flatten() {
             match r {
                 Outcome::Sent { .. } => report.sent += 1,
                 Outcome::Retry { .. } => report.retried += 1,
@@ -159,6 +183,98 @@ impl<S: Store> Dispatcher<S> {
         }
         Ok(report)
     }
+
+    /// Waits for the daemon to start stopping, then hands every send of `claim` that has
+    /// not started back to the ledger at once (another replica, or the next start, takes
+    /// it without waiting for the lease to run out). Never returns.
+    async fn drain(&self, claim: &Claim) {
+        self.stopping.cancelled().await;
+        let released = claim.release_unstarted();
+        if !released.is_empty() {
+            tracing::info!(
+                claim = %claim.owner,
+                touches = released.len(),
+                "stopping: handing back claimed sends that have not started"
+            );
+        }
+        let now = self.clock.now();
+        let records = released.into_iter().map(|id| {
+            self.recorder.record(
+                Outcome::Defer {
+                    id,
+                    at: now,
+                    reason: None,
+                },
+                &claim.owner,
+            )
+        });
+        for r in futures::future::join_all(records).await {
+            if let Err(e) = r {
+                tracing::warn!(claim = %claim.owner, error = %e, "could not hand a send back; its lease lapses instead");
+            }
+        }
+        claim.drained.cancel();
+        futures::future::pending::<()>().await;
+    }
+
+    /// Sends one admitted touch through its gate. `None`: nothing for this caller to
+    /// record (the drain handed it back, or its lease passed to another worker).
+    async fn send_one(
+        &self,
+        claim: &Claim,
+        t: &Touch,
+        contact: Option<&crate::domain::Contact>,
+    ) -> Option<Outcome> {
+        if claim.released(&t.id) {
+            return None;
+        }
+        let gate = TouchGate {
+            claim,
+            touch: &t.id,
+            store: &self.store,
+            clock: self.clock.as_ref(),
+            stopping: &self.stopping,
+        };
+        let handed_back = || match claim.hand_back(&t.id) {
+            HandBack::Record => Some(Outcome::Defer {
+                id: t.id.clone(),
+                at: self.clock.now(),
+                reason: None,
+            }),
+            HandBack::Skip => None,
+        };
+        let send = self.deliver(t, contact, &gate);
+        tokio::pin!(send);
+        let mut drained = false;
+        loop {
+            tokio::select! {
+                biased;
+                d = &mut send => return match d {
+                    Delivered::Outcome(o) => Some(o),
+                    Delivered::NotStarted => handed_back(),
+                },
+                () = claim.drained.cancelled(), if !drained => {
+                    drained = true;
+                    if claim.released(&t.id) {
+                        return None;
+                    }
+                }
+                () = self.abandon.cancelled() => {
+                    if !claim.started(&t.id) {
+                        return handed_back();
+                    }
+                    let contact = contact?;
+                    tracing::warn!(touch = t.id.as_str(), "send abandoned at the drain deadline; recorded as uncertain");
+                    let e = crate::channels::DeliveryError::uncertain("abandoned at the drain deadline");
+                    return Some(self.settle(t, contact, e).await);
+                }
+            }
+        }
+    }
+}
+
+fn lease(cfg: &Config) -> chrono::Duration {
+    chrono::Duration::from_std(cfg.dispatch.lease).unwrap_or(chrono::Duration::seconds(30))
 }
 
 /// Re-queues stranded touches and expires overdue ones, on a timer until cancelled.
@@ -166,14 +282,20 @@ pub async fn reconcile_loop<S: Store>(
     store: Arc<S>,
     cfg: Arc<Config>,
     clock: Arc<dyn Clock>,
+    custody: Custody,
+    // A queue worker stopped: run now (it may be an undecodable job in the way).
+    worker_stopped: Arc<tokio::sync::Notify>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
-    let lease =
-        chrono::Duration::from_std(cfg.dispatch.lease).unwrap_or(chrono::Duration::minutes(2));
+    let lease = lease(&cfg);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(cfg.dispatch.reconcile_every) => {}
+            () = worker_stopped.notified() => {}
+        }
+        if custody.lost().is_some() {
+            continue;
         }
         let now = clock.now();
         match store
@@ -184,7 +306,7 @@ pub async fn reconcile_loop<S: Store>(
                 expired = r.expired,
                 requeued = r.requeued,
                 dead_jobs = r.dead_jobs,
-                "reconciler dead-lettered queue jobs whose workers kept stopping"
+                "reconciler dead-lettered queue jobs (undecodable, or whose workers kept stopping)"
             ),
             Ok(r) if r.expired + r.requeued > 0 => {
                 tracing::info!(expired = r.expired, requeued = r.requeued, "reconciler run");

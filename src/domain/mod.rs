@@ -8,4 +8,4 @@ pub mod touch;
 pub use contact::{Birthday, Contact, ContactId, EmailAddress, MonthDay, PhoneNumber};
 pub use event::{Event, EventId};
 pub use time::{Clock, FixedClock, SendWindow, SystemClock};
-pub use touch::{NewTouch, Touch, TouchId, TouchStatus};
+pub use touch::{Adoption, NewTouch, Touch, TouchId, TouchStatus};

@@ -119,6 +119,14 @@ impl SendWindow {
     }
 }
 
+/// `t` as the whole second the store keeps for a "not before" instant (a retry, a hold,
+/// a planned send), rounded *up*: rounding down would let a `Retry-After: 6` come back
+/// after 5.4 s. The store and the queue count whole seconds and take a touch only once
+/// that second has begun, so a send never happens before the instant it was given.
+pub fn not_before(t: DateTime<Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
+
 /// The instant at `minute` minutes of the wall clock on `date` in `zone`.
 ///
 /// Why not just add minutes to midnight: on a DST day the wall clock skips or repeats an

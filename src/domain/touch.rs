@@ -145,10 +145,25 @@ pub struct NewTouch {
     pub channel: String,
     pub priority: u32,
     pub scheduled_at: DateTime<Utc>,
+    /// When the occurrence became due, whenever it is planned: the send window's first
+    /// instant on the day, the event plus its delay, the end of the check-in cadence.
+    /// An adoption of the store settles touches due before it (`rapport store adopt`).
+    pub due: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// `Planned`, or `Expired` when the planner saw it only after its window closed.
+    /// `Planned`, or `Expired` when the planner saw it only after its window closed
+    /// (or `Skipped`: due before an adoption of the store).
     pub status: TouchStatus,
     pub reason: Option<String>,
+}
+
+/// An adoption of the store after a loss (`rapport store adopt`): what was due before
+/// `at`, for the contacts present then, is not sent again unless `resend_due`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    /// The identity the store was given.
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub resend_due: bool,
 }
 
 impl NewTouch {

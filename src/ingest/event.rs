@@ -31,15 +31,25 @@ pub async fn record_event<S: Store>(
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<EventReport, StoreError> {
+    // A store held after a loss plans nothing until it is adopted: a thank-you planned
+    // now could repeat one sent before the loss.
+    if let Some(why) = store
+        .setting(crate::custody::LOST)
+        .await?
+        .filter(|w| !w.is_empty())
+    {
+        return Err(StoreError::Lost(why));
+    }
     let Some(contact) = store.get_contact(&event.contact_id).await? else {
         return Err(StoreError::UnknownContact(event.contact_id.clone()));
     };
     let new = store.add_event(event, now).await?;
-    let touches: Vec<NewTouch> = cfg
+    let mut touches: Vec<NewTouch> = cfg
         .occasions
         .iter()
         .filter_map(|o| planner::for_event(cfg, o, &contact, event, now))
         .collect();
+    crate::custody::settle_adopted(store, &mut touches).await?;
     let planned = store
         .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
         .await?;

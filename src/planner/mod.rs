@@ -2,7 +2,10 @@
 //! touches out. Recording them (insert-if-absent) is the store's job, so running the
 //! planner twice, or on five replicas, never creates a second touch.
 
+mod adoption;
 pub mod runner;
+
+pub use adoption::{due_before_adoption, settle_adopted};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -122,9 +125,13 @@ fn due_learned(
     }
     let year = today.year().to_string();
     let expires_at = expiry(today, zone, occasion.expires);
-    Some(touch_in_window(
-        cfg, occasion, contact, &year, now, expires_at, learned,
-    ))
+    // Due from the window's first instant that day, whenever the planner runs.
+    let window = cfg.send_window(occasion, &contact.tier);
+    let became_due =
+        fit_in_window(local_midnight(today, zone), window, zone, expires_at).unwrap_or(now);
+    let mut t = touch_in_window(cfg, occasion, contact, &year, now, expires_at, learned);
+    t.due = became_due.min(t.scheduled_at);
+    Some(t)
 }
 
 /// A touch for `occurrence`, due from `due`: at the first instant inside the send window
@@ -171,6 +178,7 @@ fn touch_in_window(
         channel,
         priority: occasion.priority,
         scheduled_at,
+        due,
         expires_at,
         status,
         reason,
@@ -204,6 +212,7 @@ pub fn for_event(
         expires_at,
         None,
     );
+    t.due = due;
     if t.status == TouchStatus::Expired && expires_at <= now {
         t.reason = Some(format!(
             "the event came in after the {} occasion's expiry",
@@ -308,7 +317,8 @@ pub fn check_in_learned(
         Some(l) => learned_cadence(cfg, l.state, every)?,
         None => every,
     };
-    if last_interaction + chrono::Duration::from_std(wait).ok()? > now {
+    let became_due = last_interaction + chrono::Duration::from_std(wait).ok()?;
+    if became_due > now {
         return None;
     }
     let zone = contact.zone(cfg.defaults.timezone);
@@ -318,7 +328,7 @@ pub fn check_in_learned(
     for _ in 0..2 {
         let expires_at = expiry(day, zone, occasion.expires);
         if fit_in_window(now, window, zone, expires_at).is_some() {
-            return Some(touch_in_window(
+            let mut t = touch_in_window(
                 cfg,
                 occasion,
                 contact,
@@ -326,7 +336,9 @@ pub fn check_in_learned(
                 now,
                 expires_at,
                 learned,
-            ));
+            );
+            t.due = became_due;
+            return Some(t);
         }
         day = day.succ_opt()?;
     }

@@ -111,16 +111,18 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    /// Records `touches` (insert-if-absent) and counts them.
+    /// Records `touches` (insert-if-absent; those an adoption of the store settles as
+    /// skipped) and counts them.
     async fn add<S: Store>(
         &mut self,
         store: &S,
         cfg: &Config,
-        touches: &[crate::domain::NewTouch],
+        mut touches: Vec<crate::domain::NewTouch>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        crate::custody::settle_adopted(store, &mut touches).await?;
         let new = store
-            .plan_touches(touches, cfg.dispatch.batch_size as usize, now)
+            .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
             .await?;
         self.due += touches.len();
         self.new += new.len();
@@ -155,7 +157,7 @@ pub async fn run_once<S: Store>(
                 .page(store, cfg, &page.iter().collect::<Vec<_>>())
                 .await?;
             let touches = super::plan_learned(cfg, occasion, &page, |c| known.of(c, cfg), now);
-            report.add(store, cfg, &touches, now).await?;
+            report.add(store, cfg, touches, now).await?;
         }
     }
     Ok(report)
@@ -201,7 +203,7 @@ async fn run_check_ins<S: Store>(
                 super::check_in_learned(cfg, occasion, c, *last, known.of(c, cfg), now)
             })
             .collect();
-        report.add(store, cfg, &touches, now).await?;
+        report.add(store, cfg, touches, now).await?;
     }
     Ok(report)
 }
@@ -211,6 +213,7 @@ pub async fn run_loop<S: Store>(
     cfg: Arc<Config>,
     occasion: Occasion,
     clock: Arc<dyn Clock>,
+    custody: crate::custody::Custody,
     cancel: CancellationToken,
 ) {
     // Replicas take turns: the one holding the lock plans this tick, the others skip it.
@@ -222,7 +225,15 @@ pub async fn run_loop<S: Store>(
     };
     loop {
         let now = clock.now();
-        match store.try_lock(&lock, cfg.dispatch.lease).await {
+        let held = custody.lost();
+        if held.is_some() {
+            tracing::debug!(occasion = %occasion.name, "the store is held; this tick plans nothing");
+        }
+        let lock_taken = match held {
+            Some(_) => Ok(None),
+            None => store.try_lock(&lock, cfg.dispatch.lease).await,
+        };
+        match lock_taken {
             Ok(Some(token)) => {
                 match run_once(store.as_ref(), &cfg, &occasion, now).await {
                     Ok(r) => {

@@ -108,26 +108,89 @@ impl RestartBackoff {
     }
 }
 
-fn base_monitor(cfg: &DispatchConfig) -> Monitor {
+/// How the queue workers fare. A worker stopped by an error is restarted at once; one
+/// that keeps stopping (an undecodable job in its way, a store that keeps failing) makes
+/// the process unready with the reason, and wakes the reconciler, which moves
+/// undecodable jobs aside.
+#[derive(Clone, Default)]
+pub struct QueueHealth {
+    failures: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// Notified on every stop: the reconciler runs at once instead of at its next tick.
+    pub stopped: Arc<tokio::sync::Notify>,
+}
+
+/// Stops within this long that make a worker "keep failing".
+const FAILING_WINDOW: Duration = Duration::from_secs(60);
+const FAILING_AFTER: usize = 3;
+
+impl QueueHealth {
+    fn stopped_with(&self, error: String) {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.retain(|(at, _)| now.duration_since(*at) < FAILING_WINDOW);
+        failures.push((now, error));
+        if failures.len() == FAILING_AFTER {
+            tracing::error!(
+                stops = failures.len(),
+                "queue workers keep stopping; the process reports itself unready (/readyz) until they run for a minute"
+            );
+        }
+        drop(failures);
+        self.stopped.notify_one();
+    }
+
+    /// Why the workers keep failing (`FAILING_AFTER` stops within `FAILING_WINDOW`), with
+    /// the last error.
+    pub fn failing(&self) -> Option<String> {
+        let now = Instant::now();
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let recent: Vec<&(Instant, String)> = failures
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) < FAILING_WINDOW)
+            .collect();
+        (recent.len() >= FAILING_AFTER).then(|| {
+            let last = recent.last().map_or("", |(_, e)| e.as_str());
+            format!(
+                "queue workers stopped {} times in the last minute; last: {last}",
+                recent.len()
+            )
+        })
+    }
+}
+
+fn base_monitor(cfg: &DispatchConfig, health: QueueHealth) -> Monitor {
     Monitor::new()
-        .should_restart(|worker, error| {
+        .should_restart(move |worker, error| {
             tracing::error!(worker = worker.name(), %error, "queue worker stopped; restarting under a new name");
+            health.stopped_with(error.to_string());
             true
         })
-        .shutdown_timeout(cfg.drain_timeout)
+        // A little past the drain deadline: at the deadline the dispatcher abandons what
+        // is still in flight and records it, and the jobs end right after.
+        .shutdown_timeout(cfg.drain_timeout + Duration::from_millis(400))
 }
 
 /// A backend whose queue apalis workers can read.
 pub trait QueueWorkers {
     /// `cfg.workers` workers (unique names) sending through `dispatcher`, restarted when
-    /// they stop on a backend error.
-    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor;
+    /// they stop on a backend error (each stop reported to `health`).
+    fn monitor<S: Store>(
+        &self,
+        dispatcher: Arc<Dispatcher<S>>,
+        cfg: &DispatchConfig,
+        health: QueueHealth,
+    ) -> Monitor;
 }
 
 impl QueueWorkers for SqliteStore {
-    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor {
+    fn monitor<S: Store>(
+        &self,
+        dispatcher: Arc<Dispatcher<S>>,
+        cfg: &DispatchConfig,
+        health: QueueHealth,
+    ) -> Monitor {
         let (pool, poll) = (self.pool().clone(), cfg.poll_interval);
-        base_monitor(cfg).register_n(cfg.workers as usize, move |index, restarts| {
+        base_monitor(cfg, health).register_n(cfg.workers as usize, move |index, restarts| {
             if restarts > 0 {
                 tracing::info!(index, restarts, "starting a replacement queue worker");
             }
@@ -153,10 +216,15 @@ impl QueueWorkers for SqliteStore {
 }
 
 impl QueueWorkers for RedisStore {
-    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor {
+    fn monitor<S: Store>(
+        &self,
+        dispatcher: Arc<Dispatcher<S>>,
+        cfg: &DispatchConfig,
+        health: QueueHealth,
+    ) -> Monitor {
         let (conn, config, poll) = (self.connection(), self.queue().clone(), cfg.poll_interval);
         let backoff = RestartBackoff::default();
-        base_monitor(cfg).register_n(cfg.workers as usize, move |index, restarts| {
+        base_monitor(cfg, health).register_n(cfg.workers as usize, move |index, restarts| {
             // A replacement starts on a connection that waits out the backoff first.
             let not_before = (restarts > 0).then(|| {
                 let delay = backoff.delay(index, Instant::now());
@@ -183,10 +251,15 @@ impl QueueWorkers for RedisStore {
 }
 
 impl QueueWorkers for AnyStore {
-    fn monitor<S: Store>(&self, dispatcher: Arc<Dispatcher<S>>, cfg: &DispatchConfig) -> Monitor {
+    fn monitor<S: Store>(
+        &self,
+        dispatcher: Arc<Dispatcher<S>>,
+        cfg: &DispatchConfig,
+        health: QueueHealth,
+    ) -> Monitor {
         match self {
-            AnyStore::Sqlite(s) => s.monitor(dispatcher, cfg),
-            AnyStore::Redis(s) => s.monitor(dispatcher, cfg),
+            AnyStore::Sqlite(s) => s.monitor(dispatcher, cfg, health),
+            AnyStore::Redis(s) => s.monitor(dispatcher, cfg, health),
         }
     }
 }
@@ -194,6 +267,20 @@ impl QueueWorkers for AnyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_stops_in_a_minute_make_the_workers_failing() {
+        let h = QueueHealth::default();
+        h.stopped_with("one".into());
+        h.stopped_with("two".into());
+        assert_eq!(h.failing(), None);
+        h.stopped_with("fetch: bad row".into());
+        let why = h.failing().expect("failing after three stops");
+        assert!(
+            why.contains("3 times") && why.ends_with("fetch: bad row"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn restarts_back_off_while_failing_and_reset_after_a_quiet_minute() {

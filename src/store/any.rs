@@ -47,6 +47,21 @@ macro_rules! each {
 }
 
 impl Store for AnyStore {
+    fn set_fence(&self, id: Option<&str>) {
+        match self {
+            AnyStore::Sqlite(s) => s.set_fence(id),
+            AnyStore::Redis(s) => s.set_fence(id),
+        }
+    }
+    async fn first_seen(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, DateTime<Utc>>, StoreError> {
+        each!(self, s => s.first_seen(ids))
+    }
+    async fn settle_due(&self, before: DateTime<Utc>, reason: &str) -> Result<u64, StoreError> {
+        each!(self, s => s.settle_due(before, reason))
+    }
     async fn relationship(&self, id: &ContactId) -> Result<Option<Relationship>, StoreError> {
         each!(self, s => s.relationship(id))
     }
@@ -201,7 +216,7 @@ impl Store for AnyStore {
         ids: &[TouchId],
         owner: &str,
         until: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<TouchId>, StoreError> {
         each!(self, s => s.extend_lease(ids, owner, until))
     }
     async fn reconcile(

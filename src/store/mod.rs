@@ -39,6 +39,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("no contact with id {0}")]
     UnknownContact(ContactId),
+    /// The store is not the one this process works with (it came back empty, or
+    /// another one answers at its address): see `custody`.
+    #[error("the store was lost: {0}")]
+    Lost(String),
 }
 
 /// A contact to insert or replace. `email_consent: None` keeps what the store knows, so
@@ -147,8 +151,9 @@ pub struct Reconciled {
     pub expired: u64,
     pub requeued: u64,
     /// Queue jobs given up on because the workers that took them kept dying (a payload
-    /// that cannot be decoded, or crashes the process); any touches they named are
-    /// re-queued from the ledger like other stranded ones.
+    /// that crashes the process), or because the queue cannot decode them (a corrupt
+    /// row); any touches they named are re-queued from the ledger like other stranded
+    /// ones.
     pub dead_jobs: u64,
 }
 
@@ -260,13 +265,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Extends the lease on those of `ids` that `owner` is still sending, to `until`.
-    /// Returns how many touches it covered.
+    /// Returns the ids it still holds (in the order given): one missing was recorded, or
+    /// its lease lapsed and another claim took it over, and must not be sent.
     fn extend_lease(
         &self,
         ids: &[TouchId],
         owner: &str,
         until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<TouchId>, StoreError>> + Send;
     /// Expires overdue touches and re-queues stranded ones: `planned` and due before
     /// `stale_before` (their job was lost), or `sending` with a lapsed lease.
     fn reconcile(
@@ -474,6 +480,27 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Lets go of `key` without an answer (the request failed in a way worth retrying).
     fn forget_key(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The identity this process holds the store under (`custody`): a backend that can
+    /// check it atomically with its writes (Redis, in its planning and claiming scripts)
+    /// refuses them with [`StoreError::Lost`] once the store's identity is another.
+    /// `None` checks nothing.
+    fn set_fence(&self, id: Option<&str>) {
+        let _ = id;
+    }
+    /// When each of `ids` was first stored (missing contacts are left out).
+    fn first_seen(
+        &self,
+        ids: &[ContactId],
+    ) -> impl Future<Output = Result<HashMap<ContactId, DateTime<Utc>>, StoreError>> + Send;
+    /// Settles as `skipped` (with `reason`) every touch still `planned` or `sending` and
+    /// scheduled at or before `before`, giving back its place against the caps: an
+    /// adopted store's touches that may have been sent before it was lost. Returns how
+    /// many.
+    fn settle_due(
+        &self,
+        before: DateTime<Utc>,
+        reason: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Moves queued jobs that are due into the queue workers read, in bounded steps
     /// (Redis; see its module). Returns how many it moved; call again while it moves any.
     fn pump(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -142,6 +142,7 @@ pub(crate) async fn serve_with_twilio(
         unsubscribe_key: Arc::new(unsubscribe_key),
         twilio_auth_token: twilio_auth_token.map(|t| Arc::new(t.to_owned().into())),
         workers: None,
+        custody: None,
     };
     let stop = CancellationToken::new();
     let task = tokio::spawn(api::serve(listener, state, stop.clone()));

@@ -313,6 +313,7 @@ pub(crate) async fn bad_responses_are_refused_naming_the_field(b: Backend) {
         channel: "email".into(),
         priority: 10,
         scheduled_at: now + Duration::days(3),
+        due: now + Duration::days(3),
         expires_at: now + Duration::days(4),
         status: TouchStatus::Planned,
         reason: None,

@@ -320,6 +320,8 @@ pub(crate) async fn sent_birthday(b: Backend, extra: &[(&str, String)]) -> (Serv
         recorder: Recorder::spawn(s.store.clone(), clock, &tasks),
         tasks,
         stopping: CancellationToken::new(),
+        abandon: CancellationToken::new(),
+        custody: rapport::custody::Custody::holding("test"),
     };
     let id = ContactId::parse("bday").unwrap();
     let due: Vec<_> = s.store.touches_for_contact(&id).await.unwrap();

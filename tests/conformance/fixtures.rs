@@ -47,6 +47,7 @@ pub(crate) fn planned_for(
         channel: "email".into(),
         priority: 10,
         scheduled_at: at,
+        due: at,
         expires_at: at + days(1),
         status: TouchStatus::Planned,
         reason: None,

@@ -115,6 +115,8 @@ pub(crate) async fn a_corrupt_job_is_dead_lettered_and_the_worker_goes_on<S: Bac
         recorder: Recorder::spawn(store.clone(), clock.clone(), &tracker),
         tasks: TaskTracker::new(),
         stopping: CancellationToken::new(),
+        abandon: CancellationToken::new(),
+        custody: rapport::custody::Custody::holding("test"),
     });
     let stop = CancellationToken::new();
     let pump = tokio::spawn(dispatch::pump_loop(
@@ -137,7 +139,11 @@ pub(crate) async fn a_corrupt_job_is_dead_lettered_and_the_worker_goes_on<S: Bac
         log.push((worker.name().to_owned(), worker.restarts(), what));
     };
     let monitor = store
-        .monitor(dispatcher.clone(), &cfg.dispatch)
+        .monitor(
+            dispatcher.clone(),
+            &cfg.dispatch,
+            rapport::queue::worker::QueueHealth::default(),
+        )
         .on_event(note);
     let signal = {
         let stop = stop.clone();

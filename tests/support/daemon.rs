@@ -45,7 +45,7 @@ timeout = "1s"
 [dispatch]
 backoff = "1s"
 backoff_max = "2s"
-lease = "3s"
+lease = "4s"
 reconcile_every = "1s"
 poll_interval = "100ms"
 drain_timeout = "5s"

@@ -25,6 +25,7 @@ pub async fn sending<S: Store>(
         channel: channel.into(),
         priority: 10,
         scheduled_at: at,
+        due: at,
         expires_at: at + Duration::days(1),
         status: TouchStatus::Planned,
         reason: None,

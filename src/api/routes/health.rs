@@ -38,12 +38,28 @@ pub(in crate::api) async fn readyz(State(state): State<ApiState>) -> (StatusCode
             format!("failing: no answer within {}s", STORE_TIMEOUT.as_secs_f64())
         }
     };
+    let identity = match state.custody.as_ref() {
+        None => "not checked".to_owned(),
+        Some(c) => match c.lost() {
+            None => format!("ok: {}", c.id().unwrap_or_default()),
+            Some(why) => {
+                failed.push("store_identity");
+                format!("failing: {why}")
+            }
+        },
+    };
     let workers = match state.workers.as_ref().map(|p| p.count()) {
         None => "not run by this process (--role api)".to_owned(),
-        Some(WorkerCount { running, total }) if total > 0 && running == total => {
+        Some(WorkerCount {
+            failing: Some(why), ..
+        }) => {
+            failed.push("workers");
+            format!("failing: {why}")
+        }
+        Some(WorkerCount { running, total, .. }) if total > 0 && running == total => {
             format!("ok: {running} of {total} running")
         }
-        Some(WorkerCount { running, total }) => {
+        Some(WorkerCount { running, total, .. }) => {
             failed.push("workers");
             format!("failing: {running} of {total} running")
         }
@@ -56,7 +72,7 @@ pub(in crate::api) async fn readyz(State(state): State<ApiState>) -> (StatusCode
     let body = json!({
         "status": if failed.is_empty() { "ready" } else { "unavailable" },
         "failed": failed,
-        "checks": { "store": store, "workers": workers },
+        "checks": { "store": store, "store_identity": identity, "workers": workers },
     });
     (status, Json(body))
 }

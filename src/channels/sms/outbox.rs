@@ -24,7 +24,11 @@ impl SmsOutbox {
 }
 
 impl SmsChannel for SmsOutbox {
-    fn send<'a>(&'a self, sms: &'a OutboundSms) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn send_gated<'a>(
+        &'a self,
+        sms: &'a OutboundSms,
+        gate: &'a dyn crate::channels::Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let content = format!(
                 "To: {}\nTouch: {}\n\n{}\n",
@@ -33,6 +37,7 @@ impl SmsChannel for SmsOutbox {
                 sms.body
             );
             let name = format!("{}.sms", sms.touch.token());
+            gate.admit(crate::channels::OUTBOX_WRITE).await?;
             crate::channels::outbox::write_file(&self.dir, name, content.into_bytes(), "SMS outbox")
                 .await
         })

@@ -111,7 +111,11 @@ impl Twilio {
         })
     }
 
-    async fn deliver(&self, sms: &OutboundSms) -> Result<(), DeliveryError> {
+    async fn deliver(
+        &self,
+        sms: &OutboundSms,
+        gate: &dyn crate::channels::Gate,
+    ) -> Result<(), DeliveryError> {
         use secrecy::ExposeSecret;
         let mut form = vec![("To", sms.to.as_str().to_owned())];
         form.push(match &self.sender {
@@ -122,6 +126,7 @@ impl Twilio {
         if let Some(cb) = self.callback_for(&sms.touch) {
             form.push(("StatusCallback", cb));
         }
+        gate.admit(self.timeout).await?;
         let sent = self
             .client
             .post(self.messages_url.clone())
@@ -232,8 +237,12 @@ fn classify(status: StatusCode, code: Option<u32>, retry_after: Option<Duration>
 }
 
 impl SmsChannel for Twilio {
-    fn send<'a>(&'a self, sms: &'a OutboundSms) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.deliver(sms))
+    fn send_gated<'a>(
+        &'a self,
+        sms: &'a OutboundSms,
+        gate: &'a dyn crate::channels::Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.deliver(sms, gate))
     }
 
     fn kind(&self) -> &'static str {

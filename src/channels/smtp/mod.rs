@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use session::{Endpoint, Progress, Session, SmtpError};
 use tokio::sync::Semaphore;
 
-use super::{DeliveryError, EmailChannel, OutboundEmail, email::Dkim};
+use super::{DeliveryError, EmailChannel, Gate, OutboundEmail, email::Dkim};
 use crate::config::{EmailConfig, EmailTransport, TlsMode};
 
 /// Idle connections older than this are closed rather than reused: servers drop idle
@@ -184,7 +184,11 @@ fn classify(e: &SmtpError) -> DeliveryError {
 }
 
 impl EmailChannel for Smtp {
-    fn send<'a>(&'a self, email: &'a OutboundEmail) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn send_gated<'a>(
+        &'a self,
+        email: &'a OutboundEmail,
+        gate: &'a dyn Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let message = super::build_message(&self.cfg, self.dkim.as_ref(), email)?;
             let envelope = message.envelope();
@@ -198,6 +202,12 @@ impl EmailChannel for Smtp {
                 .await
                 .map_err(|_| DeliveryError::transient("smtp channel closed"))?;
             let mut session = self.session().await?;
+            // Asked after the waits (a pool slot, a connection), right before MAIL FROM:
+            // a claim that lapsed meanwhile starts no transaction.
+            if let Err(refused) = gate.admit(self.endpoint.timeout).await {
+                self.put_idle(session);
+                return Err(refused);
+            }
             let sent = self.send_on(&mut session, &from, &to, &bytes).await;
             self.put_idle(session);
             sent

@@ -73,7 +73,12 @@ impl Webhook {
         })
     }
 
-    async fn deliver(&self, hook: &OutboundWebhook) -> Result<(), DeliveryError> {
+    async fn deliver(
+        &self,
+        hook: &OutboundWebhook,
+        gate: &dyn crate::channels::Gate,
+    ) -> Result<(), DeliveryError> {
+        gate.admit(self.timeout).await?;
         let id = webhook_id(&hook.touch);
         // Each attempt is signed afresh: receivers reject timestamps older than ~5 min.
         let timestamp = Utc::now().timestamp();
@@ -155,8 +160,12 @@ fn fingerprint(url: &str, keys: &[Vec<u8>]) -> String {
 }
 
 impl WebhookChannel for Webhook {
-    fn send<'a>(&'a self, hook: &'a OutboundWebhook) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.deliver(hook))
+    fn send_gated<'a>(
+        &'a self,
+        hook: &'a OutboundWebhook,
+        gate: &'a dyn crate::channels::Gate,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.deliver(hook, gate))
     }
 
     fn fingerprint(&self) -> String {

@@ -230,33 +230,11 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
             );
         }
     }
-    if let Some(EmailConfig {
-        transport: EmailTransport::Smtp { timeout, .. },
-        ..
-    }) = &email
-    {
-        // A lease shorter than one send would let another worker take over a touch
-        // that is still being sent.
-        if dispatch.lease <= *timeout * 2 {
-            issues.push(
-                "dispatch.lease",
-                format!(
-                    "must be longer than twice channels.email.timeout ({}s)",
-                    timeout.as_secs()
-                ),
-            );
-        }
-        // A send that may outlast the drain would be cut off at every shutdown.
-        if *timeout >= dispatch.drain_timeout {
-            issues.push(
-                "channels.email.timeout",
-                format!(
-                    "must be shorter than dispatch.drain_timeout ({}s)",
-                    dispatch.drain_timeout.as_secs()
-                ),
-            );
-        }
-    }
+    check_timeouts(
+        &mut issues,
+        &dispatch,
+        &channel_timeouts(&email, &sms, &webhook),
+    );
 
     if !issues.list.is_empty() {
         return Err(ConfigError {
@@ -390,6 +368,67 @@ fn storage(issues: &mut Issues<'_>, raw: &RawConfig) -> StorageConfig {
     }
 }
 
+/// Each channel's timeout (the longest one provider call may take), with its key.
+fn channel_timeouts(
+    email: &Option<EmailConfig>,
+    sms: &Option<crate::config::SmsConfig>,
+    webhook: &Option<crate::config::WebhookConfig>,
+) -> Vec<(&'static str, Duration)> {
+    let mut out = Vec::new();
+    if let Some(EmailConfig {
+        transport: EmailTransport::Smtp { timeout, .. },
+        ..
+    }) = email
+    {
+        out.push(("channels.email.timeout", *timeout));
+    }
+    if let Some(crate::config::SmsConfig {
+        transport: crate::config::SmsTransport::Twilio { timeout, .. },
+        ..
+    }) = sms
+    {
+        out.push(("channels.sms.timeout", *timeout));
+    }
+    if let Some(w) = webhook {
+        out.push(("channels.webhook.timeout", w.timeout));
+    }
+    out
+}
+
+/// A send must fit in what is left of a lease between renewals (else it would never
+/// start), and in the drain (else every shutdown would cut it off).
+fn check_timeouts(
+    issues: &mut Issues<'_>,
+    dispatch: &DispatchConfig,
+    timeouts: &[(&'static str, Duration)],
+) {
+    if let Some((key, timeout)) = timeouts.iter().max_by_key(|(_, t)| *t) {
+        let min = DispatchConfig::min_lease(*timeout);
+        if dispatch.lease < min {
+            issues.push(
+                "dispatch.lease",
+                format!(
+                    "must be at least {}s: a send starts only with {key} ({}s) plus {}s of its lease left, and leases are renewed every quarter lease",
+                    min.as_secs(),
+                    timeout.as_secs_f64(),
+                    crate::config::SEND_MARGIN.as_secs()
+                ),
+            );
+        }
+    }
+    for (key, timeout) in timeouts {
+        if *timeout >= dispatch.drain_timeout {
+            issues.push(
+                key,
+                format!(
+                    "must be shorter than dispatch.drain_timeout ({}s)",
+                    dispatch.drain_timeout.as_secs()
+                ),
+            );
+        }
+    }
+}
+
 fn dispatch(issues: &mut Issues<'_>, d: &RawDispatch) -> DispatchConfig {
     let secs = Duration::from_secs;
     let out = DispatchConfig {
@@ -400,11 +439,14 @@ fn dispatch(issues: &mut Issues<'_>, d: &RawDispatch) -> DispatchConfig {
         max_age: issues.duration("dispatch.max_age", d.max_age.as_deref(), secs(6 * 3600)),
         backoff: issues.duration("dispatch.backoff", d.backoff.as_deref(), secs(30)),
         backoff_max: issues.duration("dispatch.backoff_max", d.backoff_max.as_deref(), secs(3600)),
-        lease: issues.duration("dispatch.lease", d.lease.as_deref(), secs(120)),
+        // Short, and kept alive by renewal: a process killed with -9 holds its touches
+        // for at most this long, and the reconciler takes them over within
+        // `reconcile_every` after (45 s at most with these defaults).
+        lease: issues.duration("dispatch.lease", d.lease.as_deref(), secs(30)),
         reconcile_every: issues.duration(
             "dispatch.reconcile_every",
             d.reconcile_every.as_deref(),
-            secs(30),
+            secs(10),
         ),
         drain_timeout: issues.duration(
             "dispatch.drain_timeout",

@@ -40,7 +40,10 @@ use super::{
 };
 use crate::{
     config::{DateField, StorageConfig, redact_url},
-    domain::{Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    domain::{
+        Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus,
+        time::not_before,
+    },
     queue::DispatchJob,
 };
 
@@ -79,6 +82,8 @@ static POLICY_RECORDS: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/policy_records.lua")));
 static RESERVE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/reserve.lua")));
 static ADD_EVENT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/add_event.lua")));
+static SETTLE_DUE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/settle_due.lua")));
+static QUARANTINE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/quarantine.lua")));
 
 /// Every script's SHA1 and name (for diagnostics: `SLOWLOG`, `INFO commandstats`).
 pub fn script_names() -> Vec<(String, &'static str)> {
@@ -95,6 +100,8 @@ pub fn script_names() -> Vec<(String, &'static str)> {
         (&*POLICY_RECORDS, "policy_records"),
         (&*RESERVE, "reserve"),
         (&*ADD_EVENT, "add_event"),
+        (&*SETTLE_DUE, "settle_due"),
+        (&*QUARANTINE, "quarantine"),
         (&*rate::RATE, "rate"),
         (&*channels::SET_CONSENT, "set_consent"),
         (&*channels::REVIVE, "revive"),
@@ -107,6 +114,10 @@ pub fn script_names() -> Vec<(String, &'static str)> {
 }
 
 fn q(e: redis::RedisError) -> StoreError {
+    // The fence in `prelude.lua`: the store's identity is not the one this process holds.
+    if e.to_string().contains("STORE_LOST") {
+        return StoreError::Lost("its identity is not the one this process works with".into());
+    }
     StoreError::Query(Box::new(e))
 }
 
@@ -123,6 +134,8 @@ pub struct RedisStore {
     ids: Mutex<ulid::Generator>,
     /// The key suppression hashes are made with (a setting, generated once).
     pepper: std::sync::Arc<[u8]>,
+    /// The store identity planning and claiming must find (`custody`); empty: none.
+    fence: std::sync::Arc<std::sync::RwLock<String>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -185,6 +198,7 @@ impl RedisStore {
             queue: queue_config(&cfg.prefix),
             ids: Mutex::new(ulid::Generator::new()),
             pepper: std::sync::Arc::from(&[][..]),
+            fence: Default::default(),
         };
         store.migrate().await?;
         let pepper = store
@@ -322,6 +336,10 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    fn fence(&self) -> String {
+        self.fence.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -371,7 +389,7 @@ impl RedisStore {
         for chunk in ids.chunks(batch_size.max(1)) {
             let payload = String::from_utf8(DispatchJob::new(chunk.to_vec()).encode())
                 .map_err(|e| corrupt("job payload", e))?;
-            cmd.arg(ts(run_at))
+            cmd.arg(not_before(run_at))
                 .arg(format!("{} {payload}", self.next_id()));
         }
         cmd.query_async::<()>(&mut self.conn.clone())
@@ -465,10 +483,12 @@ fn outcome_args(o: &Outcome, now: DateTime<Utc>) -> (&'static str, &str, Option<
         Outcome::Suppressed { reason, .. } => ("suppressed", reason, None),
         Outcome::Expired { reason, .. } => ("expired", reason, None),
         Outcome::Skipped { reason, .. } => ("skipped", reason, None),
-        Outcome::Retry { at, reason, .. } => ("planned", reason, Some(ts(*at))),
-        Outcome::Defer { at, reason, .. } => {
-            ("planned", reason.as_deref().unwrap_or(""), Some(ts(*at)))
-        }
+        Outcome::Retry { at, reason, .. } => ("planned", reason, Some(not_before(*at))),
+        Outcome::Defer { at, reason, .. } => (
+            "planned",
+            reason.as_deref().unwrap_or(""),
+            Some(not_before(*at)),
+        ),
     }
 }
 
@@ -524,6 +544,7 @@ struct StoredContact {
     attributes: Option<String>,
     email_consent: Option<f64>,
     sms_consent: Option<f64>,
+    created_at: Option<f64>,
 }
 
 impl fields::Fields for StoredContact {
@@ -565,6 +586,51 @@ fn contacts_from(raw: Vec<Option<String>>) -> Result<Vec<Contact>, StoreError> {
 }
 
 impl Store for RedisStore {
+    fn set_fence(&self, id: Option<&str>) {
+        *self.fence.write().unwrap_or_else(|p| p.into_inner()) = id.unwrap_or("").to_owned();
+    }
+    async fn first_seen(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, DateTime<Utc>>, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(ContactId::as_str).collect();
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let keys: Vec<String> = chunk.iter().map(|i| self.contact_key(i)).collect();
+            let raw: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(q)?;
+            for json in raw.into_iter().flatten() {
+                let c: StoredContact =
+                    serde_json::from_str(&json).map_err(|e| corrupt("contact", e))?;
+                let id = ContactId::parse(&c.id).map_err(|e| corrupt("contact id", e))?;
+                let at = c
+                    .created_at
+                    .and_then(|s| DateTime::from_timestamp(s as i64, 0))
+                    .ok_or_else(|| corrupt("contact created_at", "missing"))?;
+                out.insert(id, at);
+            }
+        }
+        Ok(out)
+    }
+    async fn settle_due(&self, before: DateTime<Utc>, reason: &str) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let mut inv = SETTLE_DUE.prepare_invoke();
+            inv.arg(&self.prefix)
+                .arg(ts(before))
+                .arg(reason)
+                .arg(Utc::now().timestamp())
+                .arg(RECONCILE_STEP);
+            let (n, more): (u64, u8) = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+            total += n;
+            if more == 0 {
+                return Ok(total);
+            }
+        }
+    }
     async fn relationship(
         &self,
         id: &ContactId,
@@ -756,7 +822,7 @@ impl Store for RedisStore {
         let mut inserted = Vec::new();
         for chunk in touches.chunks(1000) {
             let mut inv = PLAN.prepare_invoke();
-            inv.arg(&self.prefix).arg(ts(now));
+            inv.arg(&self.prefix).arg(ts(now)).arg(self.fence());
             for t in chunk {
                 inv.key(self.touch_key(&t.id))
                     .key(format!("{}:{{c:{}}}:touches", self.prefix, t.contact_id));
@@ -777,7 +843,7 @@ impl Store for RedisStore {
                 if new.remove(t.id.as_str()) {
                     inserted.push(t.id.clone());
                     if t.status == TouchStatus::Planned {
-                        due.entry(ts(t.scheduled_at))
+                        due.entry(not_before(t.scheduled_at))
                             .or_default()
                             .push(t.id.clone());
                     }
@@ -815,7 +881,8 @@ impl Store for RedisStore {
         inv.arg(&self.prefix)
             .arg(ts(now))
             .arg(owner)
-            .arg(ts(lease_until));
+            .arg(ts(lease_until))
+            .arg(self.fence());
         for id in ids {
             inv.key(self.touch_key(id)).arg(id.as_str());
         }
@@ -874,13 +941,14 @@ impl Store for RedisStore {
         ids: &[TouchId],
         owner: &str,
         until: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<TouchId>, StoreError> {
         let mut inv = EXTEND.prepare_invoke();
         inv.arg(&self.prefix).arg(owner).arg(ts(until));
         for id in ids {
             inv.arg(id.as_str());
         }
-        inv.invoke_async(&mut self.conn.clone()).await.map_err(q)
+        let held: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+        Ok(held.into_iter().map(TouchId::from_stored).collect())
     }
 
     async fn reconcile(
@@ -907,6 +975,7 @@ impl Store for RedisStore {
             }
         }
         self.prune_done_jobs().await?;
+        total.dead_jobs = self.quarantine_jobs().await?;
         Ok(total)
     }
 
@@ -1035,6 +1104,27 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
+    /// Moves queue jobs apalis cannot decode out of its way (see `quarantine.lua`), with
+    /// their ids logged. Returns how many.
+    async fn quarantine_jobs(&self) -> Result<u64, StoreError> {
+        let moved: Vec<String> = QUARANTINE
+            .key(self.queue.active_jobs_list())
+            .key(self.queue.workers_set())
+            .key(self.queue.job_data_hash())
+            .key(self.queue.dead_jobs_set())
+            .key(format!("{}:queue:quarantine", self.prefix))
+            .arg(&self.prefix)
+            .arg(self.queue.inflight_jobs_set())
+            .arg(self.queue.job_meta_hash())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(q)?;
+        for id in &moved {
+            tracing::error!(job = %id, "dead-lettered an undecodable queue job (reason in PREFIX:queue:quarantine)");
+        }
+        Ok(moved.len() as u64)
+    }
+
     /// apalis keeps the payload of every finished job; rapport's ledger already holds
     /// what matters, so finished jobs are dropped (dead ones stay, as dead letters).
     /// Never apalis' `vacuum()`: it also deletes jobs waiting for a retry.

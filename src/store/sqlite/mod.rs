@@ -20,7 +20,10 @@ use super::{
 };
 use crate::{
     config::DateField,
-    domain::{Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
+    domain::{
+        Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus,
+        time::not_before,
+    },
     queue::{DISPATCH_QUEUE, DispatchJob},
 };
 
@@ -124,7 +127,7 @@ async fn push_jobs(
         let bytes = DispatchJob::new(chunk.to_vec()).encode();
         tasks.push(
             TaskBuilder::new(bytes)
-                .run_at_timestamp(run_at.timestamp().max(0) as u64)
+                .run_at_timestamp(not_before(run_at).max(0) as u64)
                 .max_attempts(1)
                 .build(),
         );
@@ -132,6 +135,35 @@ async fn push_jobs(
     apalis_sqlite::queries::push_tasks(tx, DISPATCH_QUEUE, &tasks)
         .await
         .map_err(|e| StoreError::Query(Box::new(e)))
+}
+
+/// Moves aside queue rows apalis cannot decode: its fetch takes the next due row with
+/// one `UPDATE ... RETURNING *`, and a row whose id is not a ULID (or whose counts are
+/// not integers) fails that statement, which rolls back and picks the same row next time:
+/// every fetch of every worker fails and nothing else is sent. Such rows are marked
+/// `Killed` (apalis' dead state, kept for inspection) with the reason.
+async fn quarantine_jobs(tx: &mut sqlx::SqliteConnection, now: i64) -> Result<u64, StoreError> {
+    let moved: Vec<String> = sqlx::query_scalar(
+        "UPDATE Jobs SET status = 'Killed', done_at = ?2, lock_by = NULL, \
+         last_result = json_object('Err', 'dead-lettered by rapport: undecodable queue row (' || \
+           CASE WHEN length(id) != 26 OR upper(id) GLOB '*[^0-9ABCDEFGHJKMNPQRSTVWXYZ]*' \
+                THEN 'its id is not a ULID' ELSE 'a count that is not an integer' END || ')') \
+         WHERE job_type = ?1 AND status IN ('Pending', 'Queued', 'Running', 'Failed') AND ( \
+           length(id) != 26 OR upper(id) GLOB '*[^0-9ABCDEFGHJKMNPQRSTVWXYZ]*' \
+           OR typeof(attempts) != 'integer' OR typeof(max_attempts) != 'integer' \
+           OR typeof(run_at) != 'integer' OR typeof(priority) != 'integer') \
+         RETURNING id",
+    )
+    .bind(DISPATCH_QUEUE)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(q)?;
+    for id in &moved {
+        // The id is shown escaped: it is whatever bytes the row held.
+        tracing::error!(job = ?id, "dead-lettered an undecodable queue row (reason in Jobs.last_result)");
+    }
+    Ok(moved.len() as u64)
 }
 
 /// Ids as a JSON array, for `json_each(?)`: one bound value however many ids.
@@ -148,6 +180,42 @@ pub(super) fn contact_ids_json(ids: &[ContactId]) -> String {
 }
 
 impl Store for SqliteStore {
+    async fn first_seen(
+        &self,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, DateTime<Utc>>, StoreError> {
+        let found = sqlx::query(
+            "SELECT id, created_at FROM contacts WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(contact_ids_json(ids))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q)?;
+        found
+            .iter()
+            .map(|r| {
+                let id = ContactId::parse(&r.get::<String, _>("id"))
+                    .map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))?;
+                let at = DateTime::from_timestamp(r.get::<i64, _>("created_at"), 0)
+                    .ok_or_else(|| StoreError::Corrupt("contact created_at".into()))?;
+                Ok((id, at))
+            })
+            .collect()
+    }
+    async fn settle_due(&self, before: DateTime<Utc>, reason: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE touches SET status = 'skipped', reason = ?2, lease_owner = NULL, \
+             lease_until = NULL, slot_at = NULL, updated_at = ?3 \
+             WHERE status IN ('planned', 'sending') AND scheduled_at <= ?1",
+        )
+        .bind(before.timestamp())
+        .bind(reason)
+        .bind(Utc::now().timestamp())
+        .execute(&self.pool)
+        .await
+        .map_err(q)?;
+        Ok(done.rows_affected())
+    }
     async fn relationship(
         &self,
         id: &ContactId,
@@ -347,7 +415,7 @@ impl Store for SqliteStore {
                 if new.remove(t.id.as_str()) {
                     inserted.push(t.id.clone());
                     if t.status == TouchStatus::Planned {
-                        due.entry(t.scheduled_at.timestamp())
+                        due.entry(not_before(t.scheduled_at))
                             .or_default()
                             .push(t.id.clone());
                     }
@@ -408,11 +476,12 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(q)?;
-        // `+ 1`: the queue runs jobs by whole seconds; a job may start a moment early.
+        // Not before its time: next_attempt_at is a lower bound (rounded up to the
+        // second when stored), and `now` here is rounded down.
         let claimed = sqlx::query(
             "UPDATE touches SET status = 'sending', attempts = attempts + 1, lease_owner = ?3, \
              lease_until = ?4, updated_at = ?1 \
-             WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at > ?1 AND next_attempt_at <= ?1 + 1 \
+             WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at > ?1 AND next_attempt_at <= ?1 \
              AND (status = 'planned' OR (status = 'sending' AND lease_until <= ?1)) RETURNING *",
         )
         .bind(now)
@@ -453,10 +522,10 @@ impl Store for SqliteStore {
                     Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
                     Outcome::Skipped { reason, .. } => ("skipped", Some(reason), None, None),
                     Outcome::Retry { at, reason, .. } => {
-                        ("planned", Some(reason), Some(at.timestamp()), None)
+                        ("planned", Some(reason), Some(not_before(*at)), None)
                     }
                     Outcome::Defer { at, reason, .. } => {
-                        ("planned", reason.as_ref(), Some(at.timestamp()), None)
+                        ("planned", reason.as_ref(), Some(not_before(*at)), None)
                     }
                     Outcome::Fallback { reason, .. } => ("planned", Some(reason), Some(now_s), None),
                 };
@@ -523,18 +592,24 @@ impl Store for SqliteStore {
         ids: &[TouchId],
         owner: &str,
         until: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+    ) -> Result<Vec<TouchId>, StoreError> {
+        let held: std::collections::HashSet<String> = sqlx::query_scalar(
             "UPDATE touches SET lease_until = ?1 WHERE id IN (SELECT value FROM json_each(?3)) \
-             AND status = 'sending' AND lease_owner = ?2",
+             AND status = 'sending' AND lease_owner = ?2 RETURNING id",
         )
         .bind(until.timestamp())
         .bind(owner)
         .bind(ids_json(ids))
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(q)?;
-        Ok(done.rows_affected())
+        .map_err(q)?
+        .into_iter()
+        .collect();
+        Ok(ids
+            .iter()
+            .filter(|id| held.contains(id.as_str()))
+            .cloned()
+            .collect())
     }
 
     async fn reconcile(
@@ -588,7 +663,9 @@ impl Store for SqliteStore {
         .await
         .map_err(q)?
         .rows_affected();
+        let poison = quarantine_jobs(&mut tx, now_s).await?;
         tx.commit().await.map_err(q)?;
+        let dead_jobs = dead_jobs + poison;
         Ok(Reconciled {
             expired,
             requeued: stranded.len() as u64,

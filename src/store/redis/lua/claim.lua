@@ -1,11 +1,12 @@
 -- ARGV[2] = now, ARGV[3] = owner (unique to this claim), ARGV[4] = lease_until,
--- ARGV[5..] = touch ids, KEYS = their hashes. Due, unexpired touches that are planned (or sending under a
+-- ARGV[5] = the store identity expected (fence), ARGV[6..] = touch ids, KEYS = their hashes. Due, unexpired touches that are planned (or sending under a
 -- lapsed lease) become `sending`, leased to owner; overdue ones become `expired`.
 -- Returns {claimed touches as {id, fields as read, new attempt count}, expired ids}.
 local now, owner, lease = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+fence(ARGV[5])
 local claimed, expired, ids = {}, {}, {}
-for i = 5, #ARGV do
-    local id, k = ARGV[i], KEYS[i - 4]
+for i = 6, #ARGV do
+    local id, k = ARGV[i], KEYS[i - 5]
     -- One HGETALL reads a small hash in one pass (HMGET scans it once per field).
     local h = redis.call("HGETALL", k)
     local f = {}
@@ -15,8 +16,9 @@ for i = 5, #ARGV do
         if num(f["expires_at"]) <= now then
             expire(k, id, st, now)
             expired[#expired + 1] = id
-        -- `+ 1`: the queue runs jobs by whole seconds; a job may start a moment early.
-        elseif num(f["next_attempt_at"] or f["scheduled_at"]) <= now + 1 then
+        -- Not before its time: next_attempt_at is a lower bound (rounded up to the
+        -- second when stored), and `now` here is rounded down.
+        elseif num(f["next_attempt_at"] or f["scheduled_at"]) <= now then
             local attempts = num(f["attempts"]) + 1
             redis.call("HSET", k, "status", "sending", "lease_owner", owner, "updated_at", now,
                 "attempts", attempts)

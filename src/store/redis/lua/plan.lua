@@ -1,10 +1,12 @@
--- ARGV[2] = now; then 7 per touch: id, channel, priority, status, scheduled_at,
--- expires_at, reason ("" for none); KEYS: 2 per touch, its hash and its contact's list
--- of touches. Insert-if-absent. Returns the ids that were new.
+-- ARGV[2] = now, ARGV[3] = the store identity expected (fence); then 7 per touch: id,
+-- channel, priority, status, scheduled_at, expires_at, reason ("" for none); KEYS: 2 per
+-- touch, its hash and its contact's list of touches. Insert-if-absent. Returns the ids
+-- that were new.
 local now = tonumber(ARGV[2])
+fence(ARGV[3])
 local new = {}
-for i = 3, #ARGV, 7 do
-    local n = (i - 3) / 7
+for i = 4, #ARGV, 7 do
+    local n = (i - 4) / 7
     local k, list = KEYS[2 * n + 1], KEYS[2 * n + 2]
     local id, status, sched, expires, reason = ARGV[i], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
     -- The contact's list of touches doubles as the existence check.

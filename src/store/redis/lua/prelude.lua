@@ -52,3 +52,12 @@ local function expire(k, id, from, now)
     if from == "planned" then redis.call("ZREM", IDX_WAKE, id) end
     move(from, "expired")
 end
+-- The fence: a store whose identity is not the one the calling process works with (it
+-- came back empty, or another server answers at its address) lost its ledger; planning
+-- into it or claiming from it would send again what was sent. `expected` "" checks
+-- nothing (one-shot commands).
+local function fence(expected)
+    if expected ~= "" and redis.call("GET", P .. ":setting:store.id") ~= expected then
+        error("STORE_LOST: the store's identity is not the one this process works with")
+    end
+end
