@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -67,10 +67,19 @@ pub struct Received {
     pub message_id: Option<String>,
     /// `Subject`, unfolded and with RFC 2047 encoded words decoded.
     pub subject: Option<String>,
+    /// When its MAIL command arrived: the transaction's start.
+    pub started_at: Instant,
+    /// When the server accepted it (after any configured delay).
+    pub accepted_at: Instant,
 }
 
 impl Received {
-    fn parse(mail_from: String, rcpt_to: Vec<String>, data: String) -> Received {
+    fn parse(
+        mail_from: String,
+        rcpt_to: Vec<String>,
+        data: String,
+        started_at: Instant,
+    ) -> Received {
         let headers = parse_headers(&data);
         let message_id = find_header(&headers, "Message-ID");
         let subject = find_header(&headers, "Subject").map(|s| decode_encoded_words(&s));
@@ -80,6 +89,8 @@ impl Received {
             data,
             message_id,
             subject,
+            started_at,
+            accepted_at: Instant::now(),
         }
     }
 
@@ -118,6 +129,8 @@ struct State {
     rsets: usize,
     /// DATA transfers completed with no recipient (see `data_despite_failure`).
     data_without_recipients: usize,
+    /// When each MAIL command arrived (every transaction started, whatever its end).
+    mails: Vec<Instant>,
 }
 
 impl State {
@@ -156,7 +169,13 @@ impl Shared {
     }
 
     /// Decides the fate of a complete message and returns the reply line.
-    fn finish(&self, mail_from: String, rcpt_to: Vec<String>, data: String) -> String {
+    fn finish(
+        &self,
+        mail_from: String,
+        rcpt_to: Vec<String>,
+        data: String,
+        started_at: Instant,
+    ) -> String {
         let mut st = self.lock();
         st.attempts.push(rcpt_to.clone());
         let always = st.fail_always.iter().find(|(p, _)| hits(&rcpt_to, p));
@@ -172,7 +191,8 @@ impl Shared {
                 r
             }
             None => {
-                st.messages.push(Received::parse(mail_from, rcpt_to, data));
+                st.messages
+                    .push(Received::parse(mail_from, rcpt_to, data, started_at));
                 format!("250 2.0.0 Ok: queued as {}", st.messages.len())
             }
         };
@@ -308,6 +328,11 @@ impl SmtpServer {
         self.shared.lock().data_without_recipients
     }
 
+    /// When each transaction started (its MAIL command arrived), in arrival order.
+    pub fn mail_times(&self) -> Vec<Instant> {
+        self.shared.lock().mails.clone()
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         self.shared.lock().delay = delay;
     }
@@ -387,6 +412,7 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
         .write_all(b"220 localhost ESMTP rapport test server\r\n")
         .await?;
     let mut from: Option<String> = None;
+    let mut mail_at = Instant::now();
     let mut rcpts: Vec<String> = Vec::new();
     let mut line = String::new();
     while read_line(&mut reader, &mut line).await? {
@@ -428,6 +454,8 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
             }
             "MAIL" => match path_arg(arg, "FROM:") {
                 Some(addr) => {
+                    mail_at = Instant::now();
+                    shared.lock().mails.push(mail_at);
                     from = Some(addr);
                     "250 2.1.0 Ok\r\n".into()
                 }
@@ -481,7 +509,7 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
                 // The transaction ends at DATA end whatever the outcome.
                 let mail_from = from.take().unwrap_or_default();
                 shared
-                    .finish(mail_from, std::mem::take(&mut rcpts), data)
+                    .finish(mail_from, std::mem::take(&mut rcpts), data, mail_at)
                     .into()
             }
             "NOOP" => "250 2.0.0 Ok\r\n".into(),
