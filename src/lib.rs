@@ -7,6 +7,8 @@
 //!   events, health and readiness, the OpenAPI document.
 //! - [`shutdown`]: signals -> one cancellation token; drain with a deadline.
 //! - [`cli`]: the `rapport` subcommands.
+//! - [`check`]: what `rapport check` reports and `rapport run` refuses to start on:
+//!   every template rendered for sample contacts of every tier, the DKIM key read.
 //! - [`config`]: TOML layers -> validated [`config::Config`], every problem at once.
 //! - [`domain`]: contacts, touches, time; newtypes parsed at the edge.
 //! - [`planner`]: which touches are due at an instant (pure), and the cron loop.
@@ -30,6 +32,7 @@
 pub mod api;
 pub mod app;
 pub mod channels;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
