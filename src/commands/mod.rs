@@ -17,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 mod dead_letters;
 mod learned;
+mod plan;
 mod relationship;
 mod simulate;
 
-use relationship::{event_add, plan, show};
+use plan::plan;
+use relationship::{event_add, show};
 
 pub(crate) async fn run(cli: Cli) -> i32 {
     let cfg = match Config::load(cli.config.as_deref()) {
