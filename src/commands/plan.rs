@@ -1,12 +1,15 @@
 //! `rapport plan --at`: what the planners would record at an instant and what the
-//! dispatcher would do with each touch (go out, be held, skipped), writing nothing.
+//! dispatcher would do with each touch (go out, perhaps on another channel, be held,
+//! skipped or suppressed), writing nothing.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use rapport::{
     config::{Config, Trigger},
     domain::{Contact, ContactId, Touch, TouchId},
     exit, planner,
-    policy::{self, History, Limits, Verdict},
+    policy::{self, History, Limits, Reach, Verdict},
     store::{PolicyRecord, Store},
 };
 
@@ -111,16 +114,13 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         } else {
             let when = t.next_attempt_at.max(at);
             let (_, h) = current.as_mut().expect("set above");
-            match h.decide(cfg, c, t, when) {
-                Verdict::Send => {
-                    sends += 1;
-                    format!("would go out at {}", fmt_ts(when))
-                }
-                v => {
-                    held += 1;
-                    v.reason().unwrap_or_default()
-                }
+            let (goes, line) = dispatch(cfg, c, t, h, when);
+            if goes {
+                sends += 1;
+            } else {
+                held += 1;
             }
+            line
         };
         out.push((
             t.occasion.clone(),
@@ -142,4 +142,41 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
     );
     store.close().await;
     Ok(0)
+}
+
+/// What the dispatcher would do with the planned touch `t` at `when`: its precheck
+/// (consent, addresses: the touch may move to another channel or be suppressed), then
+/// the policy. `true` when it would go out.
+fn dispatch(
+    cfg: &Config,
+    c: &Contact,
+    t: &Touch,
+    h: &mut History,
+    when: DateTime<Utc>,
+) -> (bool, String) {
+    let (t, moved) = match policy::reach(cfg, c, t) {
+        Reach::Go => (Cow::Borrowed(t), None),
+        Reach::Move { to, why } => {
+            let reason = policy::move_reason(t, to, &why);
+            let mut moved = t.clone();
+            moved.channel = to.to_owned();
+            moved.reason = Some(reason.clone());
+            (Cow::Owned(moved), Some(reason))
+        }
+        Reach::Suppressed { why } => {
+            // Settled: no longer a touch still to go for the contact's next ones.
+            h.upcoming.retain(|u| u.touch != t.id);
+            return (false, format!("suppressed: {why}"));
+        }
+    };
+    let verdict = h.decide(cfg, c, &t, when);
+    let line = match (&verdict, &moved) {
+        (Verdict::Send, None) => format!("would go out at {}", fmt_ts(when)),
+        (Verdict::Send, Some(why)) => {
+            format!("would go out by {} at {} ({why})", t.channel, fmt_ts(when))
+        }
+        (v, None) => v.reason().unwrap_or_default(),
+        (v, Some(why)) => format!("{} ({why})", v.reason().unwrap_or_default()),
+    };
+    (verdict == Verdict::Send, line)
 }
