@@ -7,6 +7,8 @@
 //!   events, health and readiness, the OpenAPI document.
 //! - [`shutdown`]: signals -> one cancellation token; drain with a deadline.
 //! - [`cli`]: the `rapport` subcommands.
+//! - [`check`]: what `rapport check` reports and `rapport run` refuses to start on:
+//!   every template rendered for sample contacts of every tier, the DKIM key read.
 //! - [`config`]: TOML layers -> validated [`config::Config`], every problem at once.
 //! - [`custody`]: the store's identity; a store that comes back empty or different is
 //!   held (nothing planned or sent) until an operator adopts it.
@@ -32,6 +34,7 @@
 pub mod api;
 pub mod app;
 pub mod channels;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod custody;

@@ -11,7 +11,7 @@ mod cli_env;
 #[allow(dead_code, unreachable_pub)]
 mod sent;
 
-use cli_env::{Env, assert_has};
+use cli_env::{Env, assert_has, assert_lacks};
 
 const CONTACTS: &str = "id,first_name,email,phone,tier,timezone\n\
 ada,Ada,ada@example.com,+14155550101,acquaintance,UTC\n";
@@ -132,4 +132,78 @@ fn bad_responses_name_the_flag_and_change_nothing() {
         assert_has(&run.stderr, says);
     }
     assert_has(&env.show("ada").expect(0).stdout, "0 response(s)");
+}
+
+/// The line `rapport plan` prints for `touch`.
+fn plan_line<'a>(plan: &'a str, touch: &str) -> &'a str {
+    plan.lines()
+        .find(|l| l.contains(touch))
+        .unwrap_or_else(|| panic!("no {touch} in:\n{plan}"))
+}
+
+#[test]
+fn plan_shows_what_consent_and_suppression_do() {
+    let env = Env::new();
+    // Tomorrow at noon UTC, inside the send window; birthdays on that day.
+    let at = (Utc::now() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    let day = at.format("--%m-%d");
+    env.import(
+        "c.csv",
+        &format!(
+            "id,first_name,email,phone,tier,timezone,birthday\n\
+             unsub,Una,una@example.com,,friend,UTC,{day}\n\
+             bounced,Bo,bo@example.com,,friend,UTC,{day}\n\
+             moved,Mo,mo@example.com,+14155550188,friend,UTC,\n"
+        ),
+    )
+    .expect(0);
+    // A thank-you planned on email while Mo could still get email.
+    env.run(&[
+        "event",
+        "add",
+        "--contact",
+        "moved",
+        "--type",
+        "purchase",
+        "--id",
+        "o-1",
+    ])
+    .expect(0);
+    let respond = |kind: &str, contact: &str| {
+        let args = ["response", "add", "--kind", kind, "--contact", contact];
+        env.run(&[&args[..], &["--channel", "email"]].concat())
+            .expect(0)
+    };
+    respond("unsubscribe", "unsub");
+    respond("bounce_hard", "bounced");
+    respond("unsubscribe", "moved");
+
+    let plan = env
+        .run(&["plan", "--at", &at.to_rfc3339()])
+        .expect(0)
+        .stdout;
+    let year = at.format("%Y");
+    for who in ["unsub", "bounced"] {
+        let line = plan_line(&plan, &format!("birthday:{who}:{year}"));
+        assert_has(line, "suppressed: no email consent");
+        assert_lacks(line, "would go out");
+    }
+    let moved = plan_line(&plan, "thank_you:moved:o-1");
+    assert_has(
+        moved,
+        &format!(
+            "would go out by sms at {} (email: no email consent; trying sms)",
+            at.format("%Y-%m-%d %H:%M:%SZ")
+        ),
+    );
+    assert_has(&plan, "1 would go out, 2 held or skipped");
+    // Nothing was written: the thank-you is still planned on email.
+    assert_has(
+        &env.show("moved").expect(0).stdout,
+        "touch  thank_you:moved:o-1  planned email",
+    );
 }

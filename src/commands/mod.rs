@@ -17,11 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 mod dead_letters;
 mod learned;
+mod plan;
 mod relationship;
 mod simulate;
 mod store;
 
-use relationship::{event_add, plan, show};
+use plan::plan;
+use relationship::{event_add, show};
 
 pub(crate) async fn run(cli: Cli) -> i32 {
     let cfg = match Config::load(cli.config.as_deref()) {
@@ -76,6 +78,23 @@ pub(super) async fn open_store(cfg: &Config) -> Result<AnyStore, i32> {
 }
 
 async fn run_daemon(cfg: Config, role: Role) -> i32 {
+    // What `rapport check` rejects would fail every send it touches: refuse to start,
+    // naming each problem, before anything is planned or sent.
+    let report = match rapport::check::check(&cfg, Utc::now().year()) {
+        Ok(r) => r,
+        Err(errors) => return templates_unloadable(&errors),
+    };
+    let problems: Vec<&str> = report.problems().collect();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("rapport: {p}");
+        }
+        eprintln!(
+            "rapport: not starting: {} check(s) failed (`rapport check` lists everything it checks)",
+            problems.len()
+        );
+        return exit::CONFIG;
+    }
     let app = match App::build(cfg, Arc::new(SystemClock)).await {
         Ok(app) => app,
         Err(e) => {
@@ -108,63 +127,14 @@ async fn run_daemon(cfg: Config, role: Role) -> i32 {
 }
 
 fn check(cfg: &Config) -> i32 {
-    let renderer = match Renderer::load(&cfg.templates_dir) {
+    let report = match rapport::check::check(cfg, Utc::now().year()) {
         Ok(r) => r,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("rapport: template {e}");
-            }
-            return exit::CONFIG;
-        }
+        Err(errors) => return templates_unloadable(&errors),
     };
-    let mut failures = 0;
-    for occasion in cfg.occasions.iter().filter(|o| o.enabled) {
-        for tier in &cfg.tiers {
-            let contact = render::sample_contact(&tier.name);
-            let mut ctx =
-                render::context(&contact, &occasion.name, Utc::now().year(), &cfg.brand_name);
-            if let Trigger::Event { kind, .. } = &occasion.trigger {
-                ctx = render::with_event(ctx, &render::sample_event(&contact, kind));
-            }
-            for channel in occasion.channels.iter().filter(|c| tier.allows_channel(c)) {
-                let file = renderer
-                    .template_for(&occasion.name, channel, &tier.name)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "(none)".into());
-                let rendered = match channel.as_str() {
-                    "email" => renderer
-                        .render_email(&occasion.name, &tier.name, &ctx)
-                        .map(|_| String::new()),
-                    _ => renderer
-                        .render_text(&occasion.name, channel, &tier.name, &ctx)
-                        .map(|text| sms_note(channel, &text)),
-                };
-                match rendered {
-                    Ok(note) => println!(
-                        "ok    {} / {channel} / {}: {file}{note}",
-                        occasion.name, tier.name
-                    ),
-                    Err(e) => {
-                        failures += 1;
-                        println!("FAIL  {} / {channel} / {}: {e}", occasion.name, tier.name);
-                    }
-                }
-            }
-        }
+    for finding in &report.findings {
+        println!("{finding}");
     }
-    // Read the DKIM key now, as `run` will: a missing or bad key fails the check.
-    if let Some(key) = &cfg.email.dkim {
-        match rapport::channels::email::Dkim::load(key) {
-            Ok(_) => println!("ok    channels.email.dkim: {}", key.key_file.display()),
-            Err(e) => {
-                failures += 1;
-                println!("FAIL  channels.email.dkim: {e}");
-            }
-        }
-    }
-    for warning in channel_warnings(cfg) {
-        println!("warn  {warning}");
-    }
+    let failures = report.problems().count();
     if failures > 0 {
         eprintln!("rapport: {failures} check(s) failed");
         return exit::CONFIG;
@@ -173,83 +143,12 @@ fn check(cfg: &Config) -> i32 {
     0
 }
 
-/// What would make a channel fail or fall short at start-up: a secret variable not
-/// set, marketing email without a one-click unsubscribe link.
-fn channel_warnings(cfg: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let unset = |name: &str| std::env::var(name).map_or(true, |v| v.is_empty());
-    if let Some(rapport::config::SmsConfig {
-        transport: rapport::config::SmsTransport::Twilio { auth_token_env, .. },
-        ..
-    }) = &cfg.sms
-    {
-        if unset(auth_token_env) {
-            out.push(format!("channels.sms: the auth token variable {auth_token_env} is not set here; `rapport run` will refuse to start"));
-        }
+/// Templates that do not load, one line each naming its file.
+fn templates_unloadable(errors: &[render::RenderError]) -> i32 {
+    for e in errors {
+        eprintln!("rapport: template {e}");
     }
-    if let Some(w) = &cfg.webhook {
-        for name in std::iter::once(&w.secret_env).chain(&w.previous_secret_env) {
-            match std::env::var(name) {
-                Ok(v) if !v.is_empty() => {
-                    if let Err(e) = rapport::channels::webhook::parse_secret(&v) {
-                        out.push(format!("channels.webhook: {name}: {e}"));
-                    }
-                }
-                _ => out.push(format!("channels.webhook: the secret variable {name} is not set here; `rapport run` will refuse to start")),
-            }
-        }
-    }
-    if let Some(name) = &cfg.api.signing_secret_env {
-        match std::env::var(name) {
-            Ok(v) if v.len() >= 16 => {}
-            Ok(v) if !v.is_empty() => out.push(format!(
-                "api: the signing secret in {name} is {} bytes; `rapport run` needs at least 16",
-                v.len()
-            )),
-            _ => out.push(format!("api: the signing secret variable {name} is not set here; `rapport run` will refuse to start")),
-        }
-    }
-    let marketing = cfg
-        .occasions
-        .iter()
-        .any(|o| o.enabled && !o.transactional && o.channels.iter().any(|c| c == "email"));
-    if marketing && cfg.api.public_url.is_none() {
-        out.push(
-            "api.public_url is not set: marketing email goes out without a one-click unsubscribe link (RFC 8058; Gmail and Yahoo require it of bulk senders)".into(),
-        );
-    }
-    if let Some(url) = &cfg.api.public_url {
-        out.push(format!(
-            "api.public_url: {url}/u/... (one-click unsubscribe), {url}/c/... (click tracking) and {url}/v1/twilio/... (SMS replies and delivery reports) must route to this daemon's HTTP API (api.listen)"
-        ));
-    }
-    if marketing && cfg.api.public_url.is_some() && cfg.email.dkim.is_none() {
-        out.push(
-            "channels.email.dkim is not set: one-click unsubscribe needs a DKIM signature covering List-Unsubscribe and List-Unsubscribe-Post; make sure your relay signs them".into(),
-        );
-    }
-    out
-}
-
-/// For an SMS sample longer than one segment, a warning saying how many it takes
-/// (carriers bill, and phones show, each segment).
-fn sms_note(channel: &str, text: &str) -> String {
-    use rapport::channels::sms::segments::{self, Encoding};
-    if channel != "sms" {
-        return String::new();
-    }
-    let s = segments::count(text);
-    let (name, one) = match s.encoding {
-        Encoding::Gsm7 => ("GSM-7", 160),
-        Encoding::Ucs2 => ("UCS-2", 70),
-    };
-    if s.count <= 1 {
-        return String::new();
-    }
-    format!(
-        "\nwarn  the sample is {} {name} characters: {} SMS segments (one holds {one}); shorten it or expect {}x the cost",
-        s.units, s.count, s.count
-    )
+    exit::CONFIG
 }
 
 async fn import(cfg: &Config, file: &std::path::Path) -> anyhow::Result<i32> {
@@ -333,11 +232,10 @@ async fn preview(
             if !c.sms_consent {
                 eprintln!("note: contact {id} has withdrawn SMS consent; nothing would be sent");
             }
-            println!(
-                "To: {}\n{}\n\n{text}",
-                to.as_str(),
-                sms_note("sms", &text).trim()
-            );
+            let note = rapport::check::sms_note(&text).map_or_else(String::new, |n| {
+                rapport::check::Finding::Warn(n).to_string()
+            });
+            println!("To: {}\n{note}\n\n{text}", to.as_str());
         } else {
             println!("{text}");
         }

@@ -7,7 +7,7 @@ use super::Dispatcher;
 use crate::{
     domain::{Contact, ContactId, Touch, TouchId},
     planner,
-    policy::{self, History, Limits, Verdict},
+    policy::{self, History, Limits, Reach, Verdict},
     store::{Outcome, Reservation, Store, StoreError},
 };
 
@@ -142,8 +142,8 @@ impl<S: Store> Dispatcher<S> {
     }
 
     /// What settles a touch before the policy is asked: the contact gone, or its
-    /// channel unable to reach the contact (no consent, no address) - then the touch
-    /// moves on to the occasion's next channel that can, or is suppressed.
+    /// channel unable to reach the contact ([`policy::reach`]: no consent, no address),
+    /// when it moves on to the occasion's next channel that can, or is suppressed.
     pub(super) fn precheck(&self, touch: &Touch, contact: Option<&Contact>) -> Option<Outcome> {
         let Some(contact) = contact else {
             return Some(Outcome::Suppressed {
@@ -151,23 +151,14 @@ impl<S: Store> Dispatcher<S> {
                 reason: "contact no longer exists".into(),
             });
         };
-        // Consent is checked right before the send, not when the touch was planned.
-        let why = policy::blocked(&self.cfg, contact, &touch.channel)?;
-        let channel = touch.channel.as_str();
-        let next = self.cfg.occasion(&touch.occasion).and_then(|o| {
-            let tried = super::deliver::tried(touch);
-            let tried: Vec<&str> = tried.iter().map(String::as_str).collect();
-            policy::fallback_channel(&self.cfg, o, contact, channel, &tried)
-        });
-        match next {
-            Some(next) => Some(Outcome::Fallback {
+        match policy::reach(&self.cfg, contact, touch) {
+            Reach::Go => None,
+            Reach::Move { to, why } => Some(Outcome::Fallback {
                 id: touch.id.clone(),
-                channel: next.to_owned(),
-                reason: super::deliver::hops(touch, format!("{channel}: {why}; trying {next}")),
+                channel: to.to_owned(),
+                reason: policy::move_reason(touch, to, &why),
             }),
-            // Only the tier stands in the way: the policy skips it, saying so.
-            None if policy::unreachable(&self.cfg, contact, channel).is_none() => None,
-            None => Some(Outcome::Suppressed {
+            Reach::Suppressed { why } => Some(Outcome::Suppressed {
                 id: touch.id.clone(),
                 reason: why,
             }),

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Dispatcher;
+use crate::policy::{hops, tried};
 use crate::{
     channels::{
         DeliveryClass, DeliveryError, Gate, ListUnsubscribe, OutboundEmail, OutboundSms,
@@ -462,29 +463,5 @@ impl<S: Store> Dispatcher<S> {
                 reason,
             },
         }
-    }
-}
-
-/// The reason for a move to the next channel, after the earlier moves' reasons: the
-/// ledger keeps why each channel was left, not only the last.
-/// The channels a touch has been moved away from, read from the hops in its reason
-/// (`"email: why; trying sms; sms: why; trying webhook"`: email and sms).
-pub(super) fn tried(touch: &Touch) -> Vec<String> {
-    let Some(reason) = touch.reason.as_deref().filter(|r| r.contains("; trying ")) else {
-        return Vec::new();
-    };
-    reason
-        .split("; ")
-        .filter(|seg| !seg.starts_with("trying "))
-        .filter_map(|seg| seg.split_once(": ").map(|(ch, _)| ch))
-        .filter(|ch| crate::config::CHANNELS.contains(ch))
-        .map(str::to_owned)
-        .collect()
-}
-
-pub(super) fn hops(touch: &Touch, this: String) -> String {
-    match touch.reason.as_deref() {
-        Some(before) if before.contains("; trying ") => format!("{before}; {this}"),
-        _ => this,
     }
 }

@@ -7,6 +7,7 @@
 //! send window must be open, and the caps, the minimum gap and higher-priority touches
 //! must leave it a place.
 
+mod reach;
 pub mod retry;
 pub mod throttle;
 
@@ -17,10 +18,14 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+pub use reach::{
+    Reach, blocked, fallback_channel, hops, move_reason, next_channel, planned_channel, reach,
+    reach_after, tried, unreachable,
+};
 pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
 
 use crate::{
-    config::{Config, Occasion, OnThrottle, Trigger, format_duration},
+    config::{Config, OnThrottle, Trigger, format_duration},
     domain::{Contact, Touch, TouchId},
     planner::fit_in_window,
 };
@@ -97,87 +102,6 @@ impl Verdict {
 pub fn lookback(horizon: std::time::Duration) -> chrono::Duration {
     let two_days = std::time::Duration::from_secs(2 * 86_400);
     chrono::Duration::from_std(horizon.max(two_days)).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Why `contact` cannot be reached on `channel` at all, checked right before the
-/// policy is asked (and so right before any send): the channel not configured, no
-/// consent, or no address. The touch then moves to its occasion's next channel, or is
-/// `suppressed` with this reason.
-pub fn unreachable(cfg: &Config, contact: &Contact, channel: &str) -> Option<&'static str> {
-    match channel {
-        "email" if !contact.email_consent => Some("no email consent"),
-        "email" if contact.email.is_none() => Some("no email address"),
-        "sms" if cfg.sms.is_none() => Some("no SMS channel configured"),
-        "sms" if !contact.sms_consent => Some("no SMS consent"),
-        "sms" if contact.phone.is_none() => Some("no phone number"),
-        "webhook" if cfg.webhook.is_none() => Some("no webhook endpoint configured"),
-        "email" | "sms" | "webhook" => None,
-        _ => Some("unknown channel"),
-    }
-}
-
-/// Why `channel` cannot carry a touch to `contact` now: the contact's tier does not
-/// allow it (the contact may have changed tier since the touch was planned), or
-/// [`unreachable`].
-pub fn blocked(cfg: &Config, contact: &Contact, channel: &str) -> Option<String> {
-    match cfg.tier(&contact.tier) {
-        Some(t) if !t.allows_channel(channel) => {
-            Some(format!("tier {} does not allow {channel}", t.name))
-        }
-        _ => unreachable(cfg, contact, channel).map(str::to_owned),
-    }
-}
-
-/// The channel a touch of `occasion` for `contact` goes out on: the first of the
-/// occasion's channels after `after` (from the start when `None`, or when `after` is no
-/// longer in the list: the config changed) that is not [`blocked`]. `None`: no channel
-/// left.
-pub fn next_channel<'a>(
-    cfg: &Config,
-    occasion: &'a Occasion,
-    contact: &Contact,
-    after: Option<&str>,
-) -> Option<&'a str> {
-    let start = after
-        .and_then(|a| occasion.channels.iter().position(|c| c == a))
-        .map_or(0, |i| i + 1);
-    occasion.channels[start..]
-        .iter()
-        .map(String::as_str)
-        .filter(|c| Some(*c) != after)
-        .find(|c| blocked(cfg, contact, c).is_none())
-}
-
-/// The channel a touch on `current` moves to when `current` cannot take it: the first
-/// of the occasion's channels after it, then (a touch may have started further down the
-/// list: its channel chosen by what was learned) those before it, skipping `tried`
-/// (where it has been) and any [`blocked`]. `None`: no channel left.
-pub fn fallback_channel<'a>(
-    cfg: &Config,
-    occasion: &'a Occasion,
-    contact: &Contact,
-    current: &str,
-    tried: &[&str],
-) -> Option<&'a str> {
-    let at = occasion.channels.iter().position(|c| c == current);
-    let (before, after) = match at {
-        Some(i) => (&occasion.channels[..i], &occasion.channels[i + 1..]),
-        None => (&[][..], &occasion.channels[..]),
-    };
-    after
-        .iter()
-        .chain(before)
-        .map(String::as_str)
-        .filter(|c| *c != current && !tried.contains(c))
-        .find(|c| blocked(cfg, contact, c).is_none())
-}
-
-/// The channel to plan a touch on: the first that can reach the contact now, else the
-/// occasion's first (the dispatcher then records why nothing could).
-pub fn planned_channel(cfg: &Config, occasion: &Occasion, contact: &Contact) -> String {
-    next_channel(cfg, occasion, contact, None)
-        .unwrap_or(&occasion.channels[0])
-        .to_owned()
 }
 
 /// The policy for `touch` to `contact` at `now`.

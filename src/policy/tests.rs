@@ -3,6 +3,7 @@
 
 mod evaluate;
 mod props;
+mod reach;
 mod yields;
 
 use std::time::Duration;

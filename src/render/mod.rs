@@ -6,6 +6,7 @@
 //! `--- html ---` and the HTML part.
 
 mod context;
+mod no_log;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -266,6 +267,7 @@ fn registry(escape_html: bool) -> Handlebars<'static> {
     if !escape_html {
         h.register_escape_fn(handlebars::no_escape);
     }
+    h.register_helper("log", Box::new(no_log::NoLog));
     h
 }
 

@@ -34,13 +34,15 @@ pub(crate) trait Fields {
     fn required_instant(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
         self.instant(name)?.ok_or_else(|| corrupt(name, "missing"))
     }
-    fn parsed<T, E: std::fmt::Display>(
+    fn parsed<T, E>(
         &self,
         name: &str,
         parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Result<Option<T>, StoreError> {
+        // Not the parser's message: it may quote the stored value (a birthday), and
+        // store errors end up in the log.
         self.text(name)?
-            .map(|s| parse(&s).map_err(|e| corrupt(name, e)))
+            .map(|s| parse(&s).map_err(|_| corrupt(name, "not a valid value")))
             .transpose()
     }
 }

@@ -6,6 +6,7 @@
 //! Scenarios are `async fn(Backend)`, instantiated for both backends by `both!`.
 
 mod clicks;
+mod erasure;
 mod harness;
 mod lifecycle;
 mod refusals;

@@ -10,7 +10,7 @@ use super::{Kind, Sim, Step, TierReport};
 use crate::{
     domain::{Touch, TouchStatus},
     planner,
-    policy::{self, History, Slot, Throttled, Verdict, Why, throttle},
+    policy::{self, History, Reach, Slot, Throttled, Verdict, Why, throttle},
 };
 
 impl Sim<'_> {
@@ -20,28 +20,21 @@ impl Sim<'_> {
         if touch.status != TouchStatus::Planned || touch.next_attempt_at != now {
             return;
         }
-        // The dispatcher's precheck, before the policy is asked: a channel that cannot
-        // carry the touch (no consent or address, or the tier moved and no longer
-        // allows it) moves it on to the occasion's next one it has not tried (after it,
-        // then before it), if any; when only the tier stands in the way the policy
-        // skips it, saying so.
-        if let Some(why) = policy::blocked(cfg, &contact, &touch.channel) {
-            let e = &self.people[c].ledger[i];
-            let next = cfg.occasion(&touch.occasion).and_then(|o| {
-                let tried: Vec<&str> = e.tried.iter().map(String::as_str).collect();
-                policy::fallback_channel(cfg, o, &contact, &touch.channel, &tried)
-            });
-            match next {
-                Some(next) => {
-                    let e = &mut self.people[c].ledger[i];
-                    let left = std::mem::replace(&mut e.touch.channel, next.to_owned());
-                    e.tried.push(left);
-                }
-                None if policy::unreachable(cfg, &contact, &touch.channel).is_none() => {}
-                None => {
-                    self.finish(c, i, TouchStatus::Suppressed, why);
-                    return;
-                }
+        // The dispatcher's precheck, before the policy is asked (`policy::reach`): a
+        // channel that cannot carry the touch moves it on to the occasion's next one it
+        // has not tried, if any.
+        let e = &self.people[c].ledger[i];
+        let tried: Vec<&str> = e.tried.iter().map(String::as_str).collect();
+        match policy::reach_after(cfg, &contact, touch, &tried) {
+            Reach::Go => {}
+            Reach::Move { to, .. } => {
+                let e = &mut self.people[c].ledger[i];
+                let left = std::mem::replace(&mut e.touch.channel, to.to_owned());
+                e.tried.push(left);
+            }
+            Reach::Suppressed { why } => {
+                self.finish(c, i, TouchStatus::Suppressed, why);
+                return;
             }
         }
         let history = self.history(c, now);

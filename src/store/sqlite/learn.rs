@@ -1,5 +1,5 @@
 //! The learning side of the SQLite store: responses, relationships, the statistics,
-//! erasure with its suppression records, and kept answers for `Idempotency-Key`.
+//! suppression records, and kept answers for `Idempotency-Key`.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
@@ -263,7 +263,7 @@ pub(crate) fn merged_notes(stored: &str, new: &[crate::store::Note]) -> Result<S
     serde_json::to_string(&notes).map_err(|e| corrupt("relationship notes", e))
 }
 
-async fn suppress(
+pub(super) async fn suppress(
     tx: &mut SqliteConnection,
     store: &SqliteStore,
     contact: &Contact,
@@ -332,40 +332,6 @@ pub(super) async fn stats(
         .collect();
     out.sort();
     Ok(out)
-}
-
-pub(super) async fn erase_contact(
-    store: &SqliteStore,
-    id: &ContactId,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
-    let Some(row) = sqlx::query("SELECT * FROM contacts WHERE id = ?")
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(q)?
-    else {
-        return Ok(false);
-    };
-    let contact = rows::contact(&row)?;
-    let erased = Suppression::all("erased");
-    suppress(&mut tx, store, &contact, &erased, now.timestamp()).await?;
-    for sql in [
-        "DELETE FROM touches WHERE contact_id = ?",
-        "DELETE FROM events WHERE contact_id = ?",
-        "DELETE FROM responses WHERE contact_id = ?",
-        "DELETE FROM relationships WHERE contact_id = ?",
-        "DELETE FROM contacts WHERE id = ?",
-    ] {
-        sqlx::query(sql)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?;
-    }
-    tx.commit().await.map_err(q)?;
-    Ok(true)
 }
 
 pub(super) async fn begin_key(

@@ -2,6 +2,7 @@
 //! file, so planning a touch and queueing its job commit in the same transaction.
 
 mod channels;
+mod erase;
 mod learn;
 mod policy;
 mod rows;
@@ -26,6 +27,9 @@ use crate::{
     },
     queue::{DISPATCH_QUEUE, DispatchJob},
 };
+
+/// How long a statement waits for the file's lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn q(e: sqlx::Error) -> StoreError {
     StoreError::Query(Box::new(e))
@@ -72,8 +76,11 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("temp_store", "MEMORY");
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("temp_store", "MEMORY")
+            // Erasure: what a delete frees is zeroed, so an erased contact's values
+            // cannot be read back from the file (see `erase.rs`).
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -267,7 +274,7 @@ impl Store for SqliteStore {
         learn::stats(self).await
     }
     async fn erase_contact(&self, id: &ContactId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        learn::erase_contact(self, id, now).await
+        erase::erase_contact(self, id, now).await
     }
     async fn begin_key(
         &self,

@@ -1,0 +1,182 @@
+//! `rapport plan --at`: what the planners would record at an instant and what the
+//! dispatcher would do with each touch (go out, perhaps on another channel, be held,
+//! skipped or suppressed), writing nothing.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use rapport::{
+    config::{Config, Trigger},
+    domain::{Contact, ContactId, Touch, TouchId},
+    exit, planner,
+    policy::{self, History, Limits, Reach, Verdict},
+    store::{PolicyRecord, Store},
+};
+
+use super::{fmt_ts, open_store, parse_instant, relationship::max_horizon};
+
+/// The policy's view of one contact at `now`, as the dispatcher builds it.
+fn history_of(cfg: &Config, c: &Contact, record: PolicyRecord, now: DateTime<Utc>) -> History {
+    History::new(
+        record.slots,
+        &record.touches,
+        planner::upcoming(cfg, c, now, Limits::widest_horizon(cfg)),
+        record.last_interaction,
+    )
+}
+
+pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
+    let at = match parse_instant("--at", at) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let store = match open_store(cfg).await {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    // What the planners would record at `at`...
+    let days = planner::candidate_days(at);
+    let mut wanted: Vec<rapport::domain::NewTouch> = Vec::new();
+    for occ in cfg.occasions.iter().filter(|o| o.enabled) {
+        match &occ.trigger {
+            Trigger::Date(field) => {
+                let contacts = store.contacts_on(*field, &days).await?;
+                wanted.extend(planner::plan(cfg, occ, &contacts, at));
+            }
+            Trigger::Inactivity { .. } => {
+                let Some(before) = planner::runner::idle_before(cfg, occ, at) else {
+                    continue;
+                };
+                let mut after = None;
+                loop {
+                    let page = store.idle_contacts(before, after.as_ref(), 5000).await?;
+                    let Some((last, seen)) = page.last() else {
+                        break;
+                    };
+                    after = Some((*seen, last.id.clone()));
+                    wanted.extend(
+                        page.iter()
+                            .filter_map(|(c, last)| planner::check_in(cfg, occ, c, *last, at)),
+                    );
+                }
+            }
+            Trigger::Event { .. } => {}
+        }
+    }
+    // ... plus what the ledger already holds that is due by then.
+    let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
+    let mut known: std::collections::HashMap<TouchId, Touch> = store
+        .get_touches(&ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+    for t in store.due_touches(at, 100_000).await? {
+        known.entry(t.id.clone()).or_insert(t);
+    }
+    let mut rows: Vec<(Touch, &'static str)> = Vec::new();
+    for w in &wanted {
+        match known.remove(&w.id) {
+            Some(t) => rows.push((t, "in ledger")),
+            None => rows.push((w.clone().recorded(at), "new")),
+        }
+    }
+    rows.extend(known.into_values().map(|t| (t, "in ledger")));
+    // Decide each touch as the dispatcher would at its time, contact by contact,
+    // higher priority first, each send taking its place.
+    let mut contact_ids: Vec<ContactId> = rows.iter().map(|(t, _)| t.contact_id.clone()).collect();
+    contact_ids.sort();
+    contact_ids.dedup();
+    let contacts = store.get_contacts(&contact_ids).await?;
+    let records = store
+        .policy_records(&contact_ids, at - max_horizon(cfg), &[])
+        .await?;
+    rows.sort_by(|(a, _), (b, _)| policy::decision_order(a, b));
+    let (mut sends, mut held, mut settled) = (0, 0, 0);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut current: Option<(ContactId, History)> = None;
+    for (t, origin) in &rows {
+        let Some(c) = contacts.get(&t.contact_id) else {
+            continue;
+        };
+        if t.status == rapport::domain::TouchStatus::Planned
+            && current.as_ref().is_none_or(|(id, _)| *id != c.id)
+        {
+            let record = records.get(&c.id).cloned().unwrap_or_default();
+            current = Some((c.id.clone(), history_of(cfg, c, record, at)));
+        }
+        let line = if t.status != rapport::domain::TouchStatus::Planned {
+            settled += 1;
+            format!("{} ({})", t.status, t.reason.as_deref().unwrap_or("-"))
+        } else {
+            let when = t.next_attempt_at.max(at);
+            let (_, h) = current.as_mut().expect("set above");
+            let (goes, line) = dispatch(cfg, c, t, h, when);
+            if goes {
+                sends += 1;
+            } else {
+                held += 1;
+            }
+            line
+        };
+        out.push((
+            t.occasion.clone(),
+            format!("  {}  [{origin}]  {line}", t.id),
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut last = String::new();
+    for (occasion, line) in out {
+        if occasion != last {
+            println!("{occasion}:");
+            last = occasion;
+        }
+        println!("{line}");
+    }
+    println!(
+        "at {}: {sends} would go out, {held} held or skipped, {settled} already settled; nothing was written",
+        fmt_ts(at)
+    );
+    store.close().await;
+    Ok(0)
+}
+
+/// What the dispatcher would do with the planned touch `t` at `when`: its precheck
+/// (consent, addresses: the touch may move to another channel or be suppressed), then
+/// the policy. `true` when it would go out.
+fn dispatch(
+    cfg: &Config,
+    c: &Contact,
+    t: &Touch,
+    h: &mut History,
+    when: DateTime<Utc>,
+) -> (bool, String) {
+    let (t, moved) = match policy::reach(cfg, c, t) {
+        Reach::Go => (Cow::Borrowed(t), None),
+        Reach::Move { to, why } => {
+            let reason = policy::move_reason(t, to, &why);
+            let mut moved = t.clone();
+            moved.channel = to.to_owned();
+            moved.reason = Some(reason.clone());
+            (Cow::Owned(moved), Some(reason))
+        }
+        Reach::Suppressed { why } => {
+            // Settled: no longer a touch still to go for the contact's next ones.
+            h.upcoming.retain(|u| u.touch != t.id);
+            return (false, format!("suppressed: {why}"));
+        }
+    };
+    let verdict = h.decide(cfg, c, &t, when);
+    let line = match (&verdict, &moved) {
+        (Verdict::Send, None) => format!("would go out at {}", fmt_ts(when)),
+        (Verdict::Send, Some(why)) => {
+            format!("would go out by {} at {} ({why})", t.channel, fmt_ts(when))
+        }
+        (v, None) => v.reason().unwrap_or_default(),
+        (v, Some(why)) => format!("{} ({why})", v.reason().unwrap_or_default()),
+    };
+    (verdict == Verdict::Send, line)
+}

@@ -1,0 +1,271 @@
+//! Logs never carry personal data: the real `rapport run` at `RAPPORT_LOG=trace`, on
+//! SQLite with the in-process SMTP server, sends birthday notes and thank-yous that
+//! render names, addresses, attributes and event data, and takes contacts and events
+//! over the HTTP API; none of those values is in its log (nor in the CLI's), while the
+//! log is really at debug/trace for rapport and at warn for every other crate.
+
+mod support;
+
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use chrono::{Timelike, Utc};
+use chrono_tz::Tz;
+use serde_json::json;
+use support::{
+    daemon::{Guard, Workspace},
+    smtp::{SmtpOptions, SmtpServer},
+};
+
+const TOKEN: &str = "tok-log-privacy-5e1d7c3a9b";
+
+/// Every value a log line could leak, as sent in; each is rendered into a note or
+/// stored (checked below), so it really passed through the daemon.
+const PERSONAL: [&str; 22] = [
+    "Xanthippe",
+    "Vorticelli",
+    "xanthippe.vorticelli",
+    "5550162837",
+    "Quokka-Juggling-5150",
+    "Ignatius",
+    "Brambleworth",
+    "5550174629",
+    "Odalys",
+    "Fenwickshire",
+    "odalys.fenwickshire",
+    "Saffron-Velocipede-2211",
+    "Perpetua",
+    "Hollowmere",
+    "perpetua.hollowmere",
+    "5550139574",
+    "Gossamer-Wombat-3141",
+    "Tangerine-Zeppelin-6060",
+    // A value the API refused: error messages quote it, log lines must not.
+    "Quasar/Nebulon-7",
+    // Message bodies.
+    "Happy birthday",
+    "Thank you for your purchase",
+    TOKEN,
+];
+
+/// A zone whose local time is not within 30 minutes of midnight, and today there, so
+/// a birthday on it stays due while the test runs.
+fn a_zone_far_from_midnight() -> (&'static str, String) {
+    let now = Utc::now();
+    ["UTC", "Asia/Tokyo", "America/New_York"]
+        .into_iter()
+        .find_map(|name| {
+            let local = now.with_timezone(&name.parse::<Tz>().unwrap());
+            let minutes = local.hour() * 60 + local.minute();
+            (30..=1410)
+                .contains(&minutes)
+                .then(|| (name, local.format("--%m-%d").to_string()))
+        })
+        .expect("three zones 9 and 5 hours apart cannot all be near midnight")
+}
+
+/// `(level, target)` of each log line (`TIMESTAMP LEVEL target: message`).
+fn levels_and_targets(log: &str) -> Vec<(&str, &str)> {
+    log.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (_, level, target) = (words.next()?, words.next()?, words.next()?);
+            let level = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+                .into_iter()
+                .find(|l| *l == level)?;
+            Some((level, target.strip_suffix(':')?))
+        })
+        .collect()
+}
+
+/// Lines below INFO from another crate than rapport.
+fn third_party_debug(log: &str) -> Vec<String> {
+    levels_and_targets(log)
+        .into_iter()
+        .filter(|(level, target)| {
+            ["TRACE", "DEBUG"].contains(level) && !target.starts_with("rapport")
+        })
+        .map(|(level, target)| format!("{level} {target}"))
+        .collect()
+}
+
+fn assert_no_personal_data(what: &str, log: &str) {
+    for value in PERSONAL {
+        assert!(!log.contains(value), "{value} is in the {what}:\n{log}");
+    }
+}
+
+/// The `rapport` command for `ws` at `level`.
+fn rapport(ws: &Workspace, level: &str, args: &[&str]) -> std::process::Output {
+    let out = ws
+        .command()
+        .env("RAPPORT_LOG", level)
+        .args(args)
+        .output()
+        .expect("run rapport");
+    assert!(out.status.success(), "rapport {args:?}: {out:?}");
+    out
+}
+
+fn api_base(ws: &Workspace, daemon: &mut Guard) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = ws.log(0);
+        if let Some(rest) = log.split("api listening on ").nth(1) {
+            return format!("http://{}", rest.split_whitespace().next().unwrap());
+        }
+        if let Some(status) = daemon.0.as_mut().unwrap().try_wait().unwrap() {
+            panic!("rapport exited with {status}:\n{log}");
+        }
+        assert!(Instant::now() < deadline, "no api address in:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The text of the first `.sms` file under `dir`, once there is one.
+fn wait_for_sms(dir: &Path, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let found = std::fs::read_dir(dir).ok().and_then(|files| {
+            files
+                .flatten()
+                .find(|f| f.path().extension().is_some_and(|e| e == "sms"))
+        });
+        if let Some(f) = found {
+            return std::fs::read_to_string(f.path()).ok();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trace_log_of_a_whole_run_carries_ids_never_personal_data() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let ws = Workspace::new(
+        &smtp.url(),
+        "[api]\nlisten = \"127.0.0.1:0\"\n\
+         [occasions.thank_you]\ntrigger = { event = \"purchase\", delay = \"0s\" }\n",
+    );
+    let (zone, today) = a_zone_far_from_midnight();
+    std::fs::write(
+        ws.path("contacts.csv"),
+        format!(
+            "id,first_name,last_name,email,phone,timezone,birthday,tier,hobby\n\
+             lp-1,Xanthippe,Vorticelli,xanthippe.vorticelli@privacy.example,+15550162837,{zone},{today},friend,Quokka-Juggling-5150\n\
+             lp-2,Ignatius,Brambleworth,,+15550174629,{zone},{today},family,\n\
+             lp-3,Odalys,Fenwickshire,odalys.fenwickshire@privacy.example,,{zone},,family,\n"
+        ),
+    )
+    .unwrap();
+    let mut cli_log = String::new();
+    let csv = ws.path("contacts.csv").display().to_string();
+    cli_log += &String::from_utf8_lossy(&rapport(&ws, "trace", &["import", &csv]).stderr);
+    let data = r#"{"product": "Saffron-Velocipede-2211"}"#;
+    let add = ["event", "add", "--contact", "lp-3", "--type", "purchase"];
+    let add = [&add[..], &["--id", "order-1", "--data", data]].concat();
+    cli_log += &String::from_utf8_lossy(&rapport(&ws, "trace", &add).stderr);
+
+    let log_file = std::fs::File::create(ws.path("daemon-0.log")).unwrap();
+    let child = ws
+        .command()
+        .env("RAPPORT_LOG", "trace")
+        .env("RAPPORT_API_TOKENS", TOKEN)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn rapport run");
+    let mut daemon = Guard(Some(child));
+    let base = api_base(&ws, &mut daemon);
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let put = call(
+        reqwest::Method::PUT,
+        "/v1/contacts/lp-4",
+        json!({"first_name": "Perpetua", "last_name": "Hollowmere",
+            "email": "perpetua.hollowmere@privacy.example", "phone": "+15550139574",
+            "tier": "family", "attributes": {"pet": "Gossamer-Wombat-3141"}}),
+    );
+    assert_eq!(put.await.unwrap().status(), 201);
+    let refused = call(
+        reqwest::Method::PUT,
+        "/v1/contacts/lp-5",
+        json!({"first_name": "Perpetua", "timezone": "Quasar/Nebulon-7"}),
+    );
+    assert_eq!(refused.await.unwrap().status(), 422);
+    let event = call(
+        reqwest::Method::POST,
+        "/v1/events",
+        json!({"contact": "lp-4", "type": "purchase", "id": "order-2",
+            "data": {"product": "Tangerine-Zeppelin-6060"}}),
+    );
+    assert_eq!(event.await.unwrap().status(), 201);
+
+    // The notes went out, with the values in them: lp-1's birthday and both
+    // thank-yous by email, lp-2's birthday by SMS (outbox).
+    assert!(
+        smtp.wait_for_count(3, Duration::from_secs(60)).await,
+        "{} of 3 emails sent; log:\n{}",
+        smtp.count(),
+        ws.log(0)
+    );
+    let sms = wait_for_sms(&ws.path("data/outbox"), Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no SMS in the outbox; log:\n{}", ws.log(0)));
+    assert!(sms.contains("Ignatius"), "{sms}");
+    let sent: String = smtp.messages().iter().map(|m| m.data.clone()).collect();
+    for value in [
+        "Xanthippe",
+        "Saffron-Velocipede-2211",
+        "Tangerine-Zeppelin-6060",
+    ] {
+        assert!(sent.contains(value), "{value} was not rendered:\n{sent}");
+    }
+    daemon.stop_gracefully();
+
+    let log = ws.log(0);
+    assert!(
+        log.contains("touch sent") && log.contains("contact=\"lp-1\""),
+        "sends are logged by id:\n{log}"
+    );
+    let ours_below_info = levels_and_targets(&log)
+        .into_iter()
+        .filter(|(level, target)| {
+            ["TRACE", "DEBUG"].contains(level) && target.starts_with("rapport")
+        })
+        .count();
+    assert!(ours_below_info > 0, "the log is not at debug:\n{log}");
+    assert_eq!(third_party_debug(&log), Vec::<String>::new(), "{log}");
+    assert_no_personal_data("daemon's log", &log);
+    assert_no_personal_data("CLI's log", &cli_log);
+}
+
+/// The check above can see another crate's lines: named in `RAPPORT_LOG`, Handlebars
+/// logs at debug (what it renders); not named, it does not.
+#[test]
+fn other_crates_log_below_warn_only_when_named() {
+    let ws = Workspace::new("smtp://127.0.0.1:1", "");
+    let named = rapport(&ws, "trace,handlebars=trace", &["check"]);
+    let named = String::from_utf8_lossy(&named.stderr);
+    assert!(
+        third_party_debug(&named)
+            .iter()
+            .any(|l| l.contains("handlebars")),
+        "handlebars=trace shows Handlebars' lines:\n{named}"
+    );
+    let not_named = rapport(&ws, "trace", &["check"]);
+    let not_named = String::from_utf8_lossy(&not_named.stderr);
+    assert_eq!(
+        third_party_debug(&not_named),
+        Vec::<String>::new(),
+        "{not_named}"
+    );
+}
