@@ -111,18 +111,7 @@ fn rapport(ws: &Workspace, level: &str, args: &[&str]) -> std::process::Output {
 }
 
 fn api_base(ws: &Workspace, daemon: &mut Guard) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = ws.log(0);
-        if let Some(rest) = log.split("api listening on ").nth(1) {
-            return format!("http://{}", rest.split_whitespace().next().unwrap());
-        }
-        if let Some(status) = daemon.0.as_mut().unwrap().try_wait().unwrap() {
-            panic!("rapport exited with {status}:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "no api address in:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ws.api_base(0, daemon.0.as_mut().expect("a running daemon"))
 }
 
 /// The text of the first `.sms` file under `dir`, once there is one.

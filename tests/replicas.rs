@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rapport::{
-    config::{StorageBackend, StorageConfig},
+    config::StorageConfig,
     domain::{ContactId, NewTouch, TouchId, TouchStatus},
     store::{RedisStore, Store},
 };
@@ -16,22 +16,12 @@ use redis::AsyncCommands;
 use support::{
     daemon::{Guard, Workspace, signal, wait_exit},
     people::{Person, check_deliveries, people_with},
-    redis::{RedisServer, unique_prefix},
+    redis::RedisServer,
     smtp::{SmtpOptions, SmtpServer},
 };
 
-/// A workspace whose store is `prefix` on the Redis at `url`.
 fn redis_workspace(smtp: &str, url: &str, extra: &str) -> (Workspace, StorageConfig) {
-    let storage = StorageConfig {
-        backend: StorageBackend::Redis,
-        url: url.to_owned(),
-        prefix: unique_prefix("r"),
-    };
-    let config = format!(
-        "[storage]\nbackend = \"redis\"\nurl = \"{url}\"\nprefix = \"{}\"\n{extra}",
-        storage.prefix
-    );
-    (Workspace::new(smtp, &config), storage)
+    Workspace::redis(smtp, url, extra)
 }
 
 /// A Redis server (`redis_args`), an SMTP server answering each message after `delay`,

@@ -66,6 +66,8 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
             Trigger::Event { .. } => {}
         }
     }
+    // After an adoption of the store, as the planners record them.
+    rapport::custody::settle_adopted(&store, &mut wanted).await?;
     // ... plus what the ledger already holds that is due by then.
     let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
     let mut known: std::collections::HashMap<TouchId, Touch> = store
@@ -140,6 +142,11 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         "at {}: {sends} would go out, {held} held or skipped, {settled} already settled; nothing was written",
         fmt_ts(at)
     );
+    if let Some(why) = rapport::custody::identity(&store).await?.lost {
+        println!(
+            "note: the store is held ({why}): the daemons plan and send nothing until `rapport store adopt`"
+        );
+    }
     store.close().await;
     Ok(0)
 }

@@ -172,22 +172,7 @@ pub(crate) async fn serve_stops_on_its_token() {
 
 /// Waits for the daemon's "api listening on ADDR" line and returns `http://ADDR`.
 pub(crate) fn api_base(ws: &Workspace, n: usize, child: &mut std::process::Child) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = ws.log(n);
-        if let Some(rest) = log.split("api listening on ").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap_or_default();
-            return format!("http://{addr}");
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("rapport exited with {status}:\n{log}");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no api address in the log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ws.api_base(n, child)
 }
 
 pub(crate) fn spawn(ws: &Workspace, n: usize, args: &[&str], env: &[(&str, &str)]) -> Guard {

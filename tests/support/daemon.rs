@@ -105,6 +105,45 @@ drain_timeout = "5s"
     pub fn log(&self, n: usize) -> String {
         std::fs::read_to_string(self.path(&format!("daemon-{n}.log"))).unwrap_or_default()
     }
+
+    /// A workspace whose store is a fresh key prefix on the Redis at `redis_url`, with
+    /// `extra` appended; also returns that storage section, to open the ledger.
+    pub fn redis(
+        smtp_url: &str,
+        redis_url: &str,
+        extra: &str,
+    ) -> (Workspace, rapport::config::StorageConfig) {
+        let storage = rapport::config::StorageConfig {
+            backend: rapport::config::StorageBackend::Redis,
+            url: redis_url.to_owned(),
+            prefix: super::redis::unique_prefix("r"),
+        };
+        let config = format!(
+            "[storage]\nbackend = \"redis\"\nurl = \"{redis_url}\"\nprefix = \"{}\"\n{extra}",
+            storage.prefix
+        );
+        (Workspace::new(smtp_url, &config), storage)
+    }
+
+    /// Waits for daemon `n`'s "api listening on ADDR" line and returns `http://ADDR`.
+    pub fn api_base(&self, n: usize, child: &mut Child) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log(n);
+            if let Some(rest) = log.split("api listening on ").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                return format!("http://{addr}");
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("rapport exited with {status}:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no api address in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Later tables in `extra` override the base: TOML does not allow a table twice, so

@@ -1,0 +1,14 @@
+//! The fault suite: the real `rapport` binary as separate processes, against real Redis
+//! servers and real SMTP and HTTP servers over TCP, broken from outside as a production
+//! service is (a replica paused past its lease, SIGTERM mid-send, kill -9, Redis
+//! restarted with and without persistence, poison queue rows, bouncing and throttling
+//! providers), counting deliveries per recipient and Message-ID and asserting exact
+//! numbers: nothing lost, nothing sent twice but the in-flight repeats the README allows.
+
+mod crash;
+mod drain;
+mod pause;
+mod rig;
+mod store_loss;
+#[path = "../support/mod.rs"]
+mod support;

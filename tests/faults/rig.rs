@@ -1,0 +1,113 @@
+//! What the fault tests share: Redis workspaces, counting deliveries over several SMTP
+//! servers, waiting, and reading `/readyz`.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use rapport::{
+    config::StorageConfig,
+    domain::TouchStatus,
+    store::{RedisStore, Store},
+};
+
+use crate::support::{
+    people::Person,
+    smtp::{Received, SmtpServer},
+};
+
+/// Every message the servers accepted, per recipient, with the index of the server.
+pub(crate) struct Tally(pub HashMap<String, Vec<(usize, Received)>>);
+
+impl Tally {
+    pub(crate) fn of(servers: &[&SmtpServer]) -> Tally {
+        let mut m: HashMap<String, Vec<(usize, Received)>> = HashMap::new();
+        for (i, s) in servers.iter().enumerate() {
+            for r in s.messages() {
+                m.entry(r.rcpt_to.join(",")).or_default().push((i, r));
+            }
+        }
+        Tally(m)
+    }
+
+    pub(crate) fn copies(&self, p: &Person) -> usize {
+        self.0.get(&p.email).map_or(0, Vec::len)
+    }
+
+    /// The recipients that got more than one message; each such pair must carry one
+    /// Message-ID (a resend, never a second note).
+    pub(crate) fn repeated(&self) -> Vec<(&String, &Vec<(usize, Received)>)> {
+        let mut out: Vec<_> = self.0.iter().filter(|(_, v)| v.len() > 1).collect();
+        out.sort_by_key(|(k, _)| *k);
+        for (who, copies) in &out {
+            let ids: Vec<_> = copies.iter().map(|(_, r)| &r.message_id).collect();
+            assert!(
+                ids.windows(2).all(|w| w[0] == w[1]),
+                "{who} got {} different notes: {ids:?}",
+                copies.len()
+            );
+        }
+        out
+    }
+
+    /// Every one of `due` got exactly one note.
+    pub(crate) fn assert_once_each(&self, due: &[&Person]) {
+        let missing: Vec<&str> = due
+            .iter()
+            .filter(|p| self.copies(p) == 0)
+            .map(|p| p.id.as_str())
+            .collect();
+        let twice: Vec<(&str, usize)> = due
+            .iter()
+            .filter(|p| self.copies(p) > 1)
+            .map(|p| (p.id.as_str(), self.copies(p)))
+            .collect();
+        assert!(
+            missing.is_empty() && twice.is_empty(),
+            "{} never got their note: {missing:?}; {} got more than one: {twice:?}",
+            missing.len(),
+            twice.len()
+        );
+    }
+
+    pub(crate) fn total(&self) -> usize {
+        self.0.values().map(Vec::len).sum()
+    }
+}
+
+pub(crate) fn delivered(servers: &[&SmtpServer]) -> usize {
+    servers.iter().map(|s| s.count()).sum()
+}
+
+/// Polls `done` every 50 ms until it holds (true) or `timeout` passes (false).
+pub(crate) async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many touches the Redis ledger at `storage` holds in `status`.
+pub(crate) async fn redis_count(storage: &StorageConfig, status: TouchStatus) -> u64 {
+    let store = RedisStore::open(storage)
+        .await
+        .expect("open the Redis ledger");
+    let counts = store.status_counts().await.expect("status counts");
+    counts.get(&status).copied().unwrap_or(0)
+}
+
+/// `GET base/readyz`: the status code and the body.
+pub(crate) async fn readyz(base: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("GET /readyz");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
