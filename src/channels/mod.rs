@@ -34,6 +34,10 @@ pub enum DeliveryClass {
     /// The endpoint is gone (a webhook receiver answered 410): the endpoint is disabled
     /// until its configuration changes; the touch moves on to the next channel.
     Gone,
+    /// The recipient's address does not exist or takes no mail (SMTP `550 5.1.1` and
+    /// the like): the address is suppressed as a `bounce_hard` response would, never
+    /// retried; the touch moves on to the occasion's next channel.
+    HardBounce,
 }
 
 /// Why a delivery failed. `reason` is safe to store and log: codes and kinds only, never
@@ -54,6 +58,7 @@ impl fmt::Display for DeliveryError {
             DeliveryClass::Uncertain => "uncertain",
             DeliveryClass::OptedOut => "opted out",
             DeliveryClass::Gone => "gone",
+            DeliveryClass::HardBounce => "hard bounce",
         };
         write!(f, "{} ({class})", self.reason)
     }
@@ -81,6 +86,9 @@ impl DeliveryError {
     }
     pub fn gone(reason: impl Into<String>) -> Self {
         Self::new(DeliveryClass::Gone, reason)
+    }
+    pub fn hard_bounce(reason: impl Into<String>) -> Self {
+        Self::new(DeliveryClass::HardBounce, reason)
     }
     /// The provider's `Retry-After`, when it gave one.
     #[must_use]
