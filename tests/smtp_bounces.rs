@@ -9,6 +9,9 @@
 //! Time is a [`FixedClock`] moved by hand; "the daemon" is a step that dispatches every
 //! touch due at that instant, as its job would.
 
+#[path = "support/ledger.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod ledger;
 #[path = "support/redis.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
@@ -18,10 +21,11 @@ mod smtp;
 
 use std::{path::Path, process::Command, sync::Arc};
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use ledger::{Backend, day0};
 use rapport::{
-    channels::{self, Channels, DeliveryClass, OutboundEmail},
-    config::{Config, StorageBackend, StorageConfig},
+    channels::Channels,
+    config::Config,
     dispatch::{BatchReport, Dispatcher, Recorder},
     domain::{
         Birthday, Contact, ContactId, EmailAddress, FixedClock, MonthDay, PhoneNumber, Touch,
@@ -29,8 +33,8 @@ use rapport::{
     },
     learning::ResponseKind,
     planner::runner,
-    render::{RenderedEmail, Renderer},
-    store::{AnyStore, ContactUpsert, RedisStore, SqliteStore, Store},
+    render::Renderer,
+    store::{AnyStore, ContactUpsert, Store},
 };
 use smtp::{SmtpOptions, SmtpServer};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -40,18 +44,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_rapport");
 /// Put into every refusal the server sends: must never reach a reason, a record or
 /// `contacts show`.
 const SERVER_TEXT: &str = "SERVERTEXT";
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Redis,
-}
-
-/// Midnight UTC of the first simulated day, 40 days ahead (as tests/support/ledger.rs).
-fn day0() -> DateTime<Utc> {
-    let d = (Utc::now() + Duration::days(40)).date_naive();
-    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
-}
 
 fn cid(s: &str) -> ContactId {
     ContactId::parse(s).unwrap()
@@ -65,54 +57,35 @@ struct Rig {
     cfg: Arc<Config>,
     clock: Arc<FixedClock>,
     dispatcher: Dispatcher<AnyStore>,
-    day0: DateTime<Utc>,
 }
 
 async fn rig(backend: Backend, smtp: &SmtpServer) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let mut env: Vec<(String, String)> = [
-        (
-            "STORAGE__URL",
-            format!("sqlite://{}/r.db", dir.path().display()),
-        ),
-        ("TEMPLATES__DIR", format!("{REPO}/templates")),
-        ("CHANNELS__EMAIL__TRANSPORT", "smtp".into()),
-        ("CHANNELS__EMAIL__URL", smtp.url()),
-        ("CHANNELS__EMAIL__TLS", "none".into()),
-        ("CHANNELS__EMAIL__TIMEOUT", "5s".into()),
-        // Whatever the machine's environment holds, no AUTH against the test server.
-        (
-            "CHANNELS__EMAIL__USERNAME_ENV",
-            "RAPPORT_BOUNCE_TEST_UNSET".into(),
-        ),
-        (
-            "CHANNELS__EMAIL__PASSWORD_ENV",
-            "RAPPORT_BOUNCE_TEST_UNSET".into(),
-        ),
-        (
-            "CHANNELS__EMAIL__OUTBOX_DIR",
-            format!("{}/outbox", dir.path().display()),
-        ),
-        (
-            "CHANNELS__SMS__OUTBOX_DIR",
-            format!("{}/outbox", dir.path().display()),
-        ),
-        ("DEFAULTS__SEND_WINDOW", "\"00:00-24:00\"".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (format!("RAPPORT__{k}"), v))
-    .collect();
-    if let Backend::Redis = backend {
-        env.extend([
-            ("RAPPORT__STORAGE__BACKEND".into(), "redis".into()),
-            ("RAPPORT__STORAGE__URL".into(), redis_server::shared_url()),
-            (
-                "RAPPORT__STORAGE__PREFIX".into(),
-                redis_server::unique_prefix("bounce"),
-            ),
-        ]);
-        env.retain(|(k, v)| k != "RAPPORT__STORAGE__URL" || v.starts_with("redis"));
-    }
+    let d = dir.path().display();
+    let storage = match backend {
+        Backend::Sqlite => vec![("STORAGE__URL", format!("sqlite://{d}/r.db"))],
+        Backend::Redis => vec![
+            ("STORAGE__BACKEND", "redis".into()),
+            ("STORAGE__URL", redis_server::shared_url()),
+            ("STORAGE__PREFIX", redis_server::unique_prefix("bounce")),
+        ],
+    };
+    // No AUTH against the test server, whatever the machine's environment holds.
+    let unset = "RAPPORT_BOUNCE_TEST_UNSET".to_owned();
+    let env: Vec<(String, String)> = storage
+        .into_iter()
+        .chain([
+            ("TEMPLATES__DIR", format!("{REPO}/templates")),
+            ("CHANNELS__EMAIL__TRANSPORT", "smtp".into()),
+            ("CHANNELS__EMAIL__URL", smtp.url()),
+            ("CHANNELS__EMAIL__TLS", "none".into()),
+            ("CHANNELS__EMAIL__USERNAME_ENV", unset.clone()),
+            ("CHANNELS__EMAIL__PASSWORD_ENV", unset),
+            ("CHANNELS__SMS__OUTBOX_DIR", format!("{d}/outbox")),
+            ("DEFAULTS__SEND_WINDOW", "\"00:00-24:00\"".into()),
+        ])
+        .map(|(k, v)| (format!("RAPPORT__{k}"), v))
+        .collect();
     let cfg = Arc::new(
         Config::load_with(
             Path::new(&format!("{REPO}/config/rapport.toml")),
@@ -121,22 +94,8 @@ async fn rig(backend: Backend, smtp: &SmtpServer) -> Rig {
         )
         .unwrap_or_else(|e| panic!("{e}")),
     );
-    let store = Arc::new(match cfg.storage.backend {
-        StorageBackend::Sqlite => {
-            AnyStore::Sqlite(SqliteStore::open(&cfg.storage.url).await.unwrap())
-        }
-        StorageBackend::Redis => AnyStore::Redis(
-            RedisStore::open(&StorageConfig {
-                backend: StorageBackend::Redis,
-                url: cfg.storage.url.clone(),
-                prefix: cfg.storage.prefix.clone(),
-            })
-            .await
-            .unwrap(),
-        ),
-    });
-    let day0 = day0();
-    let clock = Arc::new(FixedClock::new(day0));
+    let store = Arc::new(AnyStore::open(&cfg.storage).await.unwrap());
+    let clock = Arc::new(FixedClock::new(day0()));
     let channels = Channels::build(&cfg, store.as_ref(), |_| None)
         .await
         .unwrap();
@@ -158,13 +117,12 @@ async fn rig(backend: Backend, smtp: &SmtpServer) -> Rig {
         cfg,
         clock,
         dispatcher,
-        day0,
     }
 }
 
 impl Rig {
     fn at(&self, day: i64, hour: i64) -> DateTime<Utc> {
-        self.day0 + Duration::days(day) + Duration::hours(hour)
+        day0() + Duration::days(day) + Duration::hours(hour)
     }
 
     fn date(&self, day: i64) -> NaiveDate {
@@ -284,15 +242,11 @@ impl Rig {
 /// The SMTP server: `rcpt@` refused at RCPT with 5.1.1, `data@` refused after the body
 /// with 5.1.1, `policy@` refused at RCPT with 5.7.1; anyone else accepted.
 async fn server() -> SmtpServer {
-    server_with(SmtpOptions {
+    let server = SmtpServer::start(SmtpOptions {
         enhanced_status_codes: true,
         ..SmtpOptions::default()
     })
-    .await
-}
-
-async fn server_with(opts: SmtpOptions) -> SmtpServer {
-    let server = SmtpServer::start(opts).await;
+    .await;
     let reply = |status: &str, who: &str| format!("550 {status} <{who}@example.com> {SERVER_TEXT}");
     server.reject_rcpt("rcpt@", reply("5.1.1", "rcpt"));
     server.fail_always("data@", reply("5.1.1", "data"));
@@ -456,74 +410,4 @@ async fn a_hard_bounce_suppresses_the_address_and_a_policy_refusal_does_not(back
         show.contains("smtp 550 5.7.1"),
         "the touch's reason: {show}"
     );
-}
-
-/// The client alone: with ENHANCEDSTATUSCODES announced, 5.1.1 is a hard bounce at RCPT
-/// and after the body, pipelined or one command at a time; 5.7.1 is permanent. Codes
-/// only in the reason.
-#[tokio::test]
-async fn the_smtp_channel_classifies_by_enhanced_status() {
-    for no_pipelining in [false, true] {
-        let smtp = server_with(SmtpOptions {
-            enhanced_status_codes: true,
-            no_pipelining,
-            ..SmtpOptions::default()
-        })
-        .await;
-        let env = [
-            ("RAPPORT__CHANNELS__EMAIL__TRANSPORT", "smtp".to_owned()),
-            ("RAPPORT__CHANNELS__EMAIL__URL", smtp.url()),
-            ("RAPPORT__CHANNELS__EMAIL__TLS", "none".to_owned()),
-            (
-                "RAPPORT__CHANNELS__EMAIL__USERNAME_ENV",
-                "RAPPORT_BOUNCE_TEST_UNSET".to_owned(),
-            ),
-            ("RAPPORT__TEMPLATES__DIR", format!("{REPO}/templates")),
-        ]
-        .map(|(k, v)| (k.to_owned(), v));
-        let cfg = Config::load_with(Path::new(&format!("{REPO}/config/rapport.toml")), None, env)
-            .unwrap();
-        let ch = channels::email_channel(&cfg.email).unwrap();
-        let email = |to: &str| OutboundEmail {
-            touch: TouchId::derive("birthday", &cid("x"), "2026"),
-            to: EmailAddress::parse(to).unwrap(),
-            to_name: None,
-            content: RenderedEmail {
-                subject: "Hi".into(),
-                text: "Hello\r\n".into(),
-                html: None,
-            },
-            unsubscribe: None,
-        };
-        let cases = [
-            (
-                "rcpt@example.com",
-                DeliveryClass::HardBounce,
-                "smtp 550 5.1.1",
-            ),
-            (
-                "data@example.com",
-                DeliveryClass::HardBounce,
-                "smtp 550 5.1.1",
-            ),
-            (
-                "policy@example.com",
-                DeliveryClass::Permanent,
-                "smtp 550 5.7.1",
-            ),
-        ];
-        for (to, class, reason) in cases {
-            let err = ch.send(&email(to)).await.unwrap_err();
-            let what = format!("{to}, no_pipelining {no_pipelining}");
-            assert_eq!((err.class, err.reason.as_str()), (class, reason), "{what}");
-            assert!(!err.to_string().contains(SERVER_TEXT), "{what}");
-        }
-        ch.send(&email("ok@example.com")).await.unwrap();
-        assert_eq!(smtp.count(), 1);
-        assert_eq!(
-            smtp.connections(),
-            1,
-            "each refusal left the session usable"
-        );
-    }
 }

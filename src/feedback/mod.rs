@@ -18,18 +18,18 @@ use chrono::{DateTime, Timelike, Utc};
 
 use crate::{
     config::Config,
-    domain::{Contact, ContactId, Touch, TouchId, TouchStatus},
-    learning::{self, Effect, Response, ResponseKind, Signal, TouchRef},
-    store::{
-        Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta, StatField, StatKey,
-        Store, StoreError, Suppression,
-    },
+    domain::{ContactId, Touch, TouchId, TouchStatus},
+    learning::{Response, ResponseKind, Signal, TouchRef},
+    store::{Learn, Learned, Note, ResponseRecord, Settle, StatField, StatKey, Store, StoreError},
 };
 
 mod bounce;
+mod learn;
 mod sweep;
 
 pub use bounce::{Bounce, bounced};
+pub(crate) use learn::learn_from;
+use learn::{stat, stat_key};
 pub use sweep::{sweep, sweep_loop};
 
 /// The setting holding when this store started learning: touches sent before (by a
@@ -344,94 +344,6 @@ async fn latest_sent<S: Store>(
         .into_iter()
         .filter(|t| t.channel == channel && t.sent_at.is_some_and(|s| s <= at))
         .max_by_key(|t| (t.sent_at, t.id.clone())))
-}
-
-/// Runs `signals` through the learner and writes what follows into `learn`: the state
-/// (when learning is on), consent, suppression, tier, notes. Returns the effects in
-/// words. With learning off only what the contact asked for acts: an unsubscribe, a
-/// complaint, a hard bounce.
-pub(crate) fn learn_from(
-    cfg: &Config,
-    contact: &Contact,
-    rel: &Relationship,
-    signals: &[Signal],
-    now: DateTime<Utc>,
-    learn: &mut Learn,
-) -> Vec<String> {
-    let model = &cfg.learning.model;
-    let zone = contact.zone(cfg.defaults.timezone);
-    let mut state = rel.state.clone();
-    let mut effects = Vec::new();
-    for s in signals {
-        let (next, more) = learning::apply(&state, s, &contact.tier, model, zone, now);
-        state = next;
-        effects.extend(more);
-    }
-    let enabled = cfg.learning.enabled;
-    let mut words = Vec::new();
-    for e in effects {
-        let acts = match &e {
-            Effect::WithdrawConsent { channel } => {
-                learn.consent.push((channel.clone(), false));
-                true
-            }
-            Effect::Suppress { reason } => {
-                // Which addresses: ResponseKind::suppresses decides (a complaint every
-                // one, a hard bounce the one that bounced).
-                let channels: Vec<String> = Suppression::all(reason.clone())
-                    .channels
-                    .into_iter()
-                    .filter(|c| {
-                        signals.iter().any(|s| {
-                            matches!(s, Signal::Response(r) if r.kind.suppresses(&r.channel, c))
-                        })
-                    })
-                    .collect();
-                learn.suppress = Some(if channels.is_empty() {
-                    Suppression::all(reason.clone())
-                } else {
-                    Suppression {
-                        reason: reason.clone(),
-                        channels,
-                    }
-                });
-                true
-            }
-            Effect::MoveTier { to, .. } if enabled && cfg.tier(to).is_some() => {
-                learn.tier = Some(to.clone());
-                true
-            }
-            Effect::MoveTier { .. } => false,
-            _ => enabled,
-        };
-        if acts {
-            let text = e.to_string();
-            learn.notes.push(Note {
-                at: now,
-                text: text.clone(),
-            });
-            words.push(text);
-        }
-    }
-    if enabled {
-        learn.state = Some(state);
-    }
-    words
-}
-
-fn stat_key(contact: &Contact, t: &Touch) -> StatKey {
-    StatKey {
-        tier: contact.tier.clone(),
-        channel: t.channel.clone(),
-        occasion: t.occasion.clone(),
-    }
-}
-
-fn stat(key: &StatKey, field: StatField) -> StatDelta {
-    StatDelta {
-        key: key.clone(),
-        field,
-    }
 }
 
 fn channel_label(channel: &str) -> &str {
