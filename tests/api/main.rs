@@ -8,6 +8,8 @@
 mod clicks;
 mod harness;
 mod lifecycle;
+mod locked;
+mod outage;
 mod refusals;
 mod resources;
 mod responses;
