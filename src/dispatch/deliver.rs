@@ -341,14 +341,14 @@ impl<S: Store> Dispatcher<S> {
                     // the address is suppressed before the outcome is. If the store
                     // cannot take it now, the touch still moves on; the address bounces
                     // again next time and is suppressed then.
+                    let now = self.clock.now();
                     let bounce = crate::feedback::Bounce {
                         touch: id.clone(),
                         contact: contact.id.clone(),
                         channel: channel.to_owned(),
                         detail: e.reason.clone(),
-                        at: self.clock.now(),
+                        at: now,
                     };
-                    let now = self.clock.now();
                     match crate::feedback::bounced(self.store.as_ref(), &self.cfg, bounce, now)
                         .await
                     {
