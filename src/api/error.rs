@@ -1,14 +1,26 @@
 //! Every failure as one JSON shape:
 //! `{"error": {"status": 422, "code": "invalid_field", "message": "...", "field": "birthday"}}`
 //! (`field` when one field is to blame; `errors` when several are). A 500 says only
-//! "internal error"; its cause goes to the log.
+//! "internal error"; its cause goes to the log. The store out of reach is a 503 with
+//! `Retry-After` (code `store_unavailable`), never a 500: the request was fine, and the
+//! same one may succeed in a moment.
 
 use axum::{
     Json,
-    http::{HeaderValue, StatusCode, header::WWW_AUTHENTICATE},
+    http::{
+        HeaderValue, StatusCode,
+        header::{RETRY_AFTER, WWW_AUTHENTICATE},
+    },
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
+
+use crate::store::StoreError;
+
+/// How long a client is asked to wait when the store is out of reach: Redis' client
+/// retries its connection with a backoff of at most 2 s, so a Redis back up is in use
+/// again well within this.
+pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
 /// One problem with one field of a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +73,16 @@ pub enum ApiError {
     /// 500: our fault; the cause is logged, never returned.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 503: the store cannot be reached ([`StoreError::is_unavailable`]); the cause is
+    /// logged, the client told to retry after [`RETRY_AFTER_SECS`].
+    #[error("the store is unavailable; retry in a few seconds")]
+    StoreUnavailable(#[source] StoreError),
+    /// 503: the store was lost and is held until an operator adopts it
+    /// (`rapport store adopt`); nothing is planned meanwhile.
+    #[error(
+        "the store is held after a loss (its ledger came back empty or different) until an operator runs `rapport store adopt`; retry later"
+    )]
+    StoreHeld,
 }
 
 impl ApiError {
@@ -94,8 +116,27 @@ impl ApiError {
         }
     }
 
+    /// A failure on our side: a 500, or a 503 when it is a [`StoreError`] that says
+    /// the store is out of reach. Every handler maps its store errors through here (or
+    /// [`ApiError::store`]), so an outage is never answered 500.
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Internal(Box::new(e))
+        let e: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+        match e.downcast::<StoreError>() {
+            Ok(store) => Self::store(*store),
+            Err(other) => Self::Internal(other),
+        }
+    }
+
+    /// A store failure: 503 when the store is out of reach, else 500.
+    pub fn store(e: StoreError) -> Self {
+        if let StoreError::Lost(_) = e {
+            return Self::StoreHeld;
+        }
+        if e.is_unavailable() {
+            Self::StoreUnavailable(e)
+        } else {
+            Self::Internal(Box::new(e))
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -110,6 +151,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::StoreUnavailable(_) | Self::StoreHeld => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -124,6 +166,8 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Invalid { code, .. } => code,
             Self::Internal(_) => "internal",
+            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::StoreHeld => "store_held",
         }
     }
 
@@ -156,17 +200,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
+            // The whole chain, for the operator; the client gets only the message.
             Self::Internal(cause) => {
-                // The whole chain, for the operator; the client gets only "internal error".
-                let mut chain = cause.to_string();
-                let mut source = cause.source();
-                while let Some(s) = source {
-                    chain.push_str(": ");
-                    chain.push_str(&s.to_string());
-                    source = s.source();
-                }
-                tracing::error!(error = %chain, "api request failed");
+                tracing::error!(error = %chain(cause.as_ref()), "api request failed");
             }
+            Self::StoreUnavailable(cause) => tracing::warn!(
+                error = %chain(cause),
+                retry_after_s = RETRY_AFTER_SECS,
+                "api request failed: the store is unavailable"
+            ),
             // The code and field only: messages may quote what the client sent.
             Self::Invalid { problems, .. } => tracing::debug!(
                 status = self.status().as_u16(),
@@ -181,6 +223,11 @@ impl IntoResponse for ApiError {
             ),
         }
         let mut response = (self.status(), Json(self.body())).into_response();
+        if let Self::StoreUnavailable(_) | Self::StoreHeld = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
         if let Self::Unauthorized { invalid, .. } = self {
             // RFC 6750: the scheme, and `invalid_token` when one was presented.
             let value = if invalid {
@@ -194,4 +241,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// `e` and its causes, `: `-separated.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
 }

@@ -8,10 +8,19 @@
 //!   `Idempotent-Replayed: true`.
 //! - The same key with a different request -> 422 naming the header.
 //! - The same key while the first request is still being answered -> 409.
+//! - A request that failed after taking its key lets go of it, so its retry runs. When
+//!   the store fails under it (a 503), letting go fails too: the process keeps the key
+//!   ([`Keys`]) and lets go of it before the next keyed request it serves, the retry
+//!   with that key first of all. (A retry that reaches another replica first finds the
+//!   key held until it lapses, 5 minutes after it was taken, and gets a 409.)
 //!
 //! Keys are shared by all clients of this deployment (tokens are one organisation's).
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::{Body, to_bytes},
@@ -29,12 +38,75 @@ pub(super) const HEADER: &str = "idempotency-key";
 /// How long an answer is kept.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
 const MAX_KEY: usize = 255;
+/// A key this process could not let go of is let go of later only within this long of
+/// the failure: the store lets an unanswered key lapse 5 minutes after it was taken,
+/// and after that it may be another request's, which must not lose it.
+const GIVE_BACK_WITHIN: Duration = Duration::from_secs(4 * 60);
+/// At most this many such keys are kept (each lapses by itself anyway).
+const MAX_HELD: usize = 10_000;
+
+/// The layer's state: the API's, and the keys this process took for requests that
+/// failed but could not let go of (the store failed under them), with when.
+#[derive(Clone)]
+pub(super) struct Keys {
+    api: ApiState,
+    held: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl Keys {
+    pub(super) fn new(api: ApiState) -> Self {
+        Self {
+            api,
+            held: Arc::default(),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lets go of `key` in the store; if the store fails, remembers to do it later.
+    async fn let_go<S: Store>(&self, store: &S, key: &str) {
+        if let Err(e) = store.forget_key(key).await {
+            tracing::warn!(
+                error = %e,
+                "could not let go of an idempotency key; it is let go of once the store answers"
+            );
+            let mut held = self.held();
+            if held.len() < MAX_HELD {
+                held.insert(key.to_owned(), Instant::now());
+            }
+        }
+    }
+
+    /// Lets go of the keys held since a failure, now that the store may answer again;
+    /// those it still cannot are kept for the next try.
+    async fn give_back<S: Store>(&self, store: &S) {
+        let due: Vec<(String, Instant)> = {
+            let mut held = self.held();
+            held.retain(|_, at| at.elapsed() < GIVE_BACK_WITHIN);
+            held.iter().map(|(k, at)| (k.clone(), *at)).collect()
+        };
+        for (key, at) in due {
+            if store.forget_key(&key).await.is_err() {
+                // Still failing: the rest waits for the next request rather than make
+                // this one wait on each.
+                break;
+            }
+            let mut held = self.held();
+            if held.get(&key) == Some(&at) {
+                held.remove(&key);
+            }
+        }
+    }
+}
 
 pub(super) async fn layer(
-    State(state): State<ApiState>,
+    State(keys): State<Keys>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let state = &keys.api;
     if req.method() != Method::POST {
         return Ok(next.run(req).await);
     }
@@ -71,6 +143,9 @@ pub(super) async fn layer(
     };
     let store = state.store.as_ref();
     let now = state.clock.now();
+    // Keys left held by requests that failed with the store: before this one takes its
+    // key (which may be one of them, retried).
+    keys.give_back(store).await;
     match store
         .begin_key(&key, &fingerprint, KEEP, now)
         .await
@@ -99,9 +174,7 @@ pub(super) async fn layer(
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     if !response.status().is_success() {
-        if let Err(e) = store.forget_key(&key).await {
-            tracing::warn!(error = %e, "could not let go of an idempotency key; it lapses in 5 minutes");
-        }
+        keys.let_go(store, &key).await;
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
@@ -117,7 +190,7 @@ pub(super) async fn layer(
     // (a retry would then run again, which is what it would do without a key).
     if let Err(e) = store.keep_answer(&key, &kept, KEEP, now).await {
         tracing::error!(error = %e, "could not keep the answer for an idempotency key");
-        let _ = store.forget_key(&key).await;
+        keys.let_go(store, &key).await;
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }

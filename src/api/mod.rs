@@ -161,7 +161,7 @@ pub fn router(state: ApiState) -> Router {
     let protected = protected_routes()
         .router
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            idempotency::Keys::new(state.clone()),
             idempotency::layer,
         ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));

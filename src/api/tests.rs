@@ -1,5 +1,7 @@
 //! The router against its OpenAPI document, the error shape, and readiness.
 
+mod unavailable;
+
 use std::{collections::BTreeSet, sync::Arc};
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};

@@ -38,6 +38,10 @@ pub enum DeliveryClass {
     /// on the touch would not last the call). Nothing reached the provider; the touch
     /// goes back to the ledger as it was.
     NotStarted,
+    /// The recipient's address does not exist or takes no mail (SMTP `550 5.1.1` and
+    /// the like): the address is suppressed as a `bounce_hard` response would, never
+    /// retried; the touch moves on to the occasion's next channel.
+    HardBounce,
 }
 
 /// Why a delivery failed. `reason` is safe to store and log: codes and kinds only, never
@@ -59,6 +63,7 @@ impl fmt::Display for DeliveryError {
             DeliveryClass::OptedOut => "opted out",
             DeliveryClass::Gone => "gone",
             DeliveryClass::NotStarted => "not started",
+            DeliveryClass::HardBounce => "hard bounce",
         };
         write!(f, "{} ({class})", self.reason)
     }
@@ -89,6 +94,9 @@ impl DeliveryError {
     }
     pub fn not_started(reason: impl Into<String>) -> Self {
         Self::new(DeliveryClass::NotStarted, reason)
+    }
+    pub fn hard_bounce(reason: impl Into<String>) -> Self {
+        Self::new(DeliveryClass::HardBounce, reason)
     }
     /// The provider's `Retry-After`, when it gave one.
     #[must_use]

@@ -9,7 +9,7 @@ use rapport::{
     domain::{Contact, ContactId, TouchId},
     feedback::{self, Inbound, Recorded},
     learning::{self, ResponseKind},
-    store::{AnyStore, Store, StoreError},
+    store::{AnyStore, ResponseRecord, Store, StoreError},
 };
 
 use super::{fmt_ts, open_store, parse_instant};
@@ -87,10 +87,12 @@ pub(super) async fn response(cfg: &Config, command: ResponseCommand) -> anyhow::
     }
 }
 
-/// The summary lines, and timeline entries (instant, line).
+/// The summary lines, timeline entries (instant, line), and why each suppressed
+/// address is (channel, why).
 pub(super) struct Learned {
     pub(super) summary: Vec<String>,
     pub(super) timeline: Vec<(DateTime<Utc>, String)>,
+    pub(super) suppressed: Vec<(&'static str, String)>,
 }
 
 pub(super) async fn learned(
@@ -119,7 +121,13 @@ pub(super) async fn learned(
         summary.push("learning is off (learning.enabled = false)".into());
     }
     let mut timeline = Vec::new();
-    for r in store.responses_for_contact(&c.id).await? {
+    let responses = store.responses_for_contact(&c.id).await?;
+    let suppressed = [("email", c.email_consent), ("sms", c.sms_consent)]
+        .into_iter()
+        .filter(|(_, consent)| !consent)
+        .filter_map(|(channel, _)| Some((channel, why_suppressed(&responses, channel)?)))
+        .collect();
+    for r in responses {
         let touch = r
             .touch
             .as_ref()
@@ -134,12 +142,33 @@ pub(super) async fn learned(
             r.at,
             format!(
                 "reply  {} by {}{touch} ({}){effects}",
-                r.kind, r.channel, r.source
+                r.kind,
+                r.channel,
+                r.detail.as_deref().unwrap_or(&r.source)
             ),
         ));
     }
     for n in rel.notes {
         timeline.push((n.at, format!("note   {}", n.text)));
     }
-    Ok(Learned { summary, timeline })
+    Ok(Learned {
+        summary,
+        timeline,
+        suppressed,
+    })
+}
+
+/// Why `channel`'s address is suppressed, from the latest response that suppressed it:
+/// `hard bounce (smtp 550 5.1.1) on 2026-12-07`, `complaint (api) on ...`.
+fn why_suppressed(responses: &[ResponseRecord], channel: &str) -> Option<String> {
+    let r = responses
+        .iter()
+        .filter(|r| r.kind.suppresses(&r.channel, channel))
+        .max_by_key(|r| r.at)?;
+    Some(format!(
+        "{} ({}) on {}",
+        r.kind.label(),
+        r.detail.as_deref().unwrap_or(&r.source),
+        r.at.format("%Y-%m-%d")
+    ))
 }

@@ -118,19 +118,26 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         opt(c.last_name.clone())
     );
     println!("tier           {}", c.tier);
+    let learned = super::learned::learned(&store, cfg, &c, now).await?;
+    // A suppressed address says so here, and why under "relationship".
+    let consent = |channel: &str, given: bool, none: &str| {
+        if learned.suppressed.iter().any(|(ch, _)| *ch == channel) {
+            " (suppressed)".to_owned()
+        } else if given {
+            String::new()
+        } else {
+            format!(" ({none})")
+        }
+    };
     println!(
         "email          {}{}",
         opt(c.email.as_ref().map(|e| e.as_str().to_owned())),
-        if c.email_consent { "" } else { " (no consent)" }
+        consent("email", c.email_consent, "no consent")
     );
     println!(
         "phone          {}{}",
         opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
-        if c.sms_consent {
-            ""
-        } else {
-            " (no SMS consent)"
-        }
+        consent("sms", c.sms_consent, "no SMS consent")
     );
     println!(
         "timezone       {}",
@@ -157,8 +164,10 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         .remove(&id)
         .unwrap_or_default();
     print_budget(cfg, &c, &record, now);
-    let learned = super::learned::learned(&store, cfg, &c, now).await?;
     println!("\nrelationship:");
+    for (channel, why) in &learned.suppressed {
+        println!("  {channel} suppressed: {why}");
+    }
     for line in &learned.summary {
         println!("  {line}");
     }

@@ -351,9 +351,43 @@ impl<S: Store> Dispatcher<S> {
         let id = touch.id.clone();
         let channel = touch.channel.as_str();
         match e.class {
-            DeliveryClass::Permanent | DeliveryClass::Gone | DeliveryClass::OptedOut => {
+            DeliveryClass::Permanent
+            | DeliveryClass::Gone
+            | DeliveryClass::OptedOut
+            | DeliveryClass::HardBounce => {
                 if e.class == DeliveryClass::OptedOut {
                     self.withdraw_consent(contact, channel).await;
+                }
+                if e.class == DeliveryClass::HardBounce {
+                    // Learned as a `bounce_hard` response, as the API would record one:
+                    // the address is suppressed before the outcome is. If the store
+                    // cannot take it now, the touch still moves on; the address bounces
+                    // again next time and is suppressed then.
+                    let now = self.clock.now();
+                    let bounce = crate::feedback::Bounce {
+                        touch: id.clone(),
+                        contact: contact.id.clone(),
+                        channel: channel.to_owned(),
+                        detail: e.reason.clone(),
+                        at: now,
+                    };
+                    match crate::feedback::bounced(self.store.as_ref(), &self.cfg, bounce, now)
+                        .await
+                    {
+                        Ok(_) => tracing::warn!(
+                            contact = contact.id.as_str(),
+                            channel,
+                            reason = %e,
+                            "hard bounce: the address is suppressed"
+                        ),
+                        Err(err) => tracing::error!(
+                            contact = contact.id.as_str(),
+                            channel,
+                            reason = %e,
+                            error = %err,
+                            "hard bounce, but the suppression could not be recorded"
+                        ),
+                    }
                 }
                 let next = self.cfg.occasion(&touch.occasion).and_then(|o| {
                     let tried = tried(touch);

@@ -5,6 +5,8 @@
 //! - [`respond`]: one response (API, SMS, click, unsubscribe, provider callback),
 //!   attributed to its touch: the one named, else the most recent sent on its channel.
 //! - [`consent`]: a consent change that is not a response (an SMS `START`).
+//! - [`bounced`]: a hard bounce the provider gave while a touch was being sent (an
+//!   SMTP `550 5.1.1`), learned as a `bounce_hard` response through [`respond`]'s path.
 //! - [`sweep`]: touches sent without a response for `learning.response_window` become
 //!   `ignored`, and the learner hears of it (fatigue, sunset, demotion).
 //!
@@ -16,16 +18,18 @@ use chrono::{DateTime, Timelike, Utc};
 
 use crate::{
     config::Config,
-    domain::{Contact, ContactId, Touch, TouchId, TouchStatus},
-    learning::{self, Effect, Response, ResponseKind, Signal, TouchRef},
-    store::{
-        Learn, Learned, Note, Relationship, ResponseRecord, Settle, StatDelta, StatField, StatKey,
-        Store, StoreError, Suppression,
-    },
+    domain::{ContactId, Touch, TouchId, TouchStatus},
+    learning::{Response, ResponseKind, Signal, TouchRef},
+    store::{Learn, Learned, Note, ResponseRecord, Settle, StatField, StatKey, Store, StoreError},
 };
 
+mod bounce;
+mod learn;
 mod sweep;
 
+pub use bounce::{Bounce, bounced};
+pub(crate) use learn::learn_from;
+use learn::{stat, stat_key};
 pub use sweep::{sweep, sweep_loop};
 
 /// The setting holding when this store started learning: touches sent before (by a
@@ -111,6 +115,40 @@ pub async fn respond<S: Store>(
     now: DateTime<Utc>,
 ) -> Result<Recorded, FeedbackError> {
     let (contact_id, named) = target(store, &input).await?;
+    learn_response(
+        store,
+        cfg,
+        &input,
+        &contact_id,
+        About::Sent(named),
+        None,
+        now,
+    )
+    .await
+}
+
+/// Which touch a response answers, once its contact is known.
+enum About {
+    /// The touch named (checked to be sent), or else the latest one sent on the
+    /// response's channel, if any.
+    Sent(Option<TouchId>),
+    /// A touch the provider refused while it was being sent: the record names it, but
+    /// it was never sent, so the response settles it not and teaches nothing of a send.
+    Unsent(TouchId),
+}
+
+/// Records `input` for `contact_id` and learns from it, with `detail` (codes only) on
+/// the record.
+async fn learn_response<S: Store>(
+    store: &S,
+    cfg: &Config,
+    input: &Inbound,
+    contact_id: &ContactId,
+    about: About,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Recorded, FeedbackError> {
+    let contact_id = contact_id.clone();
     let id = input
         .id
         .clone()
@@ -121,12 +159,13 @@ pub async fn respond<S: Store>(
             .await?
             .ok_or_else(|| FeedbackError::UnknownContact(contact_id.clone()))?;
         // Read afresh each try: another response may have settled it meanwhile.
-        let touch = match &named {
-            Some(t) => Some(fresh(store, t).await?),
-            None => match &input.channel {
+        let touch = match &about {
+            About::Sent(Some(t)) => Some(fresh(store, t).await?),
+            About::Sent(None) => match &input.channel {
                 Some(ch) => latest_sent(store, &contact_id, ch, input.at).await?,
                 None => None,
             },
+            About::Unsent(_) => None,
         };
         let channel = input
             .channel
@@ -198,10 +237,14 @@ pub async fn respond<S: Store>(
             contact: contact_id.clone(),
             kind: input.kind,
             channel,
-            touch: touch.as_ref().map(|t| t.id.clone()),
+            touch: match &about {
+                About::Unsent(t) => Some(t.clone()),
+                About::Sent(_) => touch.as_ref().map(|t| t.id.clone()),
+            },
             at: input.at,
             recorded_at: now,
             source: input.source.to_owned(),
+            detail: detail.clone(),
             effects,
         };
         learn.response = Some(record.clone());
@@ -301,90 +344,6 @@ async fn latest_sent<S: Store>(
         .into_iter()
         .filter(|t| t.channel == channel && t.sent_at.is_some_and(|s| s <= at))
         .max_by_key(|t| (t.sent_at, t.id.clone())))
-}
-
-/// Runs `signals` through the learner and writes what follows into `learn`: the state
-/// (when learning is on), consent, suppression, tier, notes. Returns the effects in
-/// words. With learning off only what the contact asked for acts: an unsubscribe, a
-/// complaint, a hard bounce.
-pub(crate) fn learn_from(
-    cfg: &Config,
-    contact: &Contact,
-    rel: &Relationship,
-    signals: &[Signal],
-    now: DateTime<Utc>,
-    learn: &mut Learn,
-) -> Vec<String> {
-    let model = &cfg.learning.model;
-    let zone = contact.zone(cfg.defaults.timezone);
-    let mut state = rel.state.clone();
-    let mut effects = Vec::new();
-    for s in signals {
-        let (next, more) = learning::apply(&state, s, &contact.tier, model, zone, now);
-        state = next;
-        effects.extend(more);
-    }
-    let enabled = cfg.learning.enabled;
-    let mut words = Vec::new();
-    for e in effects {
-        let acts = match &e {
-            Effect::WithdrawConsent { channel } => {
-                learn.consent.push((channel.clone(), false));
-                true
-            }
-            Effect::Suppress { reason } => {
-                // A complaint is about us: every channel. A hard bounce is about an
-                // address: the one that bounced.
-                let bounced = signals.iter().find_map(|s| match s {
-                    Signal::Response(r) if r.kind == ResponseKind::BounceHard => {
-                        Some(r.channel.clone())
-                    }
-                    _ => None,
-                });
-                learn.suppress = Some(match bounced {
-                    Some(channel) => Suppression {
-                        reason: reason.clone(),
-                        channels: vec![channel],
-                    },
-                    None => Suppression::all(reason.clone()),
-                });
-                true
-            }
-            Effect::MoveTier { to, .. } if enabled && cfg.tier(to).is_some() => {
-                learn.tier = Some(to.clone());
-                true
-            }
-            Effect::MoveTier { .. } => false,
-            _ => enabled,
-        };
-        if acts {
-            let text = e.to_string();
-            learn.notes.push(Note {
-                at: now,
-                text: text.clone(),
-            });
-            words.push(text);
-        }
-    }
-    if enabled {
-        learn.state = Some(state);
-    }
-    words
-}
-
-fn stat_key(contact: &Contact, t: &Touch) -> StatKey {
-    StatKey {
-        tier: contact.tier.clone(),
-        channel: t.channel.clone(),
-        occasion: t.occasion.clone(),
-    }
-}
-
-fn stat(key: &StatKey, field: StatField) -> StatDelta {
-    StatDelta {
-        key: key.clone(),
-        field,
-    }
 }
 
 fn channel_label(channel: &str) -> &str {

@@ -63,9 +63,32 @@ impl ResponseKind {
         matches!(self, Self::Reply | Self::Click | Self::Positive)
     }
 
+    /// Whether this response, received on channel `on`, suppresses the contact's
+    /// address on `channel`: a complaint is about us, so every address; a hard bounce is
+    /// about the address that bounced. (The learner acts on both with
+    /// [`Effect::Suppress`](super::Effect::Suppress).)
+    pub fn suppresses(self, on: &str, channel: &str) -> bool {
+        match self {
+            Self::Complaint => true,
+            Self::BounceHard => on == channel,
+            _ => false,
+        }
+    }
+
+    /// In words: `"hard bounce"`, `"reply"`.
+    pub fn label(self) -> &'static str {
+        self.names().0
+    }
+
     /// `"3 replies"`, `"1 click"`: for reasons on the timeline.
     pub(crate) fn counted(self, n: u32) -> String {
-        let (one, many) = match self {
+        let (one, many) = self.names();
+        format!("{n} {}", if n == 1 { one } else { many })
+    }
+
+    /// Singular and plural.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
             Self::Reply => ("reply", "replies"),
             Self::Click => ("click", "clicks"),
             Self::Positive => ("positive response", "positive responses"),
@@ -74,8 +97,7 @@ impl ResponseKind {
             Self::BounceHard => ("hard bounce", "hard bounces"),
             Self::BounceSoft => ("soft bounce", "soft bounces"),
             Self::Complaint => ("complaint", "complaints"),
-        };
-        format!("{n} {}", if n == 1 { one } else { many })
+        }
     }
 }
 

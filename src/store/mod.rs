@@ -10,6 +10,7 @@ pub(crate) mod fields;
 pub mod redis;
 pub mod relationship;
 pub mod sqlite;
+mod unavailable;
 
 use std::{collections::HashMap, future::Future};
 
@@ -43,6 +44,22 @@ pub enum StoreError {
     /// another one answers at its address): see `custody`.
     #[error("the store was lost: {0}")]
     Lost(String),
+}
+
+impl StoreError {
+    /// The store cannot be reached right now (Redis refused, dropped or timed out the
+    /// connection, or is loading or failing over; SQLite's one connection stayed busy
+    /// or locked past its timeout, or the disk failed), as opposed to a request or
+    /// data it cannot take. Nothing is wrong with the request: the same one may succeed
+    /// in a moment, so the API answers 503 with `Retry-After`, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } => true,
+            Self::Query(e) => unavailable::unreachable(e.as_ref()),
+            // Reachable, but not the store this process works with: held, not down.
+            Self::Corrupt(_) | Self::UnknownContact(_) | Self::Lost(_) => false,
+        }
+    }
 }
 
 /// A contact to insert or replace. `email_consent: None` keeps what the store knows, so

@@ -31,8 +31,13 @@ pub struct ResponseRecord {
     pub touch: Option<TouchId>,
     pub at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
-    /// Where it came from: `api`, `sms`, `click`, `unsubscribe`, `twilio_status`.
+    /// Where it came from: `api`, `sms`, `click`, `unsubscribe`, `twilio_status`, or
+    /// `delivery` (the provider refused a send: an SMTP hard bounce).
     pub source: String,
+    /// What the provider said, in codes only (`smtp 550 5.1.1`), when rapport learned
+    /// it while sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// What it changed, in words (the timeline shows them).
     #[serde(default)]
     pub effects: Vec<String>,

@@ -9,6 +9,8 @@ mod clicks;
 mod erasure;
 mod harness;
 mod lifecycle;
+mod locked;
+mod outage;
 mod refusals;
 mod resources;
 mod responses;

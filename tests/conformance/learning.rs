@@ -70,6 +70,7 @@ fn response(contact: &ContactId, id: &str, touch: Option<&TouchId>) -> ResponseR
         at: t0() + hours(2),
         recorded_at: t0() + hours(2),
         source: "api".into(),
+        detail: None,
         effects: vec!["none".into()],
     }
 }

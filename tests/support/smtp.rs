@@ -37,6 +37,9 @@ pub struct SmtpOptions {
     pub data_despite_failure: bool,
     /// Misbehave once, at the first connection that reaches this stage.
     pub cut_once: Option<Cut>,
+    /// Announce ENHANCEDSTATUSCODES (RFC 2034), as real servers do: the client then
+    /// reads the `5.1.1` of a reply as its status. Without it, only as text.
+    pub enhanced_status_codes: bool,
 }
 
 /// Where the server stops behaving (see `SmtpOptions::cut_once`).
@@ -131,6 +134,9 @@ struct State {
     data_without_recipients: usize,
     /// When each MAIL command arrived (every transaction started, whatever its end).
     mails: Vec<Instant>,
+    enhanced_status_codes: bool,
+    /// Every `RCPT TO` address received, accepted or refused.
+    rcpts: Vec<String>,
 }
 
 impl State {
@@ -230,6 +236,7 @@ impl SmtpServer {
             reject_rcpt: opts.reject_rcpt,
             data_despite_failure: opts.data_despite_failure,
             cut_once: opts.cut_once,
+            enhanced_status_codes: opts.enhanced_status_codes,
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -275,6 +282,16 @@ impl SmtpServer {
     /// recipient containing `rcpt_substring`.
     pub fn attempts_for(&self, rcpt_substring: &str) -> usize {
         self.shared.lock().attempts_for(rcpt_substring)
+    }
+
+    /// `RCPT TO` commands naming a recipient that contains `rcpt_substring`, accepted
+    /// or refused: every attempt to reach it, even one refused before DATA.
+    pub fn rcpts_for(&self, rcpt_substring: &str) -> usize {
+        let st = self.shared.lock();
+        st.rcpts
+            .iter()
+            .filter(|r| r.contains(rcpt_substring))
+            .count()
     }
 
     /// TCP connections accepted so far (lets tests observe connection reuse).
@@ -401,9 +418,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-const EHLO_REPLY: &str = "250-localhost greets you\r\n250-PIPELINING\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
-const EHLO_REPLY_NO_PIPELINING: &str =
-    "250-localhost greets you\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
+/// The EHLO answer: its capabilities as the options say.
+fn ehlo_reply(st: &State) -> String {
+    let mut reply = String::from("250-localhost greets you\r\n");
+    if !st.no_pipelining {
+        reply.push_str("250-PIPELINING\r\n");
+    }
+    if st.enhanced_status_codes {
+        reply.push_str("250-ENHANCEDSTATUSCODES\r\n");
+    }
+    reply.push_str("250-SIZE 35882577\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
+    reply
+}
 
 async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
@@ -444,8 +470,7 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
         let refusal =
             |reply: String| -> Cow<'static, str> { format!("{}\r\n", reply.trim_end()).into() };
         let reply: Cow<'static, str> = match cmd.as_str() {
-            "EHLO" if shared.lock().no_pipelining => EHLO_REPLY_NO_PIPELINING.into(),
-            "EHLO" => EHLO_REPLY.into(),
+            "EHLO" => ehlo_reply(&shared.lock()).into(),
             "HELO" => "250 localhost\r\n".into(),
             "RSET" => "250 2.0.0 Ok\r\n".into(),
             "MAIL" if from.is_some() => "503 5.5.1 nested MAIL command\r\n".into(),
@@ -464,6 +489,7 @@ async fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()>
             "RCPT" if from.is_none() => "503 5.5.1 need MAIL first\r\n".into(),
             "RCPT" => match path_arg(arg, "TO:") {
                 Some(addr) => {
+                    shared.lock().rcpts.push(addr.clone());
                     let rejected = shared
                         .lock()
                         .reject_rcpt

@@ -63,7 +63,8 @@ pub(in crate::api) async fn follow(
             | FeedbackError::UnknownContact(_)
             | FeedbackError::NotSent(..),
         ) => {}
-        // The reader must get where they were going whatever our store is doing.
+        // The reader must get where they were going whatever our store is doing: a
+        // store out of reach loses this click, not the reader's visit (no 503 here).
         Err(e) => tracing::error!(error = %e, "a click could not be recorded"),
     }
     Ok((

@@ -68,8 +68,9 @@ pub(in crate::api) async fn one_click(
     // The token first: a request for nobody is the same 404 whatever its body.
     let contact = contact_of(&state, path)?;
     body?;
-    // Recorded before the answer: a 200 means the opt-out is stored. A store error
-    // is a 500, so the provider tries again. It is an `unsubscribe` response too
+    // Recorded before the answer: a 200 means the opt-out is stored. A store out of
+    // reach is a 503 with Retry-After (another store error a 500), so the provider
+    // tries again. It is an `unsubscribe` response too
     // (attributed to the last email sent), once: a repeated click changes nothing.
     let now = state.clock.now();
     let store = state.store.as_ref();

@@ -4,6 +4,7 @@
 //! server may have accepted the message): it goes back to the ledger, and its retry
 //! carries the same Message-ID.
 
+mod reply;
 mod session;
 
 use std::{
@@ -169,13 +170,19 @@ impl Smtp {
 }
 
 /// 4xx and anything that is not an answer before the body was sent (connection refused,
-/// reset, timeout, TLS) is transient; 5xx is permanent. No answer after the body is
-/// uncertain: the server may have accepted it, and its retry carries the same
-/// Message-ID so a receiver can deduplicate.
+/// reset, timeout, TLS) is transient; 5xx is permanent, and a hard bounce when its
+/// enhanced status says the recipient's address is dead (see
+/// [`reply::Reply::refuses_the_address`]: the address is then suppressed). No answer
+/// after the body is uncertain: the server may have accepted it, and its retry carries
+/// the same Message-ID so a receiver can deduplicate. Reasons carry codes only
+/// (`smtp 550 5.1.1`), never the server's text.
 fn classify(e: &SmtpError) -> DeliveryError {
     match e {
-        SmtpError::Reply(code) if *code >= 500 => DeliveryError::permanent(format!("smtp {code}")),
-        SmtpError::Reply(code) => DeliveryError::transient(format!("smtp {code}")),
+        SmtpError::Reply(r) if r.refuses_the_address() => {
+            DeliveryError::hard_bounce(format!("smtp {r}"))
+        }
+        SmtpError::Reply(r) if r.code >= 500 => DeliveryError::permanent(format!("smtp {r}")),
+        SmtpError::Reply(r) => DeliveryError::transient(format!("smtp {r}")),
         SmtpError::Before(what) => DeliveryError::transient(format!("smtp {what} error")),
         SmtpError::After(_) => {
             DeliveryError::uncertain("smtp connection lost during the transaction")
@@ -216,5 +223,109 @@ impl EmailChannel for Smtp {
 
     fn kind(&self) -> &'static str {
         "smtp"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        classify,
+        reply::{Reply, Step, parse_status},
+        session::SmtpError,
+    };
+    use crate::channels::DeliveryClass::{self, *};
+
+    /// How each refusal is classified, and the reason it leaves: codes only.
+    #[test]
+    fn refusals_are_classified_by_code_status_and_command() {
+        let reply = |line: &str, to: Step| {
+            let code: u16 = line[..3].parse().unwrap();
+            SmtpError::Reply(Reply {
+                code,
+                status: parse_status(line.as_bytes(), code),
+                to,
+            })
+        };
+        let cases: [(&str, Step, DeliveryClass, &str); 14] = [
+            (
+                "550 5.1.1 <a@b.test> no such user",
+                Step::Rcpt,
+                HardBounce,
+                "smtp 550 5.1.1",
+            ),
+            (
+                "550 5.1.1 no such user",
+                Step::Message,
+                HardBounce,
+                "smtp 550 5.1.1",
+            ),
+            (
+                "550 5.1.2 no such domain",
+                Step::Rcpt,
+                HardBounce,
+                "smtp 550 5.1.2",
+            ),
+            (
+                "553 5.1.3 bad syntax",
+                Step::Rcpt,
+                HardBounce,
+                "smtp 553 5.1.3",
+            ),
+            ("551 5.1.6 moved", Step::Rcpt, HardBounce, "smtp 551 5.1.6"),
+            (
+                "556 5.1.10 null MX",
+                Step::Rcpt,
+                HardBounce,
+                "smtp 556 5.1.10",
+            ),
+            (
+                "550 5.2.1 mailbox disabled",
+                Step::Rcpt,
+                HardBounce,
+                "smtp 550 5.2.1",
+            ),
+            // About our sender, not the recipient.
+            (
+                "550 5.1.1 sender unknown",
+                Step::Mail,
+                Permanent,
+                "smtp 550 5.1.1",
+            ),
+            // Policy and content: the message, not the address.
+            (
+                "550 5.7.1 <a@b.test> spam",
+                Step::Rcpt,
+                Permanent,
+                "smtp 550 5.7.1",
+            ),
+            (
+                "550 5.7.26 DMARC",
+                Step::Message,
+                Permanent,
+                "smtp 550 5.7.26",
+            ),
+            (
+                "552 5.2.2 mailbox full",
+                Step::Rcpt,
+                Permanent,
+                "smtp 552 5.2.2",
+            ),
+            // No enhanced status (none announced): ambiguous, not suppressed.
+            ("550 mailbox unavailable", Step::Rcpt, Permanent, "smtp 550"),
+            ("450 4.2.0 busy", Step::Rcpt, Transient, "smtp 450 4.2.0"),
+            ("421 closing", Step::Message, Transient, "smtp 421"),
+        ];
+        for (line, to, class, reason) in cases {
+            let e = classify(&reply(line, to));
+            assert_eq!(
+                (e.class, e.reason.as_str()),
+                (class, reason),
+                "{line} at {to:?}"
+            );
+        }
+        assert_eq!(
+            classify(&reply("550 5.1.1 x", Step::Rcpt)).to_string(),
+            "smtp 550 5.1.1 (hard bounce)"
+        );
     }
 }

@@ -8,8 +8,9 @@
 //! `MAIL FROM` + `RCPT TO` + `DATA` together, then the body with its final dot.
 //! Messages are still built by lettre.
 //!
-//! Replies are classified by code only; the server's text (which may echo addresses)
-//! never leaves this module.
+//! Of a reply only its codes leave this module ([`Reply`]: the basic code and, from a
+//! server that announced ENHANCEDSTATUSCODES, the enhanced status); the server's text
+//! (which may echo addresses) never does.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,6 +20,7 @@ use tokio::{
     net::TcpStream,
 };
 
+use super::reply::{Reply, Status, Step, parse_status};
 use crate::config::TlsMode;
 
 /// What a session needs to know about its server.
@@ -35,8 +37,8 @@ pub(crate) struct Endpoint {
 /// Where a failure happened, which decides how sure we are of the outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SmtpError {
-    /// The server answered with this code (4xx, 5xx, or an unexpected one).
-    Reply(u16),
+    /// The server answered with this reply (4xx, 5xx, or an unexpected one).
+    Reply(Reply),
     /// No usable answer before the message could have been accepted: nothing was
     /// delivered. `&str` names what broke ("timeout", "connection", "tls", "protocol").
     Before(&'static str),
@@ -49,8 +51,8 @@ pub(crate) enum SmtpError {
 pub(crate) enum Progress {
     /// Nothing the server could accept has been sent: nothing was delivered.
     Envelope,
-    /// The server refused the transaction with this code; only the cleanup was left.
-    Refused(u16),
+    /// The server refused the transaction with this reply; only the cleanup was left.
+    Refused(Reply),
     /// The body was (being) sent: the server may have accepted the message.
     Body,
 }
@@ -68,6 +70,9 @@ pub(crate) struct Session {
     io: BufReader<Box<dyn Stream>>,
     pipelining: bool,
     smtputf8: bool,
+    /// The server announced ENHANCEDSTATUSCODES (RFC 2034): its replies' text starts
+    /// with an enhanced status code, and only then is that read as one.
+    enhanced: bool,
     /// A transaction broke off: the session's state is unknown, do not reuse it.
     broken: bool,
     progress: Progress,
@@ -142,6 +147,7 @@ impl Session {
             io: BufReader::new(stream),
             pipelining: false,
             smtputf8: false,
+            enhanced: false,
             broken: false,
             progress: Progress::Envelope,
             out: Vec::with_capacity(4096),
@@ -166,6 +172,7 @@ impl Session {
         }
         s.pipelining = offers(&caps, "PIPELINING");
         s.smtputf8 = offers(&caps, "SMTPUTF8");
+        s.enhanced = offers(&caps, "ENHANCEDSTATUSCODES");
         if let Some((user, pass)) = &ep.credentials {
             s.auth(&caps, user, pass).await?;
         }
@@ -176,7 +183,7 @@ impl Session {
         self.command(format!("EHLO {hello}\r\n").as_bytes()).await?;
         let (code, lines) = self.reply_lines().await?;
         if code != 250 {
-            return Err(SmtpError::Reply(code));
+            return Err(SmtpError::Reply(Reply::bare(code, Step::Session)));
         }
         // Capabilities: every line after the greeting line, e.g. "AUTH PLAIN LOGIN".
         Ok(lines
@@ -244,7 +251,7 @@ impl Session {
             // The server cannot take this address at all: no point retrying. Nothing
             // was sent, the session is as it was.
             self.broken = false;
-            return Err(SmtpError::Reply(553));
+            return Err(SmtpError::Reply(Reply::bare(553, Step::Mail)));
         }
         let params = if utf8 { " SMTPUTF8" } else { "" };
         let mut envelope = vec![format!("MAIL FROM:<{from}>{params}\r\n")];
@@ -279,22 +286,32 @@ impl Session {
                 // Refused already: that answer stands (the session stays broken).
                 Err(e) => return Err(first_failure.map_or(e, SmtpError::Reply)),
             };
-            let ok = if i == last {
+            let step = match i {
+                0 => Step::Mail,
+                i if i == last => Step::Data,
+                _ => Step::Rcpt,
+            };
+            let ok = if step == Step::Data {
                 data_open = code == 354;
                 data_open
             } else {
                 (200..300).contains(&code)
             };
-            rcpt_accepted |= ok && i > 0 && i < last;
+            rcpt_accepted |= ok && step == Step::Rcpt;
             sane &= ok || ((400..600).contains(&code) && code != 421);
             if !ok && first_failure.is_none() {
-                first_failure = Some(code);
-                self.progress = Progress::Refused(code);
+                let refused = Reply {
+                    code,
+                    status: self.status(code),
+                    to: step,
+                };
+                first_failure = Some(refused);
+                self.progress = Progress::Refused(refused);
             }
         }
-        if let Some(code) = first_failure {
+        if let Some(refused) = first_failure {
             self.broken = !(sane && self.reset(data_open, rcpt_accepted).await);
-            return Err(SmtpError::Reply(code));
+            return Err(SmtpError::Reply(refused));
         }
         self.progress = Progress::Body;
         self.out.clear();
@@ -311,7 +328,11 @@ impl Session {
             Ok(code @ 400..=599) => {
                 // The transaction is over either way; 421: the server is closing.
                 self.broken = code == 421;
-                Err(SmtpError::Reply(code))
+                Err(SmtpError::Reply(Reply {
+                    code,
+                    status: self.status(code),
+                    to: Step::Message,
+                }))
             }
             // An answer that makes no sense after the body says nothing of its fate.
             Ok(_) => Err(SmtpError::After("protocol")),
@@ -366,7 +387,17 @@ impl Session {
     async fn expect(&mut self, want: u16) -> Result<(), SmtpError> {
         match self.reply().await? {
             code if code == want => Ok(()),
-            code => Err(SmtpError::Reply(code)),
+            code => Err(SmtpError::Reply(Reply::bare(code, Step::Session))),
+        }
+    }
+
+    /// The enhanced status code of the reply just read (from its last line), when the
+    /// server announced them.
+    fn status(&self, code: u16) -> Option<Status> {
+        if self.enhanced {
+            parse_status(&self.line, code)
+        } else {
+            None
         }
     }
 
@@ -539,12 +570,54 @@ mod tests {
         let sent = s
             .send("a@x.test", &["ok@y.test", "gone@y.test"], b"x\r\n")
             .await;
-        assert_eq!(sent, Err(SmtpError::Reply(550)));
+        // This server announced no ENHANCEDSTATUSCODES: "5.1.1" is only text.
+        let refused = Reply::bare(550, Step::Rcpt);
+        assert_eq!(sent, Err(SmtpError::Reply(refused)));
         assert!(s.is_broken());
-        assert_eq!(s.progress(), Progress::Refused(550));
+        assert_eq!(s.progress(), Progress::Refused(refused));
         drop(s);
         let seen = server.await.unwrap();
         assert_eq!(seen.last().map(String::as_str), Some("DATA"), "{seen:?}");
+    }
+
+    /// From a server that announced ENHANCEDSTATUSCODES, a refusal carries its status
+    /// and the command it answered: RCPT, or the final dot.
+    #[tokio::test]
+    async fn refusals_carry_the_enhanced_status_and_the_command_refused() {
+        let mut in_data = false;
+        let answer = move |line: &str| -> Vec<u8> {
+            let reply: &[u8] = match line {
+                "." if in_data => {
+                    in_data = false;
+                    b"550 5.1.1 <late@y.test> unknown\r\n"
+                }
+                _ if in_data => b"",
+                l if l.starts_with("EHLO") => b"250-mx.test\r\n250 ENHANCEDSTATUSCODES\r\n",
+                l if l.starts_with("RCPT TO:<gone@") => {
+                    b"550-5.1.1 <gone@y.test>\r\n550 5.1.1 unknown\r\n"
+                }
+                "DATA" => {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                }
+                _ => b"250 2.0.0 ok\r\n",
+            };
+            reply.to_vec()
+        };
+        let (ep, _server) = scripted(b"220 hi\r\n".to_vec(), answer).await;
+        let mut s = Session::open(&ep).await.unwrap();
+        let status = parse_status(b"550 5.1.1", 550);
+        assert!(status.is_some());
+        let at_rcpt = s.send("a@x.test", &["gone@y.test"], b"x\r\n").await;
+        let want = |to| Reply {
+            code: 550,
+            status,
+            to,
+        };
+        assert_eq!(at_rcpt, Err(SmtpError::Reply(want(Step::Rcpt))));
+        let after_body = s.send("a@x.test", &["late@y.test"], b"x\r\n").await;
+        assert_eq!(after_body, Err(SmtpError::Reply(want(Step::Message))));
+        assert!(!s.is_broken());
     }
 
     #[test]

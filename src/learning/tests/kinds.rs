@@ -38,6 +38,28 @@ fn kinds_fall_in_exactly_one_class_except_soft_bounces() {
     assert!(!BounceSoft.is_negative() && !BounceSoft.is_engaged());
 }
 
+/// `suppresses` names the addresses exactly for the kinds the learner suppresses for.
+#[test]
+fn the_kinds_that_suppress_are_the_ones_the_learner_suppresses_for() {
+    let cfg = LearningConfig::default();
+    for kind in ResponseKind::ALL {
+        let (_, effects) = apply(
+            &RelationshipState::default(),
+            &loose(kind, "email", t0()),
+            "friend",
+            &cfg,
+            UTC,
+            t0(),
+        );
+        let learner = effects.iter().any(|e| matches!(e, Effect::Suppress { .. }));
+        assert_eq!(kind.suppresses("email", "email"), learner, "{kind}");
+    }
+    use ResponseKind::*;
+    assert!(BounceHard.suppresses("email", "email") && !BounceHard.suppresses("email", "sms"));
+    assert!(Complaint.suppresses("email", "sms"));
+    assert_eq!(BounceHard.label(), "hard bounce");
+}
+
 #[test]
 fn counted_reads_in_words() {
     assert_eq!(ResponseKind::Reply.counted(1), "1 reply");
