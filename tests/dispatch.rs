@@ -207,3 +207,59 @@ async fn a_queue_job_whose_workers_keep_dying_is_dead_lettered() {
         "one return is not a pattern"
     );
 }
+
+/// Admits its gate, then never answers: a provider that outlasts every timeout.
+struct Hangs;
+
+impl channels::EmailChannel for Hangs {
+    fn send_gated<'a>(
+        &'a self,
+        _email: &'a channels::OutboundEmail,
+        gate: &'a dyn channels::Gate,
+    ) -> futures::future::BoxFuture<'a, Result<(), channels::DeliveryError>> {
+        Box::pin(async move {
+            gate.admit(std::time::Duration::ZERO).await?;
+            std::future::pending().await
+        })
+    }
+    fn kind(&self) -> &'static str {
+        "hangs"
+    }
+}
+
+#[tokio::test]
+async fn a_send_still_in_flight_at_the_drain_deadline_is_abandoned_as_uncertain() {
+    let mut rig = rig(&[]).await;
+    rig.dispatcher.channels = Arc::new(channels::Channels::email_only(Arc::new(Hangs)));
+    rig.clock.set(utc("2026-07-14T10:00:00Z"));
+    let d = &rig.dispatcher;
+    let ids = [rapport::domain::TouchId::derive(
+        "birthday",
+        &ContactId::parse("ada").unwrap(),
+        "2026",
+    )];
+    let deadline = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Stopping: the send has started, so it is not handed back; it runs on...
+        d.stopping.cancel();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // ... until the drain deadline abandons it.
+        d.abandon.cancel();
+        std::future::pending::<()>().await;
+    };
+    let report = tokio::select! {
+        r = d.dispatch(&ids, "test-worker") => r.unwrap(),
+        () = deadline => unreachable!(),
+    };
+    assert_eq!((report.sent, report.retried, report.deferred), (0, 1, 0));
+    let t = rig.touch().await;
+    assert_eq!((t.status, t.uncertain), (TouchStatus::Planned, 1));
+    assert!(
+        t.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("abandoned at the drain deadline"),
+        "{:?}",
+        t.reason
+    );
+}

@@ -15,6 +15,7 @@
 mod channels;
 mod claiming;
 mod contacts;
+mod custody;
 mod fixtures;
 mod learning;
 mod listing;
@@ -110,6 +111,9 @@ macro_rules! conformance {
                 learning::learning_changes_the_contact_with_it,
                 learning::erasure_leaves_nothing_but_the_suppression,
                 learning::idempotency_keys_hold_one_answer,
+                custody::a_store_that_changes_is_held_until_adopted,
+                custody::an_adoption_settles_what_was_due_before_it,
+                custody::planning_after_an_adoption_skips_what_was_due_for_contacts_present_then,
             );
         }
     };
