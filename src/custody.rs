@@ -176,13 +176,17 @@ pub async fn check<S: Store>(
     let found = identity(store).await?;
     match custody.state() {
         State::Held { id: mine } => {
-            let why = match (&found.lost, &found.id) {
-                (Some(marker), _) => marker.clone(),
-                (None, None) => format!("its identity {mine} is gone: it came back empty"),
-                (None, Some(other)) if *other != mine => {
+            let counter = store.write_counter().await?;
+            let why = match (&found.lost, &found.id, counter) {
+                (Some(marker), _, _) => marker.clone(),
+                (None, None, _) => format!("its identity {mine} is gone: it came back empty"),
+                (None, Some(other), _) if *other != mine => {
                     format!("it has another identity ({other}, not {mine})")
                 }
-                (None, Some(_)) => return Ok(()),
+                (None, Some(_), Some((now, seen))) if now < seen => format!(
+                    "it went back in time: its write counter is {now}, this process saw {seen} (a failover to a replica that had not caught up, or an older backup restored): outcomes recorded since are gone"
+                ),
+                (None, Some(_), _) => return Ok(()),
             };
             if found.lost.is_none() {
                 // Marked in the store as it is now, so every process (and the next start)

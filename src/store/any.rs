@@ -59,6 +59,9 @@ impl Store for AnyStore {
     ) -> Result<HashMap<ContactId, DateTime<Utc>>, StoreError> {
         each!(self, s => s.first_seen(ids))
     }
+    async fn write_counter(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        each!(self, s => s.write_counter())
+    }
     async fn settle_due(&self, before: DateTime<Utc>, reason: &str) -> Result<u64, StoreError> {
         each!(self, s => s.settle_due(before, reason))
     }

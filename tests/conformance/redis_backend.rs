@@ -313,3 +313,39 @@ async fn planning_and_claiming_are_fenced_by_the_store_identity() {
     assert_eq!(held.lost(), None);
     assert_eq!(store.plan_touches(&[second], 10, now).await.unwrap().len(), 1);
 }
+
+/// A store that goes back in time under a running process (a failover to a replica that
+/// had not caught up): same identity, but a lower write counter than the process saw
+/// when it recorded outcomes. Held like a store that came back empty.
+#[tokio::test]
+async fn a_store_that_went_back_in_time_is_held() {
+    use rapport::{
+        custody,
+        store::{Outcome, Store},
+    };
+    use redis::AsyncCommands;
+    let cfg = StorageConfig {
+        backend: StorageBackend::Redis,
+        url: redis_server::shared_url(),
+        prefix: redis_server::unique_prefix("epoch"),
+    };
+    let store = RedisStore::open(&cfg).await.unwrap();
+    let held = custody::establish(&store).await.unwrap();
+    let now = chrono::Utc::now();
+    let t = crate::fixtures::planned("a", now);
+    store.plan_touches(&[t.clone()], 10, now).await.unwrap();
+    let lease = now + chrono::Duration::minutes(1);
+    store.claim(&[t.id.clone()], "w", now, lease).await.unwrap();
+    let sent = [Outcome::Sent { id: t.id.clone() }];
+    assert_eq!(store.record(&sent, "w", now).await.unwrap(), 1);
+    custody::check(&store, &held, now).await.unwrap();
+    assert_eq!(held.lost(), None, "caught up: nothing wrong");
+    // The replica that takes over had not seen the last recording.
+    let mut conn = store.connection();
+    let key = format!("{}:store:epoch", cfg.prefix);
+    let at: u64 = conn.get(&key).await.unwrap();
+    let _: () = conn.set(&key, at - 1).await.unwrap();
+    custody::check(&store, &held, now).await.unwrap();
+    let why = held.lost().expect("held");
+    assert!(why.contains("went back in time"), "{why}");
+}

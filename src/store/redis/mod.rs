@@ -136,6 +136,8 @@ pub struct RedisStore {
     pepper: std::sync::Arc<[u8]>,
     /// The store identity planning and claiming must find (`custody`); empty: none.
     fence: std::sync::Arc<std::sync::RwLock<String>>,
+    /// The highest write counter (`PREFIX:store:epoch`) this process has seen.
+    epoch_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -199,6 +201,7 @@ impl RedisStore {
             ids: Mutex::new(ulid::Generator::new()),
             pepper: std::sync::Arc::from(&[][..]),
             fence: Default::default(),
+            epoch_seen: Default::default(),
         };
         store.migrate().await?;
         let pepper = store
@@ -588,6 +591,22 @@ fn contacts_from(raw: Vec<Option<String>>) -> Result<Vec<Contact>, StoreError> {
 impl Store for RedisStore {
     fn set_fence(&self, id: Option<&str>) {
         *self.fence.write().unwrap_or_else(|p| p.into_inner()) = id.unwrap_or("").to_owned();
+        // A store held anew starts its own count.
+        self.epoch_seen
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+    async fn write_counter(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let now: Option<u64> = self
+            .conn
+            .clone()
+            .get(format!("{}:store:epoch", self.prefix))
+            .await
+            .map_err(q)?;
+        let now = now.unwrap_or(0);
+        let seen = self
+            .epoch_seen
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+        Ok(Some((now, seen)))
     }
     async fn first_seen(
         &self,
@@ -926,8 +945,10 @@ impl Store for RedisStore {
                 .arg(o.counts())
                 .arg(channel);
         }
-        let (requeue, applied): (Vec<(String, i64)>, u64) =
+        let (requeue, applied, epoch): (Vec<(String, i64)>, u64, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+        self.epoch_seen
+            .fetch_max(epoch, std::sync::atomic::Ordering::Relaxed);
         // A retry goes back as its own job, at its own time.
         for (id, at) in requeue {
             let at = DateTime::from_timestamp(at, 0).unwrap_or(now);

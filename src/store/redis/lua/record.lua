@@ -5,7 +5,7 @@
 -- KEYS = the touches' hashes.
 -- Applied only to touches still `sending` under owner's claim (fencing). Returns
 -- {{id, next} of each applied outcome back in `planned` (the caller queues their
--- jobs), applied count}.
+-- jobs), applied count, the store's write counter after this call}.
 -- A `sent` touch keeps (or takes) its slot against the caps and counts as an
 -- interaction; any other outcome gives the slot back.
 local now, owner = tonumber(ARGV[2]), ARGV[3]
@@ -73,4 +73,7 @@ for i = 4, #ARGV, 6 do
     end
 end
 flush()
-return {requeue, applied}
+-- Every recording moves the store's write counter on: a store that later shows a lower
+-- one went back in time (a failover to a replica that had not caught up), and the
+-- outcomes recorded since are lost (see `custody`).
+return {requeue, applied, redis.call("INCR", P .. ":store:epoch")}
