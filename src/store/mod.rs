@@ -508,9 +508,7 @@ pub trait Store: Send + Sync + 'static {
     /// the backend keeps none, as SQLite, whose commits are durable). A counter lower than
     /// one seen means the store went back in time: a failover to a replica that had not
     /// caught up, or a restore under a running process, lost recorded outcomes.
-    fn write_counter(
-        &self,
-    ) -> impl Future<Output = Result<Option<(u64, u64)>, StoreError>> + Send {
+    fn write_counter(&self) -> impl Future<Output = Result<Option<(u64, u64)>, StoreError>> + Send {
         async { Ok(None) }
     }
     /// When each of `ids` was first stored (missing contacts are left out).

@@ -26,7 +26,10 @@ pub(crate) async fn a_store_that_changes_is_held_until_adopted<S: Backend>(store
     assert_eq!(first.lost(), None);
 
     // Another store answers (FLUSHALL and a new daemon, a wrong URL...).
-    store.set_setting(custody::ID, "someone-else").await.unwrap();
+    store
+        .set_setting(custody::ID, "someone-else")
+        .await
+        .unwrap();
     custody::check(store.as_ref(), &first, t0()).await.unwrap();
     let why = first.lost().expect("held after the change");
     assert!(why.contains("rapport store adopt"), "{why}");
@@ -142,7 +145,10 @@ pub(crate) async fn planning_after_an_adoption_skips_what_was_due_for_contacts_p
     // A re-import of an old contact keeps when it was first seen.
     store.upsert_contacts(&[contact("old")]).await.unwrap();
     let seen = store.first_seen(&[cid("old"), cid("new")]).await.unwrap();
-    assert!(seen[&cid("old")] <= at && seen[&cid("new")] > at, "{seen:?}");
+    assert!(
+        seen[&cid("old")] <= at && seen[&cid("new")] > at,
+        "{seen:?}"
+    );
 
     let mut touches = vec![
         planned("old", at - hours(1)),
@@ -164,10 +170,7 @@ pub(crate) async fn planning_after_an_adoption_skips_what_was_due_for_contacts_p
         ]
     );
     // Recorded so: nothing queued for the skipped one.
-    store
-        .plan_touches(&touches, 10, Utc::now())
-        .await
-        .unwrap();
+    store.plan_touches(&touches, 10, Utc::now()).await.unwrap();
     let queued: Vec<_> = store
         .queued()
         .await

@@ -294,24 +294,45 @@ async fn planning_and_claiming_are_fenced_by_the_store_identity() {
     let held = custody::establish(&store).await.unwrap();
     let now = chrono::Utc::now();
     let first = crate::fixtures::planned("a", now);
-    assert_eq!(store.plan_touches(&[first.clone()], 10, now).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .plan_touches(&[first.clone()], 10, now)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // The store is flushed and taken up by someone else (or comes back empty).
     store.set_setting(custody::ID, "another").await.unwrap();
     let second = crate::fixtures::planned("b", now);
     let planned = store.plan_touches(&[second.clone()], 10, now).await;
     assert!(matches!(planned, Err(StoreError::Lost(_))), "{planned:?}");
     let claimed = store
-        .claim(&[first.id.clone()], "w", now, now + chrono::Duration::minutes(1))
+        .claim(
+            &[first.id.clone()],
+            "w",
+            now,
+            now + chrono::Duration::minutes(1),
+        )
         .await;
     assert!(matches!(claimed, Err(StoreError::Lost(_))), "{claimed:?}");
-    assert!(store.get_touches(&[second.id.clone()]).await.unwrap().is_empty());
+    assert!(
+        store
+            .get_touches(&[second.id.clone()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Adopted: the process takes the new identity and the fence follows it.
     custody::check(&store, &held, now).await.unwrap();
     assert!(held.lost().is_some());
     custody::adopt(&store, now, true).await.unwrap();
     custody::check(&store, &held, now).await.unwrap();
     assert_eq!(held.lost(), None);
-    assert_eq!(store.plan_touches(&[second], 10, now).await.unwrap().len(), 1);
+    assert_eq!(
+        store.plan_touches(&[second], 10, now).await.unwrap().len(),
+        1
+    );
 }
 
 /// A store that goes back in time under a running process (a failover to a replica that

@@ -21,10 +21,21 @@ use crate::{
 
 /// Starts replica `n` of `ws` sending through the SMTP server at `smtp`.
 pub(crate) fn start_on(ws: &Workspace, n: usize, smtp: &SmtpServer) -> Child {
+    start_with(ws, n, smtp, &[])
+}
+
+/// [`start_on`], with more environment variables.
+pub(crate) fn start_with(
+    ws: &Workspace,
+    n: usize,
+    smtp: &SmtpServer,
+    env: &[(&str, &str)],
+) -> Child {
     let log = std::fs::File::create(ws.path(&format!("daemon-{n}.log"))).expect("log file");
     ws.command()
         .arg("run")
         .env("RAPPORT__CHANNELS__EMAIL__URL", smtp.url())
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()

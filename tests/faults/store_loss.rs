@@ -10,7 +10,7 @@ use std::time::Duration;
 use rapport::domain::TouchStatus;
 
 use crate::{
-    pause::start_on,
+    pause::{start_on, start_with},
     rig::{Tally, delivered, eventually, readyz, redis_count},
     support::{
         daemon::{Guard, Workspace},
@@ -27,6 +27,8 @@ async fn smtp(delay_ms: u64) -> SmtpServer {
     })
     .await
 }
+
+const TOKEN: &str = "fault-suite-token";
 
 const DISPATCH: &str = "[dispatch]\nworkers = 1\nconcurrency = 4\nbatch_size = 10\n";
 
@@ -87,7 +89,12 @@ async fn lose_the_store() -> Lost {
     let (ws, _) = Workspace::redis(&smtp.url(), &redis.url(), &extra);
     let (csv, people) = people_with(150, |_| true);
     ws.import_csv(&csv);
-    let mut first = Guard(Some(start_on(&ws, 0, &smtp)));
+    let mut first = Guard(Some(start_with(
+        &ws,
+        0,
+        &smtp,
+        &[("RAPPORT_API_TOKENS", TOKEN)],
+    )));
     let api = ws.api_base(0, first.0.as_mut().expect("replica 0"));
     // The second replica's API binds another free port (`127.0.0.1:0`).
     let replicas = vec![first, Guard(Some(start_on(&ws, 1, &smtp)))];
@@ -143,9 +150,21 @@ async fn redis_restarted_empty_holds_every_replica_until_adopted_and_sends_nothi
     );
     let log = lost.ws.log(0);
     assert!(
-        log.contains("run `rapport store adopt`") || log.contains("rapport store adopt"),
+        log.contains("then run `rapport store adopt`"),
         "the log says what to do:\n{log}"
     );
+    // Events plan touches: refused while held (a thank-you could repeat one sent).
+    let event = reqwest::Client::new()
+        .post(format!("{}/v1/events", lost.api))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"contact": "p0001", "type": "purchase", "id": "o1"}))
+        .send()
+        .await
+        .expect("POST /v1/events");
+    assert_eq!(event.status().as_u16(), 503);
+    assert!(event.headers().contains_key("retry-after"));
+    let body: serde_json::Value = event.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "store_held", "{body}");
     // Held: the contacts come back (imports work), nothing goes out.
     let at_hold = lost.smtp.count();
     let import = lost.ws.path("contacts.csv");
@@ -256,13 +275,19 @@ async fn redis_back_from_an_older_snapshot_is_held_and_sends_nothing_twice() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    let _: () = redis::cmd("SAVE").query_async(&mut conn).await.expect("SAVE");
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut conn)
+        .await
+        .expect("SAVE");
     let at_snapshot = smtp.count();
     assert!(eventually(Duration::from_secs(60), || smtp.count() >= at_snapshot + 30).await);
     // SIGTERM with `save ""`: nothing more is written; the next start loads the snapshot.
     redis.restart();
     assert!(
-        eventually(Duration::from_secs(20), || ws.log(0).contains("went back in time")).await,
+        eventually(Duration::from_secs(20), || ws
+            .log(0)
+            .contains("went back in time"))
+        .await,
         "log:\n{}",
         ws.log(0)
     );
@@ -278,7 +303,12 @@ async fn redis_back_from_an_older_snapshot_is_held_and_sends_nothing_twice() {
     replica.stop_gracefully();
     let tally = Tally::of(&[&smtp]);
     for p in &due {
-        assert!(tally.copies(p) <= 1, "{} got {} notes", p.id, tally.copies(p));
+        assert!(
+            tally.copies(p) <= 1,
+            "{} got {} notes",
+            p.id,
+            tally.copies(p)
+        );
     }
     assert!(tally.repeated().is_empty());
     assert!(redis_count(&storage, TouchStatus::Skipped).await > 0);
