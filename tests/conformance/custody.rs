@@ -70,7 +70,7 @@ pub(crate) async fn an_adoption_settles_what_was_due_before_it<S: Backend>(store
     let all = [due.clone(), sending.clone(), later.clone()];
     store.plan_touches(&all, 10, t0() - hours(1)).await.unwrap();
     let claimed = store
-        .claim(&[sending.id.clone()], "w", t0(), t0() + mins(5))
+        .claim(std::slice::from_ref(&sending.id), "w", t0(), t0() + mins(5))
         .await
         .unwrap();
     assert_eq!(claimed.touches.len(), 1);

@@ -296,7 +296,7 @@ async fn planning_and_claiming_are_fenced_by_the_store_identity() {
     let first = crate::fixtures::planned("a", now);
     assert_eq!(
         store
-            .plan_touches(&[first.clone()], 10, now)
+            .plan_touches(std::slice::from_ref(&first), 10, now)
             .await
             .unwrap()
             .len(),
@@ -305,11 +305,13 @@ async fn planning_and_claiming_are_fenced_by_the_store_identity() {
     // The store is flushed and taken up by someone else (or comes back empty).
     store.set_setting(custody::ID, "another").await.unwrap();
     let second = crate::fixtures::planned("b", now);
-    let planned = store.plan_touches(&[second.clone()], 10, now).await;
+    let planned = store
+        .plan_touches(std::slice::from_ref(&second), 10, now)
+        .await;
     assert!(matches!(planned, Err(StoreError::Lost(_))), "{planned:?}");
     let claimed = store
         .claim(
-            &[first.id.clone()],
+            std::slice::from_ref(&first.id),
             "w",
             now,
             now + chrono::Duration::minutes(1),
@@ -318,7 +320,7 @@ async fn planning_and_claiming_are_fenced_by_the_store_identity() {
     assert!(matches!(claimed, Err(StoreError::Lost(_))), "{claimed:?}");
     assert!(
         store
-            .get_touches(&[second.id.clone()])
+            .get_touches(std::slice::from_ref(&second.id))
             .await
             .unwrap()
             .is_empty()
@@ -354,9 +356,15 @@ async fn a_store_that_went_back_in_time_is_held() {
     let held = custody::establish(&store).await.unwrap();
     let now = chrono::Utc::now();
     let t = crate::fixtures::planned("a", now);
-    store.plan_touches(&[t.clone()], 10, now).await.unwrap();
+    store
+        .plan_touches(std::slice::from_ref(&t), 10, now)
+        .await
+        .unwrap();
     let lease = now + chrono::Duration::minutes(1);
-    store.claim(&[t.id.clone()], "w", now, lease).await.unwrap();
+    store
+        .claim(std::slice::from_ref(&t.id), "w", now, lease)
+        .await
+        .unwrap();
     let sent = [Outcome::Sent { id: t.id.clone() }];
     assert_eq!(store.record(&sent, "w", now).await.unwrap(), 1);
     custody::check(&store, &held, now).await.unwrap();

@@ -421,6 +421,15 @@ impl RedisStore {
 
     /// The stored contacts among `ids` (MGET in chunks: one string per contact).
     async fn contacts(&self, ids: &[&str]) -> Result<Vec<Contact>, StoreError> {
+        self.stored_contacts(ids)
+            .await?
+            .iter()
+            .map(fields::contact)
+            .collect()
+    }
+
+    /// The stored records of those of `ids` that exist, in the order given.
+    async fn stored_contacts(&self, ids: &[&str]) -> Result<Vec<StoredContact>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             let keys: Vec<String> = chunk.iter().map(|i| self.contact_key(i)).collect();
@@ -429,7 +438,9 @@ impl RedisStore {
                 .query_async(&mut self.conn.clone())
                 .await
                 .map_err(q)?;
-            out.extend(contacts_from(raw)?);
+            for json in raw.into_iter().flatten() {
+                out.push(serde_json::from_str(&json).map_err(|e| corrupt("contact", e))?);
+            }
         }
         Ok(out)
     }
@@ -576,18 +587,6 @@ impl fields::Fields for StoredContact {
     }
 }
 
-/// Contacts stored as JSON strings (`None`: no such contact).
-fn contacts_from(raw: Vec<Option<String>>) -> Result<Vec<Contact>, StoreError> {
-    raw.into_iter()
-        .flatten()
-        .map(|json| {
-            let stored: StoredContact =
-                serde_json::from_str(&json).map_err(|e| corrupt("contact", e))?;
-            fields::contact(&stored)
-        })
-        .collect()
-}
-
 impl Store for RedisStore {
     fn set_fence(&self, id: Option<&str>) {
         *self.fence.write().unwrap_or_else(|p| p.into_inner()) = id.unwrap_or("").to_owned();
@@ -613,26 +612,18 @@ impl Store for RedisStore {
         ids: &[ContactId],
     ) -> Result<HashMap<ContactId, DateTime<Utc>>, StoreError> {
         let ids: Vec<&str> = ids.iter().map(ContactId::as_str).collect();
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(1000) {
-            let keys: Vec<String> = chunk.iter().map(|i| self.contact_key(i)).collect();
-            let raw: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(&keys)
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(q)?;
-            for json in raw.into_iter().flatten() {
-                let c: StoredContact =
-                    serde_json::from_str(&json).map_err(|e| corrupt("contact", e))?;
+        self.stored_contacts(&ids)
+            .await?
+            .into_iter()
+            .map(|c| {
                 let id = ContactId::parse(&c.id).map_err(|e| corrupt("contact id", e))?;
                 let at = c
                     .created_at
                     .and_then(|s| DateTime::from_timestamp(s as i64, 0))
                     .ok_or_else(|| corrupt("contact created_at", "missing"))?;
-                out.insert(id, at);
-            }
-        }
-        Ok(out)
+                Ok((id, at))
+            })
+            .collect()
     }
     async fn settle_due(&self, before: DateTime<Utc>, reason: &str) -> Result<u64, StoreError> {
         let mut total = 0;
