@@ -1,6 +1,6 @@
 //! The shared backend end to end: real `rapport run` replicas on one real Redis, a real
-//! SMTP server over TCP, and faults (a replica killed, Redis restarted, a payload
-//! corrupted by hand).
+//! SMTP server over TCP, and faults (a replica killed, a payload corrupted by hand; Redis
+//! restarted is in tests/faults/store_loss.rs).
 
 mod support;
 
@@ -179,47 +179,6 @@ async fn a_replica_killed_mid_run_leaves_its_touches_to_the_others() {
         sends_logged(&ws, 1) + sends_logged(&ws, 2) > 0,
         "the survivors sent nothing"
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_restarted_mid_run_loses_and_doubles_nothing() {
-    let Rig {
-        mut redis,
-        smtp,
-        ws,
-        storage,
-        people,
-    } = rig(
-        &["--appendonly", "yes", "--appendfsync", "always"],
-        Duration::from_millis(20),
-        "workers = 2\nconcurrency = 2\nbatch_size = 10",
-        400,
-    )
-    .await;
-    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
-
-    let mut replicas: Vec<Guard> = (0..2).map(|n| Guard(Some(ws.start(n)))).collect();
-    assert!(
-        smtp.wait_for_count(50, Duration::from_secs(60)).await,
-        "log:\n{}",
-        ws.log(0)
-    );
-    redis = tokio::task::spawn_blocking(move || {
-        redis.restart();
-        redis
-    })
-    .await
-    .expect("restart redis");
-    assert!(smtp.count() < due.len(), "the run should not be over yet");
-
-    finish((&smtp, &ws, &storage), &mut replicas, &due, 120, 0).await;
-    assert_eq!(smtp.count(), due.len());
-    let logs = ws.log(0) + &ws.log(1);
-    assert!(
-        logs.contains(" WARN ") || logs.contains(" ERROR "),
-        "losing Redis should be logged; logs:\n{logs}"
-    );
-    drop(redis);
 }
 
 #[tokio::test(flavor = "multi_thread")]

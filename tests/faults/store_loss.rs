@@ -65,6 +65,11 @@ async fn redis_restarted_with_persistence_loses_and_doubles_nothing() {
     for n in 0..2 {
         assert!(!ws.log(n).contains("STORE LOST"), "log {n}:\n{}", ws.log(n));
     }
+    let logs = ws.log(0) + &ws.log(1);
+    assert!(
+        logs.contains(" WARN ") || logs.contains(" ERROR "),
+        "losing Redis for a moment should be logged; logs:\n{logs}"
+    );
 }
 
 /// The rig of a loss: two replicas (replica 0 with its API) sending `due` notes, Redis
