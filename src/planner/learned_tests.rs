@@ -110,10 +110,11 @@ fn the_learned_hour_moves_the_touch_inside_the_window() {
         utc("2026-07-14T09:00:00Z")
     );
     let at_three = learned(&cfg, &answered("email", 6, 15));
-    assert_eq!(
-        birthday(&cfg, &c, Some(&at_three)).scheduled_at,
-        utc("2026-07-14T15:00:00Z")
-    );
+    let t = birthday(&cfg, &c, Some(&at_three));
+    assert_eq!(t.scheduled_at, utc("2026-07-14T15:00:00Z"));
+    // Due at that hour, not at the window's opening: an adoption of the store at noon
+    // does not take it for a note already sent.
+    assert_eq!(t.due, utc("2026-07-14T15:00:00Z"));
     // Answers after the window closes: its last hour, never outside it.
     let late = learned(&cfg, &answered("email", 6, 22));
     assert_eq!(

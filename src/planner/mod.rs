@@ -125,13 +125,38 @@ fn due_learned(
     }
     let year = today.year().to_string();
     let expires_at = expiry(today, zone, occasion.expires);
-    // Due from the window's first instant that day, whenever the planner runs.
-    let window = cfg.send_window(occasion, &contact.tier);
-    let became_due =
-        fit_in_window(local_midnight(today, zone), window, zone, expires_at).unwrap_or(now);
+    // Due when a planner that ran at the day's start would have sent it (the window's
+    // opening, or the learned hour), whenever this one runs.
+    let became_due = send_at(
+        cfg,
+        occasion,
+        contact,
+        local_midnight(today, zone),
+        expires_at,
+        learned,
+    )
+    .unwrap_or(now);
     let mut t = touch_in_window(cfg, occasion, contact, &year, now, expires_at, learned);
     t.due = became_due.min(t.scheduled_at);
     Some(t)
+}
+
+/// When a touch due from `from` goes out: the first instant inside the send window
+/// (at the learned hour, with learning) before `expires_at`; `None` when there is none.
+fn send_at(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    from: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    learned: Option<Learned<'_>>,
+) -> Option<DateTime<Utc>> {
+    let zone = contact.zone(cfg.defaults.timezone);
+    let window = cfg.send_window(occasion, &contact.tier);
+    let at = fit_in_window(from, window, zone, expires_at)?;
+    Some(learned.filter(|_| cfg.learning.enabled).map_or(at, |l| {
+        at_learned_hour(cfg, l, at, window, zone, expires_at)
+    }))
 }
 
 /// A touch for `occurrence`, due from `due`: at the first instant inside the send window
@@ -149,23 +174,18 @@ fn touch_in_window(
     let window = cfg.send_window(occasion, &contact.tier);
     let learned = learned.filter(|_| cfg.learning.enabled);
     let id = TouchId::derive(&occasion.name, &contact.id, occurrence);
-    let (scheduled_at, status, reason) = match fit_in_window(due, window, zone, expires_at) {
-        Some(at) => (
-            learned.map_or(at, |l| {
-                at_learned_hour(cfg, l, at, window, zone, expires_at)
-            }),
-            TouchStatus::Planned,
-            None,
-        ),
-        None => (
-            due,
-            TouchStatus::Expired,
-            Some(format!(
-                "planned after its send window ({window}, {}) closed",
-                zone.name()
-            )),
-        ),
-    };
+    let (scheduled_at, status, reason) =
+        match send_at(cfg, occasion, contact, due, expires_at, learned) {
+            Some(at) => (at, TouchStatus::Planned, None),
+            None => (
+                due,
+                TouchStatus::Expired,
+                Some(format!(
+                    "planned after its send window ({window}, {}) closed",
+                    zone.name()
+                )),
+            ),
+        };
     let channel = match learned {
         Some(l) => learned_channel(cfg, occasion, contact, l, &id),
         None => crate::policy::planned_channel(cfg, occasion, contact),

@@ -370,3 +370,20 @@ fn upcoming_feb_29_birthdays_fall_on_feb_28_in_common_years() {
     let at: Vec<_> = ups.iter().map(|u| (u.touch.as_str(), u.at)).collect();
     assert_eq!(at, [("birthday:leap:2028", utc("2028-02-29T09:00:00Z"))]);
 }
+
+#[test]
+fn a_touch_is_due_from_the_windows_opening_whenever_it_is_planned() {
+    let cfg = cfg(&[]);
+    let c = person("ada", chrono_tz::UTC, "--07-14", "friend");
+    // Planned at 12:00, sent at once; due since the window opened at 09:00 (what an
+    // adoption of the store compares with).
+    let t = birthday_at(&cfg, &c, "2026-07-14T12:00:00Z").expect("due");
+    assert_eq!(t.scheduled_at, utc("2026-07-14T12:00:00Z"));
+    assert_eq!(t.due, utc("2026-07-14T09:00:00Z"));
+    // Planned before the window opens: due when it opens.
+    let t = birthday_at(&cfg, &c, "2026-07-14T03:00:00Z").expect("due");
+    assert_eq!(
+        (t.scheduled_at, t.due),
+        (utc("2026-07-14T09:00:00Z"), utc("2026-07-14T09:00:00Z"))
+    );
+}
