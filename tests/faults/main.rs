@@ -8,6 +8,7 @@
 mod crash;
 mod drain;
 mod pause;
+mod poison;
 mod rig;
 mod store_loss;
 #[path = "../support/mod.rs"]

@@ -1,5 +1,5 @@
-//! What the fault tests share: Redis workspaces, counting deliveries over several SMTP
-//! servers, waiting, and reading `/readyz`.
+//! What the fault tests share: counting deliveries over several SMTP servers, waiting,
+//! opening the ledgers the daemons write, and reading `/readyz`.
 
 use std::{
     collections::HashMap,
@@ -9,10 +9,11 @@ use std::{
 use rapport::{
     config::StorageConfig,
     domain::TouchStatus,
-    store::{RedisStore, Store},
+    store::{RedisStore, SqliteStore, Store},
 };
 
 use crate::support::{
+    daemon::Workspace,
     people::Person,
     smtp::{Received, SmtpServer},
 };
@@ -94,12 +95,27 @@ pub(crate) async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool
     }
 }
 
+/// The Redis store at `storage`, as a daemon opens it.
+pub(crate) async fn redis_store(storage: &StorageConfig) -> RedisStore {
+    RedisStore::open(storage)
+        .await
+        .expect("open the Redis ledger")
+}
+
+/// The SQLite store of `ws`, as a daemon opens it.
+pub(crate) async fn sqlite_store(ws: &Workspace) -> SqliteStore {
+    SqliteStore::open(&ws.db_url())
+        .await
+        .expect("open the SQLite ledger")
+}
+
 /// How many touches the Redis ledger at `storage` holds in `status`.
 pub(crate) async fn redis_count(storage: &StorageConfig, status: TouchStatus) -> u64 {
-    let store = RedisStore::open(storage)
+    let counts = redis_store(storage)
         .await
-        .expect("open the Redis ledger");
-    let counts = store.status_counts().await.expect("status counts");
+        .status_counts()
+        .await
+        .expect("status counts");
     counts.get(&status).copied().unwrap_or(0)
 }
 
