@@ -9,6 +9,7 @@ mod crash;
 mod drain;
 mod pause;
 mod poison;
+mod retry_after;
 mod rig;
 mod store_loss;
 #[path = "../support/mod.rs"]

@@ -1,10 +1,16 @@
 //! What the fault tests share: counting deliveries over several SMTP servers, waiting,
-//! opening the ledgers the daemons write, and reading `/readyz`.
+//! starting a daemon with secrets in its environment, opening the ledgers the daemons
+//! write, reading `/readyz`, and a local "today" that cannot turn into tomorrow while a
+//! test runs.
 
 use std::{
     collections::HashMap,
+    process::Stdio,
     time::{Duration, Instant},
 };
+
+use chrono::{Timelike, Utc};
+use chrono_tz::Tz;
 
 use rapport::{
     config::StorageConfig,
@@ -13,7 +19,7 @@ use rapport::{
 };
 
 use crate::support::{
-    daemon::Workspace,
+    daemon::{Guard, Workspace},
     people::Person,
     smtp::{Received, SmtpServer},
 };
@@ -95,6 +101,21 @@ pub(crate) async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool
     }
 }
 
+/// `rapport run` for `ws` with `env` added to its environment (the secrets a config
+/// names by variable), logging to `daemon-N.log`.
+pub(crate) fn start_with(ws: &Workspace, n: usize, env: &[(&str, &str)]) -> Guard {
+    let log = std::fs::File::create(ws.path(&format!("daemon-{n}.log"))).expect("log file");
+    let child = ws
+        .command()
+        .envs(env.iter().copied())
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn rapport run");
+    Guard(Some(child))
+}
+
 /// The Redis store at `storage`, as a daemon opens it.
 pub(crate) async fn redis_store(storage: &StorageConfig) -> RedisStore {
     RedisStore::open(storage)
@@ -126,4 +147,20 @@ pub(crate) async fn readyz(base: &str) -> (u16, serde_json::Value) {
         .expect("GET /readyz");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or_default())
+}
+
+/// A zone whose local time is not within 30 minutes of midnight, and today there as a
+/// yearless birthday (`--MM-DD`): a birthday on it stays due while the test runs.
+pub(crate) fn a_zone_far_from_midnight() -> (&'static str, String) {
+    let now = Utc::now();
+    ["UTC", "Asia/Tokyo", "America/New_York"]
+        .into_iter()
+        .find_map(|name| {
+            let local = now.with_timezone(&name.parse::<Tz>().expect("a zone"));
+            let minutes = local.hour() * 60 + local.minute();
+            (30..=1410)
+                .contains(&minutes)
+                .then(|| (name, local.format("--%m-%d").to_string()))
+        })
+        .expect("three zones 9 and 5 hours apart cannot all be near midnight")
 }
