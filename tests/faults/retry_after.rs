@@ -19,11 +19,10 @@ use rapport::{
 };
 
 use crate::{
-    rig::{a_zone_far_from_midnight, eventually, start_with},
+    rig::{Backend, On, a_zone_far_from_midnight, eventually, start_with},
     support::{
         daemon::{Guard, Workspace},
         http_stub::{HttpStub, Reply, Request},
-        redis::RedisServer,
         smtp::{SmtpOptions, SmtpServer},
     },
 };
@@ -123,14 +122,13 @@ fn assert_waited(label: &str, by_touch: &BTreeMap<String, Vec<Request>>) -> Vec<
     gaps
 }
 
-async fn webhook_retry_after(storage: &str, label: &str) {
+async fn webhook_retry_after(backend: Backend, label: &str) {
     let key = |r: &Request| r.header("webhook-id").unwrap_or_default().to_owned();
     let hook = throttling_stub(key, too_many("{}"), Reply::status(200)).await;
     // The base config has an email channel; nothing may reach it.
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
     let config = format!(
-        r#"{storage}
-[occasions.birthday]
+        r#"[occasions.birthday]
 channels = ["webhook"]
 [channels.webhook]
 url = "{url}"
@@ -140,10 +138,10 @@ timeout = "1s"
 "#,
         url = hook.url_for("/hooks/rapport"),
     );
-    let ws = Workspace::new(&smtp.url(), &config);
+    let on = On::new(backend, &smtp.url(), &config);
     let (csv, touches) = birthdays_today();
-    ws.import_csv(&csv);
-    let by_touch = run(&ws, &[(SECRET_VAR, SECRET)], &hook, key).await;
+    on.ws.import_csv(&csv);
+    let by_touch = run(&on.ws, &[(SECRET_VAR, SECRET)], &hook, key).await;
     let mut expected: Vec<String> = touches.iter().map(webhook_id).collect();
     expected.sort();
     assert_eq!(
@@ -157,18 +155,12 @@ timeout = "1s"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_a_webhook_retry_never_comes_before_its_retry_after() {
-    webhook_retry_after("", "webhook, SQLite").await;
+    webhook_retry_after(Backend::Sqlite, "webhook, SQLite").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_a_webhook_retry_never_comes_before_its_retry_after() {
-    let redis = RedisServer::start(&[]);
-    let storage = format!(
-        "[storage]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{}\"\n",
-        redis.url(),
-        crate::support::redis::unique_prefix("ra")
-    );
-    webhook_retry_after(&storage, "webhook, Redis").await;
+    webhook_retry_after(Backend::Redis, "webhook, Redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,14 +13,15 @@ use chrono::{Timelike, Utc};
 use chrono_tz::Tz;
 
 use rapport::{
-    config::StorageConfig,
+    config::{StorageBackend, StorageConfig},
     domain::TouchStatus,
-    store::{RedisStore, SqliteStore, Store},
+    store::{AnyStore, RedisStore, SqliteStore, Store},
 };
 
 use crate::support::{
     daemon::{Guard, Workspace},
     people::Person,
+    redis::RedisServer,
     smtp::{Received, SmtpServer},
 };
 
@@ -114,6 +115,59 @@ pub(crate) fn start_with(ws: &Workspace, n: usize, env: &[(&str, &str)]) -> Guar
         .spawn()
         .expect("spawn rapport run");
     Guard(Some(child))
+}
+
+/// Where a test's daemons keep their store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Redis,
+}
+
+/// A workspace on one backend: its storage section (to open the ledger), and the
+/// private Redis server on Redis, which lives as long as this.
+pub(crate) struct On {
+    pub(crate) ws: Workspace,
+    pub(crate) storage: StorageConfig,
+    _redis: Option<RedisServer>,
+}
+
+impl On {
+    /// A workspace sending through `smtp_url` with `extra` config, on `backend` (the
+    /// SQLite file of the workspace, or a private Redis server).
+    pub(crate) fn new(backend: Backend, smtp_url: &str, extra: &str) -> On {
+        match backend {
+            Backend::Sqlite => {
+                let ws = Workspace::new(smtp_url, extra);
+                let storage = StorageConfig {
+                    backend: StorageBackend::Sqlite,
+                    url: ws.db_url(),
+                    prefix: String::new(),
+                };
+                On {
+                    ws,
+                    storage,
+                    _redis: None,
+                }
+            }
+            Backend::Redis => {
+                let redis = RedisServer::start(&[]);
+                let (ws, storage) = Workspace::redis(smtp_url, &redis.url(), extra);
+                On {
+                    ws,
+                    storage,
+                    _redis: Some(redis),
+                }
+            }
+        }
+    }
+
+    /// The store, as a daemon opens it.
+    pub(crate) async fn ledger(&self) -> AnyStore {
+        AnyStore::open(&self.storage)
+            .await
+            .expect("open the ledger")
+    }
 }
 
 /// The Redis store at `storage`, as a daemon opens it.
