@@ -5,6 +5,7 @@
 //! providers), counting deliveries per recipient and Message-ID and asserting exact
 //! numbers: nothing lost, nothing sent twice but the in-flight repeats the README allows.
 
+mod bounces;
 mod crash;
 mod drain;
 mod pause;
