@@ -10,6 +10,7 @@ mod crash;
 mod drain;
 mod pause;
 mod poison;
+mod privacy;
 mod retry_after;
 mod rig;
 mod store_loss;

@@ -1,23 +1,28 @@
-//! Logs never carry personal data: the real `rapport run` at `RAPPORT_LOG=trace`, on
-//! SQLite with the in-process SMTP server, sends birthday notes and thank-yous that
-//! render names, addresses, attributes and event data, and takes contacts and events
-//! over the HTTP API; none of those values is in its log (nor in the CLI's), while the
-//! log is really at debug/trace for rapport and at warn for every other crate.
-
-mod support;
+//! Personal data stays where it belongs, through the real `rapport run`.
+//!
+//! Logs never carry it: the daemon at `RAPPORT_LOG=trace`, on SQLite with the
+//! in-process SMTP server, sends birthday notes and thank-yous that render names,
+//! addresses, attributes and event data, and takes contacts and events over the HTTP
+//! API; none of those values is in its log (nor in the CLI's), while the log is really
+//! at debug/trace for rapport and at warn for every other crate.
+//!
+//! An erased contact cannot be read back: after `DELETE /v1/contacts/{id}` to the
+//! running daemon, none of its values is in the bytes of the SQLite file, its WAL or its
+//! shm (tests/api/erasure.rs checks the same on the API alone).
 
 use std::{
     path::Path,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
-use chrono::{Timelike, Utc};
-use chrono_tz::Tz;
 use serde_json::json;
-use support::{
-    daemon::{Guard, Workspace},
-    smtp::{SmtpOptions, SmtpServer},
+
+use crate::{
+    rig::{a_zone_far_from_midnight, start_with},
+    support::{
+        daemon::{Guard, Workspace},
+        smtp::{SmtpOptions, SmtpServer},
+    },
 };
 
 const TOKEN: &str = "tok-log-privacy-5e1d7c3a9b";
@@ -50,22 +55,6 @@ const PERSONAL: [&str; 22] = [
     "Thank you for your purchase",
     TOKEN,
 ];
-
-/// A zone whose local time is not within 30 minutes of midnight, and today there, so
-/// a birthday on it stays due while the test runs.
-fn a_zone_far_from_midnight() -> (&'static str, String) {
-    let now = Utc::now();
-    ["UTC", "Asia/Tokyo", "America/New_York"]
-        .into_iter()
-        .find_map(|name| {
-            let local = now.with_timezone(&name.parse::<Tz>().unwrap());
-            let minutes = local.hour() * 60 + local.minute();
-            (30..=1410)
-                .contains(&minutes)
-                .then(|| (name, local.format("--%m-%d").to_string()))
-        })
-        .expect("three zones 9 and 5 hours apart cannot all be near midnight")
-}
 
 /// `(level, target)` of each log line (`TIMESTAMP LEVEL target: message`).
 fn levels_and_targets(log: &str) -> Vec<(&str, &str)> {
@@ -158,17 +147,11 @@ async fn a_trace_log_of_a_whole_run_carries_ids_never_personal_data() {
     let add = [&add[..], &["--id", "order-1", "--data", data]].concat();
     cli_log += &String::from_utf8_lossy(&rapport(&ws, "trace", &add).stderr);
 
-    let log_file = std::fs::File::create(ws.path("daemon-0.log")).unwrap();
-    let child = ws
-        .command()
-        .env("RAPPORT_LOG", "trace")
-        .env("RAPPORT_API_TOKENS", TOKEN)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn rapport run");
-    let mut daemon = Guard(Some(child));
+    let mut daemon = start_with(
+        &ws,
+        0,
+        &[("RAPPORT_LOG", "trace"), ("RAPPORT_API_TOKENS", TOKEN)],
+    );
     let base = api_base(&ws, &mut daemon);
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
