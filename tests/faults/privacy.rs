@@ -18,7 +18,7 @@ use std::{
 use serde_json::json;
 
 use crate::{
-    rig::{a_zone_far_from_midnight, start_with},
+    rig::{a_zone_far_from_midnight, eventually, start_with},
     support::{
         daemon::{Guard, Workspace},
         smtp::{SmtpOptions, SmtpServer},
@@ -239,5 +239,125 @@ fn other_crates_log_below_warn_only_when_named() {
         third_party_debug(&not_named),
         Vec::<String>::new(),
         "{not_named}"
+    );
+}
+
+/// Every value of the contact to erase, each stored where a reader of the files could
+/// find it: the contact row (names, address, phone, an attribute) and its event's data,
+/// rendered into the note it got.
+const ERASED: [&str; 6] = [
+    "Ottoline",
+    "Wraxhallow",
+    "ottoline.wraxhallow@erasure.example",
+    "5550163958",
+    "Marzipan-Tortoise-4417",
+    "Cobalt-Harmonium-2093",
+];
+/// Another contact's value, which must survive (the files read are the right ones).
+const KEPT: &str = "Unerased-Quince-8802";
+
+/// Which of `r.db`, `r.db-wal` and `r.db-shm` hold `needle` (a missing file is empty).
+fn found_in(ws: &Workspace, needle: &str) -> Vec<&'static str> {
+    ["r.db", "r.db-wal", "r.db-shm"]
+        .into_iter()
+        .filter(|name| {
+            let bytes = std::fs::read(ws.path(name)).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contact_erased_while_the_daemon_runs_cannot_be_read_back_from_the_sqlite_files() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let ws = Workspace::new(
+        &smtp.url(),
+        "[api]\nlisten = \"127.0.0.1:0\"\n\
+         [occasions.thank_you]\ntrigger = { event = \"purchase\", delay = \"0s\" }\n",
+    );
+    let mut daemon = start_with(&ws, 0, &[("RAPPORT_API_TOKENS", TOKEN)]);
+    let base = api_base(&ws, &mut daemon);
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let req = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(TOKEN);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        async move { req.send().await.expect("request").status().as_u16() }
+    };
+    let put = json!({"first_name": "Ottoline", "last_name": "Wraxhallow",
+        "email": "ottoline.wraxhallow@erasure.example", "phone": "+15550163958",
+        "tier": "family", "timezone": "UTC", "attributes": {"pet": "Marzipan-Tortoise-4417"}});
+    assert_eq!(
+        call(reqwest::Method::PUT, "/v1/contacts/er-1", Some(put)).await,
+        201
+    );
+    let keep = json!({"first_name": KEPT, "email": "keep@example.com", "tier": "friend"});
+    assert_eq!(
+        call(reqwest::Method::PUT, "/v1/contacts/keep-1", Some(keep)).await,
+        201
+    );
+    let event = json!({"contact": "er-1", "type": "purchase", "id": "o-1",
+        "data": {"product": "Cobalt-Harmonium-2093"}});
+    assert_eq!(
+        call(reqwest::Method::POST, "/v1/events", Some(event)).await,
+        201
+    );
+    // The thank-you went out, with the event's data in it, and was recorded.
+    assert!(
+        smtp.wait_for_count(1, Duration::from_secs(60)).await,
+        "no thank-you sent; log:\n{}",
+        ws.log(0)
+    );
+    assert!(smtp.messages()[0].data.contains("Cobalt-Harmonium-2093"));
+    assert!(
+        eventually(Duration::from_secs(30), || ws.log(0).contains("touch sent")).await,
+        "log:\n{}",
+        ws.log(0)
+    );
+
+    // Before: every value is in the files, so the check below can fail.
+    for value in ERASED.iter().chain([&KEPT]) {
+        assert!(
+            !found_in(&ws, value).is_empty(),
+            "{value} is not in the files before the erasure: the test reads the wrong files"
+        );
+    }
+    assert_eq!(
+        call(reqwest::Method::DELETE, "/v1/contacts/er-1", None).await,
+        204
+    );
+    for value in ERASED {
+        let found = found_in(&ws, value);
+        assert!(
+            found.is_empty(),
+            "{value} can still be read after the erasure, in {found:?}"
+        );
+    }
+    assert!(
+        !found_in(&ws, KEPT).is_empty(),
+        "the other contact survives"
+    );
+    // A few planner, reconciler and sweep runs later, and after the daemon's exit,
+    // still nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    daemon.stop_gracefully();
+    for value in ERASED {
+        let found = found_in(&ws, value);
+        assert!(
+            found.is_empty(),
+            "{value} is back after the exit, in {found:?}"
+        );
+    }
+    assert!(
+        !found_in(&ws, KEPT).is_empty(),
+        "the other contact survives"
+    );
+    eprintln!(
+        "erasure: {} values of the erased contact in none of the files",
+        ERASED.len()
     );
 }
