@@ -6,7 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::{config::DispatchConfig, domain::SendWindow, planner::fit_in_window};
+use crate::{
+    config::DispatchConfig,
+    domain::{SendWindow, time::not_before},
+    planner::fit_in_window,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryDecision {
@@ -70,6 +74,10 @@ pub fn decide(i: &RetryInput<'_>) -> RetryDecision {
     };
     let wait = wait.max(i.retry_after.unwrap_or_default());
     let at = i.now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+    // `fit_in_window` starts from the second `at` falls in (right for a touch due now),
+    // which would put a retry up to a second before the wait asked for: start from the
+    // next whole second instead (a 6 s Retry-After read at 10:00:00.3 is 10:00:07).
+    let at = DateTime::from_timestamp(not_before(at), 0).unwrap_or(at);
     let too_old =
         i.scheduled_at + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
     let deadline = i.expires_at.min(too_old);
@@ -189,6 +197,15 @@ mod tests {
         assert_eq!(
             decide(&input(1, Some(Duration::from_secs(60)))),
             RetryDecision::RetryAt(utc("2026-06-01T10:01:00Z"))
+        );
+        // Never before what was asked, however far into its second the answer came.
+        let late = RetryInput {
+            now: utc("2026-06-01T10:00:00.3Z"),
+            ..input(1, Some(Duration::from_secs(6)))
+        };
+        assert_eq!(
+            decide(&late),
+            RetryDecision::RetryAt(utc("2026-06-01T10:00:07Z"))
         );
     }
 }

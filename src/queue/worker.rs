@@ -12,12 +12,21 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Duration,
 };
 
 use apalis::prelude::*;
-use apalis_core::{backend::codec::Codec, error::AbortError};
+use apalis_core::{
+    backend::{
+        codec::Codec,
+        ext::poll_strategy::{PollSnapshot, PollStrategy},
+    },
+    error::AbortError,
+};
 use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
 use tokio::time::Instant;
@@ -43,6 +52,41 @@ impl Codec<Vec<u8>> for RawCodec {
     }
     fn decode(&self, compact: &Vec<u8>) -> Result<Vec<u8>, Self::Error> {
         Ok(compact.clone())
+    }
+}
+
+/// Wakes an idle worker every `dispatch.poll_interval`. apalis' own interval strategy
+/// re-arms its timer without polling it, so the next wake-up is registered only if the
+/// worker is polled again for another reason (a fetch that had to wait); after a fetch
+/// that completes at once, as SQLite's often do, the worker slept until its next
+/// heartbeat (10 s), and a retry due in 6 s went out after up to 10 (tests/faults
+/// `retry_after`).
+#[derive(Debug)]
+struct EveryInterval {
+    every: Duration,
+    // Made at the first poll, inside the runtime a tokio timer needs.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl EveryInterval {
+    fn new(every: Duration) -> Self {
+        Self { every, timer: None }
+    }
+}
+
+impl PollStrategy for EveryInterval {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        let every = self.every;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        timer.as_mut().reset(Instant::now() + every);
+        // Polled at once, so the next wake-up is registered whatever the fetch does.
+        let _ = timer.as_mut().poll(cx);
+        Poll::Ready(Some(()))
     }
 }
 
@@ -202,7 +246,7 @@ impl QueueWorkers for SqliteStore {
             let backend = SqliteStorage::<Vec<u8>>::new(&pool)
                 .with_config(config)
                 .with_codec(RawCodec)
-                .poll_with_interval(poll);
+                .poll_with_strategy(EveryInterval::new(poll));
             // One job at a time per worker: a job is a batch whose sends already run
             // `dispatch.concurrency` at a time, so messages in flight are bounded by
             // workers x concurrency.
@@ -240,7 +284,7 @@ impl QueueWorkers for RedisStore {
                 RedisStorage::<Vec<u8>, _>::new(GatedConnection::new(conn.clone(), not_before))
                     .with_config(config.clone())
                     .with_codec(RawCodec)
-                    .poll_with_interval(poll);
+                    .poll_with_strategy(EveryInterval::new(poll));
             WorkerBuilder::new(unique_worker_name(index))
                 .backend(backend)
                 .data(dispatcher.clone())
@@ -280,6 +324,22 @@ mod tests {
             why.contains("3 times") && why.ends_with("fetch: bad row"),
             "{why}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_idle_worker_is_woken_every_interval_by_the_timer_alone() {
+        // A worker as apalis drives it once idle: each wake-up drives the strategy, then
+        // a fetch that finds nothing and completes at once. Only the strategy's timer can
+        // wake it again; 500 ms at 20 ms is about 25 wake-ups.
+        let mut strategy = EveryInterval::new(Duration::from_millis(20));
+        let mut polls = 0;
+        let idle_worker = std::future::poll_fn(|cx| {
+            polls += 1;
+            let _ = strategy.poll_drive(cx, &PollSnapshot::default());
+            Poll::<()>::Pending
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(500), idle_worker).await;
+        assert!(polls >= 10, "woken {polls} times in 500 ms");
     }
 
     #[test]

@@ -1,19 +1,27 @@
-//! What the fault tests share: Redis workspaces, counting deliveries over several SMTP
-//! servers, waiting, and reading `/readyz`.
+//! What the fault tests share: counting deliveries over several SMTP servers, waiting,
+//! starting a daemon with secrets in its environment, opening the ledgers the daemons
+//! write, reading `/readyz`, and a local "today" that cannot turn into tomorrow while a
+//! test runs.
 
 use std::{
     collections::HashMap,
+    process::Stdio,
     time::{Duration, Instant},
 };
 
+use chrono::{Timelike, Utc};
+use chrono_tz::Tz;
+
 use rapport::{
-    config::StorageConfig,
+    config::{StorageBackend, StorageConfig},
     domain::TouchStatus,
-    store::{RedisStore, Store},
+    store::{AnyStore, RedisStore, SqliteStore, Store},
 };
 
 use crate::support::{
+    daemon::{Guard, Workspace},
     people::Person,
+    redis::RedisServer,
     smtp::{Received, SmtpServer},
 };
 
@@ -94,12 +102,95 @@ pub(crate) async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool
     }
 }
 
+/// `rapport run` for `ws` with `env` added to its environment (the secrets a config
+/// names by variable), logging to `daemon-N.log`.
+pub(crate) fn start_with(ws: &Workspace, n: usize, env: &[(&str, &str)]) -> Guard {
+    let log = std::fs::File::create(ws.path(&format!("daemon-{n}.log"))).expect("log file");
+    let child = ws
+        .command()
+        .envs(env.iter().copied())
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn rapport run");
+    Guard(Some(child))
+}
+
+/// Where a test's daemons keep their store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Redis,
+}
+
+/// A workspace on one backend: its storage section (to open the ledger), and the
+/// private Redis server on Redis, which lives as long as this.
+pub(crate) struct On {
+    pub(crate) ws: Workspace,
+    pub(crate) storage: StorageConfig,
+    _redis: Option<RedisServer>,
+}
+
+impl On {
+    /// A workspace sending through `smtp_url` with `extra` config, on `backend` (the
+    /// SQLite file of the workspace, or a private Redis server).
+    pub(crate) fn new(backend: Backend, smtp_url: &str, extra: &str) -> On {
+        match backend {
+            Backend::Sqlite => {
+                let ws = Workspace::new(smtp_url, extra);
+                let storage = StorageConfig {
+                    backend: StorageBackend::Sqlite,
+                    url: ws.db_url(),
+                    prefix: String::new(),
+                };
+                On {
+                    ws,
+                    storage,
+                    _redis: None,
+                }
+            }
+            Backend::Redis => {
+                let redis = RedisServer::start(&[]);
+                let (ws, storage) = Workspace::redis(smtp_url, &redis.url(), extra);
+                On {
+                    ws,
+                    storage,
+                    _redis: Some(redis),
+                }
+            }
+        }
+    }
+
+    /// The store, as a daemon opens it.
+    pub(crate) async fn ledger(&self) -> AnyStore {
+        AnyStore::open(&self.storage)
+            .await
+            .expect("open the ledger")
+    }
+}
+
+/// The Redis store at `storage`, as a daemon opens it.
+pub(crate) async fn redis_store(storage: &StorageConfig) -> RedisStore {
+    RedisStore::open(storage)
+        .await
+        .expect("open the Redis ledger")
+}
+
+/// The SQLite store of `ws`, as a daemon opens it.
+pub(crate) async fn sqlite_store(ws: &Workspace) -> SqliteStore {
+    SqliteStore::open(&ws.db_url())
+        .await
+        .expect("open the SQLite ledger")
+}
+
 /// How many touches the Redis ledger at `storage` holds in `status`.
 pub(crate) async fn redis_count(storage: &StorageConfig, status: TouchStatus) -> u64 {
-    let store = RedisStore::open(storage)
+    let counts = redis_store(storage)
         .await
-        .expect("open the Redis ledger");
-    let counts = store.status_counts().await.expect("status counts");
+        .status_counts()
+        .await
+        .expect("status counts");
     counts.get(&status).copied().unwrap_or(0)
 }
 
@@ -110,4 +201,20 @@ pub(crate) async fn readyz(base: &str) -> (u16, serde_json::Value) {
         .expect("GET /readyz");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or_default())
+}
+
+/// A zone whose local time is not within 30 minutes of midnight, and today there as a
+/// yearless birthday (`--MM-DD`): a birthday on it stays due while the test runs.
+pub(crate) fn a_zone_far_from_midnight() -> (&'static str, String) {
+    let now = Utc::now();
+    ["UTC", "Asia/Tokyo", "America/New_York"]
+        .into_iter()
+        .find_map(|name| {
+            let local = now.with_timezone(&name.parse::<Tz>().expect("a zone"));
+            let minutes = local.hour() * 60 + local.minute();
+            (30..=1410)
+                .contains(&minutes)
+                .then(|| (name, local.format("--%m-%d").to_string()))
+        })
+        .expect("three zones 9 and 5 hours apart cannot all be near midnight")
 }

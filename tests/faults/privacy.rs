@@ -1,23 +1,28 @@
-//! Logs never carry personal data: the real `rapport run` at `RAPPORT_LOG=trace`, on
-//! SQLite with the in-process SMTP server, sends birthday notes and thank-yous that
-//! render names, addresses, attributes and event data, and takes contacts and events
-//! over the HTTP API; none of those values is in its log (nor in the CLI's), while the
-//! log is really at debug/trace for rapport and at warn for every other crate.
-
-mod support;
+//! Personal data stays where it belongs, through the real `rapport run`.
+//!
+//! Logs never carry it: the daemon at `RAPPORT_LOG=trace`, on SQLite with the
+//! in-process SMTP server, sends birthday notes and thank-yous that render names,
+//! addresses, attributes and event data, and takes contacts and events over the HTTP
+//! API; none of those values is in its log (nor in the CLI's), while the log is really
+//! at debug/trace for rapport and at warn for every other crate.
+//!
+//! An erased contact cannot be read back: after `DELETE /v1/contacts/{id}` to the
+//! running daemon, none of its values is in the bytes of the SQLite file, its WAL or its
+//! shm (tests/api/erasure.rs checks the same on the API alone).
 
 use std::{
     path::Path,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
-use chrono::{Timelike, Utc};
-use chrono_tz::Tz;
 use serde_json::json;
-use support::{
-    daemon::{Guard, Workspace},
-    smtp::{SmtpOptions, SmtpServer},
+
+use crate::{
+    rig::{a_zone_far_from_midnight, eventually, start_with},
+    support::{
+        daemon::{Guard, Workspace},
+        smtp::{SmtpOptions, SmtpServer},
+    },
 };
 
 const TOKEN: &str = "tok-log-privacy-5e1d7c3a9b";
@@ -50,22 +55,6 @@ const PERSONAL: [&str; 22] = [
     "Thank you for your purchase",
     TOKEN,
 ];
-
-/// A zone whose local time is not within 30 minutes of midnight, and today there, so
-/// a birthday on it stays due while the test runs.
-fn a_zone_far_from_midnight() -> (&'static str, String) {
-    let now = Utc::now();
-    ["UTC", "Asia/Tokyo", "America/New_York"]
-        .into_iter()
-        .find_map(|name| {
-            let local = now.with_timezone(&name.parse::<Tz>().unwrap());
-            let minutes = local.hour() * 60 + local.minute();
-            (30..=1410)
-                .contains(&minutes)
-                .then(|| (name, local.format("--%m-%d").to_string()))
-        })
-        .expect("three zones 9 and 5 hours apart cannot all be near midnight")
-}
 
 /// `(level, target)` of each log line (`TIMESTAMP LEVEL target: message`).
 fn levels_and_targets(log: &str) -> Vec<(&str, &str)> {
@@ -158,17 +147,11 @@ async fn a_trace_log_of_a_whole_run_carries_ids_never_personal_data() {
     let add = [&add[..], &["--id", "order-1", "--data", data]].concat();
     cli_log += &String::from_utf8_lossy(&rapport(&ws, "trace", &add).stderr);
 
-    let log_file = std::fs::File::create(ws.path("daemon-0.log")).unwrap();
-    let child = ws
-        .command()
-        .env("RAPPORT_LOG", "trace")
-        .env("RAPPORT_API_TOKENS", TOKEN)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn rapport run");
-    let mut daemon = Guard(Some(child));
+    let mut daemon = start_with(
+        &ws,
+        0,
+        &[("RAPPORT_LOG", "trace"), ("RAPPORT_API_TOKENS", TOKEN)],
+    );
     let base = api_base(&ws, &mut daemon);
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
@@ -256,5 +239,125 @@ fn other_crates_log_below_warn_only_when_named() {
         third_party_debug(&not_named),
         Vec::<String>::new(),
         "{not_named}"
+    );
+}
+
+/// Every value of the contact to erase, each stored where a reader of the files could
+/// find it: the contact row (names, address, phone, an attribute) and its event's data,
+/// rendered into the note it got.
+const ERASED: [&str; 6] = [
+    "Ottoline",
+    "Wraxhallow",
+    "ottoline.wraxhallow@erasure.example",
+    "5550163958",
+    "Marzipan-Tortoise-4417",
+    "Cobalt-Harmonium-2093",
+];
+/// Another contact's value, which must survive (the files read are the right ones).
+const KEPT: &str = "Unerased-Quince-8802";
+
+/// Which of `r.db`, `r.db-wal` and `r.db-shm` hold `needle` (a missing file is empty).
+fn found_in(ws: &Workspace, needle: &str) -> Vec<&'static str> {
+    ["r.db", "r.db-wal", "r.db-shm"]
+        .into_iter()
+        .filter(|name| {
+            let bytes = std::fs::read(ws.path(name)).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contact_erased_while_the_daemon_runs_cannot_be_read_back_from_the_sqlite_files() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let ws = Workspace::new(
+        &smtp.url(),
+        "[api]\nlisten = \"127.0.0.1:0\"\n\
+         [occasions.thank_you]\ntrigger = { event = \"purchase\", delay = \"0s\" }\n",
+    );
+    let mut daemon = start_with(&ws, 0, &[("RAPPORT_API_TOKENS", TOKEN)]);
+    let base = api_base(&ws, &mut daemon);
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let req = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(TOKEN);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        async move { req.send().await.expect("request").status().as_u16() }
+    };
+    let put = json!({"first_name": "Ottoline", "last_name": "Wraxhallow",
+        "email": "ottoline.wraxhallow@erasure.example", "phone": "+15550163958",
+        "tier": "family", "timezone": "UTC", "attributes": {"pet": "Marzipan-Tortoise-4417"}});
+    assert_eq!(
+        call(reqwest::Method::PUT, "/v1/contacts/er-1", Some(put)).await,
+        201
+    );
+    let keep = json!({"first_name": KEPT, "email": "keep@example.com", "tier": "friend"});
+    assert_eq!(
+        call(reqwest::Method::PUT, "/v1/contacts/keep-1", Some(keep)).await,
+        201
+    );
+    let event = json!({"contact": "er-1", "type": "purchase", "id": "o-1",
+        "data": {"product": "Cobalt-Harmonium-2093"}});
+    assert_eq!(
+        call(reqwest::Method::POST, "/v1/events", Some(event)).await,
+        201
+    );
+    // The thank-you went out, with the event's data in it, and was recorded.
+    assert!(
+        smtp.wait_for_count(1, Duration::from_secs(60)).await,
+        "no thank-you sent; log:\n{}",
+        ws.log(0)
+    );
+    assert!(smtp.messages()[0].data.contains("Cobalt-Harmonium-2093"));
+    assert!(
+        eventually(Duration::from_secs(30), || ws.log(0).contains("touch sent")).await,
+        "log:\n{}",
+        ws.log(0)
+    );
+
+    // Before: every value is in the files, so the check below can fail.
+    for value in ERASED.iter().chain([&KEPT]) {
+        assert!(
+            !found_in(&ws, value).is_empty(),
+            "{value} is not in the files before the erasure: the test reads the wrong files"
+        );
+    }
+    assert_eq!(
+        call(reqwest::Method::DELETE, "/v1/contacts/er-1", None).await,
+        204
+    );
+    for value in ERASED {
+        let found = found_in(&ws, value);
+        assert!(
+            found.is_empty(),
+            "{value} can still be read after the erasure, in {found:?}"
+        );
+    }
+    assert!(
+        !found_in(&ws, KEPT).is_empty(),
+        "the other contact survives"
+    );
+    // A few planner, reconciler and sweep runs later, and after the daemon's exit,
+    // still nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    daemon.stop_gracefully();
+    for value in ERASED {
+        let found = found_in(&ws, value);
+        assert!(
+            found.is_empty(),
+            "{value} is back after the exit, in {found:?}"
+        );
+    }
+    assert!(
+        !found_in(&ws, KEPT).is_empty(),
+        "the other contact survives"
+    );
+    eprintln!(
+        "erasure: {} values of the erased contact in none of the files",
+        ERASED.len()
     );
 }
