@@ -441,12 +441,12 @@ fn dispatch(issues: &mut Issues<'_>, d: &RawDispatch) -> DispatchConfig {
         backoff_max: issues.duration("dispatch.backoff_max", d.backoff_max.as_deref(), secs(3600)),
         // Short, and kept alive by renewal: a process killed with -9 holds its touches
         // for at most this long, and the reconciler takes them over within
-        // `reconcile_every` after (45 s at most with these defaults).
+        // `reconcile_every` after (35 s with these defaults, then they are sent).
         lease: issues.duration("dispatch.lease", d.lease.as_deref(), secs(30)),
         reconcile_every: issues.duration(
             "dispatch.reconcile_every",
             d.reconcile_every.as_deref(),
-            secs(10),
+            secs(5),
         ),
         drain_timeout: issues.duration(
             "dispatch.drain_timeout",
