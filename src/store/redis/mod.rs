@@ -592,9 +592,12 @@ impl Store for RedisStore {
         *self.fence.write().unwrap_or_else(|p| p.into_inner()) = id.unwrap_or("").to_owned();
         // A store held anew starts its own count.
         self.epoch_seen
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+            .store(0, std::sync::atomic::Ordering::SeqCst);
     }
     async fn write_counter(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        // What was seen *before* the read: a recording that returns while the read is
+        // under way may see a higher count than the read, without anything being lost.
+        let seen = self.epoch_seen.load(std::sync::atomic::Ordering::SeqCst);
         let now: Option<u64> = self
             .conn
             .clone()
@@ -602,9 +605,8 @@ impl Store for RedisStore {
             .await
             .map_err(q)?;
         let now = now.unwrap_or(0);
-        let seen = self
-            .epoch_seen
-            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+        self.epoch_seen
+            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
         Ok(Some((now, seen)))
     }
     async fn first_seen(
@@ -939,7 +941,7 @@ impl Store for RedisStore {
         let (requeue, applied, epoch): (Vec<(String, i64)>, u64, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
         self.epoch_seen
-            .fetch_max(epoch, std::sync::atomic::Ordering::Relaxed);
+            .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);
         // A retry goes back as its own job, at its own time.
         for (id, at) in requeue {
             let at = DateTime::from_timestamp(at, 0).unwrap_or(now);
