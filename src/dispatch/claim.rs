@@ -63,8 +63,6 @@ pub(super) struct Claim {
     sends: Mutex<HashMap<TouchId, Send>>,
     /// One renewal at a time: a gate short of lease waits for the one under way.
     renewing: tokio::sync::Mutex<()>,
-    /// Cancelled once the drain has handed back every send that had not started.
-    pub(super) drained: CancellationToken,
 }
 
 impl Claim {
@@ -81,7 +79,6 @@ impl Claim {
             until: Mutex::new(whole_seconds(claimed_at + lease)),
             sends: Mutex::new(ids.into_iter().map(|id| (id, Send::Waiting)).collect()),
             renewing: tokio::sync::Mutex::new(()),
-            drained: CancellationToken::new(),
         }
     }
 
@@ -189,7 +186,7 @@ impl Claim {
     }
 
     /// The drain: every send that has not started is handed back at once (the caller
-    /// records them), and the futures waiting to send them are told to stop.
+    /// records them); their gates refuse them from now on.
     pub(super) fn release_unstarted(&self) -> Vec<TouchId> {
         let mut sends = self.sends();
         let mut out: Vec<TouchId> = sends
@@ -224,7 +221,20 @@ impl Claim {
             .count()
     }
 
-    pub(super) fn started(&self, id: &TouchId) -> bool {
+    /// The sends under way (started, outcome not recorded), in id order.
+    pub(super) fn in_flight(&self) -> Vec<TouchId> {
+        let mut ids: Vec<TouchId> = self
+            .sends()
+            .iter()
+            .filter(|(_, s)| **s == Send::Started)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[cfg(test)]
+    fn started(&self, id: &TouchId) -> bool {
         self.sends().get(id) == Some(&Send::Started)
     }
 

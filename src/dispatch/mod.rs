@@ -156,12 +156,15 @@ impl<S: Store> Dispatcher<S> {
                 .into_iter()
                 .collect::<Result<Vec<_>, StoreError>>()
         };
-        // One task polls all three, so the drain's records never wait on a send that
+        // One task polls all of them, so the drain's records never wait on a send that
         // holds the store's connection.
         let results = tokio::select! {
             r = work => r?,
             () = renew => unreachable!("the renewal loop never ends"),
             () = drain => unreachable!("the drain never ends"),
+            () = self.abandon.cancelled() => {
+                self.abandon_started(&claim, &contacts).await.into_iter().map(Some).collect()
+            }
         };
         // Every outcome is recorded: the claim is over.
         if let Err(e) = self.store.release_lease(owner).await {
@@ -213,7 +216,6 @@ impl<S: Store> Dispatcher<S> {
                 tracing::warn!(claim = %claim.owner, error = %e, "could not hand a send back; its lease lapses instead");
             }
         }
-        claim.drained.cancel();
         futures::future::pending::<()>().await;
     }
 
@@ -235,41 +237,70 @@ impl<S: Store> Dispatcher<S> {
             clock: self.clock.as_ref(),
             stopping: &self.stopping,
         };
-        let handed_back = || match claim.hand_back(&t.id) {
-            HandBack::Record => Some(Outcome::Defer {
-                id: t.id.clone(),
-                at: self.clock.now(),
-                reason: None,
-            }),
-            HandBack::Skip => None,
+        // A send the drain released while it waited (for a connection, a rate-limit
+        // place) is refused at its gate and ends here without a record: the drain made
+        // it. Nothing here waits on the stop itself: one waiter per claim, not per send.
+        match self.deliver(t, contact, &gate).await {
+            Delivered::Outcome(o) => Some(o),
+            Delivered::NotStarted => match claim.hand_back(&t.id) {
+                HandBack::Record => Some(Outcome::Defer {
+                    id: t.id.clone(),
+                    at: self.clock.now(),
+                    reason: None,
+                }),
+                HandBack::Skip => None,
+            },
+        }
+    }
+
+    /// At the drain deadline: the batch's sends still in flight are dropped, and each is
+    /// recorded as uncertain (the server may have taken it): resent once, same
+    /// Message-ID. An outcome already on its way to the store wins: the record of a
+    /// touch no longer `sending` under this claim is fenced off.
+    async fn abandon_started(
+        &self,
+        claim: &Claim,
+        contacts: &std::collections::HashMap<crate::domain::ContactId, crate::domain::Contact>,
+    ) -> Vec<Outcome> {
+        let ids = claim.in_flight();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        tracing::warn!(
+            claim = %claim.owner,
+            touches = ids.len(),
+            "sends still in flight at the drain deadline are abandoned and recorded as uncertain"
+        );
+        let touches = match self.store.get_touches(&ids).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(claim = %claim.owner, error = %e, "cannot read the abandoned sends; their lease lapses instead");
+                return Vec::new();
+            }
         };
-        let send = self.deliver(t, contact, &gate);
-        tokio::pin!(send);
-        let mut drained = false;
-        loop {
-            tokio::select! {
-                biased;
-                d = &mut send => return match d {
-                    Delivered::Outcome(o) => Some(o),
-                    Delivered::NotStarted => handed_back(),
-                },
-                () = claim.drained.cancelled(), if !drained => {
-                    drained = true;
-                    if claim.released(&t.id) {
-                        return None;
-                    }
+        let mut out = Vec::new();
+        // One whose outcome was recorded meanwhile is not `sending` any more.
+        for t in touches
+            .into_iter()
+            .filter(|t| t.status == crate::domain::TouchStatus::Sending)
+        {
+            let Some(contact) = contacts.get(&t.contact_id) else {
+                continue;
+            };
+            let e = crate::channels::DeliveryError::uncertain("abandoned at the drain deadline");
+            let outcome = self.settle(&t, contact, e).await;
+            match self.recorder.record(outcome.clone(), &claim.owner).await {
+                Ok(()) => {
+                    claim.done(&t.id);
+                    telemetry::touch_outcome(&t, &outcome);
+                    out.push(outcome);
                 }
-                () = self.abandon.cancelled() => {
-                    if !claim.started(&t.id) {
-                        return handed_back();
-                    }
-                    let contact = contact?;
-                    tracing::warn!(touch = t.id.as_str(), "send abandoned at the drain deadline; recorded as uncertain");
-                    let e = crate::channels::DeliveryError::uncertain("abandoned at the drain deadline");
-                    return Some(self.settle(t, contact, e).await);
+                Err(e) => {
+                    tracing::warn!(touch = t.id.as_str(), error = %e, "cannot record an abandoned send; its lease lapses instead");
                 }
             }
         }
+        out
     }
 }
 
