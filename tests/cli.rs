@@ -402,7 +402,7 @@ fn plan_lists_the_touches_due_at_an_instant_and_writes_nothing() {
     let run = env.run(&["plan", "--at", "2026-07-13T16:00:00Z"]).expect(0);
     assert_has(
         &run.stdout,
-        "birthday:fam1:2026  [new]  would go out at 2026-07-14 00:00:00Z",
+        "birthday:fam1:2026  [new]  would go out by email at 2026-07-14 00:00:00Z",
     );
     assert_has(
         &run.stdout,
@@ -443,7 +443,7 @@ fn plan_shows_what_is_held_and_why() {
     .expect(0);
     let run = env.run(&["plan", "--at", &at.to_rfc3339()]).expect(0);
     assert_has(&run.stdout, "check_in:pal:");
-    assert_has(&run.stdout, "[new]  would go out at");
+    assert_has(&run.stdout, "[new]  would go out by email at");
     let kin = run
         .stdout
         .lines()

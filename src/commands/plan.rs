@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use rapport::{
-    config::{Config, Trigger},
+    config::Config,
     domain::{Contact, ContactId, Touch, TouchId},
     exit, planner,
     policy::{self, History, Limits, Reach, Verdict},
@@ -37,37 +37,12 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    // What the planners would record at `at`...
-    let days = planner::candidate_days(at);
+    // What the planners would record at `at`, by the daemon's own planning (learned
+    // hour and channel, an adoption of the store)...
     let mut wanted: Vec<rapport::domain::NewTouch> = Vec::new();
     for occ in cfg.occasions.iter().filter(|o| o.enabled) {
-        match &occ.trigger {
-            Trigger::Date(field) => {
-                let contacts = store.contacts_on(*field, &days).await?;
-                wanted.extend(planner::plan(cfg, occ, &contacts, at));
-            }
-            Trigger::Inactivity { .. } => {
-                let Some(before) = planner::runner::idle_before(cfg, occ, at) else {
-                    continue;
-                };
-                let mut after = None;
-                loop {
-                    let page = store.idle_contacts(before, after.as_ref(), 5000).await?;
-                    let Some((last, seen)) = page.last() else {
-                        break;
-                    };
-                    after = Some((*seen, last.id.clone()));
-                    wanted.extend(
-                        page.iter()
-                            .filter_map(|(c, last)| planner::check_in(cfg, occ, c, *last, at)),
-                    );
-                }
-            }
-            Trigger::Event { .. } => {}
-        }
+        wanted.extend(planner::runner::would_plan(&store, cfg, occ, at).await?);
     }
-    // After an adoption of the store, as the planners record them.
-    rapport::custody::settle_adopted(&store, &mut wanted).await?;
     // ... plus what the ledger already holds that is due by then.
     let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
     let mut known: std::collections::HashMap<TouchId, Touch> = store
@@ -178,7 +153,9 @@ fn dispatch(
     };
     let verdict = h.decide(cfg, c, &t, when);
     let line = match (&verdict, &moved) {
-        (Verdict::Send, None) => format!("would go out at {}", fmt_ts(when)),
+        (Verdict::Send, None) => {
+            format!("would go out by {} at {}", t.channel, fmt_ts(when))
+        }
         (Verdict::Send, Some(why)) => {
             format!("would go out by {} at {} ({why})", t.channel, fmt_ts(when))
         }

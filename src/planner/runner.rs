@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::Learned;
 use crate::{
     config::{Config, Occasion, Trigger},
-    domain::{Clock, Contact, ContactId},
+    domain::{Clock, Contact, ContactId, NewTouch},
     learning::ChannelPrior,
     store::{Relationship, StatField, Store, StoreError},
 };
@@ -110,6 +110,14 @@ pub struct PlanReport {
     pub new: usize,
 }
 
+/// Where a planner run's touches go: into the ledger (the daemon), or into a list
+/// (`rapport plan`, which writes nothing). Everything before that is the same code, so
+/// the dry run says what the daemon will record.
+enum Into<'a> {
+    Ledger,
+    List(&'a mut Vec<NewTouch>),
+}
+
 impl PlanReport {
     /// Records `touches` (insert-if-absent; those an adoption of the store settles as
     /// skipped) and counts them.
@@ -117,29 +125,59 @@ impl PlanReport {
         &mut self,
         store: &S,
         cfg: &Config,
-        mut touches: Vec<crate::domain::NewTouch>,
+        mut touches: Vec<NewTouch>,
         now: DateTime<Utc>,
+        into: &mut Into<'_>,
     ) -> Result<(), StoreError> {
         crate::custody::settle_adopted(store, &mut touches).await?;
-        let new = store
-            .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
-            .await?;
         self.due += touches.len();
-        self.new += new.len();
+        match into {
+            Into::Ledger => {
+                let new = store
+                    .plan_touches(&touches, cfg.dispatch.batch_size as usize, now)
+                    .await?;
+                self.new += new.len();
+            }
+            Into::List(list) => list.extend(touches),
+        }
         Ok(())
     }
 }
 
+/// One run of `occasion`'s planner at `now`: the touches due, recorded in the ledger.
 pub async fn run_once<S: Store>(
     store: &S,
     cfg: &Config,
     occasion: &Occasion,
     now: DateTime<Utc>,
 ) -> Result<PlanReport, StoreError> {
+    plan(store, cfg, occasion, now, &mut Into::Ledger).await
+}
+
+/// The touches `occasion`'s planner would record at `now` (learned where learning is
+/// on, settled by an adoption of the store), recording nothing: `rapport plan`.
+pub async fn would_plan<S: Store>(
+    store: &S,
+    cfg: &Config,
+    occasion: &Occasion,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewTouch>, StoreError> {
+    let mut list = Vec::new();
+    plan(store, cfg, occasion, now, &mut Into::List(&mut list)).await?;
+    Ok(list)
+}
+
+async fn plan<S: Store>(
+    store: &S,
+    cfg: &Config,
+    occasion: &Occasion,
+    now: DateTime<Utc>,
+    into: &mut Into<'_>,
+) -> Result<PlanReport, StoreError> {
     let mut report = PlanReport::default();
     let field = match &occasion.trigger {
         Trigger::Date(f) => *f,
-        Trigger::Inactivity { .. } => return run_check_ins(store, cfg, occasion, now).await,
+        Trigger::Inactivity { .. } => return run_check_ins(store, cfg, occasion, now, into).await,
         // Planned as each event arrives (`ingest::record_event`).
         Trigger::Event { .. } => return Ok(report),
     };
@@ -157,7 +195,7 @@ pub async fn run_once<S: Store>(
                 .page(store, cfg, &page.iter().collect::<Vec<_>>())
                 .await?;
             let touches = super::plan_learned(cfg, occasion, &page, |c| known.of(c, cfg), now);
-            report.add(store, cfg, touches, now).await?;
+            report.add(store, cfg, touches, now, into).await?;
         }
     }
     Ok(report)
@@ -181,6 +219,7 @@ async fn run_check_ins<S: Store>(
     cfg: &Config,
     occasion: &Occasion,
     now: DateTime<Utc>,
+    into: &mut Into<'_>,
 ) -> Result<PlanReport, StoreError> {
     let mut report = PlanReport::default();
     let Some(before) = idle_before(cfg, occasion, now) else {
@@ -203,7 +242,7 @@ async fn run_check_ins<S: Store>(
                 super::check_in_learned(cfg, occasion, c, *last, known.of(c, cfg), now)
             })
             .collect();
-        report.add(store, cfg, touches, now).await?;
+        report.add(store, cfg, touches, now, into).await?;
     }
     Ok(report)
 }
