@@ -28,8 +28,8 @@ pub enum AppError {
     Templates(Vec<RenderError>),
     #[error(transparent)]
     Unavailable(#[from] StoreError),
-    #[error("{0}")]
-    Channel(String),
+    #[error(transparent)]
+    Channel(#[from] crate::channels::BuildError),
     #[error(transparent)]
     Listen(#[from] api::BindError),
     #[error("--role api runs only the HTTP API, and api.listen is \"\" (no API): set api.listen")]
@@ -39,8 +39,11 @@ pub enum AppError {
 impl AppError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Templates(_) | Self::Channel(_) | Self::NoApi => crate::exit::CONFIG,
-            Self::Unavailable(_) | Self::Listen(_) => crate::exit::UNAVAILABLE,
+            Self::Templates(_) | Self::NoApi => crate::exit::CONFIG,
+            Self::Channel(crate::channels::BuildError::Config(_)) => crate::exit::CONFIG,
+            Self::Channel(crate::channels::BuildError::Store(_))
+            | Self::Unavailable(_)
+            | Self::Listen(_) => crate::exit::UNAVAILABLE,
         }
     }
 }
@@ -62,9 +65,7 @@ impl App {
         if let AnyStore::Redis(redis) = &store {
             redis.warn_about_settings().await;
         }
-        let channels = Channels::build(&cfg, &store, |name| std::env::var(name).ok())
-            .await
-            .map_err(AppError::Channel)?;
+        let channels = Channels::build(&cfg, &store, |name| std::env::var(name).ok()).await?;
         crate::feedback::start_learning(&store, clock.now()).await?;
         let custody = crate::custody::establish(&store).await?;
         Ok(Self {
@@ -334,5 +335,45 @@ fn twilio_auth_token(cfg: &Config) -> Option<Arc<secrecy::SecretString>> {
             .filter(|t| !t.is_empty())
             .map(|t| Arc::new(t.into())),
         crate::config::SmsTransport::Outbox { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::SqliteStore;
+
+    /// A store that fails while the signing key is read is a dependency down (69), not
+    /// a bad config (78); a bad signing secret is a bad config.
+    #[tokio::test]
+    async fn a_store_failure_building_the_channels_is_exit_69_and_a_bad_secret_78() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![(
+            "RAPPORT__STORAGE__URL".to_owned(),
+            format!("sqlite://{}/r.db", dir.path().display()),
+        )];
+        let cfg = Config::load_with(Path::new("config/rapport.toml"), None, env).unwrap();
+        let store = SqliteStore::open(&cfg.storage.url).await.unwrap();
+        store.close().await;
+        let err = Channels::build(&cfg, &store, |_| None).await.err().unwrap();
+        assert_eq!(AppError::from(err).exit_code(), crate::exit::UNAVAILABLE);
+
+        let env = vec![
+            (
+                "RAPPORT__STORAGE__URL".to_owned(),
+                format!("sqlite://{}/s.db", dir.path().display()),
+            ),
+            (
+                "RAPPORT__API__SIGNING_SECRET_ENV".to_owned(),
+                "KEY".to_owned(),
+            ),
+        ];
+        let cfg = Config::load_with(Path::new("config/rapport.toml"), None, env).unwrap();
+        let store = SqliteStore::open(&cfg.storage.url).await.unwrap();
+        let short = |_: &str| Some("short".to_owned());
+        let err = Channels::build(&cfg, &store, short).await.err().unwrap();
+        assert_eq!(AppError::from(err).exit_code(), crate::exit::CONFIG);
     }
 }

@@ -16,7 +16,7 @@ use std::{fmt, time::Duration};
 use futures::future::BoxFuture;
 
 pub use email::{ListUnsubscribe, OutboundEmail, build_message};
-pub use set::Channels;
+pub use set::{BuildError, Channels};
 
 use crate::domain::{PhoneNumber, TouchId};
 

@@ -63,7 +63,7 @@ impl Channels {
         cfg: &Config,
         store: &S,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let email = super::email_channel(&cfg.email).map_err(|e| format!("email channel: {e}"))?;
         let secret = |name: &str| env(name).filter(|v| !v.is_empty());
         let sms: Option<Arc<dyn SmsChannel>> = match cfg.sms.as_ref().map(|s| &s.transport) {
@@ -132,10 +132,10 @@ impl Channels {
                     .into_bytes();
                 // Tokens are only as unguessable as the key.
                 if key.len() < MIN_SIGNING_KEY {
-                    return Err(format!(
+                    return Err(BuildError::Config(format!(
                         "api: the signing secret in {name} is {} bytes; use at least {MIN_SIGNING_KEY} random bytes",
                         key.len()
-                    ));
+                    )));
                 }
                 key
             }
@@ -146,10 +146,14 @@ impl Channels {
                 let kept = store
                     .init_setting(SIGNING_KEY, &fresh)
                     .await
-                    .map_err(|e| format!("cannot read the unsubscribe signing key: {e}"))?;
+                    .map_err(BuildError::Store)?;
                 base64::engine::general_purpose::STANDARD
                     .decode(kept)
-                    .map_err(|_| format!("the stored setting {SIGNING_KEY} is not base64"))?
+                    .map_err(|_| {
+                        BuildError::Store(crate::store::StoreError::Corrupt(format!(
+                            "the stored setting {SIGNING_KEY} is not base64"
+                        )))
+                    })?
             }
         };
         Ok(Self::new(
@@ -210,6 +214,22 @@ impl Channels {
         {
             tracing::error!(error = %e, "cannot record that the webhook endpoint is disabled");
         }
+    }
+}
+
+/// Why the channels could not be built: their configuration (exit 78), or the store
+/// that keeps the generated signing key (exit 69).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot read the unsubscribe signing key: {0}")]
+    Store(#[source] crate::store::StoreError),
+}
+
+impl From<String> for BuildError {
+    fn from(e: String) -> Self {
+        Self::Config(e)
     }
 }
 
