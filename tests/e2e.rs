@@ -337,3 +337,47 @@ async fn a_transaction_without_an_answer_is_retried_once_only() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(smtp.attempts_for(&due[0].email), 2, "exactly one retry");
 }
+
+/// One touch can be followed through the log: the lines logged while it is decided,
+/// sent and recorded carry spans naming the job, the touch and its channel, and the
+/// planner's lines the occasion.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_touch_can_be_followed_through_the_log_by_its_spans() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let ws = Workspace::new(&smtp.url(), "");
+    let (csv, people) = support::people::people_with(3, |_| true);
+    ws.import_csv(&csv);
+    let due: Vec<&Person> = people.iter().filter(|p| p.due).collect();
+    assert!(!due.is_empty());
+    let mut cmd = ws.command();
+    let log = std::fs::File::create(ws.path("daemon-0.log")).unwrap();
+    cmd.arg("run")
+        .env("RAPPORT_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    let mut guard = Guard(Some(cmd.spawn().unwrap()));
+    assert!(
+        smtp.wait_for_count(due.len(), Duration::from_secs(30))
+            .await,
+        "log:\n{}",
+        ws.log(0)
+    );
+    guard.stop_gracefully();
+    let log = ws.log(0);
+    let p = due[0];
+    let touch = format!("birthday:{}:{}", p.id, p.year);
+    let sent = log
+        .lines()
+        .find(|l| l.contains("touch sent") && l.contains(&touch))
+        .unwrap_or_else(|| panic!("no send of {touch}:\n{log}"));
+    assert!(sent.contains("claim{worker="), "{sent}");
+    assert!(
+        sent.contains(&format!("touch{{touch=\"{touch}\" channel=\"email\"}}")),
+        "{sent}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("plan{occasion=\"birthday\"}") && l.contains("planner run")),
+        "{log}"
+    );
+}

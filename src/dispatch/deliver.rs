@@ -3,6 +3,7 @@
 //! the channel's schedule, moved on to the occasion's next channel, or failed).
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 use super::Dispatcher;
 use crate::policy::{hops, tried};
@@ -188,9 +189,11 @@ impl<S: Store> Dispatcher<S> {
             .email
             .clone()
             .ok_or_else(|| DeliveryError::permanent("no email address"))?;
-        let mut content = self
-            .renderer
-            .render_email(&touch.occasion, &contact.tier, ctx)
+        let mut content = tracing::debug_span!("render")
+            .in_scope(|| {
+                self.renderer
+                    .render_email(&touch.occasion, &contact.tier, ctx)
+            })
             .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))?;
         if self.cfg.email.track_clicks {
             self.track_clicks(touch, &mut content);
@@ -211,7 +214,12 @@ impl<S: Store> Dispatcher<S> {
             },
         };
         self.pace(touch, contact).await?;
-        Ok(self.channels.email.send_gated(&email, gate).await?)
+        Ok(self
+            .channels
+            .email
+            .send_gated(&email, gate)
+            .instrument(tracing::debug_span!("send"))
+            .await?)
     }
 
     /// Points every http(s) link of the email's bodies at `PUBLIC_URL/c/TOKEN` (the
@@ -261,8 +269,11 @@ impl<S: Store> Dispatcher<S> {
         channel: &str,
         ctx: &serde_json::Value,
     ) -> Result<String, NotSent> {
-        self.renderer
-            .render_text(&touch.occasion, channel, &contact.tier, ctx)
+        tracing::debug_span!("render")
+            .in_scope(|| {
+                self.renderer
+                    .render_text(&touch.occasion, channel, &contact.tier, ctx)
+            })
             .map_err(|e| NotSent::Broken(format!("cannot render: {e}")))
     }
 
@@ -289,7 +300,10 @@ impl<S: Store> Dispatcher<S> {
             body,
         };
         self.pace(touch, contact).await?;
-        Ok(channel.send_gated(&sms, gate).await?)
+        Ok(channel
+            .send_gated(&sms, gate)
+            .instrument(tracing::debug_span!("send"))
+            .await?)
     }
 
     async fn send_webhook(
@@ -330,7 +344,11 @@ impl<S: Store> Dispatcher<S> {
             body: body.to_string().into_bytes(),
         };
         self.pace(touch, contact).await?;
-        match channel.send_gated(&hook, gate).await {
+        match channel
+            .send_gated(&hook, gate)
+            .instrument(tracing::debug_span!("send"))
+            .await
+        {
             Err(e) if e.class == DeliveryClass::Gone => {
                 self.channels
                     .disable_webhook(self.store.as_ref(), self.clock.now())

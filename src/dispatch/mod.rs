@@ -12,6 +12,7 @@ use std::sync::Arc;
 use claim::{Claim, HandBack, TouchGate};
 use deliver::Delivered;
 use futures::StreamExt;
+use tracing::Instrument;
 
 pub use recorder::Recorder;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +66,11 @@ pub struct Dispatcher<S> {
 impl<S: Store> Dispatcher<S> {
     /// Handles one job's touches for `worker` (its unique name).
     pub async fn dispatch(&self, ids: &[TouchId], worker: &str) -> Result<BatchReport, StoreError> {
+        let span = tracing::info_span!("claim", worker, touches = ids.len());
+        self.dispatch_job(ids, worker).instrument(span).await
+    }
+
+    async fn dispatch_job(&self, ids: &[TouchId], worker: &str) -> Result<BatchReport, StoreError> {
         // A lease owner unique to this claim, not just this worker: if the worker's own
         // lease lapsed and it claimed the touch again, a late outcome of the first
         // attempt must not land on the second. A bare ULID: it is written with every
@@ -123,7 +129,10 @@ impl<S: Store> Dispatcher<S> {
         };
         let drain = self.drain(&claim);
         let work = async {
-            let (ready, decided) = self.admit(claimed.touches, &contacts, owner).await?;
+            let (ready, decided) = self
+                .admit(claimed.touches, &contacts, owner)
+                .instrument(tracing::debug_span!("decide"))
+                .await?;
             // Outcomes already decided go first (recorded, not sent), then the sends.
             let items = decided
                 .into_iter()
@@ -132,6 +141,12 @@ impl<S: Store> Dispatcher<S> {
             futures::stream::iter(items)
                 .map(|(t, decided)| {
                     let (contacts, claim) = (&contacts, &claim);
+                    // Every line logged for this touch, down to its record, carries it.
+                    let span = tracing::info_span!(
+                        "touch",
+                        touch = t.id.as_str(),
+                        channel = t.channel.as_str()
+                    );
                     async move {
                         let outcome = match decided {
                             Some(o) => claim.decide(&t.id).then_some(o),
@@ -149,6 +164,7 @@ impl<S: Store> Dispatcher<S> {
                         telemetry::touch_outcome(&t, &outcome);
                         Ok(Some(outcome))
                     }
+                    .instrument(span)
                 })
                 .buffer_unordered(self.cfg.dispatch.concurrency as usize)
                 .collect::<Vec<Result<Option<Outcome>, StoreError>>>()

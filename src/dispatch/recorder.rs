@@ -7,6 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::{
     domain::Clock,
@@ -40,7 +41,10 @@ impl Recorder {
                         Err(_) => break,
                     }
                 }
-                let result = write(store.as_ref(), clock.as_ref(), &group).await;
+                let span = tracing::debug_span!("record", outcomes = group.len());
+                let result = write(store.as_ref(), clock.as_ref(), &group)
+                    .instrument(span)
+                    .await;
                 for (_, _, reply) in group {
                     let _ = reply.send(result.clone());
                 }

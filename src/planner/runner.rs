@@ -5,6 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::Learned;
 use crate::{
@@ -274,14 +275,18 @@ pub async fn run_loop<S: Store>(
         };
         match lock_taken {
             Ok(Some(token)) => {
-                match run_once(store.as_ref(), &cfg, &occasion, now).await {
+                let span = tracing::info_span!("plan", occasion = occasion.name.as_str());
+                let run = run_once(store.as_ref(), &cfg, &occasion, now)
+                    .instrument(span.clone())
+                    .await;
+                span.in_scope(|| match run {
                     Ok(r) => {
                         tracing::info!(occasion = %occasion.name, due = r.due, new = r.new, "planner run")
                     }
                     Err(e) => {
                         tracing::error!(occasion = %occasion.name, error = %e, "planner run failed; will retry at the next tick")
                     }
-                }
+                });
                 if let Err(e) = store.unlock(&lock, &token).await {
                     tracing::warn!(occasion = %occasion.name, error = %e, "could not release the planner lock; it lapses");
                 }

@@ -61,10 +61,12 @@ fn levels_and_targets(log: &str) -> Vec<(&str, &str)> {
     log.lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
-            let (_, level, target) = (words.next()?, words.next()?, words.next()?);
+            let (_, level) = (words.next()?, words.next()?);
             let level = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
                 .into_iter()
                 .find(|l| *l == level)?;
+            // Spans come first (`claim{worker=..}:touch{touch=..}:`), then the target.
+            let target = words.find(|w| w.ends_with(':') && !w.contains(['{', '}', '=', '"']))?;
             Some((level, target.strip_suffix(':')?))
         })
         .collect()
