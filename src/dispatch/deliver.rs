@@ -14,7 +14,6 @@ use crate::{
     },
     config::Trigger,
     domain::{Contact, Touch},
-    planner::fit_in_window,
     policy::{
         self,
         retry::{self, Plan, RetryDecision, RetryInput},
@@ -156,7 +155,7 @@ impl<S: Store> Dispatcher<S> {
                 self.cfg.send_window(o, &contact.tier)
             });
         let zone = contact.zone(self.cfg.defaults.timezone);
-        match fit_in_window(place, window, zone, touch.expires_at) {
+        match window.fit_not_before(place, zone, touch.expires_at) {
             None => {
                 return Err(NotSent::Late(format!(
                     "the {channel} rate limit ({rate}) has no place before its expiry"

@@ -117,6 +117,58 @@ impl SendWindow {
             local_instant(date, self.end.0, zone),
         )
     }
+
+    /// The first whole second, from the one `at` falls in, inside the window (in `zone`)
+    /// and before `expires_at`; `None` if there is none. Whole seconds, as the queue
+    /// schedules: a touch due now gets the current second, so its job is due at once
+    /// rather than up to a second later.
+    pub fn fit(
+        &self,
+        at: DateTime<Utc>,
+        zone: Tz,
+        expires_at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let at = DateTime::from_timestamp(at.timestamp(), 0)?;
+        let mut day = at.with_timezone(&zone).date_naive();
+        // A window is at least a minute long every day, so a few days always settle it.
+        for _ in 0..3 {
+            let (start, end) = self.on(day, zone);
+            let candidate = at.max(start);
+            if candidate >= expires_at {
+                return None;
+            }
+            if candidate < end {
+                return Some(candidate);
+            }
+            day = day.succ_opt()?;
+        }
+        None
+    }
+
+    /// As [`SendWindow::fit`], never before `at` itself: for an instant that is a lower
+    /// bound (a retry, a hold, a rate-limit place), which must not be rounded down to
+    /// the second it falls in.
+    pub fn fit_not_before(
+        &self,
+        at: DateTime<Utc>,
+        zone: Tz,
+        expires_at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let at = DateTime::from_timestamp(not_before(at), 0)?;
+        self.fit(at, zone, expires_at)
+    }
+}
+
+/// When a touch for local `date` stops being sendable: `expires` after the start of that
+/// day in `zone`. Whole days are counted on the wall clock, so "1d" is the next local
+/// midnight even on a 23- or 25-hour DST day.
+pub fn expiry(date: NaiveDate, zone: Tz, expires: std::time::Duration) -> DateTime<Utc> {
+    let secs = expires.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let end_day = date
+        .checked_add_days(chrono::Days::new(days))
+        .unwrap_or(NaiveDate::MAX);
+    local_midnight(end_day, zone) + Duration::seconds(rest as i64)
 }
 
 /// `t` as the whole second the store keeps for a "not before" instant (a retry, a hold,
@@ -163,6 +215,46 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn fitting_into_windows() {
+        let w: SendWindow = "09:00-18:00".parse().unwrap();
+        let z = chrono_tz::UTC;
+        let exp = utc("2026-01-02T00:00:00Z");
+        assert_eq!(
+            w.fit(utc("2026-01-01T08:00:00Z"), z, exp),
+            Some(utc("2026-01-01T09:00:00Z"))
+        );
+        // Due now: the current second, so the job runs at once.
+        assert_eq!(
+            w.fit(utc("2026-01-01T12:00:00.2Z"), z, exp),
+            Some(utc("2026-01-01T12:00:00Z"))
+        );
+        assert_eq!(
+            w.fit(utc("2026-01-01T08:59:59.7Z"), z, exp),
+            Some(utc("2026-01-01T09:00:00Z"))
+        );
+        assert_eq!(
+            w.fit(utc("2026-01-01T17:59:59.5Z"), z, exp),
+            Some(utc("2026-01-01T17:59:59Z"))
+        );
+        assert_eq!(w.fit(utc("2026-01-01T18:00:00Z"), z, exp), None);
+        // A lower bound is never rounded down to its second.
+        assert_eq!(
+            w.fit_not_before(utc("2026-01-01T12:00:00.2Z"), z, exp),
+            Some(utc("2026-01-01T12:00:01Z"))
+        );
+        assert_eq!(
+            w.fit_not_before(utc("2026-01-01T12:00:00Z"), z, exp),
+            Some(utc("2026-01-01T12:00:00Z"))
+        );
+        // A longer expiry moves the attempt to the next day's window.
+        let exp2 = utc("2026-01-03T00:00:00Z");
+        assert_eq!(
+            w.fit(utc("2026-01-01T19:00:00Z"), z, exp2),
+            Some(utc("2026-01-02T09:00:00Z"))
+        );
     }
 
     #[test]

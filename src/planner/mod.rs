@@ -7,13 +7,14 @@ pub mod runner;
 
 pub use adoption::{due_before_adoption, settle_adopted};
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::{
     config::{Config, DateField, Occasion, Trigger},
     domain::{
-        Contact, Event, MonthDay, NewTouch, SendWindow, TouchId, TouchStatus, time::local_midnight,
+        Contact, Event, MonthDay, NewTouch, SendWindow, TouchId, TouchStatus,
+        time::{expiry, local_midnight},
     },
     learning::{ChannelPrior, RelationshipState},
     policy::Upcoming,
@@ -153,7 +154,7 @@ fn send_at(
 ) -> Option<DateTime<Utc>> {
     let zone = contact.zone(cfg.defaults.timezone);
     let window = cfg.send_window(occasion, &contact.tier);
-    let at = fit_in_window(from, window, zone, expires_at)?;
+    let at = window.fit(from, zone, expires_at)?;
     Some(learned.filter(|_| cfg.learning.enabled).map_or(at, |l| {
         at_learned_hour(cfg, l, at, window, zone, expires_at)
     }))
@@ -347,7 +348,7 @@ pub fn check_in_learned(
     let mut day = now.with_timezone(&zone).date_naive();
     for _ in 0..2 {
         let expires_at = expiry(day, zone, occasion.expires);
-        if fit_in_window(now, window, zone, expires_at).is_some() {
+        if window.fit(now, zone, expires_at).is_some() {
             let mut t = touch_in_window(
                 cfg,
                 occasion,
@@ -396,7 +397,7 @@ pub fn upcoming(
             }
             let expires_at = expiry(day, zone, o.expires);
             let window = cfg.send_window(o, &contact.tier);
-            if let Some(at) = fit_in_window(local_midnight(day, zone), window, zone, expires_at) {
+            if let Some(at) = window.fit(local_midnight(day, zone), zone, expires_at) {
                 out.push(Upcoming {
                     touch: TouchId::derive(&o.name, &contact.id, &year.to_string()),
                     occasion: o.name.clone(),
@@ -410,22 +411,6 @@ pub fn upcoming(
     out
 }
 
-/// When the touch stops being sendable: `expires` after the start of the local day.
-/// Whole days are counted on the wall clock, so "1d" is the next local midnight even on
-/// a 23- or 25-hour DST day.
-pub fn expiry(day: NaiveDate, zone: Tz, expires: std::time::Duration) -> DateTime<Utc> {
-    let secs = expires.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let end_day = day
-        .checked_add_days(chrono::Days::new(days))
-        .unwrap_or(NaiveDate::MAX);
-    local_midnight(end_day, zone) + Duration::seconds(rest as i64)
-}
-
-/// The first whole second, from the one `at` falls in, that is inside the send window (in
-/// the contact's zone) and before `expires_at`; `None` if there is none. Whole seconds,
-/// as the queue schedules: a touch due now gets the current second, so its job is due
-/// at once rather than up to a second later.
 /// `at` (the first instant the window allows) moved to the hour the contact answers at,
 /// when that hour comes later the same local day inside the window and before expiry.
 fn at_learned_hour(
@@ -487,29 +472,6 @@ fn learned_channel(
         || crate::policy::planned_channel(cfg, occasion, contact),
         str::to_owned,
     )
-}
-
-pub fn fit_in_window(
-    at: DateTime<Utc>,
-    window: SendWindow,
-    zone: Tz,
-    expires_at: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let at = DateTime::from_timestamp(at.timestamp(), 0)?;
-    let mut day = at.with_timezone(&zone).date_naive();
-    // A window is at least a minute long every day, so a few days always settle it.
-    for _ in 0..3 {
-        let (start, end) = window.on(day, zone);
-        let candidate = at.max(start);
-        if candidate >= expires_at {
-            return None;
-        }
-        if candidate < end {
-            return Some(candidate);
-        }
-        day = day.succ_opt()?;
-    }
-    None
 }
 
 #[cfg(test)]

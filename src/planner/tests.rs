@@ -162,37 +162,6 @@ fn keys_are_stable_across_runs_in_the_same_day() {
     assert_eq!(a.expires_at, b.expires_at);
 }
 
-#[test]
-fn fitting_into_windows() {
-    let w: SendWindow = "09:00-18:00".parse().unwrap();
-    let z = chrono_tz::UTC;
-    let exp = utc("2026-01-02T00:00:00Z");
-    assert_eq!(
-        fit_in_window(utc("2026-01-01T08:00:00Z"), w, z, exp),
-        Some(utc("2026-01-01T09:00:00Z"))
-    );
-    // Due now: the current second, so the job runs at once.
-    assert_eq!(
-        fit_in_window(utc("2026-01-01T12:00:00.2Z"), w, z, exp),
-        Some(utc("2026-01-01T12:00:00Z"))
-    );
-    assert_eq!(
-        fit_in_window(utc("2026-01-01T08:59:59.7Z"), w, z, exp),
-        Some(utc("2026-01-01T09:00:00Z"))
-    );
-    assert_eq!(
-        fit_in_window(utc("2026-01-01T17:59:59.5Z"), w, z, exp),
-        Some(utc("2026-01-01T17:59:59Z"))
-    );
-    assert_eq!(fit_in_window(utc("2026-01-01T18:00:00Z"), w, z, exp), None);
-    // A longer expiry moves the attempt to the next day's window.
-    let exp2 = utc("2026-01-03T00:00:00Z");
-    assert_eq!(
-        fit_in_window(utc("2026-01-01T19:00:00Z"), w, z, exp2),
-        Some(utc("2026-01-02T09:00:00Z"))
-    );
-}
-
 fn purchase(id: &str, at: &str) -> Event {
     Event {
         contact_id: ContactId::parse("pat").unwrap(),

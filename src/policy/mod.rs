@@ -27,7 +27,6 @@ pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
 use crate::{
     config::{Config, OnThrottle, Trigger, format_duration},
     domain::{Contact, Touch, TouchId},
-    planner::fit_in_window,
 };
 
 /// What the store knows about a contact that the policy needs.
@@ -147,7 +146,7 @@ pub fn evaluate(
         cfg.send_window(o, &contact.tier)
     });
     let zone = contact.zone(cfg.defaults.timezone);
-    match fit_in_window(now, window, zone, touch.expires_at) {
+    match window.fit(now, zone, touch.expires_at) {
         None => {
             return Verdict::Expire {
                 why: Why::TooLate(format!(
@@ -181,7 +180,8 @@ pub fn evaluate(
             if occasion.is_some_and(|o| o.on_throttle == OnThrottle::Skip) {
                 return Verdict::Skip { why };
             }
-            match fit_in_window(until, window, zone, touch.expires_at) {
+            // The earliest place is a lower bound: never rounded down to its second.
+            match window.fit_not_before(until, zone, touch.expires_at) {
                 Some(at) => Verdict::Hold { until: at, why },
                 None => Verdict::Expire {
                     why: Why::TooLate(format!(

@@ -6,11 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::{
-    config::DispatchConfig,
-    domain::{SendWindow, time::not_before},
-    planner::fit_in_window,
-};
+use crate::{config::DispatchConfig, domain::SendWindow};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryDecision {
@@ -74,14 +70,12 @@ pub fn decide(i: &RetryInput<'_>) -> RetryDecision {
     };
     let wait = wait.max(i.retry_after.unwrap_or_default());
     let at = i.now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
-    // `fit_in_window` starts from the second `at` falls in (right for a touch due now),
-    // which would put a retry up to a second before the wait asked for: start from the
-    // next whole second instead (a 6 s Retry-After read at 10:00:00.3 is 10:00:07).
-    let at = DateTime::from_timestamp(not_before(at), 0).unwrap_or(at);
     let too_old =
         i.scheduled_at + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
     let deadline = i.expires_at.min(too_old);
-    match fit_in_window(at, i.window, i.zone, deadline) {
+    // Never before the wait asked for: from the next whole second (a 6 s Retry-After
+    // read at 10:00:00.3 is 10:00:07), not the one `at` falls in.
+    match i.window.fit_not_before(at, i.zone, deadline) {
         Some(at) => RetryDecision::RetryAt(at),
         None => RetryDecision::GiveUp(format!(
             "gave up after {} attempts, no retry possible before expiry or max age: {}",

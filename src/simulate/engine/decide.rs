@@ -115,7 +115,7 @@ impl Sim<'_> {
                 cfg.send_window(o, &p.contact.tier)
             });
         let zone = p.contact.zone(cfg.defaults.timezone);
-        if planner::fit_in_window(now, window, zone, touch.expires_at).is_none() {
+        if window.fit(now, zone, touch.expires_at).is_none() {
             return "its send window closed before it could go".to_owned();
         }
         let candidate = throttle::Candidate {
