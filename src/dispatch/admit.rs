@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use super::Dispatcher;
 use crate::{
-    domain::{Contact, ContactId, Touch, TouchId},
+    domain::{Contact, ContactId, Outcome, Touch, TouchId},
     planner,
     policy::{self, History, Limits, Reach, Verdict},
-    store::{Outcome, Reservation, Store, StoreError},
+    store::{Reservation, Store, StoreError},
 };
 
 /// How often a batch decides again after losing reservation races before it hands the

@@ -13,13 +13,13 @@ use crate::{
         OutboundWebhook, clicks, unsubscribe,
     },
     config::Trigger,
-    domain::{Contact, Touch},
+    domain::{Contact, Outcome, Touch},
     policy::{
         self,
         retry::{self, Plan, RetryDecision, RetryInput},
     },
     render,
-    store::{Outcome, Store},
+    store::Store,
 };
 
 /// Why a send did not happen.

@@ -21,9 +21,9 @@ use crate::{
     channels::Channels,
     config::Config,
     custody::Custody,
-    domain::{Clock, Touch, TouchId},
+    domain::{Clock, Outcome, Touch, TouchId},
     render::Renderer,
-    store::{Outcome, Store, StoreError},
+    store::{Store, StoreError},
     telemetry,
 };
 

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::{
-    domain::Clock,
-    store::{Outcome, Store, StoreError},
+    domain::{Clock, Outcome},
+    store::{Store, StoreError},
 };
 
 type Reply = oneshot::Sender<Result<(), String>>;

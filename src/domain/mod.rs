@@ -2,10 +2,12 @@
 
 pub mod contact;
 pub mod event;
+mod outcome;
 pub mod time;
 pub mod touch;
 
 pub use contact::{Birthday, Contact, ContactId, EmailAddress, MonthDay, PhoneNumber};
 pub use event::{Event, EventId};
+pub use outcome::Outcome;
 pub use time::{Clock, FixedClock, SendWindow, SystemClock};
 pub use touch::{Adoption, NewTouch, Touch, TouchId, TouchStatus};

@@ -16,6 +16,8 @@ use std::{collections::HashMap, future::Future};
 
 use chrono::{DateTime, Utc};
 
+pub use crate::domain::Outcome;
+
 use crate::{
     config::DateField,
     domain::{Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus},
@@ -75,83 +77,18 @@ pub struct ContactUpsert {
     pub keep_tier: bool,
 }
 
-/// How a claimed touch ended, as the dispatcher reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Sent {
-        id: TouchId,
-    },
-    Failed {
-        id: TouchId,
-        reason: String,
-    },
-    Suppressed {
-        id: TouchId,
-        reason: String,
-    },
-    Expired {
-        id: TouchId,
-        reason: String,
-    },
-    /// The relationship policy decided against it (final).
-    Skipped {
-        id: TouchId,
-        reason: String,
-    },
-    /// Not attempted after all (held by the policy, or the daemon is stopping): back to
-    /// `planned` at `at` without counting the attempt, with the reason if any; a job is
-    /// queued for it.
-    Defer {
-        id: TouchId,
-        at: DateTime<Utc>,
-        reason: Option<String>,
-    },
-    Retry {
-        id: TouchId,
-        at: DateTime<Utc>,
-        reason: String,
-        /// The attempt ended without an answer (it may have been delivered): counted in
-        /// [`Touch::uncertain`], which bounds such resends.
-        uncertain: bool,
-    },
-    /// Its channel cannot take it (opted out, failed permanently, endpoint gone): back
-    /// to `planned` at once on the occasion's next `channel`, with the reason (which
-    /// the ledger keeps, so it shows which channel was tried and why it was left). Its
-    /// attempts count from zero again: the new channel has its own retries.
-    Fallback {
-        id: TouchId,
-        channel: String,
-        reason: String,
-    },
-}
-
-impl Outcome {
-    /// What the outcome does to the touch's counts, as both backends store it (one
-    /// field: each costs SQLite a JSON extraction per row): `1` the attempt is taken
-    /// back (a deferral), `r` attempts and uncertain ones from zero (a move to another
-    /// channel), `u` one more uncertain attempt, `0` neither.
-    pub(crate) fn counts(&self) -> &'static str {
-        match self {
-            Self::Defer { .. } => "1",
-            Self::Fallback { .. } => "r",
-            Self::Retry {
-                uncertain: true, ..
-            } => "u",
-            _ => "0",
-        }
-    }
-
-    pub fn id(&self) -> &TouchId {
-        match self {
-            Self::Sent { id }
-            | Self::Failed { id, .. }
-            | Self::Suppressed { id, .. }
-            | Self::Expired { id, .. }
-            | Self::Skipped { id, .. }
-            | Self::Retry { id, .. }
-            | Self::Fallback { id, .. }
-            | Self::Defer { id, .. } => id,
-        }
+/// What the outcome does to the touch's counts, as both backends store it (one
+/// field: each costs SQLite a JSON extraction per row): `1` the attempt is taken
+/// back (a deferral), `r` attempts and uncertain ones from zero (a move to another
+/// channel), `u` one more uncertain attempt, `0` neither.
+pub(crate) fn counts(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Defer { .. } => "1",
+        Outcome::Fallback { .. } => "r",
+        Outcome::Retry {
+            uncertain: true, ..
+        } => "u",
+        _ => "0",
     }
 }
 

@@ -6,10 +6,7 @@ use std::str::FromStr;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::{EnvFilter, fmt};
 
-use crate::{
-    domain::{Touch, TouchId},
-    store::Outcome,
-};
+use crate::domain::{Outcome, Touch, TouchId};
 
 /// Logs to stderr, filtered by `RAPPORT_LOG` (or `RUST_LOG`) as [`directives`] reads it.
 pub fn init() {

@@ -935,7 +935,7 @@ impl Store for RedisStore {
                 .arg(status)
                 .arg(reason)
                 .arg(next.map(|n| n.to_string()).unwrap_or_default())
-                .arg(o.counts())
+                .arg(super::counts(o))
                 .arg(channel);
         }
         let (requeue, applied, epoch): (Vec<(String, i64)>, u64, u64) =

@@ -536,7 +536,7 @@ impl Store for SqliteStore {
                     }
                     Outcome::Fallback { reason, .. } => ("planned", Some(reason), Some(now_s), None),
                 };
-                let counts = o.counts();
+                let counts = super::counts(o);
                 serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "counts": counts, "channel": channel})
             })
             .collect();
