@@ -139,27 +139,41 @@ pub async fn adoption<S: Store>(store: &S) -> Result<Option<Adoption>, StoreErro
 pub async fn establish<S: Store>(store: &S) -> Result<Custody, StoreError> {
     let found = identity(store).await?;
     if let Some(reason) = found.lost {
-        tracing::error!(
-            %reason,
-            "the store is held: it was found lost (its ledger is gone); nothing is planned or sent until `rapport store adopt` is run (see README, Failure modes)"
-        );
-        return Ok(Custody::new(State::Lost {
-            previous: None,
-            reason: lost_reason(&reason),
-        }));
+        return Ok(held_from_start(&reason));
     }
     let id = match found.id {
         Some(id) => id,
-        // Set if absent: replicas starting together agree on one.
         None => {
-            store
-                .init_setting(ID, &ulid::Ulid::new().to_string())
-                .await?
+            // Set if absent: replicas starting together agree on one.
+            let fresh = ulid::Ulid::new().to_string();
+            let id = store.init_setting(ID, &fresh).await?;
+            if id == fresh && store.shared() {
+                // A first use, or a shared store that just came back empty: a process
+                // that held the old one marks it lost within a check or two. Wait for
+                // that before planning anything into it.
+                tokio::time::sleep(2 * CHECK_EVERY).await;
+                let again = identity(store).await?;
+                if let Some(reason) = again.lost {
+                    return Ok(held_from_start(&reason));
+                }
+            }
+            id
         }
     };
     store.set_fence(Some(&id));
     tracing::info!(store_id = %id, "store identity");
     Ok(Custody::holding(&id))
+}
+
+fn held_from_start(marker: &str) -> Custody {
+    tracing::error!(
+        reason = %marker,
+        "the store is held: it was found lost (its ledger is gone); nothing is planned or sent until `rapport store adopt` is run (see README, Failure modes)"
+    );
+    Custody::new(State::Lost {
+        previous: None,
+        reason: lost_reason(marker),
+    })
 }
 
 fn lost_reason(marker: &str) -> String {
@@ -190,9 +204,10 @@ pub async fn check<S: Store>(
             };
             if found.lost.is_none() {
                 // Marked in the store as it is now, so every process (and the next start)
-                // holds too, not only those that knew the old identity.
+                // holds too, not only those that knew the old identity. Written over an
+                // empty one: an adoption leaves the setting empty, not absent.
                 let marker = format!("{why}; found at {}", now.to_rfc3339());
-                store.init_setting(LOST, &marker).await?;
+                store.set_setting(LOST, &marker).await?;
             }
             let reason = lost_reason(&why);
             tracing::error!(

@@ -28,6 +28,11 @@ pub fn install(token: CancellationToken, drain_timeout: Duration) -> std::io::Re
         // A thread, not a task: it must fire even if the runtime is wedged.
         std::thread::spawn(move || {
             std::thread::sleep(drain_timeout + EXIT_GRACE - Duration::from_millis(100));
+            // The exit does not wait on the log line (stderr may be a full pipe).
+            std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                std::process::exit(0);
+            });
             tracing::warn!("the drain deadline passed; exiting with what is recorded");
             std::process::exit(0);
         });

@@ -95,6 +95,13 @@ async fn run_daemon(cfg: Config, role: Role) -> i32 {
         );
         return exit::CONFIG;
     }
+    // Installed before the store is opened: a SIGTERM while starting (a deploy that
+    // changes its mind) is a clean stop too, not a kill.
+    let token = CancellationToken::new();
+    if let Err(e) = rapport::shutdown::install(token.clone(), cfg.dispatch.drain_timeout) {
+        eprintln!("rapport: cannot install signal handlers: {e}");
+        return exit::SOFTWARE;
+    }
     let app = match App::build(cfg, Arc::new(SystemClock)).await {
         Ok(app) => app,
         Err(e) => {
@@ -112,11 +119,6 @@ async fn run_daemon(cfg: Config, role: Role) -> i32 {
             return e.exit_code();
         }
     };
-    let token = CancellationToken::new();
-    if let Err(e) = rapport::shutdown::install(token.clone(), app.cfg.dispatch.drain_timeout) {
-        eprintln!("rapport: cannot install signal handlers: {e}");
-        return exit::SOFTWARE;
-    }
     match app.run(role, listener, token).await {
         Ok(()) => 0,
         Err(e) => {

@@ -40,6 +40,8 @@ enum Send {
     Released,
     /// Refused by the gate; whoever sends it records it.
     Refused,
+    /// Its outcome is on its way to the store (not yet known to be recorded).
+    Recording,
     /// Its lease passed to another claim: not ours to send or record.
     Lost,
     /// Its outcome is recorded.
@@ -63,6 +65,8 @@ pub(super) struct Claim {
     sends: Mutex<HashMap<TouchId, Send>>,
     /// One renewal at a time: a gate short of lease waits for the one under way.
     renewing: tokio::sync::Mutex<()>,
+    /// How many sends the drain handed back (they are `Done` once recorded).
+    released: std::sync::atomic::AtomicUsize,
 }
 
 impl Claim {
@@ -79,6 +83,7 @@ impl Claim {
             until: Mutex::new(whole_seconds(claimed_at + lease)),
             sends: Mutex::new(ids.into_iter().map(|id| (id, Send::Waiting)).collect()),
             renewing: tokio::sync::Mutex::new(()),
+            released: Default::default(),
         }
     }
 
@@ -95,7 +100,12 @@ impl Claim {
         let mut ids: Vec<TouchId> = self
             .sends()
             .iter()
-            .filter(|(_, s)| matches!(s, Send::Waiting | Send::Decided | Send::Started))
+            .filter(|(_, s)| {
+                matches!(
+                    s,
+                    Send::Waiting | Send::Decided | Send::Started | Send::Recording
+                )
+            })
             .map(|(id, _)| id.clone())
             .collect();
         ids.sort();
@@ -153,13 +163,18 @@ impl Claim {
         match *state {
             Send::Waiting => {}
             Send::Lost => return Start::No("its lease passed to another worker"),
-            Send::Decided | Send::Started | Send::Released | Send::Refused | Send::Done => {
+            Send::Decided
+            | Send::Started
+            | Send::Released
+            | Send::Refused
+            | Send::Recording
+            | Send::Done => {
                 return Start::No("already handed on");
             }
         }
         if stopping {
             *state = Send::Refused;
-            return Start::No("the daemon is stopping");
+            return Start::No("the daemon is stopping, or the store is held");
         }
         let needed =
             chrono::Duration::from_std(needs + SAFETY_MARGIN).unwrap_or(chrono::Duration::MAX);
@@ -198,6 +213,8 @@ impl Claim {
             })
             .collect();
         out.sort();
+        self.released
+            .fetch_add(out.len(), std::sync::atomic::Ordering::Relaxed);
         out
     }
 
@@ -211,6 +228,14 @@ impl Claim {
             }
             _ => false,
         }
+    }
+
+    /// Whether every touch's outcome is recorded (or belongs to another claim now): the
+    /// lease may be let go.
+    pub(super) fn settled(&self) -> bool {
+        self.sends()
+            .values()
+            .all(|s| matches!(s, Send::Done | Send::Lost))
     }
 
     /// How many sends the drain handed back.
@@ -233,14 +258,31 @@ impl Claim {
         ids
     }
 
+    /// Whether `id` is still to be sent (not handed back, not someone else's).
+    pub(super) fn waiting(&self, id: &TouchId) -> bool {
+        self.sends().get(id) == Some(&Send::Waiting)
+    }
+
     #[cfg(test)]
     fn started(&self, id: &TouchId) -> bool {
         self.sends().get(id) == Some(&Send::Started)
     }
 
-    /// Whether the drain handed `id` back (and records it).
-    pub(super) fn released(&self, id: &TouchId) -> bool {
+    #[cfg(test)]
+    fn released(&self, id: &TouchId) -> bool {
         self.sends().get(id) == Some(&Send::Released)
+    }
+
+    /// Whether this caller is to record `id`'s outcome now (the drain may have handed
+    /// it back first, or its lease gone to another claim): marks it being recorded.
+    pub(super) fn begin_record(&self, id: &TouchId) -> bool {
+        match self.sends().get_mut(id) {
+            Some(s @ (Send::Waiting | Send::Decided | Send::Started | Send::Refused)) => {
+                *s = Send::Recording;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub(super) fn done(&self, id: &TouchId) {
@@ -270,12 +312,14 @@ pub(super) struct TouchGate<'a, S> {
     pub(super) store: &'a Arc<S>,
     pub(super) clock: &'a dyn Clock,
     pub(super) stopping: &'a CancellationToken,
+    /// A store found lost (see `custody`) starts no send, even of a claim taken before.
+    pub(super) custody: &'a crate::custody::Custody,
 }
 
 impl<S: Store> Gate for TouchGate<'_, S> {
     fn admit(&self, needs: Duration) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let stopping = || self.stopping.is_cancelled();
+            let stopping = || self.stopping.is_cancelled() || self.custody.lost().is_some();
             match self
                 .claim
                 .try_start(self.touch, needs, self.clock.now(), stopping())
@@ -367,5 +411,61 @@ mod tests {
         assert!(c.released(&id("c")));
         assert_eq!(c.hand_back(&id("c")), HandBack::Skip);
         assert!(c.started(&id("a")));
+    }
+
+    #[test]
+    fn a_claim_is_settled_only_once_every_outcome_is_recorded() {
+        let c = claim();
+        assert!(matches!(
+            c.try_start(&id("a"), Duration::ZERO, t(0), false),
+            Start::Yes
+        ));
+        assert!(c.begin_record(&id("a")));
+        assert!(!c.begin_record(&id("a")), "recorded once");
+        assert_eq!(c.release_unstarted(), vec![id("b"), id("c")]);
+        // Handed back by the drain: not this sender's to record any more.
+        assert!(!c.begin_record(&id("b")));
+        assert!(!c.settled(), "outcomes still on their way");
+        for x in ["a", "b", "c"] {
+            c.done(&id(x));
+        }
+        assert!(c.settled());
+    }
+
+    #[tokio::test]
+    async fn the_gate_starts_nothing_once_the_store_is_held() {
+        use crate::{
+            custody,
+            domain::SystemClock,
+            store::{SqliteStore, Store},
+        };
+        let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let held = custody::establish(store.as_ref()).await.unwrap();
+        let c = Claim::new(
+            "o".into(),
+            chrono::Duration::seconds(30),
+            Utc::now(),
+            [id("a")],
+        );
+        let stopping = CancellationToken::new();
+        let touch = id("a");
+        let gate = TouchGate {
+            claim: &c,
+            touch: &touch,
+            store: &store,
+            clock: &SystemClock,
+            stopping: &stopping,
+            custody: &held,
+        };
+        store.set_setting(custody::ID, "another").await.unwrap();
+        custody::check(store.as_ref(), &held, Utc::now())
+            .await
+            .unwrap();
+        let refused = gate.admit(Duration::from_secs(1)).await;
+        assert_eq!(
+            refused.map_err(|e| e.class),
+            Err(crate::channels::DeliveryClass::NotStarted)
+        );
+        assert_eq!(c.hand_back(&id("a")), HandBack::Record);
     }
 }

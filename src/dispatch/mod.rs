@@ -155,6 +155,11 @@ impl<S: Store> Dispatcher<S> {
                         let Some(outcome) = outcome else {
                             return Ok(None);
                         };
+                        // The drain may have handed it back meanwhile (an outcome
+                        // reached before the gate: held, late, a template that fails).
+                        if !claim.begin_record(&t.id) {
+                            return Ok(None);
+                        }
                         // Recorded inside the buffered future, not in a `.then` after
                         // it: while a `.then` waits, the buffer is not polled, and a
                         // send parked there holding the store's only SQLite connection
@@ -175,6 +180,7 @@ impl<S: Store> Dispatcher<S> {
         // One task polls all of them, so the drain's records never wait on a send that
         // holds the store's connection.
         let results = tokio::select! {
+            biased;
             r = work => r?,
             () = renew => unreachable!("the renewal loop never ends"),
             () = drain => unreachable!("the drain never ends"),
@@ -182,9 +188,14 @@ impl<S: Store> Dispatcher<S> {
                 self.abandon_started(&claim, &contacts).await.into_iter().map(Some).collect()
             }
         };
-        // Every outcome is recorded: the claim is over.
-        if let Err(e) = self.store.release_lease(owner).await {
-            tracing::warn!(error = %e, "could not release a finished batch's lease; it lapses instead");
+        // Every outcome is recorded: the claim is over. One that is not (the store
+        // failed, the deadline came) keeps its lease, which lapses: the reconciler then
+        // finds its touches still `sending` and queues them again; released, they
+        // would be stranded (on Redis it finds them through the lease).
+        if claim.settled() {
+            if let Err(e) = self.store.release_lease(owner).await {
+                tracing::warn!(error = %e, "could not release a finished batch's lease; it lapses instead");
+            }
         }
         // Handed back by the drain: recorded there, deferred all the same.
         report.deferred += claim.released_count();
@@ -208,31 +219,39 @@ impl<S: Store> Dispatcher<S> {
     /// it without waiting for the lease to run out). Never returns.
     async fn drain(&self, claim: &Claim) {
         self.stopping.cancelled().await;
+        self.hand_back_unstarted(claim).await;
+        futures::future::pending::<()>().await;
+    }
+
+    /// Hands every send of `claim` that has not started back to the ledger, recorded
+    /// `planned` as it was: the drain, and the deadline (which may come first).
+    async fn hand_back_unstarted(&self, claim: &Claim) {
         let released = claim.release_unstarted();
-        if !released.is_empty() {
-            tracing::info!(
-                claim = %claim.owner,
-                touches = released.len(),
-                "stopping: handing back claimed sends that have not started"
-            );
+        if released.is_empty() {
+            return;
         }
+        tracing::info!(
+            claim = %claim.owner,
+            touches = released.len(),
+            "stopping: handing back claimed sends that have not started"
+        );
         let now = self.clock.now();
-        let records = released.into_iter().map(|id| {
-            self.recorder.record(
-                Outcome::Defer {
-                    id,
-                    at: now,
-                    reason: None,
-                },
-                &claim.owner,
-            )
+        let records = released.into_iter().map(|id| async move {
+            let defer = Outcome::Defer {
+                id: id.clone(),
+                at: now,
+                reason: None,
+            };
+            (id, self.recorder.record(defer, &claim.owner).await)
         });
-        for r in futures::future::join_all(records).await {
-            if let Err(e) = r {
-                tracing::warn!(claim = %claim.owner, error = %e, "could not hand a send back; its lease lapses instead");
+        for (id, r) in futures::future::join_all(records).await {
+            match r {
+                Ok(()) => claim.done(&id),
+                Err(e) => {
+                    tracing::warn!(claim = %claim.owner, error = %e, "could not hand a send back; its lease lapses instead")
+                }
             }
         }
-        futures::future::pending::<()>().await;
     }
 
     /// Sends one admitted touch through its gate. `None`: nothing for this caller to
@@ -243,7 +262,7 @@ impl<S: Store> Dispatcher<S> {
         t: &Touch,
         contact: Option<&crate::domain::Contact>,
     ) -> Option<Outcome> {
-        if claim.released(&t.id) {
+        if !claim.waiting(&t.id) {
             return None;
         }
         let gate = TouchGate {
@@ -252,6 +271,7 @@ impl<S: Store> Dispatcher<S> {
             store: &self.store,
             clock: self.clock.as_ref(),
             stopping: &self.stopping,
+            custody: &self.custody,
         };
         // A send the drain released while it waited (for a connection, a rate-limit
         // place) is refused at its gate and ends here without a record: the drain made
@@ -278,6 +298,9 @@ impl<S: Store> Dispatcher<S> {
         claim: &Claim,
         contacts: &std::collections::HashMap<crate::domain::ContactId, crate::domain::Contact>,
     ) -> Vec<Outcome> {
+        // The deadline may be seen before the drain's hand-back ran (a claim that was
+        // slow to come back): hand back what has not started first.
+        self.hand_back_unstarted(claim).await;
         let ids = claim.in_flight();
         if ids.is_empty() {
             return Vec::new();
@@ -303,6 +326,9 @@ impl<S: Store> Dispatcher<S> {
             let Some(contact) = contacts.get(&t.contact_id) else {
                 continue;
             };
+            if !claim.begin_record(&t.id) {
+                continue;
+            }
             let e = crate::channels::DeliveryError::uncertain("abandoned at the drain deadline");
             let outcome = self.settle(&t, contact, e).await;
             match self.recorder.record(outcome.clone(), &claim.owner).await {

@@ -79,10 +79,15 @@ async fn write<S: Store>(
     owners.sort_unstable();
     owners.dedup();
     for owner in owners {
+        // One outcome per touch: the first (a claim records each once; should two meet
+        // in one statement, SQLite would apply either, Redis the first).
+        let mut seen = std::collections::HashSet::new();
         let outcomes: Vec<Outcome> = group
             .iter()
             .filter(|(_, o, _)| o == owner)
-            .map(|(x, _, _)| x.clone())
+            .map(|(x, _, _)| x)
+            .filter(|x| seen.insert(x.id().clone()))
+            .cloned()
             .collect();
         let mut last = String::new();
         // A busy or briefly unavailable database is worth waiting for: the sends already

@@ -233,7 +233,11 @@ pub fn for_event(
         expires_at,
         None,
     );
-    t.due = due;
+    // When it would have gone out had it been planned as the event came in: inside the
+    // send window (a purchase at 22:00 is not "due" at 23:00 with a 09:00 window).
+    t.due = send_at(cfg, occasion, contact, due, expires_at, None)
+        .unwrap_or(due)
+        .min(t.scheduled_at);
     if t.status == TouchStatus::Expired && expires_at <= now {
         t.reason = Some(format!(
             "the event came in after the {} occasion's expiry",
@@ -358,7 +362,10 @@ pub fn check_in_learned(
                 expires_at,
                 learned,
             );
-            t.due = became_due;
+            // When a planner run as the cadence ended would have sent it.
+            t.due = send_at(cfg, occasion, contact, became_due, expires_at, learned)
+                .unwrap_or(became_due)
+                .min(t.scheduled_at);
             return Some(t);
         }
         day = day.succ_opt()?;

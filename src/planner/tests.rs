@@ -356,3 +356,15 @@ fn a_touch_is_due_from_the_windows_opening_whenever_it_is_planned() {
         (utc("2026-07-14T09:00:00Z"), utc("2026-07-14T09:00:00Z"))
     );
 }
+
+#[test]
+fn a_thank_you_is_due_when_its_window_first_allows_it() {
+    let cfg = cfg(&[]);
+    // A purchase at 22:00 with a 2 h delay lands at midnight, outside the send window:
+    // due when the window next opens, not at midnight, so an adoption of the store
+    // before then does not take it for a note already sent.
+    let e = purchase("o1", "2026-06-01T22:00:00Z");
+    let t = thank_you(&cfg, &e, "2026-06-01T22:05:00Z").expect("planned");
+    assert!(t.due > utc("2026-06-02T00:00:00Z"), "{:?}", t.due);
+    assert_eq!(t.due, t.scheduled_at);
+}

@@ -47,6 +47,9 @@ macro_rules! each {
 }
 
 impl Store for AnyStore {
+    fn shared(&self) -> bool {
+        matches!(self, AnyStore::Redis(_))
+    }
     fn set_fence(&self, id: Option<&str>) {
         match self {
             AnyStore::Sqlite(s) => s.set_fence(id),

@@ -434,6 +434,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Lets go of `key` without an answer (the request failed in a way worth retrying).
     fn forget_key(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether several processes may use this store at once (Redis), rather than one
+    /// owning it (SQLite).
+    fn shared(&self) -> bool {
+        false
+    }
     /// The identity this process holds the store under (`custody`): a backend that can
     /// check it atomically with its writes (Redis, in its planning and claiming scripts)
     /// refuses them with [`StoreError::Lost`] once the store's identity is another.
@@ -453,10 +458,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         ids: &[ContactId],
     ) -> impl Future<Output = Result<HashMap<ContactId, DateTime<Utc>>, StoreError>> + Send;
-    /// Settles as `skipped` (with `reason`) every touch still `planned` or `sending` and
-    /// scheduled at or before `before`, giving back its place against the caps: an
-    /// adopted store's touches that may have been sent before it was lost. Returns how
-    /// many.
+    /// Settles as `skipped` (with `reason`) every touch still `planned` with its next
+    /// attempt at or before `before`, and every one still `sending`, giving back its
+    /// place against the caps: an adopted store's touches that may have been sent before
+    /// it was lost. Returns how many.
     fn settle_due(
         &self,
         before: DateTime<Utc>,

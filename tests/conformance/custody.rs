@@ -62,13 +62,36 @@ pub(crate) async fn a_store_that_changes_is_held_until_adopted<S: Backend>(store
 }
 
 pub(crate) async fn an_adoption_settles_what_was_due_before_it<S: Backend>(store: Arc<S>) {
-    let (due, sending, later) = (
+    let (due, sending, later, retrying) = (
         planned("due", t0()),
         planned("sending", t0()),
         planned("later", t0() + hours(2)),
+        planned("retrying", t0()),
     );
-    let all = [due.clone(), sending.clone(), later.clone()];
+    let all = [
+        due.clone(),
+        sending.clone(),
+        later.clone(),
+        retrying.clone(),
+    ];
     store.plan_touches(&all, 10, t0() - hours(1)).await.unwrap();
+    // Due before the adoption, but failed and waiting to retry after it: not sent.
+    store
+        .claim(
+            std::slice::from_ref(&retrying.id),
+            "r",
+            t0(),
+            t0() + mins(5),
+        )
+        .await
+        .unwrap();
+    let retry = [Outcome::Retry {
+        id: retrying.id.clone(),
+        at: t0() + hours(2),
+        reason: "smtp 451".into(),
+        uncertain: false,
+    }];
+    assert_eq!(store.record(&retry, "r", t0()).await.unwrap(), 1);
     let claimed = store
         .claim(std::slice::from_ref(&sending.id), "w", t0(), t0() + mins(5))
         .await
@@ -93,6 +116,10 @@ pub(crate) async fn an_adoption_settles_what_was_due_before_it<S: Backend>(store
         );
     }
     assert_eq!(status(later.id.clone()).await.status, TouchStatus::Planned);
+    assert_eq!(
+        status(retrying.id.clone()).await.status,
+        TouchStatus::Planned
+    );
     // The old claim's outcome cannot undo it.
     let late = [Outcome::Sent {
         id: sending.id.clone(),

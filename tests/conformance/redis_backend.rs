@@ -377,4 +377,57 @@ async fn a_store_that_went_back_in_time_is_held() {
     custody::check(&store, &held, now).await.unwrap();
     let why = held.lost().expect("held");
     assert!(why.contains("went back in time"), "{why}");
+
+    // Adopted, then back in time again: held again, and it stays held (an adoption
+    // leaves the loss marker empty, not absent; marking must write over it).
+    custody::adopt(&store, now, true).await.unwrap();
+    custody::check(&store, &held, now).await.unwrap();
+    assert_eq!(held.lost(), None);
+    let t2 = crate::fixtures::planned("b", now);
+    store
+        .plan_touches(std::slice::from_ref(&t2), 10, now)
+        .await
+        .unwrap();
+    store
+        .claim(std::slice::from_ref(&t2.id), "w2", now, lease)
+        .await
+        .unwrap();
+    let at: u64 = conn.get(&key).await.unwrap();
+    let _: () = conn.set(&key, at - 1).await.unwrap();
+    // A recording that gets a count no higher than one seen before it went back in
+    // time too, even if the count has risen past it since.
+    let sent = [Outcome::Sent { id: t2.id.clone() }];
+    store.record(&sent, "w2", now).await.unwrap();
+    let _: () = conn.set(&key, at + 100).await.unwrap();
+    for _ in 0..2 {
+        custody::check(&store, &held, now).await.unwrap();
+        assert!(held.lost().is_some(), "resumed without an adoption");
+    }
+    assert!(
+        custody::establish(&store).await.unwrap().lost().is_some(),
+        "a restart holds too"
+    );
+}
+
+/// A process starting on an empty shared store waits for a process that held the old
+/// one to mark it lost before it plans anything into it.
+#[tokio::test]
+async fn a_process_starting_on_an_emptied_store_waits_for_the_loss_to_be_marked() {
+    use rapport::{custody, store::Store};
+    let cfg = StorageConfig {
+        backend: StorageBackend::Redis,
+        url: redis_server::shared_url(),
+        prefix: redis_server::unique_prefix("fresh"),
+    };
+    let starting = RedisStore::open(&cfg).await.unwrap();
+    let running = RedisStore::open(&cfg).await.unwrap();
+    let marker = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        running
+            .set_setting(custody::LOST, "its identity X is gone: it came back empty")
+            .await
+            .unwrap();
+    };
+    let (custody, ()) = tokio::join!(custody::establish(&starting), marker);
+    assert!(custody.unwrap().lost().is_some());
 }

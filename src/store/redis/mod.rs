@@ -138,6 +138,9 @@ pub struct RedisStore {
     fence: std::sync::Arc<std::sync::RwLock<String>>,
     /// The highest write counter (`PREFIX:store:epoch`) this process has seen.
     epoch_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// A counter a write of ours got back that was not above what was seen before it
+    /// (0: none): the store went back in time.
+    epoch_rollback: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -202,6 +205,7 @@ impl RedisStore {
             pepper: std::sync::Arc::from(&[][..]),
             fence: Default::default(),
             epoch_seen: Default::default(),
+            epoch_rollback: Default::default(),
         };
         store.migrate().await?;
         let pepper = store
@@ -341,6 +345,20 @@ impl RedisStore {
 
     fn fence(&self) -> String {
         self.fence.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A write moved the counter to `epoch`; `seen` was the highest known before it was
+    /// sent. Any value seen before came from a write that completed before, so this one
+    /// must be higher: if not, the store went back in time under us (remembered until
+    /// `custody` reads it, even if later writes raise the counter past what was seen).
+    fn saw_epoch(&self, seen: u64, epoch: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if epoch <= seen {
+            let _ = self
+                .epoch_rollback
+                .compare_exchange(0, epoch.max(1), SeqCst, SeqCst);
+        }
+        self.epoch_seen.fetch_max(epoch, SeqCst);
     }
 
     pub fn prefix(&self) -> &str {
@@ -588,6 +606,9 @@ impl fields::Fields for StoredContact {
 }
 
 impl Store for RedisStore {
+    fn shared(&self) -> bool {
+        true
+    }
     fn set_fence(&self, id: Option<&str>) {
         *self.fence.write().unwrap_or_else(|p| p.into_inner()) = id.unwrap_or("").to_owned();
         // A store held anew starts its own count.
@@ -607,6 +628,14 @@ impl Store for RedisStore {
         let now = now.unwrap_or(0);
         self.epoch_seen
             .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        // A rollback a write of ours saw counts even if the counter has risen since.
+        let rolled_back = self
+            .epoch_rollback
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if rolled_back > 0 {
+            let seen = seen.max(rolled_back + 1);
+            return Ok(Some((rolled_back.min(now), seen)));
+        }
         Ok(Some((now, seen)))
     }
     async fn first_seen(
@@ -898,8 +927,10 @@ impl Store for RedisStore {
         for id in ids {
             inv.key(self.touch_key(id)).arg(id.as_str());
         }
-        let (claimed, expired): (Vec<ClaimedRow>, Vec<String>) =
+        let seen = self.epoch_seen.load(std::sync::atomic::Ordering::SeqCst);
+        let (claimed, expired, epoch): (Vec<ClaimedRow>, Vec<String>, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
+        self.saw_epoch(seen, epoch);
         Ok(Claimed {
             touches: claimed
                 .into_iter()
@@ -938,10 +969,10 @@ impl Store for RedisStore {
                 .arg(super::counts(o))
                 .arg(channel);
         }
+        let seen = self.epoch_seen.load(std::sync::atomic::Ordering::SeqCst);
         let (requeue, applied, epoch): (Vec<(String, i64)>, u64, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-        self.epoch_seen
-            .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);
+        self.saw_epoch(seen, epoch);
         // A retry goes back as its own job, at its own time.
         for (id, at) in requeue {
             let at = DateTime::from_timestamp(at, 0).unwrap_or(now);

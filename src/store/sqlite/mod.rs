@@ -154,11 +154,13 @@ async fn quarantine_jobs(tx: &mut sqlx::SqliteConnection, now: i64) -> Result<u6
         "UPDATE Jobs SET status = 'Killed', done_at = ?2, lock_by = NULL, \
          last_result = json_object('Err', 'dead-lettered by rapport: undecodable queue row (' || \
            CASE WHEN length(id) != 26 OR upper(id) GLOB '*[^0-9ABCDEFGHJKMNPQRSTVWXYZ]*' \
-                THEN 'its id is not a ULID' ELSE 'a count that is not an integer' END || ')') \
+                THEN 'its id is not a ULID' WHEN job IS NULL THEN 'no payload' \
+                ELSE 'a count that is not an integer' END || ')') \
          WHERE job_type = ?1 AND status IN ('Pending', 'Queued', 'Running', 'Failed') AND ( \
            length(id) != 26 OR upper(id) GLOB '*[^0-9ABCDEFGHJKMNPQRSTVWXYZ]*' \
-           OR typeof(attempts) != 'integer' OR typeof(max_attempts) != 'integer' \
-           OR typeof(run_at) != 'integer' OR typeof(priority) != 'integer') \
+           OR job IS NULL OR typeof(attempts) != 'integer' OR typeof(run_at) != 'integer' \
+           OR (max_attempts IS NOT NULL AND typeof(max_attempts) != 'integer') \
+           OR (priority IS NOT NULL AND typeof(priority) != 'integer')) \
          RETURNING id",
     )
     .bind(DISPATCH_QUEUE)
@@ -213,7 +215,7 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE touches SET status = 'skipped', reason = ?2, lease_owner = NULL, \
              lease_until = NULL, slot_at = NULL, updated_at = ?3 \
-             WHERE status IN ('planned', 'sending') AND scheduled_at <= ?1",
+             WHERE (status = 'planned' AND next_attempt_at <= ?1) OR status = 'sending'",
         )
         .bind(before.timestamp())
         .bind(reason)

@@ -1,7 +1,8 @@
 -- ARGV[2] = now, ARGV[3] = owner (unique to this claim), ARGV[4] = lease_until,
 -- ARGV[5] = the store identity expected (fence), ARGV[6..] = touch ids, KEYS = their hashes. Due, unexpired touches that are planned (or sending under a
 -- lapsed lease) become `sending`, leased to owner; overdue ones become `expired`.
--- Returns {claimed touches as {id, fields as read, new attempt count}, expired ids}.
+-- Returns {claimed touches as {id, fields as read, new attempt count}, expired ids, the
+-- store's write counter after this call (see record.lua)}.
 local now, owner, lease = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 fence(ARGV[5])
 local claimed, expired, ids = {}, {}, {}
@@ -38,4 +39,4 @@ if #ids > 0 then
     end
 end
 flush()
-return {claimed, expired}
+return {claimed, expired, redis.call("INCR", P .. ":store:epoch")}

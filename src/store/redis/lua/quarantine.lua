@@ -9,8 +9,9 @@
 local active, workers, data, dead, quarantine = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local inflight, meta = ARGV[2], ARGV[3]
 local STATUSES = {Pending = true, Queued = true, Running = true, Done = true, Failed = true, Killed = true}
+-- apalis reads the counts as u32.
 local function unsigned(v)
-    return v and string.match(v, "^%d+$") ~= nil
+    return v and string.match(v, "^%d+$") ~= nil and #v <= 10 and tonumber(v) <= 4294967295
 end
 -- Why apalis could not decode job `id`, or nil.
 local function poison(id)
