@@ -240,10 +240,7 @@ impl Claim {
 
     /// How many sends the drain handed back.
     pub(super) fn released_count(&self) -> usize {
-        self.sends()
-            .values()
-            .filter(|s| **s == Send::Released)
-            .count()
+        self.released.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The sends under way (started, outcome not recorded), in id order.
