@@ -152,8 +152,12 @@ pub async fn establish<S: Store>(store: &S) -> Result<Custody, StoreError> {
                 // that held the old one marks it lost within a check or two. Wait for
                 // that before planning anything into it.
                 tokio::time::sleep(2 * CHECK_EVERY).await;
-                let again = identity(store).await?;
-                if let Some(reason) = again.lost {
+                // A store out of reach for a moment now is no reason not to start: the
+                // watcher checks again every second.
+                if let Ok(Identity {
+                    lost: Some(reason), ..
+                }) = identity(store).await
+                {
                     return Ok(held_from_start(&reason));
                 }
             }

@@ -155,7 +155,10 @@ impl<S: Store> Dispatcher<S> {
                 self.cfg.send_window(o, &contact.tier)
             });
         let zone = contact.zone(self.cfg.defaults.timezone);
-        match window.fit_not_before(place, zone, touch.expires_at) {
+        // The place itself is waited for here, not stored: whether the window moves it
+        // is asked of the exact instant (asked of its next whole second, every place
+        // not on a second boundary would look moved and be held instead of waited for).
+        match window.fit(place, zone, touch.expires_at) {
             None => {
                 return Err(NotSent::Late(format!(
                     "the {channel} rate limit ({rate}) has no place before its expiry"

@@ -141,6 +141,9 @@ pub struct RedisStore {
     /// A counter a write of ours got back that was not above what was seen before it
     /// (0: none): the store went back in time.
     epoch_rollback: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped when the store is held anew (`set_fence`): a write sent before that
+    /// compared with the old store's count says nothing about the new one.
+    epoch_gen: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -206,6 +209,7 @@ impl RedisStore {
             fence: Default::default(),
             epoch_seen: Default::default(),
             epoch_rollback: Default::default(),
+            epoch_gen: Default::default(),
         };
         store.migrate().await?;
         let pepper = store
@@ -347,12 +351,22 @@ impl RedisStore {
         self.fence.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// What a write compares its counter with: the store's generation and the highest
+    /// count seen, read before the write is sent.
+    fn epoch_before(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.epoch_gen.load(SeqCst), self.epoch_seen.load(SeqCst))
+    }
+
     /// A write moved the counter to `epoch`; `seen` was the highest known before it was
     /// sent. Any value seen before came from a write that completed before, so this one
     /// must be higher: if not, the store went back in time under us (remembered until
     /// `custody` reads it, even if later writes raise the counter past what was seen).
-    fn saw_epoch(&self, seen: u64, epoch: u64) {
+    fn saw_epoch(&self, (generation, seen): (u64, u64), epoch: u64) {
         use std::sync::atomic::Ordering::SeqCst;
+        if generation != self.epoch_gen.load(SeqCst) {
+            return;
+        }
         if epoch <= seen {
             let _ = self
                 .epoch_rollback
@@ -611,14 +625,19 @@ impl Store for RedisStore {
     }
     fn set_fence(&self, id: Option<&str>) {
         *self.fence.write().unwrap_or_else(|p| p.into_inner()) = id.unwrap_or("").to_owned();
-        // A store held anew starts its own count.
+        // A store held anew starts its own count. Cleared before the generation moves
+        // on: a write that read the old count sees the old generation and is ignored.
         self.epoch_seen
             .store(0, std::sync::atomic::Ordering::SeqCst);
+        self.epoch_rollback
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        self.epoch_gen
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     async fn write_counter(&self) -> Result<Option<(u64, u64)>, StoreError> {
         // What was seen *before* the read: a recording that returns while the read is
         // under way may see a higher count than the read, without anything being lost.
-        let seen = self.epoch_seen.load(std::sync::atomic::Ordering::SeqCst);
+        let (generation, seen) = self.epoch_before();
         let now: Option<u64> = self
             .conn
             .clone()
@@ -626,8 +645,11 @@ impl Store for RedisStore {
             .await
             .map_err(q)?;
         let now = now.unwrap_or(0);
-        self.epoch_seen
-            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        // A read sent before the store was held anew says nothing about the new one.
+        if generation == self.epoch_gen.load(std::sync::atomic::Ordering::SeqCst) {
+            self.epoch_seen
+                .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        }
         // A rollback a write of ours saw counts even if the counter has risen since.
         let rolled_back = self
             .epoch_rollback
@@ -927,7 +949,7 @@ impl Store for RedisStore {
         for id in ids {
             inv.key(self.touch_key(id)).arg(id.as_str());
         }
-        let seen = self.epoch_seen.load(std::sync::atomic::Ordering::SeqCst);
+        let seen = self.epoch_before();
         let (claimed, expired, epoch): (Vec<ClaimedRow>, Vec<String>, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
         self.saw_epoch(seen, epoch);
@@ -969,7 +991,7 @@ impl Store for RedisStore {
                 .arg(super::counts(o))
                 .arg(channel);
         }
-        let seen = self.epoch_seen.load(std::sync::atomic::Ordering::SeqCst);
+        let seen = self.epoch_before();
         let (requeue, applied, epoch): (Vec<(String, i64)>, u64, u64) =
             inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
         self.saw_epoch(seen, epoch);
