@@ -13,6 +13,7 @@
 //! `BENCH_REDIS_AOF=no` turns the AOF off to see its cost). Not a test: nothing here
 //! asserts.
 
+use rapport::store::Ledger;
 use std::{
     fmt::Write as _,
     net::TcpListener,
@@ -24,7 +25,7 @@ use chrono::{Datelike, Utc};
 use rapport::{
     config::{StorageBackend, StorageConfig},
     domain::TouchStatus,
-    store::{RedisStore, SqliteStore, Store},
+    store::{RedisStore, SqliteStore},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_rapport");

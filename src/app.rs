@@ -3,6 +3,7 @@
 //! reconciler and queue workers (those the role asks for) until the token is cancelled,
 //! then drains.
 
+use crate::store::Contacts;
 use std::{sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
@@ -17,9 +18,9 @@ use crate::{
     dispatch::{self, Dispatcher, Recorder},
     domain::Clock,
     planner,
-    queue::worker::{QueueHealth, QueueWorkers},
+    queue::{Queue, worker::QueueHealth},
     render::{RenderError, Renderer},
-    store::{AnyStore, Store, StoreError},
+    store::{AnyStore, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +186,7 @@ impl App {
                 shutdown.child_token(),
             ));
         }
-        tracker.spawn(dispatch::pump_loop(
+        tracker.spawn(crate::queue::pump_loop(
             self.store.clone(),
             self.cfg.clone(),
             self.clock.clone(),

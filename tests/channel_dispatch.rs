@@ -18,6 +18,8 @@ mod ledger;
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
 
+use rapport::store::Contacts;
+use rapport::store::Ledger;
 use std::{
     path::Path,
     sync::{
@@ -39,7 +41,7 @@ use rapport::{
     },
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert, Store},
+    store::{AnyStore, ContactUpsert},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

@@ -8,9 +8,10 @@ mod cli_env;
 
 use chrono::{Duration, Utc};
 use cli_env::{Env, TEMPLATES, assert_has, assert_lacks};
+use rapport::store::Ledger;
 use rapport::{
     domain::{ContactId, NewTouch, TouchId, TouchStatus},
-    store::{Outcome, SqliteStore, Store},
+    store::{Outcome, SqliteStore},
 };
 
 const CONFIG_ERROR: i32 = 78;

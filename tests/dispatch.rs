@@ -1,6 +1,7 @@
 //! The dispatcher in-process, with a fixed clock: what happens when a job runs at the
 //! wrong moment (window closed, before the next window, daemon stopping).
 
+use rapport::store::Ledger;
 use std::{path::Path, sync::Arc};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use rapport::{
     ingest,
     planner::runner,
     render::Renderer,
-    store::{SqliteStore, Store},
+    store::SqliteStore,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

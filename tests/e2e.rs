@@ -2,11 +2,12 @@
 
 mod support;
 
+use rapport::store::Ledger;
 use std::time::Duration;
 
 use rapport::{
     domain::{ContactId, TouchStatus},
-    store::{SqliteStore, Store},
+    store::SqliteStore,
 };
 use support::{
     daemon::{Guard, Workspace, signal, wait_exit},

@@ -5,11 +5,12 @@
 //! learned: at the window's opening, where the daemon recorded the learned hour.)
 
 use chrono::{DateTime, Duration, Utc};
+use rapport::store::Ledger;
 use rapport::{
     config::Config,
     domain::{ContactId, TouchId},
     planner::runner,
-    store::{AnyStore, Store},
+    store::AnyStore,
 };
 
 #[path = "support/cli_env.rs"]

@@ -23,6 +23,9 @@ mod ledger;
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
 
+use rapport::store::Caps;
+use rapport::store::Contacts;
+use rapport::store::Ledger;
 use std::{
     path::Path,
     sync::{Arc, Mutex},
@@ -43,7 +46,7 @@ use rapport::{
     ingest::{self, EventReport},
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert, Store},
+    store::{AnyStore, ContactUpsert},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

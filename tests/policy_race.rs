@@ -34,7 +34,7 @@ use rapport::{
     ingest,
     planner::check_in_period,
     render::Renderer,
-    store::{AnyStore, ContactUpsert, RedisStore, SqliteStore, Store},
+    store::{AnyStore, ContactUpsert, Contacts, Ledger, RedisStore, SqliteStore},
 };
 use support::{
     daemon::{Guard, REPO, Workspace},

@@ -4,13 +4,15 @@
 
 mod support;
 
+use rapport::queue::Queue;
+use rapport::store::Ledger;
 use std::time::Duration;
 
 use chrono::Utc;
 use rapport::{
     config::StorageConfig,
     domain::{ContactId, NewTouch, TouchId, TouchStatus},
-    store::{RedisStore, Store},
+    store::RedisStore,
 };
 use redis::AsyncCommands;
 use support::{

@@ -19,6 +19,9 @@ mod redis_server;
 #[allow(dead_code, unreachable_pub)]
 mod smtp;
 
+use rapport::store::Contacts;
+use rapport::store::Ledger;
+use rapport::store::Relationships;
 use std::{path::Path, process::Command, sync::Arc};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -34,7 +37,7 @@ use rapport::{
     learning::ResponseKind,
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert, Store},
+    store::{AnyStore, ContactUpsert},
 };
 use smtp::{SmtpOptions, SmtpServer};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};

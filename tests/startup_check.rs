@@ -4,9 +4,10 @@
 
 mod support;
 
+use rapport::store::Ledger;
 use std::{path::Path, process::Stdio, time::Duration};
 
-use rapport::store::{SqliteStore, Store};
+use rapport::store::SqliteStore;
 use support::{
     daemon::{Guard, REPO, Workspace, wait_exit},
     people::people,

@@ -16,6 +16,7 @@
 //!
 //! Keys are shared by all clients of this deployment (tokens are one organisation's).
 
+use crate::store::RequestKeys;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},

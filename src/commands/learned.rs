@@ -2,6 +2,7 @@
 //! and the responses and notes for the timeline), and `rapport response add`.
 
 use chrono::{DateTime, Utc};
+use rapport::store::Relationships;
 
 use rapport::{
     cli::ResponseCommand,
@@ -9,7 +10,7 @@ use rapport::{
     domain::{Contact, ContactId, TouchId},
     feedback::{self, Inbound, Recorded},
     learning::{self, ResponseKind},
-    store::{AnyStore, ResponseRecord, Store, StoreError},
+    store::{AnyStore, ResponseRecord, StoreError},
 };
 
 use super::{fmt_ts, open_store, parse_instant};

@@ -1,5 +1,6 @@
 //! What each subcommand does. Returns the process exit code.
 
+use rapport::store::Contacts;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -11,7 +12,7 @@ use rapport::{
     domain::{ContactId, SystemClock, TouchId},
     exit, ingest,
     render::{self, Renderer},
-    store::{AnyStore, Store},
+    store::AnyStore,
 };
 use tokio_util::sync::CancellationToken;
 

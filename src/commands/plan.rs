@@ -2,6 +2,9 @@
 //! dispatcher would do with each touch (go out, perhaps on another channel, be held,
 //! skipped or suppressed), writing nothing.
 
+use rapport::store::Caps;
+use rapport::store::Contacts;
+use rapport::store::Ledger;
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
@@ -10,7 +13,7 @@ use rapport::{
     domain::{Contact, ContactId, Touch, TouchId},
     exit, planner,
     policy::{self, History, Limits, Reach, Verdict},
-    store::{PolicyRecord, Store},
+    store::PolicyRecord,
 };
 
 use super::{fmt_ts, open_store, parse_instant, relationship::max_horizon};

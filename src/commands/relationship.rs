@@ -1,12 +1,15 @@
 //! The relationship commands: `event add` and `contacts show` (budget and timeline).
 
 use chrono::{DateTime, Utc};
+use rapport::store::Caps;
+use rapport::store::Contacts;
+use rapport::store::Ledger;
 use rapport::{
     config::{Config, Trigger, format_duration},
     domain::{Contact, ContactId, Touch},
     exit, ingest,
     policy::{self, Limits, Slot, throttle},
-    store::{PolicyRecord, Store, StoreError},
+    store::{PolicyRecord, StoreError},
 };
 
 use super::{fmt_ts, open_store};

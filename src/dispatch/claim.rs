@@ -434,7 +434,7 @@ mod tests {
         use crate::{
             custody,
             domain::SystemClock,
-            store::{SqliteStore, Store},
+            store::{Coordination, SqliteStore},
         };
         let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
         let held = custody::establish(store.as_ref()).await.unwrap();

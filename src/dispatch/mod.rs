@@ -389,34 +389,3 @@ pub async fn reconcile_loop<S: Store>(
         }
     }
 }
-
-/// Hands due jobs to the queue workers (see [`Store::pump`]) every poll interval until
-/// cancelled. A store that is down is logged once, and again when it is back.
-pub async fn pump_loop<S: Store>(
-    store: Arc<S>,
-    cfg: Arc<Config>,
-    clock: Arc<dyn Clock>,
-    cancel: tokio_util::sync::CancellationToken,
-) {
-    let mut failing = false;
-    loop {
-        loop {
-            let moved = store.pump(clock.now()).await;
-            match (&moved, failing) {
-                (Err(e), false) => {
-                    tracing::error!(error = %e, "cannot hand due jobs to the queue; retrying");
-                }
-                (Ok(_), true) => tracing::info!("queue reachable again"),
-                _ => {}
-            }
-            failing = moved.is_err();
-            if !matches!(moved, Ok(n) if n > 0) {
-                break;
-            }
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(cfg.dispatch.poll_interval) => {}
-        }
-    }
-}

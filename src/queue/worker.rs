@@ -35,7 +35,7 @@ use super::DispatchJob;
 use crate::{
     config::DispatchConfig,
     dispatch::Dispatcher,
-    store::{AnyStore, RedisStore, SqliteStore, Store, redis::GatedConnection},
+    store::{Store, redis::GatedConnection},
 };
 
 /// Hands the stored bytes to the handler as they are. apalis' own codecs decode before
@@ -214,98 +214,71 @@ fn base_monitor(cfg: &DispatchConfig, health: QueueHealth) -> Monitor {
         .shutdown_timeout(cfg.drain_timeout + Duration::from_millis(400))
 }
 
-/// A backend whose queue apalis workers can read.
-pub trait QueueWorkers {
-    /// `cfg.workers` workers (unique names) sending through `dispatcher`, restarted when
-    /// they stop on a backend error (each stop reported to `health`).
-    fn monitor<S: Store>(
-        &self,
-        dispatcher: Arc<Dispatcher<S>>,
-        cfg: &DispatchConfig,
-        health: QueueHealth,
-    ) -> Monitor;
+/// Workers reading the SQLite queue in `pool` (see [`super::Queue::monitor`]).
+pub(crate) fn sqlite_monitor<S: Store>(
+    pool: sqlx::SqlitePool,
+    dispatcher: Arc<Dispatcher<S>>,
+    cfg: &DispatchConfig,
+    health: QueueHealth,
+) -> Monitor {
+    let poll = cfg.poll_interval;
+    base_monitor(cfg, health).register_n(cfg.workers as usize, move |index, restarts| {
+        if restarts > 0 {
+            tracing::info!(index, restarts, "starting a replacement queue worker");
+        }
+        let config = apalis_sqlite::Config::default()
+            .queue(super::DISPATCH_QUEUE)
+            .batch_size(1)
+            .heartbeat_interval(Duration::from_secs(10))
+            .missed_heartbeats(3);
+        let backend = SqliteStorage::<Vec<u8>>::new(&pool)
+            .with_config(config)
+            .with_codec(RawCodec)
+            .poll_with_strategy(EveryInterval::new(poll));
+        // One job at a time per worker: a job is a batch whose sends already run
+        // `dispatch.concurrency` at a time, so messages in flight are bounded by
+        // workers x concurrency.
+        WorkerBuilder::new(unique_worker_name(index))
+            .backend(backend)
+            .data(dispatcher.clone())
+            .concurrency(1)
+            .build(handle::<S>)
+    })
 }
 
-impl QueueWorkers for SqliteStore {
-    fn monitor<S: Store>(
-        &self,
-        dispatcher: Arc<Dispatcher<S>>,
-        cfg: &DispatchConfig,
-        health: QueueHealth,
-    ) -> Monitor {
-        let (pool, poll) = (self.pool().clone(), cfg.poll_interval);
-        base_monitor(cfg, health).register_n(cfg.workers as usize, move |index, restarts| {
-            if restarts > 0 {
-                tracing::info!(index, restarts, "starting a replacement queue worker");
-            }
-            let config = apalis_sqlite::Config::default()
-                .queue(super::DISPATCH_QUEUE)
-                .batch_size(1)
-                .heartbeat_interval(Duration::from_secs(10))
-                .missed_heartbeats(3);
-            let backend = SqliteStorage::<Vec<u8>>::new(&pool)
-                .with_config(config)
+/// Workers reading the Redis queue on `conn` (see [`super::Queue::monitor`]).
+pub(crate) fn redis_monitor<S: Store>(
+    conn: redis::aio::ConnectionManager,
+    config: apalis_redis::Config,
+    dispatcher: Arc<Dispatcher<S>>,
+    cfg: &DispatchConfig,
+    health: QueueHealth,
+) -> Monitor {
+    let poll = cfg.poll_interval;
+    let backoff = RestartBackoff::default();
+    base_monitor(cfg, health).register_n(cfg.workers as usize, move |index, restarts| {
+        // A replacement starts on a connection that waits out the backoff first.
+        let not_before = (restarts > 0).then(|| {
+            let delay = backoff.delay(index, Instant::now());
+            tracing::info!(
+                index,
+                restarts,
+                ?delay,
+                "starting a replacement queue worker"
+            );
+            Instant::now() + delay
+        });
+        let backend =
+            RedisStorage::<Vec<u8>, _>::new(GatedConnection::new(conn.clone(), not_before))
+                .with_config(config.clone())
                 .with_codec(RawCodec)
                 .poll_with_strategy(EveryInterval::new(poll));
-            // One job at a time per worker: a job is a batch whose sends already run
-            // `dispatch.concurrency` at a time, so messages in flight are bounded by
-            // workers x concurrency.
-            WorkerBuilder::new(unique_worker_name(index))
-                .backend(backend)
-                .data(dispatcher.clone())
-                .concurrency(1)
-                .build(handle::<S>)
-        })
-    }
-}
-
-impl QueueWorkers for RedisStore {
-    fn monitor<S: Store>(
-        &self,
-        dispatcher: Arc<Dispatcher<S>>,
-        cfg: &DispatchConfig,
-        health: QueueHealth,
-    ) -> Monitor {
-        let (conn, config, poll) = (self.connection(), self.queue().clone(), cfg.poll_interval);
-        let backoff = RestartBackoff::default();
-        base_monitor(cfg, health).register_n(cfg.workers as usize, move |index, restarts| {
-            // A replacement starts on a connection that waits out the backoff first.
-            let not_before = (restarts > 0).then(|| {
-                let delay = backoff.delay(index, Instant::now());
-                tracing::info!(
-                    index,
-                    restarts,
-                    ?delay,
-                    "starting a replacement queue worker"
-                );
-                Instant::now() + delay
-            });
-            let backend =
-                RedisStorage::<Vec<u8>, _>::new(GatedConnection::new(conn.clone(), not_before))
-                    .with_config(config.clone())
-                    .with_codec(RawCodec)
-                    .poll_with_strategy(EveryInterval::new(poll));
-            WorkerBuilder::new(unique_worker_name(index))
-                .backend(backend)
-                .data(dispatcher.clone())
-                .concurrency(1)
-                .build(handle::<S>)
-        })
-    }
-}
-
-impl QueueWorkers for AnyStore {
-    fn monitor<S: Store>(
-        &self,
-        dispatcher: Arc<Dispatcher<S>>,
-        cfg: &DispatchConfig,
-        health: QueueHealth,
-    ) -> Monitor {
-        match self {
-            AnyStore::Sqlite(s) => s.monitor(dispatcher, cfg, health),
-            AnyStore::Redis(s) => s.monitor(dispatcher, cfg, health),
-        }
-    }
+        WorkerBuilder::new(unique_worker_name(index))
+            .backend(backend)
+            .data(dispatcher.clone())
+            .concurrency(1)
+            .build(handle::<S>)
+    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! link) and redirects to the original URL. The unsubscribe link is never wrapped; a
 //! token we did not sign is a 404.
 
+use rapport::store::Ledger;
+use rapport::store::Relationships;
 use std::path::Path;
 
-use rapport::{domain::ContactId, store::Store};
+use rapport::domain::ContactId;
 
 use crate::{harness::Backend, unsubscribe::sent_birthday};
 

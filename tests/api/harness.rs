@@ -1,13 +1,14 @@
 //! The server under test: config, an in-process API on a free port over a backend,
 //! requests through reqwest, and the JSON error check.
 
+use rapport::store::Contacts;
 use std::{path::Path, sync::Arc};
 
 use rapport::{
     api::{self, ApiState, Tokens},
     config::Config,
     domain::{ContactId, SystemClock},
-    store::{AnyStore, Store},
+    store::AnyStore,
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::Value;

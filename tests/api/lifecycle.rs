@@ -1,6 +1,7 @@
 //! The API in a whole `App` and in the real binary: roles, readiness with the workers
 //! and with Redis gone, start-up failures, shutdown.
 
+use rapport::store::Ledger;
 use std::{sync::Arc, time::Duration};
 
 use rapport::{
@@ -9,7 +10,7 @@ use rapport::{
     cli::Role,
     config::{StorageBackend, StorageConfig},
     domain::SystemClock,
-    store::{AnyStore, RedisStore, SqliteStore, Store},
+    store::{AnyStore, RedisStore, SqliteStore},
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

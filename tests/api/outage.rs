@@ -4,6 +4,9 @@
 //! (it keeps its append-only file); then the very same requests, the same
 //! `Idempotency-Key`s included, succeed. SQLite: see `locked.rs`.
 
+use rapport::store::Contacts;
+use rapport::store::Ledger;
+use rapport::store::Relationships;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,7 +15,7 @@ use rapport::{
     channels::{clicks, unsubscribe},
     config::{StorageBackend, StorageConfig},
     domain::{ContactId, TouchId},
-    store::{AnyStore, RedisStore, Store},
+    store::{AnyStore, RedisStore},
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};

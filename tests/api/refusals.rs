@@ -1,7 +1,10 @@
 //! What is refused, and that a refusal changes nothing: tokens, 404, 409, 413, 415, and
 //! a sweep of malformed bodies.
 
-use rapport::{api::Tokens, domain::ContactId, store::Store};
+use rapport::store::Contacts;
+use rapport::store::Ledger;
+use rapport::store::Relationships;
+use rapport::{api::Tokens, domain::ContactId};
 use reqwest::{Method, header};
 use serde_json::json;
 

@@ -1,6 +1,8 @@
 //! The success paths: probes, the document, contacts, events.
 
-use rapport::{domain::ContactId, store::Store};
+use rapport::domain::ContactId;
+use rapport::store::Contacts;
+use rapport::store::Ledger;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 

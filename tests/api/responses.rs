@@ -4,10 +4,9 @@
 //! contact is sunset, touches and statistics, erasure, batches, idempotency keys.
 
 use chrono::{DateTime, Duration, Utc};
-use rapport::{
-    domain::{ContactId, NewTouch, TouchId, TouchStatus},
-    store::Store,
-};
+use rapport::domain::{ContactId, NewTouch, TouchId, TouchStatus};
+use rapport::store::Ledger;
+use rapport::store::Relationships;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -3,10 +3,12 @@
 //! field or another URL is a 403 that stores nothing.
 
 use chrono::{Duration, Utc};
+use rapport::store::Ledger;
+use rapport::store::Relationships;
 use rapport::{
     api::twilio::signature,
     domain::{ContactId, TouchId},
-    store::{AnyStore, Store},
+    store::AnyStore,
 };
 use reqwest::Method;
 use serde_json::json;

@@ -4,6 +4,7 @@
 //! wrong body is a 400 that changes nothing; and a link taken from an email the
 //! dispatcher really sent works.
 
+use rapport::store::Ledger;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -13,7 +14,7 @@ use rapport::{
     domain::{ContactId, FixedClock, TouchStatus},
     planner::runner,
     render::Renderer,
-    store::{AnyStore, Store},
+    store::AnyStore,
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The store contract, written once and run on every backend.
 //!
 //! Each case is a generic `async fn(Arc<S>)` over [`Backend`]: the `Store` trait and the
-//! backend's queue workers (`QueueWorkers`), plus what a case may observe or do that they
+//! backend's queue seam (`Queue`), plus what a case may observe or do that they
 //! do not expose (the jobs the store queued, the lease on a touch, a raw job pushed
 //! behind the store's back and the queue's dead letters). `conformance!(name, open)`
 //! instantiates every case for one backend; `open` returns a fresh, isolated store and a
@@ -33,7 +33,7 @@ mod sqlite_backend;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use rapport::{domain::TouchId, queue::worker::QueueWorkers, store::Store};
+use rapport::{domain::TouchId, queue::Queue, store::Store};
 
 /// A job waiting in the dispatch queue, as the backend holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,7 @@ pub(crate) struct QueuedJob {
 }
 
 /// Backend-specific observations the contract needs.
-pub(crate) trait Backend: Store + QueueWorkers {
+pub(crate) trait Backend: Store + Queue {
     /// Every job in the `rapport:dispatch` queue, in the order it was pushed.
     fn queued(&self) -> impl Future<Output = Vec<QueuedJob>> + Send;
     /// Who holds the lease on a touch, if anyone. Panics if the touch does not exist.

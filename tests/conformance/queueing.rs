@@ -15,7 +15,7 @@ use chrono::Datelike;
 use rapport::{
     channels,
     config::Config,
-    dispatch::{self, Dispatcher, Recorder},
+    dispatch::{Dispatcher, Recorder},
     domain::{Birthday, Clock, MonthDay, NewTouch, SystemClock, TouchStatus},
     render::{Renderer, sample_contact},
     store::ContactUpsert,
@@ -119,7 +119,7 @@ pub(crate) async fn a_corrupt_job_is_dead_lettered_and_the_worker_goes_on<S: Bac
         custody: rapport::custody::Custody::holding("test"),
     });
     let stop = CancellationToken::new();
-    let pump = tokio::spawn(dispatch::pump_loop(
+    let pump = tokio::spawn(rapport::queue::pump_loop(
         store.clone(),
         cfg.clone(),
         clock.clone(),

@@ -2,6 +2,11 @@
 //! a fresh key prefix per test, and the queue read from rapport's delayed set and
 //! apalis' own keys.
 
+use rapport::store::Caps;
+use rapport::store::Contacts;
+use rapport::store::Coordination;
+use rapport::store::Ledger;
+use rapport::store::Relationships;
 use std::sync::Arc;
 
 use apalis_core::task::builder::TaskBuilder;
@@ -143,7 +148,7 @@ impl Backend for RedisStore {
 /// the check-in planner see them; and from before the phone index, an entry in it.
 #[tokio::test]
 async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
-    use rapport::store::{ContactUpsert, Store};
+    use rapport::store::ContactUpsert;
     let cfg = StorageConfig {
         backend: StorageBackend::Redis,
         url: redis_server::shared_url(),
@@ -210,7 +215,7 @@ async fn contacts_from_before_check_ins_get_a_last_interaction_on_open() {
 /// the index of touches awaiting a response (schema 4).
 #[tokio::test]
 async fn failed_touches_from_before_dead_letters_are_listed_on_open() {
-    use rapport::store::{Outcome, Store};
+    use rapport::store::Outcome;
     let cfg = StorageConfig {
         backend: StorageBackend::Redis,
         url: redis_server::shared_url(),
@@ -281,10 +286,7 @@ async fn failed_touches_from_before_dead_letters_are_listed_on_open() {
 /// claimed from a lost ledger, even before the process notices.
 #[tokio::test]
 async fn planning_and_claiming_are_fenced_by_the_store_identity() {
-    use rapport::{
-        custody,
-        store::{Store, StoreError},
-    };
+    use rapport::{custody, store::StoreError};
     let cfg = StorageConfig {
         backend: StorageBackend::Redis,
         url: redis_server::shared_url(),
@@ -342,10 +344,7 @@ async fn planning_and_claiming_are_fenced_by_the_store_identity() {
 /// when it recorded outcomes. Held like a store that came back empty.
 #[tokio::test]
 async fn a_store_that_went_back_in_time_is_held() {
-    use rapport::{
-        custody,
-        store::{Outcome, Store},
-    };
+    use rapport::{custody, store::Outcome};
     use redis::AsyncCommands;
     let cfg = StorageConfig {
         backend: StorageBackend::Redis,
@@ -413,7 +412,7 @@ async fn a_store_that_went_back_in_time_is_held() {
 /// one to mark it lost before it plans anything into it.
 #[tokio::test]
 async fn a_process_starting_on_an_emptied_store_waits_for_the_loss_to_be_marked() {
-    use rapport::{custody, store::Store};
+    use rapport::custody;
     let cfg = StorageConfig {
         backend: StorageBackend::Redis,
         url: redis_server::shared_url(),

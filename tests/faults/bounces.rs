@@ -5,13 +5,11 @@
 //! so the thank-you is tried again. `rapport contacts show` says why the address is
 //! suppressed. (tests/smtp_bounces.rs drives the dispatcher in-process.)
 
+use rapport::store::Ledger;
 use std::time::Duration;
 
 use chrono::Utc;
-use rapport::{
-    domain::{ContactId, Touch, TouchStatus},
-    store::Store,
-};
+use rapport::domain::{ContactId, Touch, TouchStatus};
 
 use crate::{
     rig::{Backend, On, a_zone_far_from_midnight},

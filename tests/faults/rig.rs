@@ -3,6 +3,7 @@
 //! write, reading `/readyz`, and a local "today" that cannot turn into tomorrow while a
 //! test runs.
 
+use rapport::store::Ledger;
 use std::{
     collections::HashMap,
     process::Stdio,
@@ -15,7 +16,7 @@ use chrono_tz::Tz;
 use rapport::{
     config::{StorageBackend, StorageConfig},
     domain::TouchStatus,
-    store::{AnyStore, RedisStore, SqliteStore, Store},
+    store::{AnyStore, RedisStore, SqliteStore},
 };
 
 use crate::support::{

@@ -1,13 +1,14 @@
 //! The real `rapport` binary run in a fresh temp working directory (so the built-in
 //! default config is the base layer) with a temp database: shared by the CLI tests.
 
+use rapport::store::Contacts;
 use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
 };
 
-use rapport::store::{SqliteStore, Store};
+use rapport::store::SqliteStore;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rapport");

@@ -7,6 +7,7 @@
 //! are stored together, so a bad line never holds up the others. The answer is 200 when
 //! the body could be read at all.
 
+use crate::store::Contacts;
 use axum::{
     Json,
     extract::{Request, State},
@@ -23,7 +24,6 @@ use crate::{
     },
     domain::ContactId,
     ingest,
-    store::Store,
 };
 
 /// At most this many lines per request (more: split the file).

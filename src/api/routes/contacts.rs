@@ -9,6 +9,10 @@
 //! booleans. The response is the contact as stored, in that same shape, so it can be
 //! sent back as a PUT body.
 
+use crate::store::Caps;
+use crate::store::Contacts;
+use crate::store::Ledger;
+use crate::store::Relationships;
 use axum::{
     Json,
     extract::{Path, State, rejection::PathRejection},
@@ -26,7 +30,6 @@ use crate::{
     },
     domain::{Contact, ContactId, Event, Touch},
     ingest,
-    store::Store,
 };
 
 /// The contacts-file fields (as `ingest::parse_row` knows them).

@@ -1,15 +1,13 @@
 //! `/healthz` (the process is up) and `/readyz` (it can do its work: the store answers
 //! and, where this process runs them, the queue workers are running).
 
+use crate::store::Coordination;
 use std::time::Duration;
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    api::{ApiState, WorkerCount},
-    store::Store,
-};
+use crate::api::{ApiState, WorkerCount};
 
 /// How long the store may take to answer a readiness probe.
 const STORE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,6 +1,9 @@
 //! `GET /v1/touches?contact=ID&status=STATUS`: a contact's touches (all, or those in one
 //! status), oldest first; `GET /v1/stats`: how each (tier, channel, occasion) answers.
 
+use crate::store::Contacts;
+use crate::store::Ledger;
+use crate::store::Relationships;
 use std::collections::BTreeMap;
 
 use axum::{
@@ -14,7 +17,7 @@ use super::instant;
 use crate::{
     api::{ApiError, ApiState},
     domain::{ContactId, Touch, TouchStatus},
-    store::{StatField, Store},
+    store::StatField,
 };
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,8 @@
 //! withdraws SMS consent; an invalid or unreachable number is a hard bounce (the number
 //! is suppressed), a temporary failure a soft one; failures on our side are logged.
 
+use crate::store::Contacts;
+use crate::store::Ledger;
 use axum::{
     extract::{OriginalUri, Request, State},
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},

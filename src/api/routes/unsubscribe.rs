@@ -13,6 +13,7 @@
 //! or for a contact no longer stored) gets the same 404, so the endpoint tells nobody
 //! which contacts exist. The token is neither logged nor echoed.
 
+use crate::store::Contacts;
 use axum::{
     extract::{Path, State, rejection::PathRejection},
     http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, REFERRER_POLICY},
@@ -25,7 +26,6 @@ use crate::{
     api::{ApiError, ApiState, one_click::OneClick},
     channels::unsubscribe,
     domain::ContactId,
-    store::Store,
 };
 
 /// A page to show, with headers that keep it (and its token-bearing URL) out of caches,

@@ -13,11 +13,14 @@
 //! apalis already has a backlog. The ledger stays the truth: a job lost anywhere on that
 //! path is re-queued by the reconciler.
 
-mod channels;
+mod caps;
 mod conn;
-mod learn;
-mod policy;
-mod rate;
+mod contacts;
+mod coordination;
+mod keys;
+mod ledger;
+mod queue;
+mod relationships;
 
 use std::{
     collections::HashMap,
@@ -35,15 +38,13 @@ use redis::{
 pub use conn::GatedConnection;
 
 use super::{
-    Claimed, ContactUpsert, Outcome, PolicyRecord, Reconciled, Reservation, Store, StoreError,
+    Claimed, ContactUpsert, Coordination, Outcome, Reconciled, StoreError, Suppression,
     fields::{self, corrupt},
+    relationships::suppressed_hashes,
 };
 use crate::{
     config::{DateField, StorageConfig, redact_url},
-    domain::{
-        Contact, ContactId, Event, MonthDay, NewTouch, Touch, TouchId, TouchStatus,
-        time::not_before,
-    },
+    domain::{Contact, ContactId, MonthDay, NewTouch, Touch, TouchId, time::not_before},
     queue::DispatchJob,
 };
 
@@ -84,6 +85,12 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/res
 static ADD_EVENT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/add_event.lua")));
 static SETTLE_DUE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/settle_due.lua")));
 static QUARANTINE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/quarantine.lua")));
+static SET_CONSENT: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/set_consent.lua")));
+static REVIVE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/revive.lua")));
+static LEARN: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/learn.lua")));
+static ERASE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/erase.lua")));
+static RATE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/rate.lua")));
 
 /// Every script's SHA1 and name (for diagnostics: `SLOWLOG`, `INFO commandstats`).
 pub fn script_names() -> Vec<(String, &'static str)> {
@@ -102,11 +109,11 @@ pub fn script_names() -> Vec<(String, &'static str)> {
         (&*ADD_EVENT, "add_event"),
         (&*SETTLE_DUE, "settle_due"),
         (&*QUARANTINE, "quarantine"),
-        (&*rate::RATE, "rate"),
-        (&*channels::SET_CONSENT, "set_consent"),
-        (&*channels::REVIVE, "revive"),
-        (&*learn::LEARN, "learn"),
-        (&*learn::ERASE, "erase"),
+        (&*RATE, "rate"),
+        (&*SET_CONSENT, "set_consent"),
+        (&*REVIVE, "revive"),
+        (&*LEARN, "learn"),
+        (&*ERASE, "erase"),
     ]
     .into_iter()
     .map(|(s, name)| (s.get_hash().to_owned(), name))
@@ -212,12 +219,12 @@ impl RedisStore {
             epoch_gen: Default::default(),
         };
         store.migrate().await?;
-        let pepper = store
-            .init_setting_in(
-                super::relationship::PEPPER_SETTING,
-                &super::relationship::new_pepper(),
-            )
-            .await?;
+        let pepper = Coordination::init_setting(
+            &store,
+            super::relationships::PEPPER_SETTING,
+            &super::relationships::new_pepper(),
+        )
+        .await?;
         Ok(Self {
             pepper: std::sync::Arc::from(pepper.as_bytes()),
             ..store
@@ -392,6 +399,28 @@ impl RedisStore {
         format!("{}:queue:releasing", self.prefix)
     }
 
+    pub(super) fn setting_key(&self, name: &str) -> String {
+        format!("{}:setting:{name}", self.prefix)
+    }
+    pub(super) fn failed_key(&self) -> String {
+        format!("{}:idx:failed", self.prefix)
+    }
+    pub(super) fn rel_key(&self, id: &ContactId) -> String {
+        format!("{}:{{c:{id}}}:rel", self.prefix)
+    }
+    pub(super) fn idem_key(&self, key: &str) -> String {
+        format!("{}:idem:{key}", self.prefix)
+    }
+    pub(super) async fn hashes_of(
+        &self,
+        id: &ContactId,
+        s: &Suppression,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(match self.contacts(&[id.as_str()]).await?.pop() {
+            Some(c) => suppressed_hashes(&self.pepper, &c, s),
+            None => Vec::new(),
+        })
+    }
     fn contact_key(&self, id: &str) -> String {
         format!("{}:{{c:{id}}}:contact", self.prefix)
     }
@@ -616,607 +645,5 @@ impl fields::Fields for StoredContact {
             "sms_consent" => self.sms_consent.map(|c| c as i64),
             _ => None,
         })
-    }
-}
-
-impl Store for RedisStore {
-    fn shared(&self) -> bool {
-        true
-    }
-    fn set_fence(&self, id: Option<&str>) {
-        *self.fence.write().unwrap_or_else(|p| p.into_inner()) = id.unwrap_or("").to_owned();
-        // A store held anew starts its own count. Cleared before the generation moves
-        // on: a write that read the old count sees the old generation and is ignored.
-        self.epoch_seen
-            .store(0, std::sync::atomic::Ordering::SeqCst);
-        self.epoch_rollback
-            .store(0, std::sync::atomic::Ordering::SeqCst);
-        self.epoch_gen
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    async fn write_counter(&self) -> Result<Option<(u64, u64)>, StoreError> {
-        // What was seen *before* the read: a recording that returns while the read is
-        // under way may see a higher count than the read, without anything being lost.
-        let (generation, seen) = self.epoch_before();
-        let now: Option<u64> = self
-            .conn
-            .clone()
-            .get(format!("{}:store:epoch", self.prefix))
-            .await
-            .map_err(q)?;
-        let now = now.unwrap_or(0);
-        // A read sent before the store was held anew says nothing about the new one.
-        if generation == self.epoch_gen.load(std::sync::atomic::Ordering::SeqCst) {
-            self.epoch_seen
-                .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-        }
-        // A rollback a write of ours saw counts even if the counter has risen since.
-        let rolled_back = self
-            .epoch_rollback
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if rolled_back > 0 {
-            let seen = seen.max(rolled_back + 1);
-            return Ok(Some((rolled_back.min(now), seen)));
-        }
-        Ok(Some((now, seen)))
-    }
-    async fn first_seen(
-        &self,
-        ids: &[ContactId],
-    ) -> Result<HashMap<ContactId, DateTime<Utc>>, StoreError> {
-        let ids: Vec<&str> = ids.iter().map(ContactId::as_str).collect();
-        self.stored_contacts(&ids)
-            .await?
-            .into_iter()
-            .map(|c| {
-                let id = ContactId::parse(&c.id).map_err(|e| corrupt("contact id", e))?;
-                let at = c
-                    .created_at
-                    .and_then(|s| DateTime::from_timestamp(s as i64, 0))
-                    .ok_or_else(|| corrupt("contact created_at", "missing"))?;
-                Ok((id, at))
-            })
-            .collect()
-    }
-    async fn settle_due(&self, before: DateTime<Utc>, reason: &str) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let mut inv = SETTLE_DUE.prepare_invoke();
-            inv.arg(&self.prefix)
-                .arg(ts(before))
-                .arg(reason)
-                .arg(Utc::now().timestamp())
-                .arg(RECONCILE_STEP);
-            let (n, more): (u64, u8) = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-            total += n;
-            if more == 0 {
-                return Ok(total);
-            }
-        }
-    }
-    async fn relationship(
-        &self,
-        id: &ContactId,
-    ) -> Result<Option<super::Relationship>, StoreError> {
-        self.relationship_in(id).await
-    }
-    async fn relationships(
-        &self,
-        ids: &[ContactId],
-    ) -> Result<HashMap<ContactId, super::Relationship>, StoreError> {
-        self.relationships_in(ids).await
-    }
-    async fn learn(
-        &self,
-        l: &super::Learn,
-        now: DateTime<Utc>,
-    ) -> Result<super::Learned, StoreError> {
-        self.learn_in(l, now).await
-    }
-    async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<ContactId>, StoreError> {
-        let mut ids: Vec<String> = self
-            .conn
-            .clone()
-            .smembers(format!("{}:idx:phone:{phone}", self.prefix))
-            .await
-            .map_err(q)?;
-        ids.sort();
-        ids.iter()
-            .map(|i| {
-                ContactId::parse(i).map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))
-            })
-            .collect()
-    }
-    async fn responses_for_contact(
-        &self,
-        id: &ContactId,
-    ) -> Result<Vec<super::ResponseRecord>, StoreError> {
-        self.responses_in(id).await
-    }
-    async fn awaiting(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Touch>, StoreError> {
-        self.awaiting_in(before, limit).await
-    }
-    async fn stats(&self) -> Result<Vec<(super::StatKey, super::StatField, u64)>, StoreError> {
-        self.stats_in().await
-    }
-    async fn erase_contact(&self, id: &ContactId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.erase_in(id, now).await
-    }
-    async fn begin_key(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        _ttl: Duration,
-        _now: DateTime<Utc>,
-    ) -> Result<super::Idempotency, StoreError> {
-        self.begin_key_in(key, fingerprint).await
-    }
-    async fn keep_answer(
-        &self,
-        key: &str,
-        answer: &super::KeptAnswer,
-        ttl: Duration,
-        _now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.keep_answer_in(key, answer, ttl).await
-    }
-    async fn forget_key(&self, key: &str) -> Result<(), StoreError> {
-        self.forget_key_in(key).await
-    }
-    async fn set_consent(
-        &self,
-        contact: &ContactId,
-        channel: &str,
-        consent: bool,
-    ) -> Result<bool, StoreError> {
-        self.set_consent_in(contact, channel, consent).await
-    }
-    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        self.setting_in(name).await
-    }
-    async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        self.init_setting_in(name, value).await
-    }
-    async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        self.set_setting_in(name, value).await
-    }
-    async fn dead_letters(
-        &self,
-        after: Option<&(DateTime<Utc>, TouchId)>,
-        limit: usize,
-    ) -> Result<Vec<Touch>, StoreError> {
-        self.dead_letters_in(after, limit).await
-    }
-    async fn revive(
-        &self,
-        ids: &[TouchId],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<TouchId>, StoreError> {
-        self.revive_in(ids, now).await
-    }
-    async fn rate_reserve(
-        &self,
-        key: &str,
-        interval: std::time::Duration,
-        burst: u32,
-    ) -> Result<std::time::Duration, StoreError> {
-        self.rate_reserve_shared(key, interval, burst).await
-    }
-    async fn upsert_contacts(&self, rows: &[ContactUpsert]) -> Result<(), StoreError> {
-        let now = Utc::now().timestamp();
-        for chunk in rows.chunks(500) {
-            let mut inv = UPSERT_CONTACTS.prepare_invoke();
-            inv.arg(&self.prefix).arg(now);
-            for r in chunk {
-                let mut record = fields::contact_record(&r.contact);
-                record["consent"] = serde_json::json!(r.email_consent);
-                record["sms"] = serde_json::json!(r.sms_consent);
-                let (email, phone) = super::relationship::address_hashes(&self.pepper, &r.contact);
-                record["keep_tier"] = serde_json::json!(r.keep_tier);
-                record["email_hash"] = serde_json::json!(email);
-                record["phone_hash"] = serde_json::json!(phone);
-                inv.arg(record.to_string());
-            }
-            inv.invoke_async::<u64>(&mut self.conn.clone())
-                .await
-                .map_err(q)?;
-        }
-        Ok(())
-    }
-
-    async fn get_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
-        Ok(self.contacts(&[id.as_str()]).await?.pop())
-    }
-
-    async fn get_contacts(
-        &self,
-        ids: &[ContactId],
-    ) -> Result<HashMap<ContactId, Contact>, StoreError> {
-        let ids: Vec<&str> = ids.iter().map(ContactId::as_str).collect();
-        Ok(self
-            .contacts(&ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id.clone(), c))
-            .collect())
-    }
-
-    async fn contacts_on_page(
-        &self,
-        field: DateField,
-        day: MonthDay,
-        after: Option<&ContactId>,
-        limit: usize,
-    ) -> Result<Vec<Contact>, StoreError> {
-        let kind = match field {
-            DateField::Birthday => "birthday",
-            DateField::CustomerSince => "since",
-        };
-        let index = format!("{}:idx:{kind}:{}", self.prefix, day.key());
-        let from = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
-        let ids: Vec<String> = self
-            .conn
-            .clone()
-            .zrangebylex_limit(index, from, "+", 0, limit as isize)
-            .await
-            .map_err(q)?;
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.contacts(&ids).await
-    }
-
-    async fn count_contacts(&self) -> Result<u64, StoreError> {
-        self.conn
-            .clone()
-            .scard(format!("{}:idx:contacts", self.prefix))
-            .await
-            .map_err(q)
-    }
-
-    async fn plan_touches(
-        &self,
-        touches: &[NewTouch],
-        batch_size: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<TouchId>, StoreError> {
-        let mut inserted = Vec::new();
-        for chunk in touches.chunks(1000) {
-            let mut inv = PLAN.prepare_invoke();
-            inv.arg(&self.prefix).arg(ts(now)).arg(self.fence());
-            for t in chunk {
-                inv.key(self.touch_key(&t.id))
-                    .key(format!("{}:{{c:{}}}:touches", self.prefix, t.contact_id));
-                inv.arg(t.id.as_str())
-                    .arg(&t.channel)
-                    .arg(t.priority)
-                    .arg(t.status.as_str())
-                    .arg(ts(t.scheduled_at))
-                    .arg(ts(t.expires_at))
-                    .arg(t.reason.as_deref().unwrap_or(""));
-            }
-            let new: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-            let mut new: std::collections::HashSet<String> = new.into_iter().collect();
-            // The ledger rows are written; a crash before the jobs are queued leaves them
-            // `planned` with no job, which the reconciler finds and re-queues.
-            let mut due: std::collections::BTreeMap<i64, Vec<TouchId>> = Default::default();
-            for t in chunk {
-                if new.remove(t.id.as_str()) {
-                    inserted.push(t.id.clone());
-                    if t.status == TouchStatus::Planned {
-                        due.entry(not_before(t.scheduled_at))
-                            .or_default()
-                            .push(t.id.clone());
-                    }
-                }
-            }
-            for (at, ids) in due {
-                let at = DateTime::from_timestamp(at, 0).unwrap_or(now);
-                self.push_jobs(&ids, at, batch_size).await?;
-            }
-        }
-        Ok(inserted)
-    }
-
-    async fn get_touches(&self, ids: &[TouchId]) -> Result<Vec<Touch>, StoreError> {
-        let mut ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
-        ids.sort();
-        ids.dedup();
-        self.touches(ids).await
-    }
-
-    async fn touches_for_contact(&self, id: &ContactId) -> Result<Vec<Touch>, StoreError> {
-        let index = format!("{}:{{c:{id}}}:touches", self.prefix);
-        let ids: Vec<String> = self.conn.clone().zrange(index, 0, -1).await.map_err(q)?;
-        self.touches(ids).await
-    }
-
-    async fn claim(
-        &self,
-        ids: &[TouchId],
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Claimed, StoreError> {
-        let mut inv = CLAIM.prepare_invoke();
-        inv.arg(&self.prefix)
-            .arg(ts(now))
-            .arg(owner)
-            .arg(ts(lease_until))
-            .arg(self.fence());
-        for id in ids {
-            inv.key(self.touch_key(id)).arg(id.as_str());
-        }
-        let seen = self.epoch_before();
-        let (claimed, expired, epoch): (Vec<ClaimedRow>, Vec<String>, u64) =
-            inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-        self.saw_epoch(seen, epoch);
-        Ok(Claimed {
-            touches: claimed
-                .into_iter()
-                .map(|(id, list, attempts)| {
-                    touch_from(id, list).map(|t| Touch {
-                        status: TouchStatus::Sending,
-                        attempts,
-                        updated_at: DateTime::from_timestamp(ts(now), 0).unwrap_or(now),
-                        ..t
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            expired: expired.into_iter().map(TouchId::from_stored).collect(),
-        })
-    }
-
-    async fn record(
-        &self,
-        outcomes: &[Outcome],
-        owner: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let mut inv = RECORD.prepare_invoke();
-        inv.arg(&self.prefix).arg(ts(now)).arg(owner);
-        for o in outcomes {
-            let (status, reason, next) = outcome_args(o, now);
-            let channel = match o {
-                Outcome::Fallback { channel, .. } => channel.as_str(),
-                _ => "",
-            };
-            inv.key(self.touch_key(o.id()));
-            inv.arg(o.id().as_str())
-                .arg(status)
-                .arg(reason)
-                .arg(next.map(|n| n.to_string()).unwrap_or_default())
-                .arg(super::counts(o))
-                .arg(channel);
-        }
-        let seen = self.epoch_before();
-        let (requeue, applied, epoch): (Vec<(String, i64)>, u64, u64) =
-            inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-        self.saw_epoch(seen, epoch);
-        // A retry goes back as its own job, at its own time.
-        for (id, at) in requeue {
-            let at = DateTime::from_timestamp(at, 0).unwrap_or(now);
-            self.push_jobs(&[TouchId::from_stored(id)], at, 1).await?;
-        }
-        Ok(applied)
-    }
-
-    async fn extend_lease(
-        &self,
-        ids: &[TouchId],
-        owner: &str,
-        until: DateTime<Utc>,
-    ) -> Result<Vec<TouchId>, StoreError> {
-        let mut inv = EXTEND.prepare_invoke();
-        inv.arg(&self.prefix).arg(owner).arg(ts(until));
-        for id in ids {
-            inv.arg(id.as_str());
-        }
-        let held: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-        Ok(held.into_iter().map(TouchId::from_stored).collect())
-    }
-
-    async fn reconcile(
-        &self,
-        now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-        batch_size: usize,
-    ) -> Result<Reconciled, StoreError> {
-        let mut total = Reconciled::default();
-        loop {
-            let mut inv = RECONCILE.prepare_invoke();
-            inv.arg(&self.prefix)
-                .arg(ts(now))
-                .arg(ts(stale_before))
-                .arg(RECONCILE_STEP);
-            let (expired, requeue, more): (u64, Vec<String>, u8) =
-                inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-            let requeue: Vec<TouchId> = requeue.into_iter().map(TouchId::from_stored).collect();
-            self.push_jobs(&requeue, now, batch_size).await?;
-            total.expired += expired;
-            total.requeued += requeue.len() as u64;
-            if more == 0 {
-                break;
-            }
-        }
-        self.prune_done_jobs().await?;
-        total.dead_jobs = self.quarantine_jobs().await?;
-        Ok(total)
-    }
-
-    async fn status_counts(&self) -> Result<HashMap<TouchStatus, u64>, StoreError> {
-        let found: HashMap<String, i64> = self
-            .conn
-            .clone()
-            .hgetall(format!("{}:stats:status", self.prefix))
-            .await
-            .map_err(q)?;
-        let mut out = HashMap::new();
-        for (s, n) in found {
-            if n > 0 {
-                out.insert(s.parse().map_err(StoreError::Corrupt)?, n as u64);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
-        let mut inv = RELEASE_LEASE.prepare_invoke();
-        inv.arg(&self.prefix).arg(owner);
-        inv.invoke_async::<()>(&mut self.conn.clone())
-            .await
-            .map_err(q)
-    }
-
-    async fn due_touches(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Touch>, StoreError> {
-        policy::due_touches(self, before, limit).await
-    }
-
-    async fn add_event(&self, e: &Event, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        policy::add_event(self, e, now).await
-    }
-
-    async fn events_for_contact(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
-        policy::events_for_contact(self, id).await
-    }
-
-    async fn idle_contacts(
-        &self,
-        before: DateTime<Utc>,
-        after: Option<&(DateTime<Utc>, ContactId)>,
-        limit: usize,
-    ) -> Result<Vec<(Contact, DateTime<Utc>)>, StoreError> {
-        policy::idle_contacts(self, before, after, limit).await
-    }
-
-    async fn policy_records(
-        &self,
-        ids: &[ContactId],
-        since: DateTime<Utc>,
-        skip: &[TouchId],
-    ) -> Result<HashMap<ContactId, PolicyRecord>, StoreError> {
-        policy::policy_records(self, ids, since, skip).await
-    }
-
-    async fn reserve(
-        &self,
-        reservations: &[Reservation],
-        owner: &str,
-    ) -> Result<Vec<bool>, StoreError> {
-        policy::reserve(self, reservations, owner).await
-    }
-
-    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
-        let token = ulid::Ulid::new().to_string();
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(format!("{}:lock:{name}", self.prefix))
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(q)?;
-        Ok(taken.map(|_| token))
-    }
-
-    async fn unlock(&self, name: &str, token: &str) -> Result<(), StoreError> {
-        UNLOCK
-            .key(format!("{}:lock:{name}", self.prefix))
-            .arg(token)
-            .invoke_async::<()>(&mut self.conn.clone())
-            .await
-            .map_err(q)
-    }
-
-    async fn pump(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut inv = RELEASE.prepare_invoke();
-        inv.key(self.delayed_key())
-            .key(self.releasing_key())
-            .key(self.queue.scheduled_jobs_set())
-            .key(self.queue.active_jobs_list())
-            .arg(&self.prefix)
-            .arg(ts(now))
-            .arg(RELEASE_STEP)
-            .arg(RELEASE_BACKLOG);
-        let members: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(q)?;
-        if members.is_empty() {
-            return Ok(0);
-        }
-        let tasks: Vec<_> = members
-            .iter()
-            .map(|m| {
-                let (key, payload) = m.split_once(' ').unwrap_or((m.as_str(), ""));
-                TaskBuilder::new(payload.as_bytes().to_vec())
-                    .idempotency_key(key)
-                    .max_attempts(1)
-                    .build()
-            })
-            .collect();
-        let mut conn = self.conn.clone();
-        apalis_redis::queries::push_tasks(&mut conn, &self.queue, &tasks)
-            .await
-            .map_err(|e| StoreError::Query(Box::new(e)))?;
-        conn.zrem::<_, _, ()>(self.releasing_key(), &members)
-            .await
-            .map_err(q)?;
-        Ok(members.len() as u64)
-    }
-}
-
-impl RedisStore {
-    /// Moves queue jobs apalis cannot decode out of its way (see `quarantine.lua`), with
-    /// their ids logged. Returns how many.
-    async fn quarantine_jobs(&self) -> Result<u64, StoreError> {
-        let moved: Vec<String> = QUARANTINE
-            .key(self.queue.active_jobs_list())
-            .key(self.queue.workers_set())
-            .key(self.queue.job_data_hash())
-            .key(self.queue.dead_jobs_set())
-            .key(format!("{}:queue:quarantine", self.prefix))
-            .arg(&self.prefix)
-            .arg(self.queue.inflight_jobs_set())
-            .arg(self.queue.job_meta_hash())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(q)?;
-        for id in &moved {
-            tracing::error!(job = %id, "dead-lettered an undecodable queue job (reason in PREFIX:queue:quarantine)");
-        }
-        Ok(moved.len() as u64)
-    }
-
-    /// apalis keeps the payload of every finished job; rapport's ledger already holds
-    /// what matters, so finished jobs are dropped (dead ones stay, as dead letters).
-    /// Never apalis' `vacuum()`: it also deletes jobs waiting for a retry.
-    async fn prune_done_jobs(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        loop {
-            let ids: Vec<String> = redis::cmd("SPOP")
-                .arg(self.queue.done_jobs_set())
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(q)?;
-            if ids.is_empty() {
-                return Ok(());
-            }
-            let mut pipe = redis::pipe();
-            pipe.hdel(self.queue.job_data_hash(), &ids).ignore();
-            for id in &ids {
-                pipe.del(format!("{}:{id}", self.queue.job_meta_hash()))
-                    .ignore();
-            }
-            pipe.query_async::<()>(&mut conn).await.map_err(q)?;
-            if ids.len() < 1000 {
-                return Ok(());
-            }
-        }
     }
 }

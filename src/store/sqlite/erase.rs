@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{BUSY_TIMEOUT, SqliteStore, learn::suppress, q, rows};
+use super::{BUSY_TIMEOUT, SqliteStore, q, relationships::suppress, rows};
 use crate::{
     domain::ContactId,
     store::{StoreError, Suppression},

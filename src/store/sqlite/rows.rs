@@ -27,7 +27,7 @@ pub(super) async fn upsert_contacts(
             let mut record = crate::store::fields::contact_record(&r.contact);
             record["consent"] = serde_json::json!(r.email_consent);
             record["sms"] = serde_json::json!(r.sms_consent);
-            let (email, phone) = crate::store::relationship::address_hashes(pepper, &r.contact);
+            let (email, phone) = crate::store::relationships::address_hashes(pepper, &r.contact);
             record["keep_tier"] = serde_json::json!(r.keep_tier);
             record["email_hash"] = serde_json::json!(email);
             record["phone_hash"] = serde_json::json!(phone);

@@ -1,12 +1,16 @@
 //! What the store keeps for learning: responses, each contact's relationship state with
 //! the notes that explain it, the one atomic write that changes them ([`Learn`]),
-//! suppression by hashed address, and answers kept for `Idempotency-Key`.
+//! and suppression by hashed address.
+
+use std::{collections::HashMap, future::Future};
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::StoreError;
+use crate::domain::Touch;
 use crate::{
     domain::{Contact, ContactId, TouchId},
     learning::{RelationshipState, ResponseKind},
@@ -221,27 +225,6 @@ impl StatKey {
     }
 }
 
-/// The answer kept for an `Idempotency-Key`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptAnswer {
-    /// What identifies the request (method, path and a digest of the body).
-    pub fingerprint: String,
-    pub status: u16,
-    pub body: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Idempotency {
-    /// The key is new: it is now held for the caller, who must [`Store::keep_answer`]
-    /// or [`Store::forget_key`].
-    Began,
-    /// Another request with this key is still being answered.
-    InProgress {
-        fingerprint: String,
-    },
-    Done(KeptAnswer),
-}
-
 /// The suppression hashes of a contact's addresses: HMAC-SHA256 under the store's
 /// pepper of `email:<lower-case address>` and `sms:<E.164>`, hex.
 /// The hashes of `s`'s channels' addresses of `c`.
@@ -280,6 +263,51 @@ pub(crate) fn new_pepper() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Relationships and responses: what each contact taught us, and the one atomic write that changes it.
+pub trait Relationships: Send + Sync {
+    /// The contact's learned state with its notes; `None` when nothing was learned yet
+    /// (the caller starts from the default at version 0).
+    fn relationship(
+        &self,
+        id: &ContactId,
+    ) -> impl Future<Output = Result<Option<Relationship>, StoreError>> + Send;
+
+    /// The relationships of those of `ids` that have one (the planner reads a page at
+    /// once).
+    fn relationships(
+        &self,
+        ids: &[ContactId],
+    ) -> impl Future<Output = Result<HashMap<ContactId, Relationship>, StoreError>> + Send;
+
+    /// Applies `learn` atomically if the contact's relationship is still at
+    /// `learn.version` (see [`Learn`]).
+    fn learn(
+        &self,
+        learn: &Learn,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Learned, StoreError>> + Send;
+
+    /// A contact's responses, oldest first.
+    fn responses_for_contact(
+        &self,
+        id: &ContactId,
+    ) -> impl Future<Output = Result<Vec<ResponseRecord>, StoreError>> + Send;
+
+    /// Up to `limit` touches `sent` at or before `before` with no response yet, the
+    /// oldest first: the ones whose response window has closed when `before` is now
+    /// minus the window.
+    fn awaiting(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Touch>, StoreError>> + Send;
+
+    /// The per (tier, channel, occasion) counters [`Learn::stats`] kept.
+    fn stats(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(StatKey, StatField, u64)>, StoreError>> + Send;
 }
 
 #[cfg(test)]
