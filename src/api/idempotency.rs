@@ -30,6 +30,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiState};
@@ -80,6 +81,33 @@ impl Keys {
         }
     }
 
+    /// Keeps a successful answer under `key` and hands it on.
+    async fn keep<S: Store>(
+        &self,
+        store: &S,
+        key: &str,
+        fingerprint: String,
+        response: Response,
+        now: DateTime<Utc>,
+    ) -> Result<Response, ApiError> {
+        let (parts, body) = response.into_parts();
+        let body = to_bytes(body, usize::MAX)
+            .await
+            .map_err(ApiError::internal)?;
+        let kept = KeptAnswer {
+            fingerprint,
+            status: parts.status.as_u16(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        // The effect has happened: if the answer cannot be kept, the client still gets it
+        // (a retry would then run again, which is what it would do without a key).
+        if let Err(e) = store.keep_answer(key, &kept, KEEP, now).await {
+            tracing::error!(error = %e, "could not keep the answer for an idempotency key");
+            self.let_go(store, key).await;
+        }
+        Ok(Response::from_parts(parts, Body::from(body)))
+    }
+
     /// Lets go of the keys held since a failure, now that the store may answer again;
     /// those it still cannot are kept for the next try.
     async fn give_back<S: Store>(&self, store: &S) {
@@ -114,7 +142,33 @@ pub(super) async fn layer(
     let Some(key) = req.headers().get(HEADER) else {
         return Ok(next.run(req).await);
     };
-    let key = key
+    let key = parse_key(key)?;
+    let (parts, body) = req.into_parts();
+    let limit = state.cfg.api.max_body;
+    let bytes = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    let fingerprint = fingerprint(&parts.method, parts.uri.path(), &bytes);
+    let store = state.store.as_ref();
+    let now = state.clock.now();
+    // Keys left held by requests that failed with the store: before this one takes its
+    // key (which may be one of them, retried).
+    keys.give_back(store).await;
+    if let Some(kept) = take(store, &key, &fingerprint, now).await? {
+        return Ok(replay(kept));
+    }
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if !response.status().is_success() {
+        keys.let_go(store, &key).await;
+        return Ok(response);
+    }
+    keys.keep(store, &key, fingerprint, response, now).await
+}
+
+fn parse_key(key: &HeaderValue) -> Result<String, ApiError> {
+    Ok(key
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
@@ -124,76 +178,52 @@ pub(super) async fn layer(
                 "Idempotency-Key must be 1 to {MAX_KEY} visible ASCII characters (a UUID is a good key)"
             ),
         })?
-        .to_owned();
-    let (parts, body) = req.into_parts();
-    let limit = state.cfg.api.max_body;
-    let bytes = to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?;
-    let fingerprint = {
-        let mut h = Sha256::new();
-        h.update(parts.method.as_str().as_bytes());
-        h.update(b" ");
-        h.update(parts.uri.path().as_bytes());
-        h.update(b"\n");
-        h.update(&bytes);
-        h.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    let store = state.store.as_ref();
-    let now = state.clock.now();
-    // Keys left held by requests that failed with the store: before this one takes its
-    // key (which may be one of them, retried).
-    keys.give_back(store).await;
+        .to_owned())
+}
+
+/// What makes two requests the same: method, path and body (hex SHA-256).
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str().as_bytes());
+    h.update(b" ");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    h.finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+}
+
+/// Takes `key` for this request: `None` if it is this request's to answer, the kept
+/// answer if the same request was answered before, an error if the key is busy or was
+/// used for another request.
+async fn take<S: Store>(
+    store: &S,
+    key: &str,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<KeptAnswer>, ApiError> {
     match store
-        .begin_key(&key, &fingerprint, KEEP, now)
+        .begin_key(key, fingerprint, KEEP, now)
         .await
         .map_err(ApiError::internal)?
     {
-        Idempotency::Began => {}
-        Idempotency::Done(kept) if kept.fingerprint == fingerprint => return Ok(replay(kept)),
-        Idempotency::InProgress { fingerprint: f } if f == fingerprint => {
-            return Err(ApiError::Conflict {
-                code: "idempotency_key_in_progress",
-                field: None,
-                message:
-                    "a request with this Idempotency-Key is still being answered; retry in a moment"
-                        .into(),
-            });
-        }
-        Idempotency::Done(_) | Idempotency::InProgress { .. } => {
-            return Err(ApiError::field(
-                "idempotency_key_reused",
-                "Idempotency-Key",
-                "was used for a different request (method, path or body); use a new key for a new request",
-            ));
-        }
+        Idempotency::Began => Ok(None),
+        Idempotency::Done(kept) if kept.fingerprint == fingerprint => Ok(Some(kept)),
+        Idempotency::InProgress { fingerprint: f } if f == fingerprint => Err(ApiError::Conflict {
+            code: "idempotency_key_in_progress",
+            field: None,
+            message:
+                "a request with this Idempotency-Key is still being answered; retry in a moment"
+                    .into(),
+        }),
+        Idempotency::Done(_) | Idempotency::InProgress { .. } => Err(ApiError::field(
+            "idempotency_key_reused",
+            "Idempotency-Key",
+            "was used for a different request (method, path or body); use a new key for a new request",
+        )),
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    if !response.status().is_success() {
-        keys.let_go(store, &key).await;
-        return Ok(response);
-    }
-    let (parts, body) = response.into_parts();
-    let body = to_bytes(body, usize::MAX)
-        .await
-        .map_err(ApiError::internal)?;
-    let kept = KeptAnswer {
-        fingerprint,
-        status: parts.status.as_u16(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    // The effect has happened: if the answer cannot be kept, the client still gets it
-    // (a retry would then run again, which is what it would do without a key).
-    if let Err(e) = store.keep_answer(&key, &kept, KEEP, now).await {
-        tracing::error!(error = %e, "could not keep the answer for an idempotency key");
-        keys.let_go(store, &key).await;
-    }
-    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 fn replay(kept: KeptAnswer) -> Response {

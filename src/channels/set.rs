@@ -14,7 +14,7 @@ use super::{
     webhook::{Webhook, WebhookSettings, parse_secret},
 };
 use crate::{
-    config::{Config, SmsTransport},
+    config::{Config, SmsTransport, WebhookConfig},
     store::Store,
 };
 
@@ -66,96 +66,12 @@ impl Channels {
     ) -> Result<Self, BuildError> {
         let email = super::email_channel(&cfg.email).map_err(|e| format!("email channel: {e}"))?;
         let secret = |name: &str| env(name).filter(|v| !v.is_empty());
-        let sms: Option<Arc<dyn SmsChannel>> = match cfg.sms.as_ref().map(|s| &s.transport) {
+        let sms = sms_channel(cfg, &secret)?;
+        let webhook = match &cfg.webhook {
             None => None,
-            Some(SmsTransport::Outbox { dir }) => Some(Arc::new(
-                SmsOutbox::new(dir.clone()).map_err(|e| format!("sms channel: {e}"))?,
-            )),
-            Some(SmsTransport::Twilio {
-                base_url,
-                account_sid,
-                auth_token_env,
-                sender,
-                timeout,
-                allow_private,
-            }) => {
-                let auth_token = secret(auth_token_env).ok_or_else(|| {
-                    format!("sms channel: the auth token variable {auth_token_env} is not set")
-                })?;
-                let status_callback = cfg
-                    .api
-                    .public_url
-                    .as_ref()
-                    .map(|u| format!("{u}/v1/twilio/status"));
-                Some(Arc::new(
-                    Twilio::new(TwilioSettings {
-                        base_url: base_url.clone(),
-                        account_sid: account_sid.clone(),
-                        auth_token,
-                        sender: sender.clone(),
-                        status_callback,
-                        timeout: *timeout,
-                        allow_private: *allow_private,
-                    })
-                    .map_err(|e| format!("sms channel: {e}"))?,
-                ))
-            }
+            Some(w) => Some(webhook_channel(w, &secret)?),
         };
-        let webhook: Option<Arc<dyn WebhookChannel>> = match &cfg.webhook {
-            None => None,
-            Some(w) => {
-                let mut keys = Vec::new();
-                for name in std::iter::once(&w.secret_env).chain(&w.previous_secret_env) {
-                    let value = secret(name).ok_or_else(|| {
-                        format!("webhook channel: the secret variable {name} is not set")
-                    })?;
-                    keys.push(
-                        parse_secret(&value)
-                            .map_err(|e| format!("webhook channel: {name}: {e}"))?,
-                    );
-                }
-                Some(Arc::new(
-                    Webhook::new(WebhookSettings {
-                        url: w.url.clone(),
-                        keys,
-                        timeout: w.timeout,
-                        allow_private: w.allow_private,
-                    })
-                    .map_err(|e| format!("webhook channel: {e}"))?,
-                ))
-            }
-        };
-        let unsubscribe_key = match &cfg.api.signing_secret_env {
-            Some(name) => {
-                let key = secret(name)
-                    .ok_or_else(|| format!("api: the signing secret variable {name} is not set"))?
-                    .into_bytes();
-                // Tokens are only as unguessable as the key.
-                if key.len() < MIN_SIGNING_KEY {
-                    return Err(BuildError::Config(format!(
-                        "api: the signing secret in {name} is {} bytes; use at least {MIN_SIGNING_KEY} random bytes",
-                        key.len()
-                    )));
-                }
-                key
-            }
-            // Generated once and kept in the store, so every replica (and every restart)
-            // signs and verifies with the same key.
-            None => {
-                let fresh = base64::engine::general_purpose::STANDARD.encode(random_key());
-                let kept = store
-                    .init_setting(SIGNING_KEY, &fresh)
-                    .await
-                    .map_err(BuildError::Store)?;
-                base64::engine::general_purpose::STANDARD
-                    .decode(kept)
-                    .map_err(|_| {
-                        BuildError::Store(crate::store::StoreError::Corrupt(format!(
-                            "the stored setting {SIGNING_KEY} is not base64"
-                        )))
-                    })?
-            }
-        };
+        let unsubscribe_key = unsubscribe_key(cfg, store, &secret).await?;
         Ok(Self::new(
             Arc::from(email),
             sms,
@@ -230,6 +146,110 @@ pub enum BuildError {
 impl From<String> for BuildError {
     fn from(e: String) -> Self {
         Self::Config(e)
+    }
+}
+
+/// The SMS channel, if one is configured: the outbox, or Twilio with its auth token.
+fn sms_channel(
+    cfg: &Config,
+    secret: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Arc<dyn SmsChannel>>, String> {
+    Ok(match cfg.sms.as_ref().map(|s| &s.transport) {
+        None => None,
+        Some(SmsTransport::Outbox { dir }) => Some(Arc::new(
+            SmsOutbox::new(dir.clone()).map_err(|e| format!("sms channel: {e}"))?,
+        )),
+        Some(SmsTransport::Twilio {
+            base_url,
+            account_sid,
+            auth_token_env,
+            sender,
+            timeout,
+            allow_private,
+        }) => {
+            let auth_token = secret(auth_token_env).ok_or_else(|| {
+                format!("sms channel: the auth token variable {auth_token_env} is not set")
+            })?;
+            let status_callback = cfg
+                .api
+                .public_url
+                .as_ref()
+                .map(|u| format!("{u}/v1/twilio/status"));
+            Some(Arc::new(
+                Twilio::new(TwilioSettings {
+                    base_url: base_url.clone(),
+                    account_sid: account_sid.clone(),
+                    auth_token,
+                    sender: sender.clone(),
+                    status_callback,
+                    timeout: *timeout,
+                    allow_private: *allow_private,
+                })
+                .map_err(|e| format!("sms channel: {e}"))?,
+            ))
+        }
+    })
+}
+
+/// The webhook channel, signing with the current secret and the previous one.
+fn webhook_channel(
+    w: &WebhookConfig,
+    secret: &impl Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn WebhookChannel>, String> {
+    let mut keys = Vec::new();
+    for name in std::iter::once(&w.secret_env).chain(&w.previous_secret_env) {
+        let value = secret(name)
+            .ok_or_else(|| format!("webhook channel: the secret variable {name} is not set"))?;
+        keys.push(parse_secret(&value).map_err(|e| format!("webhook channel: {name}: {e}"))?);
+    }
+    Ok(Arc::new(
+        Webhook::new(WebhookSettings {
+            url: w.url.clone(),
+            keys,
+            timeout: w.timeout,
+            allow_private: w.allow_private,
+        })
+        .map_err(|e| format!("webhook channel: {e}"))?,
+    ))
+}
+
+/// The key that signs unsubscribe links: from the variable `api.signing_secret_env`
+/// names, else the one generated and kept in the store.
+async fn unsubscribe_key<S: Store>(
+    cfg: &Config,
+    store: &S,
+    secret: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<u8>, BuildError> {
+    match &cfg.api.signing_secret_env {
+        Some(name) => {
+            let key = secret(name)
+                .ok_or_else(|| format!("api: the signing secret variable {name} is not set"))?
+                .into_bytes();
+            // Tokens are only as unguessable as the key.
+            if key.len() < MIN_SIGNING_KEY {
+                return Err(BuildError::Config(format!(
+                    "api: the signing secret in {name} is {} bytes; use at least {MIN_SIGNING_KEY} random bytes",
+                    key.len()
+                )));
+            }
+            Ok(key)
+        }
+        // Generated once and kept in the store, so every replica (and every restart)
+        // signs and verifies with the same key.
+        None => {
+            let fresh = base64::engine::general_purpose::STANDARD.encode(random_key());
+            let kept = store
+                .init_setting(SIGNING_KEY, &fresh)
+                .await
+                .map_err(BuildError::Store)?;
+            base64::engine::general_purpose::STANDARD
+                .decode(kept)
+                .map_err(|_| {
+                    BuildError::Store(crate::store::StoreError::Corrupt(format!(
+                        "the stored setting {SIGNING_KEY} is not base64"
+                    )))
+                })
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use chrono::{DateTime, Timelike, Utc};
 
 use crate::{
     config::Config,
-    domain::{ContactId, Touch, TouchId, TouchStatus},
+    domain::{Contact, ContactId, Touch, TouchId, TouchStatus},
     learning::{Response, ResponseKind, Signal, TouchRef},
     store::{Learn, Learned, Note, ResponseRecord, Settle, StatField, StatKey, Store, StoreError},
 };
@@ -159,14 +159,7 @@ async fn learn_response<S: Store>(
             .await?
             .ok_or_else(|| FeedbackError::UnknownContact(contact_id.clone()))?;
         // Read afresh each try: another response may have settled it meanwhile.
-        let touch = match &about {
-            About::Sent(Some(t)) => Some(fresh(store, t).await?),
-            About::Sent(None) => match &input.channel {
-                Some(ch) => latest_sent(store, &contact_id, ch, input.at).await?,
-                None => None,
-            },
-            About::Unsent(_) => None,
-        };
+        let touch = answered(store, input, &about, &contact_id).await?;
         let channel = input
             .channel
             .clone()
@@ -175,62 +168,19 @@ async fn learn_response<S: Store>(
         let rel = store.relationship(&contact_id).await?.unwrap_or_default();
         let mut learn = Learn::new(contact_id.clone(), rel.version);
         let mut signals = Vec::new();
-        if let Some(t) = &touch {
-            if t.responded_at.is_none() {
-                learn.settle = Some((t.id.clone(), Settle::Responded));
-                let key = stat_key(&contact, t);
-                if t.status == TouchStatus::Sent {
-                    // First news of this touch: it was sent (the learner hears of a send
-                    // when its outcome is known, so the hot path never writes here).
-                    signals.push(Signal::Sent {
-                        channel: t.channel.clone(),
-                        at: t.sent_at.unwrap_or(input.at),
-                    });
-                    learn.stats.push(stat(&key, StatField::Settled));
-                }
-                // The response rate counts engagement; opt-outs are counted apart.
-                if input.kind.is_engaged() {
-                    learn.stats.push(stat(&key, StatField::Responded));
-                }
-            }
+        if let Some(t) = touch.as_ref().filter(|t| t.responded_at.is_none()) {
+            settle(&mut learn, &mut signals, &contact, t, input);
         }
         if matches!(
             input.kind,
             ResponseKind::Unsubscribe | ResponseKind::Complaint
         ) {
-            let key = match &touch {
-                Some(t) => stat_key(&contact, t),
-                None => StatKey {
-                    tier: contact.tier.clone(),
-                    channel: channel.clone(),
-                    occasion: "-".into(),
-                },
-            };
-            learn.stats.push(stat(&key, StatField::OptOut));
+            count_opt_out(&mut learn, &contact, touch.as_ref(), &channel);
         }
-        signals.push(Signal::Response(Response {
-            kind: input.kind,
-            channel: channel.clone(),
-            at: input.at,
-            touch: touch.as_ref().and_then(|t| {
-                t.sent_at.map(|sent_at| TouchRef {
-                    channel: t.channel.clone(),
-                    sent_at,
-                })
-            }),
-        }));
+        signals.push(response_signal(input, &channel, touch.as_ref()));
         let effects = learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
         if input.kind.is_engaged() {
-            learn.interaction = Some(input.at);
-            let local = input.at.with_timezone(&contact.zone(cfg.defaults.timezone));
-            let tier = StatKey {
-                tier: contact.tier.clone(),
-                channel: "*".into(),
-                occasion: "*".into(),
-            };
-            learn
-                .stats
-                .push(stat(&tier, StatField::AnsweredAt(local.hour() as u8)));
+            note_engagement(&mut learn, cfg, &contact, input.at);
         }
         let record = ResponseRecord {
             id: id.clone(),
@@ -256,6 +206,94 @@ async fn learn_response<S: Store>(
         }
     }
     Err(FeedbackError::Busy(contact_id))
+}
+
+/// The touch a response answers, as it is now: the one named, else the latest sent on
+/// the response's channel; none for a touch that was never sent.
+async fn answered<S: Store>(
+    store: &S,
+    input: &Inbound,
+    about: &About,
+    contact_id: &ContactId,
+) -> Result<Option<Touch>, FeedbackError> {
+    Ok(match about {
+        About::Sent(Some(t)) => Some(fresh(store, t).await?),
+        About::Sent(None) => match &input.channel {
+            Some(ch) => latest_sent(store, contact_id, ch, input.at).await?,
+            None => None,
+        },
+        About::Unsent(_) => None,
+    })
+}
+
+/// The first response to `t` settles it: counted as settled (and heard of as sent, if
+/// nothing had settled it before) and, if engaged, as responded.
+fn settle(
+    learn: &mut Learn,
+    signals: &mut Vec<Signal>,
+    contact: &Contact,
+    t: &Touch,
+    input: &Inbound,
+) {
+    learn.settle = Some((t.id.clone(), Settle::Responded));
+    let key = stat_key(contact, t);
+    if t.status == TouchStatus::Sent {
+        // First news of this touch: it was sent (the learner hears of a send
+        // when its outcome is known, so the hot path never writes here).
+        signals.push(Signal::Sent {
+            channel: t.channel.clone(),
+            at: t.sent_at.unwrap_or(input.at),
+        });
+        learn.stats.push(stat(&key, StatField::Settled));
+    }
+    // The response rate counts engagement; opt-outs are counted apart.
+    if input.kind.is_engaged() {
+        learn.stats.push(stat(&key, StatField::Responded));
+    }
+}
+
+/// An unsubscribe or a complaint counts against the touch's occasion, or against the
+/// channel when no touch is known.
+fn count_opt_out(learn: &mut Learn, contact: &Contact, touch: Option<&Touch>, channel: &str) {
+    let key = match touch {
+        Some(t) => stat_key(contact, t),
+        None => StatKey {
+            tier: contact.tier.clone(),
+            channel: channel.to_owned(),
+            occasion: "-".into(),
+        },
+    };
+    learn.stats.push(stat(&key, StatField::OptOut));
+}
+
+/// What the learner hears of the response: its kind, channel and time, and the send it
+/// answers.
+fn response_signal(input: &Inbound, channel: &str, touch: Option<&Touch>) -> Signal {
+    Signal::Response(Response {
+        kind: input.kind,
+        channel: channel.to_owned(),
+        at: input.at,
+        touch: touch.and_then(|t| {
+            t.sent_at.map(|sent_at| TouchRef {
+                channel: t.channel.clone(),
+                sent_at,
+            })
+        }),
+    })
+}
+
+/// An engaged response is an interaction, at an hour of the contact's local day.
+fn note_engagement(learn: &mut Learn, cfg: &Config, contact: &Contact, at: DateTime<Utc>) {
+    learn.interaction = Some(at);
+    let local = at.with_timezone(&contact.zone(cfg.defaults.timezone));
+    let tier = StatKey {
+        tier: contact.tier.clone(),
+        channel: "*".into(),
+        occasion: "*".into(),
+    };
+    learn
+        .stats
+        .push(stat(&tier, StatField::AnsweredAt(local.hour() as u8)));
 }
 
 /// Sets consent on `channel` outside a response (an SMS `START`), with a note saying

@@ -168,11 +168,11 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A row as read, keyed by field name, or why it could not be read.
+type Row = Result<Map<String, Value>, String>;
+
 /// Reads rows from a CSV or JSONL file: `(line, row)` or a row-level error.
-fn read_rows(
-    path: &Path,
-    mut each: impl FnMut(u64, u64, Result<Map<String, Value>, String>),
-) -> Result<(), IngestError> {
+fn read_rows(path: &Path, each: impl FnMut(u64, u64, Row)) -> Result<(), IngestError> {
     let name = path.display().to_string();
     let file_err = |message: String| IngestError::File {
         path: name.clone(),
@@ -185,73 +185,87 @@ fn read_rows(
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        Some("csv") => {
-            let mut rdr = csv::ReaderBuilder::new()
-                .flexible(false)
-                .trim(csv::Trim::All)
-                .from_reader(file);
-            let headers = rdr
-                .headers()
-                .map_err(|e| file_err(format!("cannot read the header row: {e}")))?
-                .clone();
-            if !headers.iter().any(|h| h == "id") {
-                return Err(file_err("the header row has no `id` column".into()));
-            }
-            let mut record = csv::StringRecord::new();
-            loop {
-                let pos = rdr.position().clone();
-                match rdr.read_record(&mut record) {
-                    Ok(false) => break,
-                    Ok(true) => {
-                        let line = record.position().map_or(pos.line(), |p| p.line());
-                        let row = headers
-                            .iter()
-                            .zip(record.iter())
-                            .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
-                            .collect();
-                        each(line, rdr.position().byte(), Ok(row));
-                    }
-                    Err(e) => {
-                        let line = e.position().map_or(pos.line(), |p| p.line());
-                        each(
-                            line,
-                            rdr.position().byte(),
-                            Err(format!("unreadable CSV row: {e}")),
-                        );
-                        if !matches!(
-                            e.kind(),
-                            csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
-                        ) {
-                            break;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        }
-        Some("jsonl" | "ndjson") => {
-            let (mut bytes, mut line_no) = (0u64, 0u64);
-            for line in BufReader::new(file).lines() {
-                line_no += 1;
-                let line =
-                    line.map_err(|e| file_err(format!("line {line_no}: cannot read: {e}")))?;
-                bytes += line.len() as u64 + 1;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let row = match serde_json::from_str::<Value>(&line) {
-                    Ok(Value::Object(m)) => Ok(m),
-                    Ok(_) => Err("not a JSON object".to_owned()),
-                    Err(e) => Err(format!("not valid JSON: {e}")),
-                };
-                each(line_no, bytes, row);
-            }
-            Ok(())
-        }
+        Some("csv") => read_csv(file, file_err, each),
+        Some("jsonl" | "ndjson") => read_jsonl(file, file_err, each),
         _ => Err(file_err(
             "unknown file type (expected .csv or .jsonl)".into(),
         )),
     }
+}
+
+/// CSV with a header row naming the fields (`id` among them). A row of the wrong
+/// length or not UTF-8 is reported and skipped; any other error ends the file.
+fn read_csv(
+    file: std::fs::File,
+    file_err: impl Fn(String) -> IngestError,
+    mut each: impl FnMut(u64, u64, Row),
+) -> Result<(), IngestError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(file);
+    let headers = rdr
+        .headers()
+        .map_err(|e| file_err(format!("cannot read the header row: {e}")))?
+        .clone();
+    if !headers.iter().any(|h| h == "id") {
+        return Err(file_err("the header row has no `id` column".into()));
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        let pos = rdr.position().clone();
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record.position().map_or(pos.line(), |p| p.line());
+                let row = headers
+                    .iter()
+                    .zip(record.iter())
+                    .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
+                    .collect();
+                each(line, rdr.position().byte(), Ok(row));
+            }
+            Err(e) => {
+                let line = e.position().map_or(pos.line(), |p| p.line());
+                each(
+                    line,
+                    rdr.position().byte(),
+                    Err(format!("unreadable CSV row: {e}")),
+                );
+                if !matches!(
+                    e.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One JSON object per line; blank lines are skipped.
+fn read_jsonl(
+    file: std::fs::File,
+    file_err: impl Fn(String) -> IngestError,
+    mut each: impl FnMut(u64, u64, Row),
+) -> Result<(), IngestError> {
+    let (mut bytes, mut line_no) = (0u64, 0u64);
+    for line in BufReader::new(file).lines() {
+        line_no += 1;
+        let line = line.map_err(|e| file_err(format!("line {line_no}: cannot read: {e}")))?;
+        bytes += line.len() as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row = match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err("not a JSON object".to_owned()),
+            Err(e) => Err(format!("not valid JSON: {e}")),
+        };
+        each(line_no, bytes, row);
+    }
+    Ok(())
 }
 
 /// Reads `path` (CSV or JSONL) into contacts without storing them (`rapport simulate`):

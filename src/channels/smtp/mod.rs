@@ -235,18 +235,32 @@ mod tests {
     };
     use crate::channels::DeliveryClass::{self, *};
 
-    /// How each refusal is classified, and the reason it leaves: codes only.
+    /// A refusal as the session reports it: the reply line's codes, and the command it
+    /// answered.
+    fn reply(line: &str, to: Step) -> SmtpError {
+        let code: u16 = line[..3].parse().unwrap();
+        SmtpError::Reply(Reply {
+            code,
+            status: parse_status(line.as_bytes(), code),
+            to,
+        })
+    }
+
+    /// Each refusal gets its class, and leaves with a reason made of codes only.
+    fn assert_classified(cases: &[(&str, Step, DeliveryClass, &str)]) {
+        for &(line, to, class, reason) in cases {
+            let e = classify(&reply(line, to));
+            assert_eq!(
+                (e.class, e.reason.as_str()),
+                (class, reason),
+                "{line} at {to:?}"
+            );
+        }
+    }
+
     #[test]
-    fn refusals_are_classified_by_code_status_and_command() {
-        let reply = |line: &str, to: Step| {
-            let code: u16 = line[..3].parse().unwrap();
-            SmtpError::Reply(Reply {
-                code,
-                status: parse_status(line.as_bytes(), code),
-                to,
-            })
-        };
-        let cases: [(&str, Step, DeliveryClass, &str); 14] = [
+    fn an_address_that_does_not_exist_or_is_disabled_is_a_hard_bounce() {
+        assert_classified(&[
             (
                 "550 5.1.1 <a@b.test> no such user",
                 Step::Rcpt,
@@ -284,14 +298,32 @@ mod tests {
                 HardBounce,
                 "smtp 550 5.2.1",
             ),
-            // About our sender, not the recipient.
-            (
-                "550 5.1.1 sender unknown",
-                Step::Mail,
-                Permanent,
-                "smtp 550 5.1.1",
-            ),
-            // Policy and content: the message, not the address.
+        ]);
+    }
+
+    #[test]
+    fn a_hard_bounce_says_so() {
+        assert_eq!(
+            classify(&reply("550 5.1.1 x", Step::Rcpt)).to_string(),
+            "smtp 550 5.1.1 (hard bounce)"
+        );
+    }
+
+    /// About our sender, not the recipient.
+    #[test]
+    fn an_unknown_address_refused_at_mail_from_is_permanent_not_a_bounce() {
+        assert_classified(&[(
+            "550 5.1.1 sender unknown",
+            Step::Mail,
+            Permanent,
+            "smtp 550 5.1.1",
+        )]);
+    }
+
+    /// Policy and content: the message, not the address.
+    #[test]
+    fn policy_content_and_a_full_mailbox_are_permanent_not_bounces() {
+        assert_classified(&[
             (
                 "550 5.7.1 <a@b.test> spam",
                 Step::Rcpt,
@@ -310,22 +342,20 @@ mod tests {
                 Permanent,
                 "smtp 552 5.2.2",
             ),
-            // No enhanced status (none announced): ambiguous, not suppressed.
-            ("550 mailbox unavailable", Step::Rcpt, Permanent, "smtp 550"),
+        ]);
+    }
+
+    /// No enhanced status (none announced): ambiguous, not suppressed.
+    #[test]
+    fn a_5xx_without_an_enhanced_status_is_permanent_not_a_bounce() {
+        assert_classified(&[("550 mailbox unavailable", Step::Rcpt, Permanent, "smtp 550")]);
+    }
+
+    #[test]
+    fn a_4xx_or_a_closing_server_is_transient() {
+        assert_classified(&[
             ("450 4.2.0 busy", Step::Rcpt, Transient, "smtp 450 4.2.0"),
             ("421 closing", Step::Message, Transient, "smtp 421"),
-        ];
-        for (line, to, class, reason) in cases {
-            let e = classify(&reply(line, to));
-            assert_eq!(
-                (e.class, e.reason.as_str()),
-                (class, reason),
-                "{line} at {to:?}"
-            );
-        }
-        assert_eq!(
-            classify(&reply("550 5.1.1 x", Step::Rcpt)).to_string(),
-            "smtp 550 5.1.1 (hard bounce)"
-        );
+        ]);
     }
 }

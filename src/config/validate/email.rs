@@ -19,22 +19,7 @@ pub(super) fn email(issues: &mut Issues<'_>, raw: Option<&RawEmail>) -> Option<E
         );
         return None;
     };
-    let (from_name, from) = match raw.from.as_deref() {
-        None => {
-            issues.push(
-                "channels.email.from",
-                "missing: e.g. \"Acme <hello@acme.example>\"",
-            );
-            (None, None)
-        }
-        Some(f) => match parse_mailbox(f) {
-            Ok((n, a)) => (n, Some(a)),
-            Err(e) => {
-                issues.push("channels.email.from", e);
-                (None, None)
-            }
-        },
-    };
+    let (from_name, from) = from(issues, raw);
     let timeout = issues.duration(
         "channels.email.timeout",
         raw.timeout.as_deref(),
@@ -49,43 +34,7 @@ pub(super) fn email(issues: &mut Issues<'_>, raw: Option<&RawEmail>) -> Option<E
                     .unwrap_or_else(|| "data/outbox".into()),
             ),
         },
-        "smtp" => {
-            let tls = match raw.tls.as_deref().unwrap_or("starttls") {
-                "none" => TlsMode::None,
-                "starttls" => TlsMode::StartTls,
-                "tls" => TlsMode::Tls,
-                other => {
-                    issues.push(
-                        "channels.email.tls",
-                        format!("unknown TLS mode {other:?} (known: none, starttls, tls)"),
-                    );
-                    TlsMode::StartTls
-                }
-            };
-            let (host, port) = match raw.url.as_deref().map(parse_smtp_url) {
-                Some(Ok(hp)) => hp,
-                Some(Err(e)) => {
-                    issues.push("channels.email.url", e);
-                    (String::new(), 0)
-                }
-                None => {
-                    issues.push(
-                        "channels.email.url",
-                        "missing: smtp://HOST:PORT is required when transport = \"smtp\"",
-                    );
-                    (String::new(), 0)
-                }
-            };
-            EmailTransport::Smtp {
-                host,
-                port,
-                tls,
-                username_env: raw.username_env.clone(),
-                password_env: raw.password_env.clone(),
-                pool_size,
-                timeout,
-            }
-        }
+        "smtp" => smtp(issues, raw, pool_size, timeout),
         other => {
             issues.push(
                 "channels.email.transport",
@@ -110,6 +59,70 @@ pub(super) fn email(issues: &mut Issues<'_>, raw: Option<&RawEmail>) -> Option<E
         rate,
         track_clicks: raw.track_clicks.unwrap_or(false),
     })
+}
+
+/// `from`: the sender's display name (if any) and address; required.
+fn from(issues: &mut Issues<'_>, raw: &RawEmail) -> (Option<String>, Option<EmailAddress>) {
+    match raw.from.as_deref() {
+        None => {
+            issues.push(
+                "channels.email.from",
+                "missing: e.g. \"Acme <hello@acme.example>\"",
+            );
+            (None, None)
+        }
+        Some(f) => match parse_mailbox(f) {
+            Ok((n, a)) => (n, Some(a)),
+            Err(e) => {
+                issues.push("channels.email.from", e);
+                (None, None)
+            }
+        },
+    }
+}
+
+/// `transport = "smtp"`: the server's URL and how to secure the connection.
+fn smtp(
+    issues: &mut Issues<'_>,
+    raw: &RawEmail,
+    pool_size: u32,
+    timeout: Duration,
+) -> EmailTransport {
+    let tls = match raw.tls.as_deref().unwrap_or("starttls") {
+        "none" => TlsMode::None,
+        "starttls" => TlsMode::StartTls,
+        "tls" => TlsMode::Tls,
+        other => {
+            issues.push(
+                "channels.email.tls",
+                format!("unknown TLS mode {other:?} (known: none, starttls, tls)"),
+            );
+            TlsMode::StartTls
+        }
+    };
+    let (host, port) = match raw.url.as_deref().map(parse_smtp_url) {
+        Some(Ok(hp)) => hp,
+        Some(Err(e)) => {
+            issues.push("channels.email.url", e);
+            (String::new(), 0)
+        }
+        None => {
+            issues.push(
+                "channels.email.url",
+                "missing: smtp://HOST:PORT is required when transport = \"smtp\"",
+            );
+            (String::new(), 0)
+        }
+    };
+    EmailTransport::Smtp {
+        host,
+        port,
+        tls,
+        username_env: raw.username_env.clone(),
+        password_env: raw.password_env.clone(),
+        pool_size,
+        timeout,
+    }
 }
 
 /// `[channels.email.dkim]`: the key file is read when the channel starts (a missing or

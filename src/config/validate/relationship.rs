@@ -3,13 +3,93 @@
 
 use std::{str::FromStr, time::Duration};
 
-use super::{Issues, valid_name};
+use super::{Issues, names, valid_name};
 use crate::config::{
     CHANNELS, DateField, Occasion, OnThrottle, Tier, Trigger, parse_duration,
-    raw::{RawOccasion, RawTier},
+    raw::{RawConfig, RawOccasion, RawTier},
 };
 
-pub(super) fn tier(issues: &mut Issues<'_>, name: &str, t: &RawTier) -> Tier {
+/// Every `[tiers.<name>]`, closest first as written; at least one is required.
+pub(super) fn tiers(issues: &mut Issues<'_>, raw: &RawConfig) -> Vec<Tier> {
+    let mut tiers = Vec::new();
+    for (name, t) in &raw.tiers {
+        if !valid_name(name) {
+            issues.push(
+                &format!("tiers.{name}"),
+                "tier names use lower-case letters, digits and _",
+            );
+        }
+        tiers.push(tier(issues, name, t));
+    }
+    if tiers.is_empty() {
+        issues.push(
+            "tiers",
+            "at least one tier is required (e.g. [tiers.family])",
+        );
+    }
+    tiers
+}
+
+/// `defaults.tier`, else the last (most distant) tier; it must be one of `tiers`.
+pub(super) fn default_tier(issues: &mut Issues<'_>, raw: &RawConfig, tiers: &[Tier]) -> String {
+    let default_tier = raw
+        .defaults
+        .tier
+        .clone()
+        .or_else(|| tiers.last().map(|t| t.name.clone()))
+        .unwrap_or_default();
+    if !tiers.is_empty() && !tiers.iter().any(|t| t.name == default_tier) {
+        issues.push(
+            "defaults.tier",
+            format!("unknown tier {default_tier:?} (known: {})", names(tiers)),
+        );
+    }
+    default_tier
+}
+
+/// Every `[occasions.<name>]` that could be read, each on channels that are configured.
+pub(super) fn occasions(issues: &mut Issues<'_>, raw: &RawConfig) -> Vec<Occasion> {
+    let mut occasions = Vec::new();
+    for (name, o) in &raw.occasions {
+        if let Some(occ) = occasion(issues, name, o) {
+            occasions.push(occ);
+        }
+    }
+    for o in &occasions {
+        let configured = |c: &str| match c {
+            "sms" => raw.channels.sms.is_some(),
+            "webhook" => raw.channels.webhook.is_some(),
+            _ => true,
+        };
+        for c in o.channels.iter().filter(|c| !configured(c)) {
+            issues.push(
+                &format!("occasions.{}.channels", o.name),
+                format!("channel {c:?} is not configured (add a [channels.{c}] section)"),
+            );
+        }
+    }
+    occasions
+}
+
+/// An enabled `inactivity = "tier"` occasion needs a tier with a cadence.
+pub(super) fn check_inactivity_cadence(
+    issues: &mut Issues<'_>,
+    occasions: &[Occasion],
+    tiers: &[Tier],
+) {
+    for o in occasions.iter().filter(|o| o.enabled) {
+        if matches!(o.trigger, Trigger::Inactivity { every: None })
+            && !tiers.iter().any(|t| t.check_in_every.is_some())
+        {
+            issues.push(
+                &format!("occasions.{}.trigger.inactivity", o.name),
+                "\"tier\" takes the cadence from each tier's check_in_every, but no tier sets one",
+            );
+        }
+    }
+}
+
+fn tier(issues: &mut Issues<'_>, name: &str, t: &RawTier) -> Tier {
     let p = |k: &str| format!("tiers.{name}.{k}");
     let channels = t
         .channels
@@ -124,7 +204,7 @@ fn trigger(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Trigg
     }
 }
 
-pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occasion> {
+fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Option<Occasion> {
     let p = |k: &str| format!("occasions.{name}.{k}");
     if !valid_name(name) {
         issues.push(
@@ -134,40 +214,7 @@ pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> 
     }
     let trigger = trigger(issues, name, o);
     let is_event = matches!(trigger, Some(Trigger::Event { .. }));
-    let schedule = match o.schedule.as_deref() {
-        None if is_event => None,
-        None if matches!(trigger, Some(Trigger::Inactivity { .. })) => {
-            Some(cron::Schedule::from_str("0 0 * * * *").expect("valid literal"))
-        }
-        None => {
-            issues.push(
-                &p("schedule"),
-                "missing: a cron expression with a seconds field, e.g. \"0 */15 * * * *\"",
-            );
-            None
-        }
-        Some(_) if is_event => {
-            issues.push(
-                &p("schedule"),
-                "event-triggered occasions are planned when the event arrives; remove schedule",
-            );
-            None
-        }
-        Some(s) => match cron::Schedule::from_str(s) {
-            Ok(sch) => Some(sch),
-            Err(e) => {
-                let why = e.to_string();
-                let why = why.lines().next().unwrap_or("").trim().to_owned();
-                issues.push(
-                    &p("schedule"),
-                    format!(
-                        "{s:?} is not a cron expression (sec min hour day month weekday): {why}"
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let schedule = schedule(issues, name, o, trigger.as_ref());
     let default_expiry = if is_event { 3 } else { 1 };
     let expires = issues.duration(
         &p("expires"),
@@ -178,7 +225,76 @@ pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> 
         issues.push(&p("expires"), "must be longer than 0s");
     }
     let send_window = issues.window(&p("send_window"), o.send_window.as_deref());
-    let channels = match (&o.channel, &o.channels) {
+    let channels = channels(issues, name, o);
+    let on_throttle = on_throttle(issues, name, o);
+    let trigger = trigger?;
+    if schedule.is_none() && !is_event {
+        return None;
+    }
+    Some(Occasion {
+        name: name.to_owned(),
+        enabled: o.enabled.unwrap_or(true),
+        trigger,
+        schedule,
+        on_throttle,
+        priority: o.priority.unwrap_or(50),
+        expires,
+        send_window,
+        channels,
+        transactional: o.transactional.unwrap_or(false),
+    })
+}
+
+/// When the occasion's planner runs: its cron `schedule`, hourly for check-ins that set
+/// none; event-triggered occasions have none (they are planned when the event arrives).
+fn schedule(
+    issues: &mut Issues<'_>,
+    name: &str,
+    o: &RawOccasion,
+    trigger: Option<&Trigger>,
+) -> Option<cron::Schedule> {
+    let at = format!("occasions.{name}.schedule");
+    let is_event = matches!(trigger, Some(Trigger::Event { .. }));
+    match o.schedule.as_deref() {
+        None if is_event => None,
+        None if matches!(trigger, Some(Trigger::Inactivity { .. })) => {
+            Some(cron::Schedule::from_str("0 0 * * * *").expect("valid literal"))
+        }
+        None => {
+            issues.push(
+                &at,
+                "missing: a cron expression with a seconds field, e.g. \"0 */15 * * * *\"",
+            );
+            None
+        }
+        Some(_) if is_event => {
+            issues.push(
+                &at,
+                "event-triggered occasions are planned when the event arrives; remove schedule",
+            );
+            None
+        }
+        Some(s) => match cron::Schedule::from_str(s) {
+            Ok(sch) => Some(sch),
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or("").trim().to_owned();
+                issues.push(
+                    &at,
+                    format!(
+                        "{s:?} is not a cron expression (sec min hour day month weekday): {why}"
+                    ),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `channel`, or `channels` (the ordered preference); email when neither is set.
+fn channels(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Vec<String> {
+    let p = |k: &str| format!("occasions.{name}.{k}");
+    match (&o.channel, &o.channels) {
         (Some(_), Some(_)) => {
             issues.push(
                 &p("channels"),
@@ -213,8 +329,12 @@ pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> 
             list
         }
         (None, None) => vec!["email".to_owned()],
-    };
-    let on_throttle = match o.on_throttle.as_deref() {
+    }
+}
+
+fn on_throttle(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> OnThrottle {
+    let p = |k: &str| format!("occasions.{name}.{k}");
+    match o.on_throttle.as_deref() {
         None | Some("defer") => OnThrottle::Defer,
         Some("skip") => OnThrottle::Skip,
         Some(other) => {
@@ -224,21 +344,5 @@ pub(super) fn occasion(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> 
             );
             OnThrottle::Defer
         }
-    };
-    let trigger = trigger?;
-    if schedule.is_none() && !is_event {
-        return None;
     }
-    Some(Occasion {
-        name: name.to_owned(),
-        enabled: o.enabled.unwrap_or(true),
-        trigger,
-        schedule,
-        on_throttle,
-        priority: o.priority.unwrap_or(50),
-        expires,
-        send_window,
-        channels,
-        transactional: o.transactional.unwrap_or(false),
-    })
 }

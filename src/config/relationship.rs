@@ -1,0 +1,114 @@
+//! Tiers and occasions once validated: who gets how much, and what makes a touch due.
+
+use std::{fmt, time::Duration};
+
+use super::format_duration;
+use crate::domain::SendWindow;
+
+/// At most `count` touches in any window of length `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl fmt::Display for Cap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} per {}", self.count, format_duration(self.per))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tier {
+    pub name: String,
+    pub description: Option<String>,
+    pub send_window: Option<SendWindow>,
+    /// Caps on all touches to one contact of this tier, whatever the channel.
+    pub caps: Vec<Cap>,
+    /// The least time between any two touches to one contact.
+    pub min_gap: Duration,
+    /// Channels its contacts may be reached on (`None`: any).
+    pub channels: Option<Vec<String>>,
+    /// Caps per channel, on top of `caps`.
+    pub channel_caps: Vec<(String, Vec<Cap>)>,
+    /// A check-in is due when the last interaction is this long ago (`None`: never).
+    pub check_in_every: Option<Duration>,
+}
+
+impl Tier {
+    pub fn allows_channel(&self, channel: &str) -> bool {
+        self.channels
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|x| x == channel))
+    }
+}
+
+/// Which contact date a yearly occasion follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateField {
+    Birthday,
+    CustomerSince,
+}
+
+impl DateField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Birthday => "birthday",
+            Self::CustomerSince => "customer_since",
+        }
+    }
+}
+
+/// What makes an occasion due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Yearly, on the contact's local date (`trigger = { date = "birthday" }`).
+    Date(DateField),
+    /// `delay` after each event of `kind` (`trigger = { event = "purchase", delay = "2h" }`),
+    /// once per event id.
+    Event { kind: String, delay: Duration },
+    /// When the last interaction is longer ago than the cadence: the tier's
+    /// `check_in_every`, or `every` when the occasion sets its own
+    /// (`trigger = { inactivity = "tier" }` or `{ inactivity = "45d" }`).
+    Inactivity { every: Option<Duration> },
+}
+
+/// What a touch does when the caps, the minimum gap or a higher-priority touch stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnThrottle {
+    /// Wait for the earliest instant the caps allow (if before its expiry).
+    Defer,
+    /// Give up on this occurrence, recording why.
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub struct Occasion {
+    pub name: String,
+    pub enabled: bool,
+    pub trigger: Trigger,
+    /// When its planner runs; `None` for event-triggered occasions (planned when the
+    /// event arrives).
+    pub schedule: Option<cron::Schedule>,
+    pub priority: u32,
+    /// How long the touch stays sendable: after the start of the contact's local day
+    /// (dates, check-ins), or after the touch is due (events).
+    pub expires: Duration,
+    pub send_window: Option<SendWindow>,
+    /// The channels to try, in order: a touch goes out on the first one its tier allows,
+    /// its contact has an address and consent for; a permanent failure moves it on.
+    pub channels: Vec<String>,
+    /// Transactional mail carries no `List-Unsubscribe`; everything else does.
+    pub transactional: bool,
+    pub on_throttle: OnThrottle,
+}
+
+impl Occasion {
+    /// The date field of a yearly occasion.
+    pub fn date_field(&self) -> Option<DateField> {
+        match self.trigger {
+            Trigger::Date(f) => Some(f),
+            _ => None,
+        }
+    }
+}
