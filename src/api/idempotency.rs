@@ -16,7 +16,6 @@
 //!
 //! Keys are shared by all clients of this deployment (tokens are one organisation's).
 
-use crate::store::RequestKeys;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -34,7 +33,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiState};
-use crate::store::{Idempotency, KeptAnswer, Store};
+use crate::store::{Idempotency, KeptAnswer, RequestKeys};
 
 pub(super) const HEADER: &str = "idempotency-key";
 /// How long an answer is kept.
@@ -68,7 +67,7 @@ impl Keys {
     }
 
     /// Lets go of `key` in the store; if the store fails, remembers to do it later.
-    async fn let_go<S: Store>(&self, store: &S, key: &str) {
+    async fn let_go<S: RequestKeys>(&self, store: &S, key: &str) {
         if let Err(e) = store.forget_key(key).await {
             tracing::warn!(
                 error = %e,
@@ -82,7 +81,7 @@ impl Keys {
     }
 
     /// Keeps a successful answer under `key` and hands it on.
-    async fn keep<S: Store>(
+    async fn keep<S: RequestKeys>(
         &self,
         store: &S,
         key: &str,
@@ -110,7 +109,7 @@ impl Keys {
 
     /// Lets go of the keys held since a failure, now that the store may answer again;
     /// those it still cannot are kept for the next try.
-    async fn give_back<S: Store>(&self, store: &S) {
+    async fn give_back<S: RequestKeys>(&self, store: &S) {
         let due: Vec<(String, Instant)> = {
             let mut held = self.held();
             held.retain(|_, at| at.elapsed() < GIVE_BACK_WITHIN);
@@ -198,7 +197,7 @@ fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
 /// Takes `key` for this request: `None` if it is this request's to answer, the kept
 /// answer if the same request was answered before, an error if the key is busy or was
 /// used for another request.
-async fn take<S: Store>(
+async fn take<S: RequestKeys>(
     store: &S,
     key: &str,
     fingerprint: &str,
