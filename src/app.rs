@@ -3,7 +3,6 @@
 //! reconciler and queue workers (those the role asks for) until the token is cancelled,
 //! then drains.
 
-use crate::store::Contacts;
 use std::{sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
@@ -20,7 +19,7 @@ use crate::{
     planner,
     queue::{Queue, worker::QueueHealth},
     render::{RenderError, Renderer},
-    store::{AnyStore, StoreError},
+    store::{Store, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +48,10 @@ impl AppError {
     }
 }
 
-pub struct App {
+/// The daemon over the backend `S` the config chose (picked once, by the caller).
+pub struct App<S> {
     pub cfg: Arc<Config>,
-    pub store: Arc<AnyStore>,
+    pub store: Arc<S>,
     /// The store's identity as this process holds it (see [`crate::custody`]).
     pub custody: Custody,
     pub renderer: Arc<Renderer>,
@@ -59,13 +59,12 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
 }
 
-impl App {
-    pub async fn build(cfg: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+impl<S: Store + Queue> App<S> {
+    /// Everything the daemon needs over `store`, checked: the templates load, the
+    /// channels can be built, learning is caught up, and the store is the one this
+    /// process may write to (see `custody`).
+    pub async fn build(cfg: Config, store: S, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let renderer = Renderer::load(&cfg.templates_dir).map_err(AppError::Templates)?;
-        let store = AnyStore::open(&cfg.storage).await?;
-        if let AnyStore::Redis(redis) = &store {
-            redis.warn_about_settings().await;
-        }
         let channels = Channels::build(&cfg, &store, |name| std::env::var(name).ok()).await?;
         crate::feedback::start_learning(&store, clock.now()).await?;
         let custody = crate::custody::establish(&store).await?;
@@ -344,7 +343,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::store::SqliteStore;
+    use crate::store::{Coordination, SqliteStore};
 
     /// A store that fails while the signing key is read is a dependency down (69), not
     /// a bad config (78); a bad signing secret is a bad config.

@@ -8,6 +8,8 @@
 //! Time is a [`FixedClock`] moved by hand; "the daemon" is a step that dispatches every
 //! touch due at that instant, as its job would. Emails land in an outbox folder.
 
+#[path = "support/backends.rs"]
+mod backends;
 #[path = "support/http_stub.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod http_stub;
@@ -18,8 +20,6 @@ mod ledger;
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
 
-use rapport::store::Contacts;
-use rapport::store::Ledger;
 use std::{
     path::Path,
     sync::{
@@ -28,6 +28,7 @@ use std::{
     },
 };
 
+use backends::TestStore;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use http_stub::{HttpStub, Reply};
 use ledger::{Backend, day0, open};
@@ -41,7 +42,7 @@ use rapport::{
     },
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert},
+    store::ContactUpsert,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -49,13 +50,13 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// 24 random bytes, as `whsec_` + base64.
 const HOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
-struct Rig {
+struct Rig<S> {
     dir: tempfile::TempDir,
-    store: Arc<AnyStore>,
+    store: Arc<S>,
     cfg: Arc<Config>,
     clock: Arc<FixedClock>,
     channels: Arc<Channels>,
-    dispatcher: Dispatcher<AnyStore>,
+    dispatcher: Dispatcher<S>,
     contacts: std::sync::Mutex<Vec<ContactId>>,
 }
 
@@ -125,10 +126,15 @@ fn secrets(name: &str) -> Option<String> {
     }
 }
 
-async fn rig(backend: Backend, sms: &HttpStub, hook: &HttpStub, env: &[(&str, &str)]) -> Rig {
+async fn rig<S: TestStore>(
+    backend: Backend,
+    sms: &HttpStub,
+    hook: &HttpStub,
+    env: &[(&str, &str)],
+) -> Rig<S> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Arc::new(config(dir.path(), &sms.url(), &hook.url(), env));
-    let store = Arc::new(open(backend, &cfg, "ch").await);
+    let store: Arc<S> = Arc::new(open(backend, &cfg, "ch").await);
     let clock = Arc::new(FixedClock::new(day0()));
     let channels = Arc::new(
         Channels::build(&cfg, store.as_ref(), secrets)
@@ -160,17 +166,17 @@ async fn rig(backend: Backend, sms: &HttpStub, hook: &HttpStub, env: &[(&str, &s
 }
 
 /// A rig whose SMS API and webhook receiver always answer `sms` and `hook`.
-async fn stubbed(
+async fn stubbed<S: TestStore>(
     backend: Backend,
     sms: Reply,
     hook: Reply,
     env: &[(&str, &str)],
-) -> (Rig, HttpStub, HttpStub) {
+) -> (Rig<S>, HttpStub, HttpStub) {
     let (sms, hook) = (HttpStub::always(sms).await, HttpStub::always(hook).await);
-    (rig(backend, &sms, &hook, env).await, sms, hook)
+    (rig::<S>(backend, &sms, &hook, env).await, sms, hook)
 }
 
-impl Rig {
+impl<S: TestStore> Rig<S> {
     /// A family contact (every channel allowed) with a birthday on `day` and,
     /// optionally, an email address and a phone number.
     async fn contact(&self, id: &str, day: i64, email: bool, phone: bool) {
@@ -307,11 +313,11 @@ macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await; })*
+            async fn $name() { super::$name::<rapport::store::SqliteStore>(super::Backend::Sqlite).await; })*
         }
         mod redis {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Redis).await; })*
+            async fn $name() { super::$name::<rapport::store::RedisStore>(super::Backend::Redis).await; })*
         }
     };
 }
@@ -329,8 +335,10 @@ both!(
     every_channel_left_behind_is_named_on_the_touch,
 );
 
-async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: Backend) {
-    let (rig, sms, _hook) = stubbed(
+async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email<S: TestStore>(
+    backend: Backend,
+) {
+    let (rig, sms, _hook) = stubbed::<S>(
         backend,
         opted_out(),
         Reply::status(200),
@@ -424,8 +432,8 @@ async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email(backend: 
     );
 }
 
-async fn a_webhook_410_disables_the_endpoint_for_later_touches(backend: Backend) {
-    let (rig, _sms, hook) = stubbed(
+async fn a_webhook_410_disables_the_endpoint_for_later_touches<S: TestStore>(backend: Backend) {
+    let (rig, _sms, hook) = stubbed::<S>(
         backend,
         Reply::status(201),
         Reply::status(410),
@@ -472,7 +480,7 @@ async fn a_webhook_410_disables_the_endpoint_for_later_touches(backend: Backend)
     assert!(!changed.webhook_disabled(rig.store.as_ref()).await);
 }
 
-async fn a_failing_webhook_retries_on_schedule_then_is_a_dead_letter_replayed_once(
+async fn a_failing_webhook_retries_on_schedule_then_is_a_dead_letter_replayed_once<S: TestStore>(
     backend: Backend,
 ) {
     let sms = HttpStub::always(Reply::status(201)).await;
@@ -486,7 +494,7 @@ async fn a_failing_webhook_retries_on_schedule_then_is_a_dead_letter_replayed_on
         }
     })
     .await;
-    let rig = rig(
+    let rig = rig::<S>(
         backend,
         &sms,
         &hook,
@@ -567,8 +575,8 @@ async fn a_failing_webhook_retries_on_schedule_then_is_a_dead_letter_replayed_on
     assert!(rig.store.dead_letters(None, 10).await.unwrap().is_empty());
 }
 
-async fn retry_after_is_honoured(backend: Backend) {
-    let (rig, _sms, _hook) = stubbed(
+async fn retry_after_is_honoured<S: TestStore>(backend: Backend) {
+    let (rig, _sms, _hook) = stubbed::<S>(
         backend,
         Reply::status(429).header("Retry-After", "90"),
         Reply::status(503).header("Retry-After", "120"),
@@ -596,8 +604,10 @@ async fn retry_after_is_honoured(backend: Backend) {
     assert_eq!(wait, Duration::seconds(90));
 }
 
-async fn a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter(backend: Backend) {
-    let (rig, sms, _hook) = stubbed(backend, Reply::json(
+async fn a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter<S: TestStore>(
+    backend: Backend,
+) {
+    let (rig, sms, _hook) = stubbed::<S>(backend, Reply::json(
         400,
         r#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#,
     ), Reply::status(200), &[("OCCASIONS__BIRTHDAY__CHANNELS", r#"["sms"]"#)]).await;
@@ -622,9 +632,11 @@ async fn a_permanent_sms_failure_with_no_channel_left_is_a_dead_letter(backend: 
     assert_eq!(sms.count(), 1);
 }
 
-async fn an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter(backend: Backend) {
+async fn an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter<S: TestStore>(
+    backend: Backend,
+) {
     // The API takes the request and answers after the client's 2 s timeout.
-    let (rig, sms, _hook) = stubbed(
+    let (rig, sms, _hook) = stubbed::<S>(
         backend,
         Reply::status(201).after(std::time::Duration::from_secs(4)),
         Reply::status(200),
@@ -658,8 +670,8 @@ async fn an_sms_timed_out_after_sending_is_retried_once_then_a_dead_letter(backe
     assert_eq!(sms.count(), 2);
 }
 
-async fn a_moved_touch_gets_the_new_channels_full_retries(backend: Backend) {
-    let (rig, _sms, hook) = stubbed(
+async fn a_moved_touch_gets_the_new_channels_full_retries<S: TestStore>(backend: Backend) {
+    let (rig, _sms, hook) = stubbed::<S>(
         backend,
         Reply::json(400, r#"{"code":21211,"status":400}"#),
         Reply::status(500),
@@ -690,8 +702,10 @@ async fn a_moved_touch_gets_the_new_channels_full_retries(backend: Backend) {
     );
 }
 
-async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend: Backend) {
-    let (rig, sms, _hook) = stubbed(
+async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one<S: TestStore>(
+    backend: Backend,
+) {
+    let (rig, sms, _hook) = stubbed::<S>(
         backend,
         Reply::status(201),
         Reply::status(200),
@@ -729,8 +743,8 @@ async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one(backend
     assert_eq!(sms.count(), 0);
 }
 
-async fn a_rate_limit_place_after_expiry_is_not_waited_for(backend: Backend) {
-    let (rig, sms, _hook) = stubbed(
+async fn a_rate_limit_place_after_expiry_is_not_waited_for<S: TestStore>(backend: Backend) {
+    let (rig, sms, _hook) = stubbed::<S>(
         backend,
         Reply::status(201),
         Reply::status(200),
@@ -764,8 +778,8 @@ async fn a_rate_limit_place_after_expiry_is_not_waited_for(backend: Backend) {
     assert_eq!(sms.count(), 1);
 }
 
-async fn every_channel_left_behind_is_named_on_the_touch(backend: Backend) {
-    let (rig, _sms, _hook) = stubbed(
+async fn every_channel_left_behind_is_named_on_the_touch<S: TestStore>(backend: Backend) {
+    let (rig, _sms, _hook) = stubbed::<S>(
         backend,
         Reply::json(400, r#"{"code":21211,"status":400}"#),
         Reply::status(410),

@@ -8,6 +8,7 @@ mod cli_env;
 
 use chrono::{Duration, Utc};
 use cli_env::{Env, TEMPLATES, assert_has, assert_lacks};
+use rapport::store::Coordination;
 use rapport::store::Ledger;
 use rapport::{
     domain::{ContactId, NewTouch, TouchId, TouchStatus},

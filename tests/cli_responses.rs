@@ -2,6 +2,7 @@
 //! relationship: the responses, what changed, and what was learned, in words.
 
 use chrono::{Duration, Utc};
+use rapport::store::Coordination;
 use rapport::{domain::TouchId, store::SqliteStore};
 
 #[path = "support/cli_env.rs"]

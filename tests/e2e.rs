@@ -2,7 +2,7 @@
 
 mod support;
 
-use rapport::store::Ledger;
+use rapport::store::{Coordination, Ledger};
 use std::time::Duration;
 
 use rapport::{

@@ -5,6 +5,7 @@
 //! learned: at the window's opening, where the daemon recorded the learned hour.)
 
 use chrono::{DateTime, Duration, Utc};
+use rapport::store::Coordination;
 use rapport::store::Ledger;
 use rapport::{
     config::Config,
@@ -54,11 +55,13 @@ async fn the_dry_run_shows_what_the_daemon_records(mut env: Env) {
     .expect(0);
     // Six texts in June, each answered at about 15:00: she answers texts, at three.
     let (_, store) = store_of(&env).await;
-    for day in 1..=6 {
-        let at = utc(&format!("2026-06-{day:02}T10:00:00Z"));
-        sent::sent(&store, "ada", "check_in", &format!("june{day}"), "sms", at).await;
-    }
-    store.close().await;
+    rapport::with_store!(store, |store| {
+        for day in 1..=6 {
+            let at = utc(&format!("2026-06-{day:02}T10:00:00Z"));
+            sent::sent(&store, "ada", "check_in", &format!("june{day}"), "sms", at).await;
+        }
+        store.close().await;
+    });
     for day in 1..=6 {
         let at = format!("2026-06-{day:02}T15:{:02}:00Z", day * 5);
         env.run(&[
@@ -88,14 +91,17 @@ async fn the_dry_run_shows_what_the_daemon_records(mut env: Env) {
 
     // The daemon's planner, at T.
     let (cfg, store) = store_of(&env).await;
-    let birthday = cfg.occasion("birthday").unwrap();
-    let report = runner::run_once(&store, &cfg, birthday, utc(T))
-        .await
-        .unwrap();
-    assert_eq!(report.new, 1);
-    let id = TouchId::derive("birthday", &ContactId::parse("ada").unwrap(), "2026");
-    let touch = store.get_touches(&[id]).await.unwrap().remove(0);
-    store.close().await;
+    let touch = rapport::with_store!(store, |store| {
+        let birthday = cfg.occasion("birthday").unwrap();
+        let report = runner::run_once(&store, &cfg, birthday, utc(T))
+            .await
+            .unwrap();
+        assert_eq!(report.new, 1);
+        let id = TouchId::derive("birthday", &ContactId::parse("ada").unwrap(), "2026");
+        let touch = store.get_touches(&[id]).await.unwrap().remove(0);
+        store.close().await;
+        touch
+    });
     assert_eq!(
         touch.scheduled_at,
         utc(T) + Duration::hours(9),

@@ -16,6 +16,8 @@
 //! contact's zone; a channel the tier does not allow; jobs mixing sends that read the
 //! store with others.
 
+#[path = "support/backends.rs"]
+mod backends;
 #[path = "support/ledger.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ledger;
@@ -23,14 +25,12 @@ mod ledger;
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
 
-use rapport::store::Caps;
-use rapport::store::Contacts;
-use rapport::store::Ledger;
 use std::{
     path::Path,
     sync::{Arc, Mutex},
 };
 
+use backends::TestStore;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
@@ -46,7 +46,7 @@ use rapport::{
     ingest::{self, EventReport},
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert},
+    store::ContactUpsert,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -76,13 +76,13 @@ impl EmailChannel for Mailbag {
     }
 }
 
-struct Rig {
+struct Rig<S> {
     _dir: tempfile::TempDir,
-    store: Arc<AnyStore>,
+    store: Arc<S>,
     cfg: Arc<Config>,
     clock: Arc<FixedClock>,
     mail: Arc<Mailbag>,
-    dispatcher: Dispatcher<AnyStore>,
+    dispatcher: Dispatcher<S>,
     contacts: Mutex<Vec<ContactId>>,
 }
 
@@ -133,10 +133,10 @@ fn config(dir: &Path, env: &[(&str, &str)]) -> Config {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn rig(backend: Backend, env: &[(&str, &str)]) -> Rig {
+async fn rig<S: TestStore>(backend: Backend, env: &[(&str, &str)]) -> Rig<S> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Arc::new(config(dir.path(), env));
-    let store = Arc::new(open(backend, &cfg, "p").await);
+    let store: Arc<S> = Arc::new(open(backend, &cfg, "p").await);
     let clock = Arc::new(FixedClock::new(day0()));
     let mail = Arc::new(Mailbag {
         clock: clock.clone(),
@@ -166,7 +166,7 @@ async fn rig(backend: Backend, env: &[(&str, &str)]) -> Rig {
     }
 }
 
-impl Rig {
+impl<S: TestStore> Rig<S> {
     /// A contact of `tier` in `zone`, with a birthday on `birthday` (any year) if given.
     async fn contact(&self, id: &str, tier: &str, zone: &str, birthday: Option<NaiveDate>) {
         self.contact_since(id, tier, zone, birthday, None).await;
@@ -356,8 +356,8 @@ const GAP_2D: [(&str, &str); 3] = [
 
 // 1. A check-in due the day before a birthday yields to it.
 
-async fn check_in_before_a_birthday_is_skipped(b: Backend) {
-    let rig = rig(b, &GAP_2D).await;
+async fn check_in_before_a_birthday_is_skipped<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &GAP_2D).await;
     rig.contact("ada", "friend", "UTC", Some(date(1))).await;
     assert_eq!(rig.plan("birthday", at(0, "08:00")).await, 0, "not today");
     assert_eq!(rig.plan("check_in", at(0, "08:00")).await, 1);
@@ -385,13 +385,13 @@ async fn check_in_before_a_birthday_is_skipped(b: Backend) {
     assert_eq!(rig.touch(&check_in.id).await, t, "a skip is final");
 }
 
-async fn deferred_check_in_waits_for_the_birthday_and_its_gap(b: Backend) {
+async fn deferred_check_in_waits_for_the_birthday_and_its_gap<S: TestStore>(b: Backend) {
     let mut env = GAP_2D.to_vec();
     env.extend([
         ("RAPPORT__OCCASIONS__CHECK_IN__ON_THROTTLE", "defer"),
         ("RAPPORT__OCCASIONS__CHECK_IN__EXPIRES", "5d"),
     ]);
-    let rig = rig(b, &env).await;
+    let rig = rig::<S>(b, &env).await;
     rig.contact("ada", "friend", "UTC", Some(date(1))).await;
     assert_eq!(rig.plan("check_in", at(0, "08:00")).await, 1);
     let check_in = rig.ledger("ada").await.remove(0).id;
@@ -439,8 +439,8 @@ const CAP_2_PER_7D: [(&str, &str); 3] = [
     ("RAPPORT__TIERS__FRIEND__CHECK_IN_EVERY", "30d"),
 ];
 
-async fn check_in_yields_to_every_touch_ahead_not_just_each_one(b: Backend) {
-    let rig = rig(b, &CAP_2_PER_7D).await;
+async fn check_in_yields_to_every_touch_ahead_not_just_each_one<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &CAP_2_PER_7D).await;
     // Birthday and anniversary both tomorrow: together they need both places this week.
     let since = date(1).with_year(date(1).year() - 4).unwrap();
     rig.contact_since("lu", "friend", "UTC", Some(date(1)), Some(since))
@@ -464,8 +464,8 @@ async fn check_in_yields_to_every_touch_ahead_not_just_each_one(b: Backend) {
 
 // 2. A purchase gives one thank-you, after its delay.
 
-async fn purchase_gives_one_thank_you_after_the_delay(b: Backend) {
-    let rig = rig(b, &[]).await;
+async fn purchase_gives_one_thank_you_after_the_delay<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &[]).await;
     rig.contact("bo", "friend", "UTC", None).await;
     let bought = at(0, "10:00");
     let first = rig.purchase("bo", "order-1", bought, bought).await;
@@ -525,8 +525,8 @@ async fn purchase_gives_one_thank_you_after_the_delay(b: Backend) {
 
 const CHECK_IN_30D: [(&str, &str); 1] = [("RAPPORT__TIERS__FRIEND__CHECK_IN_EVERY", "30d")];
 
-async fn purchase_resets_the_check_in_clock(b: Backend) {
-    let rig = rig(b, &CHECK_IN_30D).await;
+async fn purchase_resets_the_check_in_clock<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &CHECK_IN_30D).await;
     rig.contact("cy", "friend", "UTC", None).await;
     rig.contact("di", "friend", "UTC", None).await;
     rig.purchase("cy", "order-7", at(0, "07:00"), at(0, "07:00"))
@@ -546,8 +546,8 @@ async fn purchase_resets_the_check_in_clock(b: Backend) {
     assert_eq!(cy[1].scheduled_at, at(30, "09:00"));
 }
 
-async fn check_in_overtaken_by_a_purchase_is_not_sent(b: Backend) {
-    let rig = rig(b, &CHECK_IN_30D).await;
+async fn check_in_overtaken_by_a_purchase_is_not_sent<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &CHECK_IN_30D).await;
     rig.contact("ed", "friend", "UTC", None).await;
     assert_eq!(rig.plan("check_in", at(0, "08:00")).await, 1);
     let check_in = rig.ledger("ed").await.remove(0);
@@ -576,8 +576,8 @@ async fn check_in_overtaken_by_a_purchase_is_not_sent(b: Backend) {
 
 /// A purchase just before a planned check-in: the check-in (skipped) and the thank-you
 /// (sent) are decided in one job.
-async fn check_in_and_thank_you_due_together(b: Backend) {
-    let rig = rig(b, &CHECK_IN_30D).await;
+async fn check_in_and_thank_you_due_together<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &CHECK_IN_30D).await;
     rig.contact("ni", "friend", "UTC", None).await;
     assert_eq!(rig.plan("check_in", at(0, "08:00")).await, 1);
     let check_in = rig.ledger("ni").await.remove(0).id;
@@ -595,8 +595,8 @@ async fn check_in_and_thank_you_due_together(b: Backend) {
 
 /// One job sends a thank-you (whose template reads the purchase from the store) and
 /// another contact's birthday: both go out, whatever order their sends finish in.
-async fn thank_you_and_another_birthday_in_one_job(b: Backend) {
-    let rig = rig(b, &[]).await;
+async fn thank_you_and_another_birthday_in_one_job<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &[]).await;
     rig.contact("ab", "friend", "UTC", None).await;
     rig.contact("zy", "friend", "UTC", Some(date(0))).await;
     assert_eq!(rig.plan("birthday", at(0, "00:00")).await, 1);
@@ -622,8 +622,8 @@ const CAP_1_PER_7D: [(&str, &str); 3] = [
     ("RAPPORT__OCCASIONS__THANK_YOU__EXPIRES", "10d"),
 ];
 
-async fn capped_touch_waits_exactly_for_its_place(b: Backend) {
-    let rig = rig(b, &CAP_1_PER_7D).await;
+async fn capped_touch_waits_exactly_for_its_place<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &CAP_1_PER_7D).await;
     rig.contact("fa", "friend", "UTC", Some(date(1))).await;
     assert_eq!(rig.plan("birthday", at(1, "00:00")).await, 1);
     rig.purchase("fa", "order-2", at(1, "06:00"), at(1, "06:00"))
@@ -658,10 +658,10 @@ async fn capped_touch_waits_exactly_for_its_place(b: Backend) {
     );
 }
 
-async fn capped_touch_waits_for_its_place_inside_its_window(b: Backend) {
+async fn capped_touch_waits_for_its_place_inside_its_window<S: TestStore>(b: Backend) {
     let mut env = CAP_1_PER_7D.to_vec();
     env.push(("RAPPORT__OCCASIONS__BIRTHDAY__SEND_WINDOW", "06:00-18:00"));
-    let rig = rig(b, &env).await;
+    let rig = rig::<S>(b, &env).await;
     rig.contact("ga", "friend", "UTC", Some(date(1))).await;
     assert_eq!(rig.plan("birthday", at(1, "00:00")).await, 1);
     rig.purchase("ga", "order-3", at(1, "05:00"), at(1, "05:00"))
@@ -684,8 +684,8 @@ async fn capped_touch_waits_for_its_place_inside_its_window(b: Backend) {
 
 /// Another worker has claimed the birthday (it is `sending`, its place not reserved yet:
 /// slow, or about to crash): the thank-you must still leave it its place.
-async fn claimed_birthday_keeps_its_place_from_a_lower_touch(b: Backend) {
-    let rig = rig(b, &CAP_1_PER_7D).await;
+async fn claimed_birthday_keeps_its_place_from_a_lower_touch<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &CAP_1_PER_7D).await;
     rig.contact("mo", "friend", "UTC", Some(date(1))).await;
     assert_eq!(rig.plan("birthday", at(1, "00:00")).await, 1);
     rig.purchase("mo", "order-5", at(1, "06:00"), at(1, "06:00"))
@@ -731,8 +731,8 @@ async fn claimed_birthday_keeps_its_place_from_a_lower_touch(b: Backend) {
 
 // 5. The send window, in the contact's own zone.
 
-async fn touch_outside_the_window_waits_for_it_in_the_contacts_zone(b: Backend) {
-    let rig = rig(b, &[]).await;
+async fn touch_outside_the_window_waits_for_it_in_the_contacts_zone<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &[]).await;
     rig.contact("hi", "friend", "Asia/Tokyo", None).await;
     rig.contact("jo", "friend", "America/Los_Angeles", None)
         .await;
@@ -817,8 +817,8 @@ async fn touch_outside_the_window_waits_for_it_in_the_contacts_zone(b: Backend) 
 
 // 6. The tier's channels.
 
-async fn channel_the_tier_does_not_allow_is_skipped(b: Backend) {
-    let rig = rig(b, &[("RAPPORT__TIERS__FRIEND__CHANNELS", r#"["sms"]"#)]).await;
+async fn channel_the_tier_does_not_allow_is_skipped<S: TestStore>(b: Backend) {
+    let rig = rig::<S>(b, &[("RAPPORT__TIERS__FRIEND__CHANNELS", r#"["sms"]"#)]).await;
     rig.contact("ka", "friend", "UTC", None).await;
     rig.purchase("ka", "order-4", at(0, "10:00"), at(0, "10:00"))
         .await;
@@ -839,7 +839,7 @@ macro_rules! both {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    super::$case(super::Backend::Sqlite).await;
+                    super::$case::<rapport::store::SqliteStore>(super::Backend::Sqlite).await;
                 }
             )*
         }
@@ -847,7 +847,7 @@ macro_rules! both {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    super::$case(super::Backend::Redis).await;
+                    super::$case::<rapport::store::RedisStore>(super::Backend::Redis).await;
                 }
             )*
         }

@@ -34,7 +34,7 @@ use rapport::{
     ingest,
     planner::check_in_period,
     render::Renderer,
-    store::{AnyStore, ContactUpsert, Contacts, Ledger, RedisStore, SqliteStore},
+    store::{ContactUpsert, Ledger, RedisStore, SqliteStore, Store},
 };
 use support::{
     daemon::{Guard, REPO, Workspace},
@@ -135,7 +135,7 @@ fn touches_of(i: usize, now: DateTime<Utc>) -> Vec<NewTouch> {
         .collect()
 }
 
-async fn seed(store: &AnyStore, now: DateTime<Utc>) -> Vec<TouchId> {
+async fn seed<S: Store>(store: &S, now: DateTime<Utc>) -> Vec<TouchId> {
     let rows: Vec<ContactUpsert> = (0..CONTACTS)
         .map(|i| ContactUpsert {
             contact: Contact {
@@ -180,13 +180,13 @@ async fn seed(store: &AnyStore, now: DateTime<Utc>) -> Vec<TouchId> {
     ids
 }
 
-fn dispatcher(
-    store: &Arc<AnyStore>,
+fn dispatcher<S: Store>(
+    store: &Arc<S>,
     cfg: &Arc<Config>,
     renderer: &Arc<Renderer>,
     mail: &Arc<Counting>,
     clock: &Arc<FixedClock>,
-) -> Dispatcher<AnyStore> {
+) -> Dispatcher<S> {
     let tasks = TaskTracker::new();
     Dispatcher {
         store: store.clone(),
@@ -247,14 +247,14 @@ fn add(total: &mut BatchReport, r: &BatchReport) {
     total.retried += r.retried;
 }
 
-async fn eight_dispatchers_keep_caps_and_priority(store: AnyStore, dir: tempfile::TempDir) {
+async fn eight_dispatchers_keep_caps_and_priority<S: Store>(store: S, dir: tempfile::TempDir) {
     let started = Instant::now();
     let cfg = Arc::new(race_config(dir.path()));
     let store = Arc::new(store);
     // A whole second, two days after the contacts were first seen: check-ins are due.
     let t0 = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap() + Duration::days(2);
     let clock = Arc::new(FixedClock::new(t0));
-    let ids = seed(&store, t0).await;
+    let ids = seed(store.as_ref(), t0).await;
     let renderer = Arc::new(Renderer::load(&cfg.templates_dir).unwrap());
     let mail = Arc::new(Counting::default());
     let seeded = started.elapsed();
@@ -310,7 +310,7 @@ async fn eight_dispatchers_keep_caps_and_priority(store: AnyStore, dir: tempfile
          {raced:?}; {total:?}; {busy} handed back as busy"
     );
 
-    check_ledger(&store, &ids, &mail, t0).await;
+    check_ledger(store.as_ref(), &ids, &mail, t0).await;
     assert_eq!(total.sent, 2 * CONTACTS, "{total:?}");
     assert_eq!(
         (total.failed, total.suppressed, total.retried),
@@ -322,7 +322,7 @@ async fn eight_dispatchers_keep_caps_and_priority(store: AnyStore, dir: tempfile
 /// Every contact: exactly two sent, and they are two of its birthdays; the third birthday
 /// and the thank-you held until a place frees up; the check-in skipped. The channel saw
 /// each sent touch once and nothing else.
-async fn check_ledger(store: &AnyStore, ids: &[TouchId], mail: &Counting, t0: DateTime<Utc>) {
+async fn check_ledger<S: Store>(store: &S, ids: &[TouchId], mail: &Counting, t0: DateTime<Utc>) {
     let touches = store.get_touches(ids).await.unwrap();
     assert_eq!(touches.len(), ids.len());
     let counts = store.status_counts().await.unwrap();
@@ -402,7 +402,7 @@ async fn check_ledger(store: &AnyStore, ids: &[TouchId], mail: &Counting, t0: Da
 async fn sqlite_eight_dispatchers_keep_caps_and_priority() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = race_config(dir.path());
-    let store = AnyStore::Sqlite(SqliteStore::open(&cfg.storage.url).await.unwrap());
+    let store = SqliteStore::open(&cfg.storage.url).await.unwrap();
     eight_dispatchers_keep_caps_and_priority(store, dir).await;
 }
 
@@ -414,7 +414,7 @@ async fn redis_eight_dispatchers_keep_caps_and_priority() {
         url: shared_url(),
         prefix: unique_prefix("race"),
     };
-    let store = AnyStore::Redis(RedisStore::open(&storage).await.unwrap());
+    let store = RedisStore::open(&storage).await.unwrap();
     eight_dispatchers_keep_caps_and_priority(store, dir).await;
 }
 

@@ -9,6 +9,8 @@
 //! Time is a [`FixedClock`] moved by hand; "the daemon" is a step that dispatches every
 //! touch due at that instant, as its job would.
 
+#[path = "support/backends.rs"]
+mod backends;
 #[path = "support/ledger.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ledger;
@@ -19,11 +21,9 @@ mod redis_server;
 #[allow(dead_code, unreachable_pub)]
 mod smtp;
 
-use rapport::store::Contacts;
-use rapport::store::Ledger;
-use rapport::store::Relationships;
 use std::{path::Path, process::Command, sync::Arc};
 
+use backends::TestStore;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use ledger::{Backend, day0};
 use rapport::{
@@ -37,7 +37,7 @@ use rapport::{
     learning::ResponseKind,
     planner::runner,
     render::Renderer,
-    store::{AnyStore, ContactUpsert},
+    store::ContactUpsert,
 };
 use smtp::{SmtpOptions, SmtpServer};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -52,17 +52,17 @@ fn cid(s: &str) -> ContactId {
     ContactId::parse(s).unwrap()
 }
 
-struct Rig {
+struct Rig<S> {
     dir: tempfile::TempDir,
     /// The environment `rapport` needs to open this rig's store.
     env: Vec<(String, String)>,
-    store: Arc<AnyStore>,
+    store: Arc<S>,
     cfg: Arc<Config>,
     clock: Arc<FixedClock>,
-    dispatcher: Dispatcher<AnyStore>,
+    dispatcher: Dispatcher<S>,
 }
 
-async fn rig(backend: Backend, smtp: &SmtpServer) -> Rig {
+async fn rig<S: TestStore>(backend: Backend, smtp: &SmtpServer) -> Rig<S> {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let storage = match backend {
@@ -97,7 +97,7 @@ async fn rig(backend: Backend, smtp: &SmtpServer) -> Rig {
         )
         .unwrap_or_else(|e| panic!("{e}")),
     );
-    let store = Arc::new(AnyStore::open(&cfg.storage).await.unwrap());
+    let store = Arc::new(S::open_for(&cfg.storage).await);
     let clock = Arc::new(FixedClock::new(day0()));
     let channels = Channels::build(&cfg, store.as_ref(), |_| None)
         .await
@@ -125,7 +125,7 @@ async fn rig(backend: Backend, smtp: &SmtpServer) -> Rig {
     }
 }
 
-impl Rig {
+impl<S: TestStore> Rig<S> {
     fn at(&self, day: i64, hour: i64) -> DateTime<Utc> {
         day0() + Duration::days(day) + Duration::hours(hour)
     }
@@ -263,20 +263,22 @@ macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await; })*
+            async fn $name() { super::$name::<rapport::store::SqliteStore>(super::Backend::Sqlite).await; })*
         }
         mod redis {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Redis).await; })*
+            async fn $name() { super::$name::<rapport::store::RedisStore>(super::Backend::Redis).await; })*
         }
     };
 }
 
 both!(a_hard_bounce_suppresses_the_address_and_a_policy_refusal_does_not);
 
-async fn a_hard_bounce_suppresses_the_address_and_a_policy_refusal_does_not(backend: Backend) {
+async fn a_hard_bounce_suppresses_the_address_and_a_policy_refusal_does_not<S: TestStore>(
+    backend: Backend,
+) {
     let smtp = server().await;
-    let rig = rig(backend, &smtp).await;
+    let rig = rig::<S>(backend, &smtp).await;
     let all = ["rcpt", "data", "policy", "ok"];
     // Birthdays on day 1, anniversaries on day 5 (after the family tier's 2-day gap).
     rig.contact("rcpt", true, 1, 5).await;

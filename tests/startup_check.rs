@@ -4,6 +4,7 @@
 
 mod support;
 
+use rapport::store::Coordination;
 use rapport::store::Ledger;
 use std::{path::Path, process::Stdio, time::Duration};
 

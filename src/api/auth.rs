@@ -2,6 +2,7 @@
 //! (comma-separated, so a new token can be added before the old one is removed), kept
 //! only as SHA-256 digests, and compared in constant time.
 
+use crate::store::Store;
 use axum::{
     extract::{Request, State},
     http::header::AUTHORIZATION,
@@ -89,8 +90,8 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 /// Middleware for the protected routes: 401 unless the request carries a known token.
-pub(super) async fn require(
-    State(state): State<ApiState>,
+pub(super) async fn require<S: Store>(
+    State(state): State<ApiState<S>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {

@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiState};
-use crate::store::{Idempotency, KeptAnswer, RequestKeys};
+use crate::store::{Idempotency, KeptAnswer, RequestKeys, Store};
 
 pub(super) const HEADER: &str = "idempotency-key";
 /// How long an answer is kept.
@@ -48,14 +48,23 @@ const MAX_HELD: usize = 10_000;
 
 /// The layer's state: the API's, and the keys this process took for requests that
 /// failed but could not let go of (the store failed under them), with when.
-#[derive(Clone)]
-pub(super) struct Keys {
-    api: ApiState,
+pub(super) struct Keys<S> {
+    api: ApiState<S>,
     held: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
-impl Keys {
-    pub(super) fn new(api: ApiState) -> Self {
+// By hand: a derived `Clone` would ask `S: Clone`.
+impl<S> Clone for Keys<S> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            held: self.held.clone(),
+        }
+    }
+}
+
+impl<S: Store> Keys<S> {
+    pub(super) fn new(api: ApiState<S>) -> Self {
         Self {
             api,
             held: Arc::default(),
@@ -67,7 +76,7 @@ impl Keys {
     }
 
     /// Lets go of `key` in the store; if the store fails, remembers to do it later.
-    async fn let_go<S: RequestKeys>(&self, store: &S, key: &str) {
+    async fn let_go(&self, store: &S, key: &str) {
         if let Err(e) = store.forget_key(key).await {
             tracing::warn!(
                 error = %e,
@@ -81,7 +90,7 @@ impl Keys {
     }
 
     /// Keeps a successful answer under `key` and hands it on.
-    async fn keep<S: RequestKeys>(
+    async fn keep(
         &self,
         store: &S,
         key: &str,
@@ -109,7 +118,7 @@ impl Keys {
 
     /// Lets go of the keys held since a failure, now that the store may answer again;
     /// those it still cannot are kept for the next try.
-    async fn give_back<S: RequestKeys>(&self, store: &S) {
+    async fn give_back(&self, store: &S) {
         let due: Vec<(String, Instant)> = {
             let mut held = self.held();
             held.retain(|_, at| at.elapsed() < GIVE_BACK_WITHIN);
@@ -129,8 +138,8 @@ impl Keys {
     }
 }
 
-pub(super) async fn layer(
-    State(keys): State<Keys>,
+pub(super) async fn layer<S: Store>(
+    State(keys): State<Keys<S>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {

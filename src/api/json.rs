@@ -3,6 +3,7 @@
 //! quoting it), and one JSON object (422). Fields are then checked by each route, so a
 //! wrong type or an unknown field is a 422 naming the field.
 
+use crate::store::Store;
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request},
@@ -15,10 +16,10 @@ use super::{ApiError, ApiState};
 /// A JSON object body, checked as above.
 pub(super) struct JsonObject(pub Map<String, Value>);
 
-impl FromRequest<ApiState> for JsonObject {
+impl<S: Store> FromRequest<ApiState<S>> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &ApiState<S>) -> Result<Self, ApiError> {
         let is_json = req
             .headers()
             .get(CONTENT_TYPE)
@@ -35,7 +36,10 @@ impl FromRequest<ApiState> for JsonObject {
 }
 
 /// The raw body, at most `api.max_body` bytes (413 beyond, in the API's error shape).
-pub(super) async fn read_body(req: Request, state: &ApiState) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body<S: Store>(
+    req: Request,
+    state: &ApiState<S>,
+) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge {

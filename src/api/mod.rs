@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub use auth::Tokens;
 pub use error::ApiError;
 
-use crate::{config::Config, domain::Clock, store::AnyStore};
+use crate::{config::Config, domain::Clock, store::Store};
 
 /// What /readyz learns about this process's queue workers: how many run of how many
 /// there should be.
@@ -65,10 +65,9 @@ impl WorkerProbe {
     }
 }
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct ApiState {
-    pub store: Arc<AnyStore>,
+/// What every handler can reach, over the backend `S` the daemon opened.
+pub struct ApiState<S> {
+    pub store: Arc<S>,
     pub cfg: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub tokens: Arc<Tokens>,
@@ -86,14 +85,30 @@ pub struct ApiState {
     pub custody: Option<crate::custody::Custody>,
 }
 
+// By hand: a derived `Clone` would ask `S: Clone`, but only the `Arc` is cloned.
+impl<S> Clone for ApiState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            cfg: self.cfg.clone(),
+            clock: self.clock.clone(),
+            tokens: self.tokens.clone(),
+            unsubscribe_key: self.unsubscribe_key.clone(),
+            twilio_auth_token: self.twilio_auth_token.clone(),
+            workers: self.workers.clone(),
+            custody: self.custody.clone(),
+        }
+    }
+}
+
 /// Routes with the list of what was registered, so the OpenAPI document can be checked
 /// against the router itself rather than against a second list kept by hand.
-struct Routes {
-    router: Router<ApiState>,
+struct Routes<S> {
+    router: Router<ApiState<S>>,
     list: Vec<(&'static str, &'static str)>,
 }
 
-impl Routes {
+impl<S: Store> Routes<S> {
     fn new() -> Self {
         Self {
             router: Router::new(),
@@ -103,7 +118,7 @@ impl Routes {
 
     fn add<H, T>(mut self, method: &'static str, path: &'static str, handler: H) -> Self
     where
-        H: Handler<T, ApiState>,
+        H: Handler<T, ApiState<S>>,
         T: 'static,
     {
         let filter = match method {
@@ -122,50 +137,54 @@ impl Routes {
 
 /// Routes anyone may call: probes, the API's own description, and one-click
 /// unsubscribe (its signed token is its authority: RFC 8058 forbids credentials).
-fn public_routes() -> Routes {
+fn public_routes<S: Store>() -> Routes<S> {
     Routes::new()
         .add("GET", "/healthz", routes::health::healthz)
-        .add("GET", "/readyz", routes::health::readyz)
+        .add("GET", "/readyz", routes::health::readyz::<S>)
         .add("GET", "/openapi.json", routes::openapi::document)
-        .add("GET", "/u/{token}", routes::unsubscribe::confirm)
-        .add("POST", "/u/{token}", routes::unsubscribe::one_click)
-        .add("GET", "/c/{token}", routes::clicks::follow)
-        .add("POST", "/v1/twilio/sms", routes::twilio::inbound)
-        .add("POST", "/v1/twilio/status", routes::twilio::status)
+        .add("GET", "/u/{token}", routes::unsubscribe::confirm::<S>)
+        .add("POST", "/u/{token}", routes::unsubscribe::one_click::<S>)
+        .add("GET", "/c/{token}", routes::clicks::follow::<S>)
+        .add("POST", "/v1/twilio/sms", routes::twilio::inbound::<S>)
+        .add("POST", "/v1/twilio/status", routes::twilio::status::<S>)
 }
 
 /// Routes that need a bearer token.
-fn protected_routes() -> Routes {
+fn protected_routes<S: Store>() -> Routes<S> {
     Routes::new()
-        .add("PUT", "/v1/contacts/{id}", routes::contacts::put)
-        .add("GET", "/v1/contacts/{id}", routes::contacts::get)
-        .add("DELETE", "/v1/contacts/{id}", routes::contacts::delete)
-        .add("POST", "/v1/contacts:batch", routes::batch::post)
-        .add("POST", "/v1/events", routes::events::post)
-        .add("POST", "/v1/responses", routes::responses::post)
-        .add("GET", "/v1/touches", routes::touches::list)
-        .add("GET", "/v1/stats", routes::touches::stats)
+        .add("PUT", "/v1/contacts/{id}", routes::contacts::put::<S>)
+        .add("GET", "/v1/contacts/{id}", routes::contacts::get::<S>)
+        .add("DELETE", "/v1/contacts/{id}", routes::contacts::delete::<S>)
+        .add("POST", "/v1/contacts:batch", routes::batch::post::<S>)
+        .add("POST", "/v1/events", routes::events::post::<S>)
+        .add("POST", "/v1/responses", routes::responses::post::<S>)
+        .add("GET", "/v1/touches", routes::touches::list::<S>)
+        .add("GET", "/v1/stats", routes::touches::stats::<S>)
 }
 
 /// Every route the router serves, as `(METHOD, path template)`, public ones first.
 pub fn routes() -> Vec<(&'static str, &'static str)> {
-    let mut all = public_routes().list;
-    all.extend(protected_routes().list);
+    // The list does not depend on the backend: any one names the routes.
+    let mut all = public_routes::<crate::store::SqliteStore>().list;
+    all.extend(protected_routes::<crate::store::SqliteStore>().list);
     all
 }
 
 /// The whole API over `state`.
-pub fn router(state: ApiState) -> Router {
+pub fn router<S: Store>(state: ApiState<S>) -> Router {
     // Authentication first, then the idempotency key (an unauthenticated request never
     // takes a key).
-    let protected = protected_routes()
+    let protected = protected_routes::<S>()
         .router
         .route_layer(middleware::from_fn_with_state(
             idempotency::Keys::new(state.clone()),
-            idempotency::layer,
+            idempotency::layer::<S>,
         ))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
-    public_routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require::<S>,
+        ));
+    public_routes::<S>()
         .router
         .merge(protected)
         .fallback(routes::not_found)
@@ -216,9 +235,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in
 /// flight finish.
-pub async fn serve(
+pub async fn serve<S: Store>(
     listener: TcpListener,
-    state: ApiState,
+    state: ApiState<S>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;

@@ -7,6 +7,7 @@
 //! just enough to find one short text field by name (axum's multipart extractor is a
 //! feature and a dependency this crate does not take for it).
 
+use crate::store::Store;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
 
@@ -18,10 +19,10 @@ const VALUE: &str = "One-Click";
 /// A request whose body asks for the one-click unsubscribe (at most `api.max_body`).
 pub(super) struct OneClick;
 
-impl FromRequest<ApiState> for OneClick {
+impl<S: Store> FromRequest<ApiState<S>> for OneClick {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &ApiState<S>) -> Result<Self, ApiError> {
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)

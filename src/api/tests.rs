@@ -2,6 +2,7 @@
 
 mod unavailable;
 
+use crate::store::Coordination;
 use std::{collections::BTreeSet, sync::Arc};
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
@@ -11,11 +12,7 @@ use super::{
     ApiError, ApiState, Tokens, WorkerCount, WorkerProbe, protected_routes, public_routes,
     routes::{health, openapi::DOCUMENT},
 };
-use crate::{
-    config::Config,
-    domain::SystemClock,
-    store::{AnyStore, SqliteStore},
-};
+use crate::{config::Config, domain::SystemClock, store::SqliteStore};
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
@@ -60,7 +57,7 @@ fn openapi_documents_every_route_and_nothing_else() {
     assert_eq!(doc["openapi"], "3.1.0");
     // Public routes opt out of the document-wide bearer requirement; protected ones
     // keep it and document their 401.
-    for (method, path) in public_routes().list {
+    for (method, path) in public_routes::<SqliteStore>().list {
         let op = &doc["paths"][path][method.to_ascii_lowercase()];
         assert_eq!(
             op["security"],
@@ -68,7 +65,7 @@ fn openapi_documents_every_route_and_nothing_else() {
             "{method} {path} should be public"
         );
     }
-    for (method, path) in protected_routes().list {
+    for (method, path) in protected_routes::<SqliteStore>().list {
         let op = &doc["paths"][path][method.to_ascii_lowercase()];
         assert!(
             op.get("security").is_none(),
@@ -155,7 +152,7 @@ fn errors_have_one_json_shape() {
     assert!(challenge.contains("invalid_token"), "{challenge}");
 }
 
-async fn state(dir: &std::path::Path, workers: Option<WorkerProbe>) -> ApiState {
+async fn state(dir: &std::path::Path, workers: Option<WorkerProbe>) -> ApiState<SqliteStore> {
     let repo = env!("CARGO_MANIFEST_DIR");
     let cfg = Config::load_with(
         std::path::Path::new(&format!("{repo}/config/rapport.toml")),
@@ -176,7 +173,7 @@ async fn state(dir: &std::path::Path, workers: Option<WorkerProbe>) -> ApiState 
         .await
         .expect("open store");
     ApiState {
-        store: Arc::new(AnyStore::Sqlite(store)),
+        store: Arc::new(store),
         cfg: Arc::new(cfg),
         clock: Arc::new(SystemClock),
         tokens: Arc::new(Tokens::default()),
@@ -187,7 +184,7 @@ async fn state(dir: &std::path::Path, workers: Option<WorkerProbe>) -> ApiState 
     }
 }
 
-async fn ready(state: &ApiState) -> (StatusCode, Value) {
+async fn ready(state: &ApiState<SqliteStore>) -> (StatusCode, Value) {
     let (status, body) = health::readyz(State(state.clone())).await;
     (status, body.0)
 }

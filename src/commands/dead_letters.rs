@@ -1,6 +1,7 @@
 //! `rapport dead-letters list|retry`: touches that failed for good, and another go.
 
 use chrono::Utc;
+use rapport::store::Coordination;
 use rapport::{
     cli::DeadLetterCommand,
     config::Config,
@@ -19,12 +20,14 @@ pub(super) async fn run(cfg: &Config, command: DeadLetterCommand) -> anyhow::Res
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let code = match command {
-        DeadLetterCommand::List { limit } => list(&store, limit as usize).await?,
-        DeadLetterCommand::Retry { id, all } => retry(&store, id.as_deref(), all).await?,
-    };
-    store.close().await;
-    Ok(code)
+    rapport::with_store!(store, |store| {
+        let code = match command {
+            DeadLetterCommand::List { limit } => list(&store, limit as usize).await?,
+            DeadLetterCommand::Retry { id, all } => retry(&store, id.as_deref(), all).await?,
+        };
+        store.close().await;
+        Ok(code)
+    })
 }
 
 /// A failure reason reads `<why>: <last error>`; the split is shown as two columns.

@@ -2,7 +2,7 @@
 //! and the responses and notes for the timeline), and `rapport response add`.
 
 use chrono::{DateTime, Utc};
-use rapport::store::Relationships;
+use rapport::store::Coordination;
 
 use rapport::{
     cli::ResponseCommand,
@@ -10,7 +10,7 @@ use rapport::{
     domain::{Contact, ContactId, TouchId},
     feedback::{self, Inbound, Recorded},
     learning::{self, ResponseKind},
-    store::{AnyStore, ResponseRecord, StoreError},
+    store::{ResponseRecord, Store, StoreError},
 };
 
 use super::{fmt_ts, open_store, parse_instant};
@@ -49,43 +49,45 @@ pub(super) async fn response(cfg: &Config, command: ResponseCommand) -> anyhow::
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let input = Inbound {
-        id,
-        kind,
-        touch: touch.map(TouchId::from_stored),
-        contact,
-        channel,
-        at,
-        source: "cli",
-    };
-    let result = feedback::respond(&store, cfg, input, now).await;
-    store.close().await;
-    match result {
-        Ok(recorded) => {
-            let r = recorded.record();
-            let what = match recorded {
-                Recorded::New(_) => "recorded",
-                Recorded::Known(_) => "already recorded",
-            };
-            println!(
-                "{what}: {} from {} by {} at {}{}",
-                r.kind,
-                r.contact,
-                r.channel,
-                fmt_ts(r.at),
-                r.touch
-                    .as_ref()
-                    .map(|t| format!(", answering {t}"))
-                    .unwrap_or_default()
-            );
-            for e in &r.effects {
-                println!("  {e}");
+    rapport::with_store!(store, |store| {
+        let input = Inbound {
+            id,
+            kind,
+            touch: touch.map(TouchId::from_stored),
+            contact,
+            channel,
+            at,
+            source: "cli",
+        };
+        let result = feedback::respond(&store, cfg, input, now).await;
+        store.close().await;
+        match result {
+            Ok(recorded) => {
+                let r = recorded.record();
+                let what = match recorded {
+                    Recorded::New(_) => "recorded",
+                    Recorded::Known(_) => "already recorded",
+                };
+                println!(
+                    "{what}: {} from {} by {} at {}{}",
+                    r.kind,
+                    r.contact,
+                    r.channel,
+                    fmt_ts(r.at),
+                    r.touch
+                        .as_ref()
+                        .map(|t| format!(", answering {t}"))
+                        .unwrap_or_default()
+                );
+                for e in &r.effects {
+                    println!("  {e}");
+                }
+                Ok(0)
             }
-            Ok(0)
+            Err(feedback::FeedbackError::Store(e)) => Err(e.into()),
+            Err(e) => bad(e.to_string()),
         }
-        Err(feedback::FeedbackError::Store(e)) => Err(e.into()),
-        Err(e) => bad(e.to_string()),
-    }
+    })
 }
 
 /// The summary lines, timeline entries (instant, line), and why each suppressed
@@ -96,8 +98,8 @@ pub(super) struct Learned {
     pub(super) suppressed: Vec<(&'static str, String)>,
 }
 
-pub(super) async fn learned(
-    store: &AnyStore,
+pub(super) async fn learned<S: Store>(
+    store: &S,
     cfg: &Config,
     c: &Contact,
     now: DateTime<Utc>,

@@ -1,6 +1,7 @@
 //! What each subcommand does. Returns the process exit code.
 
 use rapport::store::Contacts;
+use rapport::store::Coordination;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -103,30 +104,39 @@ async fn run_daemon(cfg: Config, role: Role) -> i32 {
         eprintln!("rapport: cannot install signal handlers: {e}");
         return exit::SOFTWARE;
     }
-    let app = match App::build(cfg, Arc::new(SystemClock)).await {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("rapport: {e}");
-            return e.exit_code();
-        }
+    let store = match open_store(&cfg).await {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    // Before anything runs: an address in use is a start-up failure, not a daemon
-    // that plans and sends without its API.
-    let listener = match app.bind_api(role).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("rapport: {e}");
-            app.store.close().await;
-            return e.exit_code();
-        }
-    };
-    match app.run(role, listener, token).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("rapport: {e:#}");
-            exit::SOFTWARE
-        }
+    if let AnyStore::Redis(redis) = &store {
+        redis.warn_about_settings().await;
     }
+    rapport::with_store!(store, |store| {
+        let app = match App::build(cfg, store, Arc::new(SystemClock)).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("rapport: {e}");
+                return e.exit_code();
+            }
+        };
+        // Before anything runs: an address in use is a start-up failure, not a daemon
+        // that plans and sends without its API.
+        let listener = match app.bind_api(role).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("rapport: {e}");
+                app.store.close().await;
+                return e.exit_code();
+            }
+        };
+        match app.run(role, listener, token).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("rapport: {e:#}");
+                exit::SOFTWARE
+            }
+        }
+    })
 }
 
 fn check(cfg: &Config) -> i32 {
@@ -159,19 +169,21 @@ async fn import(cfg: &Config, file: &std::path::Path) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let report = ingest::import_file(&store, cfg, file).await?;
-    for e in &report.errors {
-        eprintln!("{}: {e}", file.display());
-    }
-    println!(
-        "{} contact(s) imported, {} row(s) rejected",
-        report.imported, report.rejected_rows
-    );
-    store.close().await;
-    Ok(if report.rejected_rows > 0 {
-        exit::DATAERR
-    } else {
-        0
+    rapport::with_store!(store, |store| {
+        let report = ingest::import_file(&store, cfg, file).await?;
+        for e in &report.errors {
+            eprintln!("{}: {e}", file.display());
+        }
+        println!(
+            "{} contact(s) imported, {} row(s) rejected",
+            report.imported, report.rejected_rows
+        );
+        store.close().await;
+        Ok(if report.rejected_rows > 0 {
+            exit::DATAERR
+        } else {
+            0
+        })
     })
 }
 
@@ -206,62 +218,67 @@ async fn preview(
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let id = ContactId::parse(contact).map_err(|e| anyhow::anyhow!("contact id: {e}"))?;
-    let Some(c) = store.get_contact(&id).await? else {
-        anyhow::bail!("no contact with id {id}");
-    };
-    let year = Utc::now()
-        .with_timezone(&c.zone(cfg.defaults.timezone))
-        .year();
-    let mut ctx = render::context(&c, &occ.name, year, &cfg.brand_name);
-    let mut occurrence = year.to_string();
-    if let Trigger::Event { kind, .. } = &occ.trigger {
-        // The contact's latest event of that type, or a sample one.
-        let events = store.events_for_contact(&c.id).await?;
-        let event = events
-            .into_iter()
-            .rev()
-            .find(|e| e.kind == *kind)
-            .unwrap_or_else(|| render::sample_event(&c, kind));
-        occurrence = event.id.to_string();
-        ctx = render::with_event(ctx, &event);
-    }
-    if channel != "email" {
-        let text = renderer.render_text(&occ.name, channel, &c.tier, &ctx)?;
-        if channel == "sms" {
-            let Some(to) = &c.phone else {
-                anyhow::bail!("contact {id} has no phone number");
-            };
-            if !c.sms_consent {
-                eprintln!("note: contact {id} has withdrawn SMS consent; nothing would be sent");
-            }
-            let note = rapport::check::sms_note(&text).map_or_else(String::new, |n| {
-                rapport::check::Finding::Warn(n).to_string()
-            });
-            println!("To: {}\n{note}\n\n{text}", to.as_str());
-        } else {
-            println!("{text}");
+    rapport::with_store!(store, |store| {
+        let id = ContactId::parse(contact).map_err(|e| anyhow::anyhow!("contact id: {e}"))?;
+        let Some(c) = store.get_contact(&id).await? else {
+            anyhow::bail!("no contact with id {id}");
+        };
+        let year = Utc::now()
+            .with_timezone(&c.zone(cfg.defaults.timezone))
+            .year();
+        let mut ctx = render::context(&c, &occ.name, year, &cfg.brand_name);
+        let mut occurrence = year.to_string();
+        if let Trigger::Event { kind, .. } = &occ.trigger {
+            // The contact's latest event of that type, or a sample one.
+            let events = store.events_for_contact(&c.id).await?;
+            let event = events
+                .into_iter()
+                .rev()
+                .find(|e| e.kind == *kind)
+                .unwrap_or_else(|| render::sample_event(&c, kind));
+            occurrence = event.id.to_string();
+            ctx = render::with_event(ctx, &event);
         }
-        return Ok(0);
-    }
-    let content = renderer.render_email(&occ.name, &c.tier, &ctx)?;
-    let Some(to) = c.email.clone() else {
-        anyhow::bail!("contact {id} has no email address");
-    };
-    let email = OutboundEmail {
-        touch: TouchId::derive(&occ.name, &c.id, &occurrence),
-        to,
-        to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
-        content,
-        unsubscribe: None,
-    };
-    // Unsigned: a preview shows the content, and signing would need the key.
-    let message = build_message(&cfg.email, None, &email).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !c.email_consent {
-        eprintln!("note: contact {id} has withdrawn email consent; nothing would be sent");
-    }
-    println!("{}", String::from_utf8_lossy(&message.formatted()));
-    Ok(0)
+        if channel != "email" {
+            let text = renderer.render_text(&occ.name, channel, &c.tier, &ctx)?;
+            if channel == "sms" {
+                let Some(to) = &c.phone else {
+                    anyhow::bail!("contact {id} has no phone number");
+                };
+                if !c.sms_consent {
+                    eprintln!(
+                        "note: contact {id} has withdrawn SMS consent; nothing would be sent"
+                    );
+                }
+                let note = rapport::check::sms_note(&text).map_or_else(String::new, |n| {
+                    rapport::check::Finding::Warn(n).to_string()
+                });
+                println!("To: {}\n{note}\n\n{text}", to.as_str());
+            } else {
+                println!("{text}");
+            }
+            return Ok(0);
+        }
+        let content = renderer.render_email(&occ.name, &c.tier, &ctx)?;
+        let Some(to) = c.email.clone() else {
+            anyhow::bail!("contact {id} has no email address");
+        };
+        let email = OutboundEmail {
+            touch: TouchId::derive(&occ.name, &c.id, &occurrence),
+            to,
+            to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
+            content,
+            unsubscribe: None,
+        };
+        // Unsigned: a preview shows the content, and signing would need the key.
+        let message =
+            build_message(&cfg.email, None, &email).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !c.email_consent {
+            eprintln!("note: contact {id} has withdrawn email consent; nothing would be sent");
+        }
+        println!("{}", String::from_utf8_lossy(&message.formatted()));
+        Ok(0)
+    })
 }
 
 pub(super) fn fmt_ts(t: DateTime<Utc>) -> String {

@@ -4,6 +4,7 @@
 
 use rapport::store::Caps;
 use rapport::store::Contacts;
+use rapport::store::Coordination;
 use rapport::store::Ledger;
 use std::borrow::Cow;
 
@@ -40,93 +41,96 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    // What the planners would record at `at`, by the daemon's own planning (learned
-    // hour and channel, an adoption of the store)...
-    let mut wanted: Vec<rapport::domain::NewTouch> = Vec::new();
-    for occ in cfg.occasions.iter().filter(|o| o.enabled) {
-        wanted.extend(planner::runner::would_plan(&store, cfg, occ, at).await?);
-    }
-    // ... plus what the ledger already holds that is due by then.
-    let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
-    let mut known: std::collections::HashMap<TouchId, Touch> = store
-        .get_touches(&ids)
-        .await?
-        .into_iter()
-        .map(|t| (t.id.clone(), t))
-        .collect();
-    for t in store.due_touches(at, 100_000).await? {
-        known.entry(t.id.clone()).or_insert(t);
-    }
-    let mut rows: Vec<(Touch, &'static str)> = Vec::new();
-    for w in &wanted {
-        match known.remove(&w.id) {
-            Some(t) => rows.push((t, "in ledger")),
-            None => rows.push((w.clone().recorded(at), "new")),
+    rapport::with_store!(store, |store| {
+        // What the planners would record at `at`, by the daemon's own planning (learned
+        // hour and channel, an adoption of the store)...
+        let mut wanted: Vec<rapport::domain::NewTouch> = Vec::new();
+        for occ in cfg.occasions.iter().filter(|o| o.enabled) {
+            wanted.extend(planner::runner::would_plan(&store, cfg, occ, at).await?);
         }
-    }
-    rows.extend(known.into_values().map(|t| (t, "in ledger")));
-    // Decide each touch as the dispatcher would at its time, contact by contact,
-    // higher priority first, each send taking its place.
-    let mut contact_ids: Vec<ContactId> = rows.iter().map(|(t, _)| t.contact_id.clone()).collect();
-    contact_ids.sort();
-    contact_ids.dedup();
-    let contacts = store.get_contacts(&contact_ids).await?;
-    let records = store
-        .policy_records(&contact_ids, at - max_horizon(cfg), &[])
-        .await?;
-    rows.sort_by(|(a, _), (b, _)| policy::decision_order(a, b));
-    let (mut sends, mut held, mut settled) = (0, 0, 0);
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut current: Option<(ContactId, History)> = None;
-    for (t, origin) in &rows {
-        let Some(c) = contacts.get(&t.contact_id) else {
-            continue;
-        };
-        if t.status == rapport::domain::TouchStatus::Planned
-            && current.as_ref().is_none_or(|(id, _)| *id != c.id)
-        {
-            let record = records.get(&c.id).cloned().unwrap_or_default();
-            current = Some((c.id.clone(), history_of(cfg, c, record, at)));
+        // ... plus what the ledger already holds that is due by then.
+        let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
+        let mut known: std::collections::HashMap<TouchId, Touch> = store
+            .get_touches(&ids)
+            .await?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        for t in store.due_touches(at, 100_000).await? {
+            known.entry(t.id.clone()).or_insert(t);
         }
-        let line = if t.status != rapport::domain::TouchStatus::Planned {
-            settled += 1;
-            format!("{} ({})", t.status, t.reason.as_deref().unwrap_or("-"))
-        } else {
-            let when = t.next_attempt_at.max(at);
-            let (_, h) = current.as_mut().expect("set above");
-            let (goes, line) = dispatch(cfg, c, t, h, when);
-            if goes {
-                sends += 1;
-            } else {
-                held += 1;
+        let mut rows: Vec<(Touch, &'static str)> = Vec::new();
+        for w in &wanted {
+            match known.remove(&w.id) {
+                Some(t) => rows.push((t, "in ledger")),
+                None => rows.push((w.clone().recorded(at), "new")),
             }
-            line
-        };
-        out.push((
-            t.occasion.clone(),
-            format!("  {}  [{origin}]  {line}", t.id),
-        ));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut last = String::new();
-    for (occasion, line) in out {
-        if occasion != last {
-            println!("{occasion}:");
-            last = occasion;
         }
-        println!("{line}");
-    }
-    println!(
-        "at {}: {sends} would go out, {held} held or skipped, {settled} already settled; nothing was written",
-        fmt_ts(at)
-    );
-    if let Some(why) = rapport::custody::identity(&store).await?.lost {
+        rows.extend(known.into_values().map(|t| (t, "in ledger")));
+        // Decide each touch as the dispatcher would at its time, contact by contact,
+        // higher priority first, each send taking its place.
+        let mut contact_ids: Vec<ContactId> =
+            rows.iter().map(|(t, _)| t.contact_id.clone()).collect();
+        contact_ids.sort();
+        contact_ids.dedup();
+        let contacts = store.get_contacts(&contact_ids).await?;
+        let records = store
+            .policy_records(&contact_ids, at - max_horizon(cfg), &[])
+            .await?;
+        rows.sort_by(|(a, _), (b, _)| policy::decision_order(a, b));
+        let (mut sends, mut held, mut settled) = (0, 0, 0);
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut current: Option<(ContactId, History)> = None;
+        for (t, origin) in &rows {
+            let Some(c) = contacts.get(&t.contact_id) else {
+                continue;
+            };
+            if t.status == rapport::domain::TouchStatus::Planned
+                && current.as_ref().is_none_or(|(id, _)| *id != c.id)
+            {
+                let record = records.get(&c.id).cloned().unwrap_or_default();
+                current = Some((c.id.clone(), history_of(cfg, c, record, at)));
+            }
+            let line = if t.status != rapport::domain::TouchStatus::Planned {
+                settled += 1;
+                format!("{} ({})", t.status, t.reason.as_deref().unwrap_or("-"))
+            } else {
+                let when = t.next_attempt_at.max(at);
+                let (_, h) = current.as_mut().expect("set above");
+                let (goes, line) = dispatch(cfg, c, t, h, when);
+                if goes {
+                    sends += 1;
+                } else {
+                    held += 1;
+                }
+                line
+            };
+            out.push((
+                t.occasion.clone(),
+                format!("  {}  [{origin}]  {line}", t.id),
+            ));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut last = String::new();
+        for (occasion, line) in out {
+            if occasion != last {
+                println!("{occasion}:");
+                last = occasion;
+            }
+            println!("{line}");
+        }
         println!(
-            "note: the store is held ({why}): the daemons plan and send nothing until `rapport store adopt`"
+            "at {}: {sends} would go out, {held} held or skipped, {settled} already settled; nothing was written",
+            fmt_ts(at)
         );
-    }
-    store.close().await;
-    Ok(0)
+        if let Some(why) = rapport::custody::identity(&store).await?.lost {
+            println!(
+                "note: the store is held ({why}): the daemons plan and send nothing until `rapport store adopt`"
+            );
+        }
+        store.close().await;
+        Ok(0)
+    })
 }
 
 /// What the dispatcher would do with the planned touch `t` at `when`: its precheck

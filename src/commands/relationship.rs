@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use rapport::store::Caps;
 use rapport::store::Contacts;
+use rapport::store::Coordination;
 use rapport::store::Ledger;
 use rapport::{
     config::{Config, Trigger, format_duration},
@@ -45,57 +46,59 @@ pub(super) async fn event_add(
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let report = match ingest::record_event(&store, cfg, &event, now).await {
-        Ok(r) => r,
-        Err(StoreError::UnknownContact(id)) => {
-            eprintln!("rapport: no contact with id {id}; import it first");
-            store.close().await;
-            return Ok(exit::DATAERR);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    store.close().await;
-    if report.new {
-        println!(
-            "event {} ({kind}) recorded for {}",
-            event.id, event.contact_id
-        );
-    } else {
-        println!(
-            "event {} was already recorded for {}; nothing changed",
-            event.id, event.contact_id
-        );
-    }
-    if report.touches.is_empty() {
-        let triggered = cfg
-            .occasions
-            .iter()
-            .any(|o| matches!(&o.trigger, Trigger::Event { kind: k, .. } if k == kind));
-        if !triggered {
+    rapport::with_store!(store, |store| {
+        let report = match ingest::record_event(&store, cfg, &event, now).await {
+            Ok(r) => r,
+            Err(StoreError::UnknownContact(id)) => {
+                eprintln!("rapport: no contact with id {id}; import it first");
+                store.close().await;
+                return Ok(exit::DATAERR);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        store.close().await;
+        if report.new {
             println!(
-                "no enabled occasion is triggered by {kind:?} events (it still counts as an interaction)"
+                "event {} ({kind}) recorded for {}",
+                event.id, event.contact_id
+            );
+        } else {
+            println!(
+                "event {} was already recorded for {}; nothing changed",
+                event.id, event.contact_id
             );
         }
-    }
-    for t in &report.touches {
-        let state = if report.planned.contains(&t.id) {
-            "planned"
-        } else {
-            "already planned"
-        };
-        match t.status {
-            rapport::domain::TouchStatus::Planned => {
-                println!("{}: {state}, to go out at {}", t.id, fmt_ts(t.scheduled_at))
+        if report.touches.is_empty() {
+            let triggered = cfg
+                .occasions
+                .iter()
+                .any(|o| matches!(&o.trigger, Trigger::Event { kind: k, .. } if k == kind));
+            if !triggered {
+                println!(
+                    "no enabled occasion is triggered by {kind:?} events (it still counts as an interaction)"
+                );
             }
-            _ => println!(
-                "{}: {} ({})",
-                t.id,
-                t.status,
-                t.reason.as_deref().unwrap_or("")
-            ),
         }
-    }
-    Ok(0)
+        for t in &report.touches {
+            let state = if report.planned.contains(&t.id) {
+                "planned"
+            } else {
+                "already planned"
+            };
+            match t.status {
+                rapport::domain::TouchStatus::Planned => {
+                    println!("{}: {state}, to go out at {}", t.id, fmt_ts(t.scheduled_at))
+                }
+                _ => println!(
+                    "{}: {} ({})",
+                    t.id,
+                    t.status,
+                    t.reason.as_deref().unwrap_or("")
+                ),
+            }
+        }
+        Ok(0)
+    })
 }
 
 /// How far back a contact's history is read, as the dispatcher reads it.
@@ -108,109 +111,111 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let id = ContactId::parse(id).map_err(|e| anyhow::anyhow!("contact id: {e}"))?;
-    let Some(c) = store.get_contact(&id).await? else {
-        anyhow::bail!("no contact with id {id}");
-    };
-    let now = Utc::now();
-    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    println!("contact        {}", c.id);
-    println!(
-        "name           {} {}",
-        opt(c.first_name.clone()),
-        opt(c.last_name.clone())
-    );
-    println!("tier           {}", c.tier);
-    let learned = super::learned::learned(&store, cfg, &c, now).await?;
-    // A suppressed address says so here, and why under "relationship".
-    let consent = |channel: &str, given: bool, none: &str| {
-        if learned.suppressed.iter().any(|(ch, _)| *ch == channel) {
-            " (suppressed)".to_owned()
-        } else if given {
-            String::new()
-        } else {
-            format!(" ({none})")
-        }
-    };
-    println!(
-        "email          {}{}",
-        opt(c.email.as_ref().map(|e| e.as_str().to_owned())),
-        consent("email", c.email_consent, "no consent")
-    );
-    println!(
-        "phone          {}{}",
-        opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
-        consent("sms", c.sms_consent, "no SMS consent")
-    );
-    println!(
-        "timezone       {}",
-        c.timezone.map_or_else(
-            || format!("{} (default)", cfg.defaults.timezone),
-            |t| t.name().to_owned()
-        )
-    );
-    println!("locale         {}", opt(c.locale.clone()));
-    println!("birthday       {}", opt(c.birthday.map(|b| b.to_field())));
-    println!(
-        "customer since {}",
-        opt(c.customer_since.map(|d| d.to_string()))
-    );
-    if !c.attributes.is_empty() {
-        println!(
-            "attributes     {}",
-            serde_json::Value::Object(c.attributes.clone())
-        );
-    }
-    let record = store
-        .policy_records(std::slice::from_ref(&id), now - max_horizon(cfg), &[])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    print_budget(cfg, &c, &record, now);
-    println!("\nrelationship:");
-    for (channel, why) in &learned.suppressed {
-        println!("  {channel} suppressed: {why}");
-    }
-    for line in &learned.summary {
-        println!("  {line}");
-    }
-
-    let touches = store.touches_for_contact(&id).await?;
-    let events = store.events_for_contact(&id).await?;
-    let mut lines: Vec<(DateTime<Utc>, String)> = Vec::new();
-    for e in &events {
-        let data = if e.data.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", serde_json::Value::Object(e.data.clone()))
+    rapport::with_store!(store, |store| {
+        let id = ContactId::parse(id).map_err(|e| anyhow::anyhow!("contact id: {e}"))?;
+        let Some(c) = store.get_contact(&id).await? else {
+            anyhow::bail!("no contact with id {id}");
         };
-        lines.push((e.at, format!("event  {} {}{data}", e.kind, e.id)));
-    }
-    for t in &touches {
-        let when = t.sent_at.unwrap_or(if t.status.is_final() {
-            t.updated_at
-        } else {
-            t.next_attempt_at
-        });
-        lines.push((when, touch_line(t)));
-    }
-    let responses = learned
-        .timeline
-        .iter()
-        .filter(|l| l.1.starts_with("reply"))
-        .count();
-    lines.extend(learned.timeline);
-    lines.sort_by_key(|l| l.0);
-    println!(
-        "\ntimeline ({} event(s), {} touch(es), {responses} response(s)):",
-        events.len(),
-        touches.len()
-    );
-    for (at, line) in lines {
-        println!("  {}  {line}", fmt_ts(at));
-    }
-    store.close().await;
-    Ok(0)
+        let now = Utc::now();
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        println!("contact        {}", c.id);
+        println!(
+            "name           {} {}",
+            opt(c.first_name.clone()),
+            opt(c.last_name.clone())
+        );
+        println!("tier           {}", c.tier);
+        let learned = super::learned::learned(&store, cfg, &c, now).await?;
+        // A suppressed address says so here, and why under "relationship".
+        let consent = |channel: &str, given: bool, none: &str| {
+            if learned.suppressed.iter().any(|(ch, _)| *ch == channel) {
+                " (suppressed)".to_owned()
+            } else if given {
+                String::new()
+            } else {
+                format!(" ({none})")
+            }
+        };
+        println!(
+            "email          {}{}",
+            opt(c.email.as_ref().map(|e| e.as_str().to_owned())),
+            consent("email", c.email_consent, "no consent")
+        );
+        println!(
+            "phone          {}{}",
+            opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
+            consent("sms", c.sms_consent, "no SMS consent")
+        );
+        println!(
+            "timezone       {}",
+            c.timezone.map_or_else(
+                || format!("{} (default)", cfg.defaults.timezone),
+                |t| t.name().to_owned()
+            )
+        );
+        println!("locale         {}", opt(c.locale.clone()));
+        println!("birthday       {}", opt(c.birthday.map(|b| b.to_field())));
+        println!(
+            "customer since {}",
+            opt(c.customer_since.map(|d| d.to_string()))
+        );
+        if !c.attributes.is_empty() {
+            println!(
+                "attributes     {}",
+                serde_json::Value::Object(c.attributes.clone())
+            );
+        }
+        let record = store
+            .policy_records(std::slice::from_ref(&id), now - max_horizon(cfg), &[])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        print_budget(cfg, &c, &record, now);
+        println!("\nrelationship:");
+        for (channel, why) in &learned.suppressed {
+            println!("  {channel} suppressed: {why}");
+        }
+        for line in &learned.summary {
+            println!("  {line}");
+        }
+
+        let touches = store.touches_for_contact(&id).await?;
+        let events = store.events_for_contact(&id).await?;
+        let mut lines: Vec<(DateTime<Utc>, String)> = Vec::new();
+        for e in &events {
+            let data = if e.data.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", serde_json::Value::Object(e.data.clone()))
+            };
+            lines.push((e.at, format!("event  {} {}{data}", e.kind, e.id)));
+        }
+        for t in &touches {
+            let when = t.sent_at.unwrap_or(if t.status.is_final() {
+                t.updated_at
+            } else {
+                t.next_attempt_at
+            });
+            lines.push((when, touch_line(t)));
+        }
+        let responses = learned
+            .timeline
+            .iter()
+            .filter(|l| l.1.starts_with("reply"))
+            .count();
+        lines.extend(learned.timeline);
+        lines.sort_by_key(|l| l.0);
+        println!(
+            "\ntimeline ({} event(s), {} touch(es), {responses} response(s)):",
+            events.len(),
+            touches.len()
+        );
+        for (at, line) in lines {
+            println!("  {}  {line}", fmt_ts(at));
+        }
+        store.close().await;
+        Ok(0)
+    })
 }
 
 fn touch_line(t: &Touch) -> String {

@@ -2,6 +2,7 @@
 //! lost (see `rapport::custody`).
 
 use chrono::Utc;
+use rapport::store::Coordination;
 use rapport::{cli::StoreCommand, config::Config, custody, exit};
 
 use super::{fmt_ts, open_store};
@@ -11,15 +12,17 @@ pub(super) async fn run(cfg: &Config, command: StoreCommand) -> anyhow::Result<i
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let code = match command {
-        StoreCommand::Status => status(&store).await?,
-        StoreCommand::Adopt { resend_due } => adopt(&store, resend_due).await?,
-    };
-    store.close().await;
-    Ok(code)
+    rapport::with_store!(store, |store| {
+        let code = match command {
+            StoreCommand::Status => status(&store).await?,
+            StoreCommand::Adopt { resend_due } => adopt(&store, resend_due).await?,
+        };
+        store.close().await;
+        Ok(code)
+    })
 }
 
-async fn status(store: &rapport::store::AnyStore) -> anyhow::Result<i32> {
+async fn status<S: rapport::store::Store>(store: &S) -> anyhow::Result<i32> {
     let found = custody::identity(store).await?;
     match &found.id {
         Some(id) => println!("identity: {id}"),
@@ -53,7 +56,7 @@ async fn status(store: &rapport::store::AnyStore) -> anyhow::Result<i32> {
     }
 }
 
-async fn adopt(store: &rapport::store::AnyStore, resend_due: bool) -> anyhow::Result<i32> {
+async fn adopt<S: rapport::store::Store>(store: &S, resend_due: bool) -> anyhow::Result<i32> {
     let before = custody::identity(store).await?;
     if before.lost.is_none() && before.id.is_some() {
         println!(

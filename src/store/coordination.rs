@@ -77,4 +77,9 @@ pub trait Coordination: Send + Sync {
     fn write_counter(&self) -> impl Future<Output = Result<Option<(u64, u64)>, StoreError>> + Send {
         async { Ok(None) }
     }
+    /// Lets go of the store before the process exits (SQLite checkpoints its log and
+    /// closes its file; Redis needs nothing).
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

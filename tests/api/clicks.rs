@@ -3,8 +3,7 @@
 //! link) and redirects to the original URL. The unsubscribe link is never wrapped; a
 //! token we did not sign is a 404.
 
-use rapport::store::Ledger;
-use rapport::store::Relationships;
+use crate::support::backends::TestStore;
 use std::path::Path;
 
 use rapport::domain::ContactId;
@@ -64,10 +63,10 @@ fn tracked_links(body: &str) -> Vec<String> {
     out
 }
 
-pub(crate) async fn clicks_are_recorded_and_redirected(b: Backend) {
+pub(crate) async fn clicks_are_recorded_and_redirected<S: TestStore>(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     templates(dir.path());
-    let (s, email) = sent_birthday(
+    let (s, email) = sent_birthday::<S>(
         b,
         &[
             ("RAPPORT__TEMPLATES__DIR", dir.path().display().to_string()),

@@ -2,6 +2,7 @@
 //! the contact's values (name, address, phone, attributes, event data, a kept
 //! `Idempotency-Key` answer) is in the bytes of the database file, its WAL or its shm.
 
+use crate::support::backends::TestStore;
 use reqwest::{Method, header};
 use serde_json::json;
 
@@ -24,7 +25,7 @@ const ERASED: [&str; 8] = [
 const KEPT: &str = "Untouched-Persimmon";
 
 /// The bytes of `r.db`, `r.db-wal` and `r.db-shm` (a missing file counts as empty).
-fn files(s: &Server) -> Vec<(&'static str, Vec<u8>)> {
+fn files<S: TestStore>(s: &Server<S>) -> Vec<(&'static str, Vec<u8>)> {
     ["r.db", "r.db-wal", "r.db-shm"]
         .into_iter()
         .map(|name| {
@@ -38,7 +39,7 @@ fn holds(bytes: &[u8], needle: &str) -> bool {
     bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-fn found_in(s: &Server, needle: &str) -> Vec<&'static str> {
+fn found_in<S: TestStore>(s: &Server<S>, needle: &str) -> Vec<&'static str> {
     files(s)
         .into_iter()
         .filter(|(_, bytes)| holds(bytes, needle))
@@ -47,7 +48,13 @@ fn found_in(s: &Server, needle: &str) -> Vec<&'static str> {
 }
 
 /// A POST with an `Idempotency-Key`, so its answer is kept.
-async fn post_keyed(s: &Server, path: &str, key: &str, content_type: &str, body: String) -> u16 {
+async fn post_keyed<S: TestStore>(
+    s: &Server<S>,
+    path: &str,
+    key: &str,
+    content_type: &str,
+    body: String,
+) -> u16 {
     s.http
         .request(Method::POST, format!("{}{path}", s.base))
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
@@ -63,7 +70,7 @@ async fn post_keyed(s: &Server, path: &str, key: &str, content_type: &str, body:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erased_contact_cannot_be_read_back_from_the_sqlite_files() {
-    let s = server(Backend::Sqlite).await;
+    let s = server::<rapport::store::SqliteStore>(Backend::Sqlite).await;
     let put = |id: &str, body: serde_json::Value| {
         let path = format!("/v1/contacts/{id}");
         let s = &s;

@@ -1,14 +1,13 @@
 //! The server under test: config, an in-process API on a free port over a backend,
 //! requests through reqwest, and the JSON error check.
 
-use rapport::store::Contacts;
+use crate::support::backends::TestStore;
 use std::{path::Path, sync::Arc};
 
 use rapport::{
     api::{self, ApiState, Tokens},
     config::Config,
     domain::{ContactId, SystemClock},
-    store::AnyStore,
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::Value;
@@ -86,51 +85,51 @@ pub(crate) fn backend_config_with(
 }
 
 /// An API server on a free port, and the store behind it.
-pub(crate) struct Server {
+pub(crate) struct Server<S> {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
-    pub(crate) store: Arc<AnyStore>,
+    pub(crate) store: Arc<S>,
     pub(crate) config: Arc<Config>,
     pub(crate) stop: CancellationToken,
     pub(crate) task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub(crate) _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
+impl<S> Drop for Server<S> {
     fn drop(&mut self) {
         self.stop.cancel();
     }
 }
 
-pub(crate) async fn serve(
+pub(crate) async fn serve<S: TestStore>(
     cfg: Config,
-    store: AnyStore,
+    store: S,
     tokens: Tokens,
     dir: tempfile::TempDir,
-) -> Server {
+) -> Server<S> {
     serve_keyed(cfg, store, tokens, UNSUBSCRIBE_KEY.to_vec(), dir).await
 }
 
 /// As [`serve`], checking unsubscribe tokens with `unsubscribe_key`.
-pub(crate) async fn serve_keyed(
+pub(crate) async fn serve_keyed<S: TestStore>(
     cfg: Config,
-    store: AnyStore,
+    store: S,
     tokens: Tokens,
     unsubscribe_key: Vec<u8>,
     dir: tempfile::TempDir,
-) -> Server {
+) -> Server<S> {
     serve_with_twilio(cfg, store, tokens, unsubscribe_key, None, dir).await
 }
 
 /// As [`serve_keyed`], checking Twilio's webhooks against `twilio_auth_token`.
-pub(crate) async fn serve_with_twilio(
+pub(crate) async fn serve_with_twilio<S: TestStore>(
     cfg: Config,
-    store: AnyStore,
+    store: S,
     tokens: Tokens,
     unsubscribe_key: Vec<u8>,
     twilio_auth_token: Option<&str>,
     dir: tempfile::TempDir,
-) -> Server {
+) -> Server<S> {
     let listener = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let store = Arc::new(store);
@@ -158,15 +157,15 @@ pub(crate) async fn serve_with_twilio(
     }
 }
 
-pub(crate) async fn server_with(backend: Backend, tokens: Tokens) -> Server {
+pub(crate) async fn server_with<S: TestStore>(backend: Backend, tokens: Tokens) -> Server<S> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = backend_config(backend, dir.path());
-    let store = AnyStore::open(&cfg.storage).await.unwrap();
+    let store = S::open_for(&cfg.storage).await;
     serve(cfg, store, tokens, dir).await
 }
 
-pub(crate) async fn server(backend: Backend) -> Server {
-    server_with(backend, Tokens::new([TOKEN, OTHER_TOKEN])).await
+pub(crate) async fn server<S: TestStore>(backend: Backend) -> Server<S> {
+    server_with::<S>(backend, Tokens::new([TOKEN, OTHER_TOKEN])).await
 }
 
 pub(crate) struct Reply {
@@ -175,7 +174,7 @@ pub(crate) struct Reply {
     pub(crate) body: Value,
 }
 
-impl Server {
+impl<S: TestStore> Server<S> {
     /// A request with `authorization` (a full header value) and a raw body.
     pub(crate) async fn raw(
         &self,

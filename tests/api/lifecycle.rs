@@ -1,6 +1,7 @@
 //! The API in a whole `App` and in the real binary: roles, readiness with the workers
 //! and with Redis gone, start-up failures, shutdown.
 
+use crate::support::backends::TestStore;
 use rapport::store::Ledger;
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +11,7 @@ use rapport::{
     cli::Role,
     config::{StorageBackend, StorageConfig},
     domain::SystemClock,
-    store::{AnyStore, RedisStore, SqliteStore},
+    store::{RedisStore, SqliteStore},
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -28,12 +29,16 @@ use crate::{
 
 /// The API inside a whole `App` (`--role all`): readiness sees the queue workers, the
 /// API stops with the rest on the one token.
-pub(crate) async fn the_app_serves_the_api_beside_its_workers(b: Backend) {
+pub(crate) async fn the_app_serves_the_api_beside_its_workers<S: TestStore>(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = backend_config(b, dir.path());
-    let app = App::build(cfg.clone(), Arc::new(SystemClock))
-        .await
-        .unwrap();
+    let app = App::build(
+        cfg.clone(),
+        S::open_for(&cfg.storage).await,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
     assert!(
         app.bind_api(Role::Worker).await.unwrap().is_none(),
         "a worker serves no API"
@@ -98,9 +103,9 @@ pub(crate) async fn readyz_is_503_while_redis_is_down_and_200_again_after() {
             ("RAPPORT__STORAGE__PREFIX", storage.prefix.clone()),
         ],
     );
-    let store = AnyStore::Redis(RedisStore::open(&storage).await.unwrap());
+    let store = RedisStore::open(&storage).await.unwrap();
     let s = serve(cfg, store, Tokens::new([TOKEN]), dir).await;
-    let ready = |s: &Server| {
+    let ready = |s: &Server<RedisStore>| {
         let req = s
             .http
             .get(format!("{}/readyz", s.base))
@@ -154,7 +159,7 @@ pub(crate) async fn readyz_is_503_while_redis_is_down_and_200_again_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 pub(crate) async fn serve_stops_on_its_token() {
-    let mut s = server(Backend::Sqlite).await;
+    let mut s = server::<rapport::store::SqliteStore>(Backend::Sqlite).await;
     assert_eq!(
         s.raw(Method::GET, "/healthz", None, None, vec![])
             .await

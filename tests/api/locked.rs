@@ -15,7 +15,7 @@ use crate::{
 /// the same request succeeds.
 #[tokio::test(flavor = "multi_thread")]
 pub(crate) async fn while_sqlite_is_locked_past_its_busy_timeout_a_write_is_503() {
-    let s = server(Backend::Sqlite).await;
+    let s = server::<rapport::store::SqliteStore>(Backend::Sqlite).await;
     let sam = s
         .call(
             Method::PUT,

@@ -56,7 +56,7 @@ macro_rules! both {
             $(
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $case() {
-                    super::$case(super::Backend::Sqlite).await;
+                    super::$case::<rapport::store::SqliteStore>(super::Backend::Sqlite).await;
                 }
             )*
         }
@@ -64,7 +64,7 @@ macro_rules! both {
             $(
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $case() {
-                    super::$case(super::Backend::Redis).await;
+                    super::$case::<rapport::store::RedisStore>(super::Backend::Redis).await;
                 }
             )*
         }

@@ -4,6 +4,7 @@
 //! (it keeps its append-only file); then the very same requests, the same
 //! `Idempotency-Key`s included, succeed. SQLite: see `locked.rs`.
 
+use crate::support::backends::TestStore;
 use rapport::store::Contacts;
 use rapport::store::Ledger;
 use rapport::store::Relationships;
@@ -15,7 +16,7 @@ use rapport::{
     channels::{clicks, unsubscribe},
     config::{StorageBackend, StorageConfig},
     domain::{ContactId, TouchId},
-    store::{AnyStore, RedisStore},
+    store::RedisStore,
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -97,7 +98,10 @@ impl Call {
         }
     }
 
-    pub(crate) async fn send(&self, s: &Server) -> (StatusCode, header::HeaderMap, String) {
+    pub(crate) async fn send<S: TestStore>(
+        &self,
+        s: &Server<S>,
+    ) -> (StatusCode, header::HeaderMap, String) {
         let mut req = s
             .http
             .request(self.method.clone(), format!("{}{}", s.base, self.path))
@@ -113,7 +117,7 @@ impl Call {
 }
 
 /// Everything the store holds about the contacts the calls touch, and its counters.
-async fn snapshot(store: &AnyStore) -> String {
+async fn snapshot<S: TestStore>(store: &S) -> String {
     let mut out = String::new();
     for id in IDS {
         let id = ContactId::parse(id).unwrap();
@@ -185,7 +189,7 @@ pub(crate) async fn while_redis_is_down_every_endpoint_is_503_and_stores_nothing
             ("RAPPORT__API__PUBLIC_URL", PUBLIC.into()),
         ],
     );
-    let store = AnyStore::Redis(RedisStore::open(&storage).await.unwrap());
+    let store = RedisStore::open(&storage).await.unwrap();
     let s = serve_with_twilio(
         cfg,
         store,
@@ -209,7 +213,7 @@ pub(crate) async fn while_redis_is_down_every_endpoint_is_503_and_stores_nothing
     let sms = sent(s.store.as_ref(), "sam", "anniversary", "2026", "sms", at).await;
 
     let calls = calls(&email, &sms);
-    let before = snapshot(&s.store).await;
+    let before = snapshot(s.store.as_ref()).await;
     redis = tokio::task::spawn_blocking(move || {
         redis.stop();
         redis
@@ -245,7 +249,7 @@ pub(crate) async fn while_redis_is_down_every_endpoint_is_503_and_stores_nothing
     .unwrap();
     ready(&s).await;
     assert_eq!(
-        snapshot(&s.store).await,
+        snapshot(s.store.as_ref()).await,
         before,
         "nothing was stored half-way"
     );
@@ -391,7 +395,7 @@ fn calls(email: &TouchId, sms: &TouchId) -> Vec<Call> {
 }
 
 /// Until /readyz says the store answers again.
-async fn ready(s: &Server) {
+async fn ready<S: TestStore>(s: &Server<S>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let r = s

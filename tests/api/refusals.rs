@@ -1,9 +1,7 @@
 //! What is refused, and that a refusal changes nothing: tokens, 404, 409, 413, 415, and
 //! a sweep of malformed bodies.
 
-use rapport::store::Contacts;
-use rapport::store::Ledger;
-use rapport::store::Relationships;
+use crate::support::backends::TestStore;
 use rapport::{api::Tokens, domain::ContactId};
 use reqwest::{Method, header};
 use serde_json::json;
@@ -13,8 +11,8 @@ use crate::{
     resources::ada,
 };
 
-pub(crate) async fn tokens_are_required_and_compared_exactly(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn tokens_are_required_and_compared_exactly<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     let last_byte_differs = format!("Bearer {}{}", &TOKEN[..TOKEN.len() - 1], "d");
     assert_ne!(last_byte_differs, format!("Bearer {TOKEN}"));
     let (basic, longer) = (format!("Basic {TOKEN}"), format!("Bearer {TOKEN}x"));
@@ -66,8 +64,8 @@ pub(crate) async fn tokens_are_required_and_compared_exactly(b: Backend) {
     }
 }
 
-pub(crate) async fn without_tokens_only_the_public_endpoints_answer(b: Backend) {
-    let s = server_with(b, Tokens::parse(" , ")).await;
+pub(crate) async fn without_tokens_only_the_public_endpoints_answer<S: TestStore>(b: Backend) {
+    let s = server_with::<S>(b, Tokens::parse(" , ")).await;
     for auth in [format!("Bearer {TOKEN}"), "Bearer ".into()] {
         let r = s
             .raw(Method::GET, "/v1/contacts/c1", Some(&auth), None, vec![])
@@ -98,8 +96,8 @@ pub(crate) async fn without_tokens_only_the_public_endpoints_answer(b: Backend) 
     );
 }
 
-pub(crate) async fn not_found_conflict_too_large_and_wrong_media_type(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn not_found_conflict_too_large_and_wrong_media_type<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     assert_error(
         &s.call(Method::GET, "/v1/contacts/nobody", None).await,
         404,
@@ -230,8 +228,8 @@ pub(crate) fn malformed() -> Vec<Refused> {
     ]
 }
 
-pub(crate) async fn malformed_input_is_refused_and_changes_nothing(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn malformed_input_is_refused_and_changes_nothing<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     let put = s.call(Method::PUT, "/v1/contacts/c-old", Some(ada())).await;
     assert_eq!(put.status, 201, "{}", put.body);
     let before = s.contact("c-old").await.unwrap();

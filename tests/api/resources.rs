@@ -1,15 +1,14 @@
 //! The success paths: probes, the document, contacts, events.
 
+use crate::support::backends::TestStore;
 use rapport::domain::ContactId;
-use rapport::store::Contacts;
-use rapport::store::Ledger;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, assert_error, server};
 
-pub(crate) async fn probes_and_the_document_are_public(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn probes_and_the_document_are_public<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     let health = s.raw(Method::GET, "/healthz", None, None, vec![]).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.body, json!({"status": "ok"}));
@@ -79,8 +78,8 @@ pub(crate) fn ada() -> Value {
     })
 }
 
-pub(crate) async fn put_creates_then_replaces_and_get_shows_the_contact(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn put_creates_then_replaces_and_get_shows_the_contact<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     let created = s.call(Method::PUT, "/v1/contacts/c1", Some(ada())).await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.headers[header::LOCATION], "/v1/contacts/c1");
@@ -132,8 +131,8 @@ pub(crate) async fn put_creates_then_replaces_and_get_shows_the_contact(b: Backe
     assert_eq!(s.store.count_contacts().await.unwrap(), 1);
 }
 
-pub(crate) async fn events_plan_once_and_show_on_the_timeline(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn events_plan_once_and_show_on_the_timeline<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     let put = s
         .call(
             Method::PUT,
@@ -198,8 +197,10 @@ pub(crate) async fn events_plan_once_and_show_on_the_timeline(b: Backend) {
     assert!(got.body["last_interaction"].is_string());
 }
 
-pub(crate) async fn an_event_for_an_unknown_contact_is_422_naming_contact(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn an_event_for_an_unknown_contact_is_422_naming_contact<S: TestStore>(
+    b: Backend,
+) {
+    let s = server::<S>(b).await;
     let r = s
         .call(
             Method::POST,

@@ -3,17 +3,16 @@
 //! signals acting at once, promotion once, the silent ones becoming `ignored` until the
 //! contact is sunset, touches and statistics, erasure, batches, idempotency keys.
 
+use crate::support::backends::TestStore;
 use chrono::{DateTime, Duration, Utc};
 use rapport::domain::{ContactId, NewTouch, TouchId, TouchStatus};
-use rapport::store::Ledger;
-use rapport::store::Relationships;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, Server, TOKEN, assert_error, server};
 
 /// A contact: acquaintance, reachable by email and SMS.
-async fn contact(s: &Server, id: &str) {
+async fn contact<S: TestStore>(s: &Server<S>, id: &str) {
     let body = json!({"first_name": "Ada", "email": format!("{id}@example.com"),
         "phone": "+14155550199", "tier": "acquaintance", "timezone": "UTC",
         "email_consent": true, "sms_consent": true});
@@ -24,8 +23,8 @@ async fn contact(s: &Server, id: &str) {
 }
 
 /// A touch of `occasion` for `contact`, sent on `channel` at `at`.
-async fn sent(
-    s: &Server,
+async fn sent<S: TestStore>(
+    s: &Server<S>,
     contact: &str,
     occasion: &str,
     n: u32,
@@ -44,7 +43,7 @@ async fn sent(
     .await
 }
 
-async fn respond(s: &Server, body: Value) -> crate::harness::Reply {
+async fn respond<S: TestStore>(s: &Server<S>, body: Value) -> crate::harness::Reply {
     s.call(Method::POST, "/v1/responses", Some(body)).await
 }
 
@@ -57,8 +56,10 @@ fn effects(reply: &crate::harness::Reply) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn responses_are_attributed_recorded_once_and_promote_once(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn responses_are_attributed_recorded_once_and_promote_once<S: TestStore>(
+    b: Backend,
+) {
+    let s = server::<S>(b).await;
     contact(&s, "ada").await;
     let now = Utc::now();
     let email1 = sent(&s, "ada", "birthday", 1, "email", now - Duration::days(20)).await;
@@ -169,8 +170,10 @@ pub(crate) async fn responses_are_attributed_recorded_once_and_promote_once(b: B
     assert_eq!(sms_row["response_rate"], 1.0);
 }
 
-pub(crate) async fn negative_responses_act_at_once_and_survive_a_reimport(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn negative_responses_act_at_once_and_survive_a_reimport<S: TestStore>(
+    b: Backend,
+) {
+    let s = server::<S>(b).await;
     contact(&s, "neg").await;
     let now = Utc::now();
     sent(&s, "neg", "birthday", 1, "sms", now - Duration::days(1)).await;
@@ -211,8 +214,8 @@ pub(crate) async fn negative_responses_act_at_once_and_survive_a_reimport(b: Bac
     assert_eq!(opt_outs, 2, "{}", stats.body);
 }
 
-pub(crate) async fn bad_responses_are_refused_naming_the_field(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn bad_responses_are_refused_naming_the_field<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     contact(&s, "c1").await;
     contact(&s, "c2").await;
     let now = Utc::now();
@@ -337,8 +340,8 @@ pub(crate) async fn bad_responses_are_refused_naming_the_field(b: Backend) {
     );
 }
 
-pub(crate) async fn silence_becomes_ignored_then_backs_off_then_sunsets(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn silence_becomes_ignored_then_backs_off_then_sunsets<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     contact(&s, "quiet").await;
     let now = Utc::now();
     let mut ids = Vec::new();
@@ -443,8 +446,8 @@ pub(crate) async fn silence_becomes_ignored_then_backs_off_then_sunsets(b: Backe
     );
 }
 
-pub(crate) async fn delete_erases_and_a_reimport_is_not_marketed(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn delete_erases_and_a_reimport_is_not_marketed<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     contact(&s, "gone").await;
     let now = Utc::now();
     sent(&s, "gone", "birthday", 1, "email", now - Duration::days(1)).await;
@@ -488,8 +491,8 @@ pub(crate) async fn delete_erases_and_a_reimport_is_not_marketed(b: Backend) {
     );
 }
 
-pub(crate) async fn touches_list_filters_and_refuses_bad_queries(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn touches_list_filters_and_refuses_bad_queries<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     contact(&s, "t1").await;
     let now = Utc::now();
     sent(&s, "t1", "birthday", 1, "email", now - Duration::days(1)).await;
@@ -532,8 +535,8 @@ pub(crate) async fn touches_list_filters_and_refuses_bad_queries(b: Backend) {
     assert_error(&r, 401, "unauthorized", None);
 }
 
-pub(crate) async fn a_batch_answers_each_line(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn a_batch_answers_each_line<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     contact(&s, "old").await;
     let lines = [
         json!({"id": "n1", "email": "n1@example.com", "tier": "friend"}).to_string(),
@@ -612,8 +615,8 @@ pub(crate) async fn a_batch_answers_each_line(b: Backend) {
     assert_error(&wrong, 415, "unsupported_media_type", None);
 }
 
-pub(crate) async fn idempotency_keys_replay_refuse_and_forgive(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn idempotency_keys_replay_refuse_and_forgive<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     contact(&s, "idem").await;
     let auth = format!("Bearer {TOKEN}");
     let post = |key: Option<&'static str>, body: Value| {
@@ -712,8 +715,8 @@ pub(crate) async fn idempotency_keys_replay_refuse_and_forgive(b: Backend) {
     }
 }
 
-pub(crate) async fn touches_sent_before_learning_teach_nothing(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn touches_sent_before_learning_teach_nothing<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     contact(&s, "old").await;
     let now = Utc::now();
     for i in 0..5 {

@@ -2,13 +2,11 @@
 //! status callbacks, each signed as Twilio signs them; a wrong signature, a changed
 //! field or another URL is a 403 that stores nothing.
 
+use crate::support::backends::TestStore;
 use chrono::{Duration, Utc};
-use rapport::store::Ledger;
-use rapport::store::Relationships;
 use rapport::{
     api::twilio::signature,
     domain::{ContactId, TouchId},
-    store::AnyStore,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -21,14 +19,14 @@ const AUTH: &str = "twilio-auth-token-for-tests";
 const PUBLIC: &str = "https://rapport.example";
 const PHONE: &str = "+14155550142";
 
-async fn twilio_server(b: Backend) -> Server {
+async fn twilio_server<S: TestStore>(b: Backend) -> Server<S> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = backend_config_with(
         b,
         dir.path(),
         &[("RAPPORT__API__PUBLIC_URL", PUBLIC.into())],
     );
-    let store = AnyStore::open(&cfg.storage).await.unwrap();
+    let store = S::open_for(&cfg.storage).await;
     let s = serve_with_twilio(
         cfg,
         store,
@@ -57,8 +55,8 @@ fn form(fields: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Posts `fields` to `path` signed for `signed_url` (normally the public URL of `path`).
-async fn post(
-    s: &Server,
+async fn post<S: TestStore>(
+    s: &Server<S>,
     path: &str,
     fields: &[(String, String)],
     signed_url: &str,
@@ -80,7 +78,7 @@ async fn post(
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-async fn inbound(s: &Server, sid: &str, text: &str) -> (u16, String) {
+async fn inbound<S: TestStore>(s: &Server<S>, sid: &str, text: &str) -> (u16, String) {
     let fields = form(&[
         ("MessageSid", sid),
         ("From", PHONE),
@@ -98,11 +96,11 @@ async fn inbound(s: &Server, sid: &str, text: &str) -> (u16, String) {
     .await
 }
 
-async fn sms_consent(s: &Server) -> bool {
+async fn sms_consent<S: TestStore>(s: &Server<S>) -> bool {
     s.contact("sam").await.unwrap().sms_consent
 }
 
-async fn responses(s: &Server) -> Vec<String> {
+async fn responses<S: TestStore>(s: &Server<S>) -> Vec<String> {
     s.store
         .responses_for_contact(&ContactId::parse("sam").unwrap())
         .await
@@ -112,8 +110,8 @@ async fn responses(s: &Server) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn inbound_sms_keywords_and_replies(b: Backend) {
-    let s = twilio_server(b).await;
+pub(crate) async fn inbound_sms_keywords_and_replies<S: TestStore>(b: Backend) {
+    let s = twilio_server::<S>(b).await;
     let (status, xml) = inbound(&s, "SM1", "Thanks, see you Friday!").await;
     assert_eq!(status, 200, "{xml}");
     assert!(xml.contains("<Response/>"), "{xml}");
@@ -211,8 +209,8 @@ pub(crate) async fn inbound_sms_keywords_and_replies(b: Backend) {
     assert_eq!(status, 200);
 }
 
-pub(crate) async fn twilio_signatures_are_checked(b: Backend) {
-    let s = twilio_server(b).await;
+pub(crate) async fn twilio_signatures_are_checked<S: TestStore>(b: Backend) {
+    let s = twilio_server::<S>(b).await;
     let url = format!("{PUBLIC}/v1/twilio/sms");
     let fields = form(&[("MessageSid", "SM1"), ("From", PHONE), ("Body", "STOP")]);
     // Another token, another URL, a field changed after signing: 403, nothing stored.
@@ -273,13 +271,13 @@ pub(crate) async fn twilio_signatures_are_checked(b: Backend) {
     assert!(!sms_consent(&s).await);
 
     // Without Twilio configured the webhooks do not exist.
-    let plain = crate::harness::server(b).await;
+    let plain = crate::harness::server::<S>(b).await;
     let (status, _) = post(&plain, "/v1/twilio/sms", &fields, &url, AUTH).await;
     assert_eq!(status, 404);
 }
 
-pub(crate) async fn status_callbacks_teach_what_failed(b: Backend) {
-    let s = twilio_server(b).await;
+pub(crate) async fn status_callbacks_teach_what_failed<S: TestStore>(b: Backend) {
+    let s = twilio_server::<S>(b).await;
     let now = Utc::now();
     let contact = ContactId::parse("sam").unwrap();
     let mut ids = Vec::new();

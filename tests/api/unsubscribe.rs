@@ -4,7 +4,7 @@
 //! wrong body is a 400 that changes nothing; and a link taken from an email the
 //! dispatcher really sent works.
 
-use rapport::store::Ledger;
+use crate::support::backends::TestStore;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -14,7 +14,6 @@ use rapport::{
     domain::{ContactId, FixedClock, TouchStatus},
     planner::runner,
     render::Renderer,
-    store::AnyStore,
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -35,8 +34,8 @@ struct Answer {
 
 /// A request to `/u/{token}` as a mailbox provider makes it: no credentials, and
 /// redirects not followed (so one would show).
-async fn send(
-    s: &Server,
+async fn send<S: TestStore>(
+    s: &Server<S>,
     method: Method,
     token: &str,
     content_type: Option<&str>,
@@ -74,7 +73,7 @@ fn token_for(id: &str) -> String {
 }
 
 /// A contact with both consents given.
-async fn subscribed(s: &Server, id: &str) {
+async fn subscribed<S: TestStore>(s: &Server<S>, id: &str) {
     let body = json!({"email": format!("{id}@example.com"), "phone": "+15551230000",
         "email_consent": true, "sms_consent": true});
     let r = s
@@ -84,7 +83,7 @@ async fn subscribed(s: &Server, id: &str) {
 }
 
 /// (email consent, SMS consent) as stored.
-async fn consents(s: &Server, id: &str) -> (bool, bool) {
+async fn consents<S: TestStore>(s: &Server<S>, id: &str) -> (bool, bool) {
     let c = s.contact(id).await.expect("stored");
     (c.email_consent, c.sms_consent)
 }
@@ -105,8 +104,8 @@ fn assert_page(a: &Answer, title: &str) {
     assert!(a.text.contains(&format!("<h1>{title}</h1>")), "{}", a.text);
 }
 
-pub(crate) async fn one_click_withdraws_email_consent_in_either_encoding(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn one_click_withdraws_email_consent_in_either_encoding<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     subscribed(&s, "c-form").await;
     subscribed(&s, "c-multi").await;
 
@@ -152,8 +151,8 @@ pub(crate) async fn one_click_withdraws_email_consent_in_either_encoding(b: Back
     assert_eq!(view.body["consent"], json!({"email": false, "sms": true}));
 }
 
-pub(crate) async fn the_page_shows_a_form_and_changes_nothing(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn the_page_shows_a_form_and_changes_nothing<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     subscribed(&s, "c-page").await;
     let token = token_for("c-page");
     // Link scanners fetch it, perhaps more than once.
@@ -178,8 +177,8 @@ pub(crate) async fn the_page_shows_a_form_and_changes_nothing(b: Backend) {
     assert_eq!(consents(&s, "c-page").await, (false, true));
 }
 
-pub(crate) async fn tokens_that_lead_to_nobody_get_one_404(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn tokens_that_lead_to_nobody_get_one_404<S: TestStore>(b: Backend) {
+    let s = server::<S>(b).await;
     subscribed(&s, "ada").await;
     let good = token_for("ada");
     let forged = {
@@ -227,8 +226,10 @@ pub(crate) async fn tokens_that_lead_to_nobody_get_one_404(b: Backend) {
     assert!(s.contact("ghost").await.is_none(), "nobody created");
 }
 
-pub(crate) async fn a_body_that_is_not_one_click_is_400_and_changes_nothing(b: Backend) {
-    let s = server(b).await;
+pub(crate) async fn a_body_that_is_not_one_click_is_400_and_changes_nothing<S: TestStore>(
+    b: Backend,
+) {
+    let s = server::<S>(b).await;
     subscribed(&s, "c-body").await;
     let token = token_for("c-body");
     let (multi_ct, wrong_name) = multipart("b0und", "List-Unsubscribe2", "One-Click");
@@ -274,7 +275,10 @@ fn day0() -> DateTime<Utc> {
 
 /// A server whose app has sent `bday` a birthday email for real (the dispatcher
 /// writing to the outbox), with `extra` config; and that email as written.
-pub(crate) async fn sent_birthday(b: Backend, extra: &[(&str, String)]) -> (Server, String) {
+pub(crate) async fn sent_birthday<S: TestStore>(
+    b: Backend,
+    extra: &[(&str, String)],
+) -> (Server<S>, String) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
     let mut vars = vec![
@@ -286,7 +290,7 @@ pub(crate) async fn sent_birthday(b: Backend, extra: &[(&str, String)]) -> (Serv
     ];
     vars.extend(extra.iter().cloned());
     let cfg = backend_config_with(b, dir.path(), &vars);
-    let store = AnyStore::open(&cfg.storage).await.unwrap();
+    let store = S::open_for(&cfg.storage).await;
     let channels = Arc::new(Channels::build(&cfg, &store, |_| None).await.unwrap());
     let key = channels.unsubscribe_key.to_vec();
     let s = serve_keyed(
@@ -352,8 +356,8 @@ pub(crate) async fn sent_birthday(b: Backend, extra: &[(&str, String)]) -> (Serv
 
 /// The `List-Unsubscribe` link of a birthday email the dispatcher writes to the outbox
 /// works against the API, with the signing key the app keeps in the store.
-pub(crate) async fn a_link_from_a_sent_email_unsubscribes(b: Backend) {
-    let (s, email) = sent_birthday(b, &[]).await;
+pub(crate) async fn a_link_from_a_sent_email_unsubscribes<S: TestStore>(b: Backend) {
+    let (s, email) = sent_birthday::<S>(b, &[]).await;
     let link = email
         .lines()
         .find_map(|l| l.strip_prefix("List-Unsubscribe: <"))

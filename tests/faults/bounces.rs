@@ -44,6 +44,12 @@ async fn server() -> SmtpServer {
 /// `contact`'s touch for `occasion` once it has reached a final status (60 s at most).
 async fn settled(on: &On, contact: &str, occasion: &str) -> Touch {
     let store = on.ledger().await;
+    rapport::with_store!(store, |store| {
+        settled_in(&store, on, contact, occasion).await
+    })
+}
+
+async fn settled_in<S: Ledger>(store: &S, on: &On, contact: &str, occasion: &str) -> Touch {
     let id = ContactId::parse(contact).expect("contact id");
     for _ in 0..600 {
         let touches = store.touches_for_contact(&id).await.expect("touches");

@@ -3,6 +3,7 @@
 //! exactly once. Workers that keep stopping (their Redis gone) make `/readyz` answer 503
 //! with why; once Redis is back everything due goes out once.
 
+use rapport::store::Coordination;
 use std::time::{Duration, Instant};
 
 use rapport::{domain::TouchStatus, queue::DISPATCH_QUEUE};

@@ -2,6 +2,7 @@
 //! default config is the base layer) with a temp database: shared by the CLI tests.
 
 use rapport::store::Contacts;
+use rapport::store::Coordination;
 use std::{
     fs,
     path::{Path, PathBuf},

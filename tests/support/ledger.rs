@@ -1,12 +1,12 @@
 //! What the dispatcher-level scenario tests share: the two backends, a store opened on
 //! either, and the simulated first day. The including crate must have the Redis test
-//! server as `crate::redis_server` (`#[path = "support/redis.rs"] mod redis_server;`).
+//! server as `crate::redis_server` (`#[path = "support/redis.rs"] mod redis_server;`)
+//! and the backends as `crate::backends` (`#[path = "support/backends.rs"] mod backends;`).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use rapport::{
-    config::{Config, StorageBackend, StorageConfig},
-    store::{AnyStore, RedisStore, SqliteStore},
-};
+use rapport::config::{Config, StorageBackend, StorageConfig};
+
+use crate::backends::TestStore;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -16,16 +16,16 @@ pub enum Backend {
 
 /// The store for `backend`: SQLite at the config's URL, or Redis under a fresh key
 /// prefix starting with `tag`.
-pub async fn open(backend: Backend, cfg: &Config, tag: &str) -> AnyStore {
+pub async fn open<S: TestStore>(backend: Backend, cfg: &Config, tag: &str) -> S {
     match backend {
-        Backend::Sqlite => AnyStore::Sqlite(SqliteStore::open(&cfg.storage.url).await.unwrap()),
+        Backend::Sqlite => S::open_for(&cfg.storage).await,
         Backend::Redis => {
             let storage = StorageConfig {
                 backend: StorageBackend::Redis,
                 url: crate::redis_server::shared_url(),
                 prefix: crate::redis_server::unique_prefix(tag),
             };
-            AnyStore::Redis(RedisStore::open(&storage).await.unwrap())
+            S::open_for(&storage).await
         }
     }
 }

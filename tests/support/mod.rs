@@ -1,5 +1,6 @@
 #![allow(dead_code, unreachable_pub)]
 
+pub mod backends;
 pub mod daemon;
 pub mod http_stub;
 pub mod people;

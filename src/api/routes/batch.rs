@@ -7,7 +7,7 @@
 //! are stored together, so a bad line never holds up the others. The answer is 200 when
 //! the body could be read at all.
 
-use crate::store::Contacts;
+use crate::store::Store;
 use axum::{
     Json,
     extract::{Request, State},
@@ -29,8 +29,8 @@ use crate::{
 /// At most this many lines per request (more: split the file).
 pub(in crate::api) const MAX_LINES: usize = 10_000;
 
-pub(in crate::api) async fn post(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn post<S: Store>(
+    State(state): State<ApiState<S>>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
     let ndjson = req
@@ -121,9 +121,9 @@ pub(in crate::api) async fn post(
 }
 
 /// One line: an object with an `id`, checked as a PUT body.
-fn parse_line(
+fn parse_line<S: Store>(
     line: &str,
-    state: &ApiState,
+    state: &ApiState<S>,
 ) -> Result<crate::store::ContactUpsert, (Option<String>, ApiError)> {
     let body = parse_object(line.as_bytes()).map_err(|e| (None, e))?;
     let raw_id = match body.get("id") {

@@ -4,6 +4,7 @@
 //! touch or contact is gone (erased) still redirects; only a token we did not sign is a
 //! 404. Link scanners that follow links count as clicks (as with every ESP).
 
+use crate::store::Store;
 use axum::{
     extract::{Path, State, rejection::PathRejection},
     http::{HeaderValue, StatusCode, header},
@@ -19,8 +20,8 @@ use crate::{
     learning::ResponseKind,
 };
 
-pub(in crate::api) async fn follow(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn follow<S: Store>(
+    State(state): State<ApiState<S>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let unknown = || ApiError::NotFound("this link is not one of ours".into());

@@ -9,10 +9,7 @@
 //! booleans. The response is the contact as stored, in that same shape, so it can be
 //! sent back as a PUT body.
 
-use crate::store::Caps;
-use crate::store::Contacts;
-use crate::store::Ledger;
-use crate::store::Relationships;
+use crate::store::Store;
 use axum::{
     Json,
     extract::{Path, State, rejection::PathRejection},
@@ -52,8 +49,8 @@ pub(in crate::api) fn path_id(
         .map_err(|e| ApiError::field("invalid_field", "id", format!("(in the path) {e}")))
 }
 
-pub(in crate::api) async fn put(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn put<S: Store>(
+    State(state): State<ApiState<S>>,
     path: Result<Path<String>, PathRejection>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
@@ -172,8 +169,8 @@ pub(in crate::api) fn contact_json(c: &Contact) -> Value {
     })
 }
 
-pub(in crate::api) async fn get(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn get<S: Store>(
+    State(state): State<ApiState<S>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(path)?;
@@ -242,8 +239,8 @@ pub(in crate::api) async fn get(
 /// Erases the contact (RFC: GDPR Art. 17): the contact, events, responses, learned
 /// state and touches go; hashes of its addresses stay on the suppression list so a
 /// re-import is never marketed to. 204, or 404 if there is no such contact.
-pub(in crate::api) async fn delete(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn delete<S: Store>(
+    State(state): State<ApiState<S>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(path)?;

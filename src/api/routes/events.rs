@@ -4,6 +4,7 @@
 //! unknown contact is a 422 naming `contact` (the endpoint exists; the body points at
 //! nothing), as the CLI's is a data error.
 
+use crate::store::Store;
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 
@@ -19,8 +20,8 @@ use crate::{
 
 const FIELDS: [&str; 5] = ["contact", "type", "id", "at", "data"];
 
-pub(in crate::api) async fn post(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn post<S: Store>(
+    State(state): State<ApiState<S>>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     reject_unknown(&body, &FIELDS)?;

@@ -1,7 +1,7 @@
 //! `/healthz` (the process is up) and `/readyz` (it can do its work: the store answers
 //! and, where this process runs them, the queue workers are running).
 
-use crate::store::Coordination;
+use crate::store::Store;
 use std::time::Duration;
 
 use axum::{Json, extract::State, http::StatusCode};
@@ -16,7 +16,9 @@ pub(in crate::api) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub(in crate::api) async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
+pub(in crate::api) async fn readyz<S: Store>(
+    State(state): State<ApiState<S>>,
+) -> (StatusCode, Json<Value>) {
     let mut failed = Vec::new();
     // One read of one key: a round trip to the store, whatever its size (a COUNT over
     // the contacts would scan them on SQLite).

@@ -6,6 +6,7 @@
 //! time; a new response answers 201 with what it changed (`effects`: consent withdrawn,
 //! suppression, a tier move, in words). Negative signals act before the answer.
 
+use crate::store::Store;
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -29,8 +30,8 @@ const FIELDS: [&str; 6] = ["kind", "touch_id", "contact", "channel", "at", "id"]
 /// little fast); beyond, it is a mistake.
 const SKEW_SECS: i64 = 300;
 
-pub(in crate::api) async fn post(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn post<S: Store>(
+    State(state): State<ApiState<S>>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     reject_unknown(&body, &FIELDS)?;

@@ -1,9 +1,7 @@
 //! `GET /v1/touches?contact=ID&status=STATUS`: a contact's touches (all, or those in one
 //! status), oldest first; `GET /v1/stats`: how each (tier, channel, occasion) answers.
 
-use crate::store::Contacts;
-use crate::store::Ledger;
-use crate::store::Relationships;
+use crate::store::Store;
 use std::collections::BTreeMap;
 
 use axum::{
@@ -27,8 +25,8 @@ pub(in crate::api) struct TouchQuery {
     status: Option<String>,
 }
 
-pub(in crate::api) async fn list(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn list<S: Store>(
+    State(state): State<ApiState<S>>,
     query: Result<Query<TouchQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest {
@@ -122,7 +120,9 @@ struct Row {
 /// Per (tier, channel, occasion): touches whose outcome is known (`sent`: answered, or
 /// ignored for the response window), how many were answered, the rate, and opt-outs
 /// (unsubscribes, STOPs, complaints); plus the ledger's counts by status.
-pub(in crate::api) async fn stats(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub(in crate::api) async fn stats<S: Store>(
+    State(state): State<ApiState<S>>,
+) -> Result<Json<Value>, ApiError> {
     let store = state.store.as_ref();
     let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
     for (key, field, n) in store.stats().await.map_err(ApiError::internal)? {

@@ -17,8 +17,6 @@
 //! withdraws SMS consent; an invalid or unreachable number is a hard bounce (the number
 //! is suppressed), a temporary failure a soft one; failures on our side are logged.
 
-use crate::store::Contacts;
-use crate::store::Ledger;
 use axum::{
     extract::{OriginalUri, Request, State},
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
@@ -41,8 +39,8 @@ use crate::{
 
 /// The form fields, the URL they were signed for, and nothing more: a request that is
 /// not Twilio's never gets past this.
-async fn authentic(
-    state: &ApiState,
+async fn authentic<S: Store>(
+    state: &ApiState<S>,
     route: &str,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
@@ -110,8 +108,8 @@ fn twiml(text: Option<&str>) -> Response {
         .into_response()
 }
 
-pub(in crate::api) async fn inbound(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn inbound<S: Store>(
+    State(state): State<ApiState<S>>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     req: Request,
@@ -220,8 +218,8 @@ async fn last_texted<S: Store>(store: &S, holders: &[ContactId]) -> Result<Conta
     Ok(best.map_or(&holders[0], |(_, id)| id).clone())
 }
 
-pub(in crate::api) async fn status(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn status<S: Store>(
+    State(state): State<ApiState<S>>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     req: Request,

@@ -13,7 +13,7 @@
 //! or for a contact no longer stored) gets the same 404, so the endpoint tells nobody
 //! which contacts exist. The token is neither logged nor echoed.
 
-use crate::store::Contacts;
+use crate::store::Store;
 use axum::{
     extract::{Path, State, rejection::PathRejection},
     http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, REFERRER_POLICY},
@@ -33,8 +33,8 @@ use crate::{
 type Page = ([(HeaderName, &'static str); 3], Html<String>);
 
 /// `GET`: a confirmation page with a button that POSTs the one-click body.
-pub(in crate::api) async fn confirm(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn confirm<S: Store>(
+    State(state): State<ApiState<S>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Page, ApiError> {
     let contact = contact_of(&state, path)?;
@@ -60,8 +60,8 @@ pub(in crate::api) async fn confirm(
 }
 
 /// `POST`: the one-click unsubscribe itself.
-pub(in crate::api) async fn one_click(
-    State(state): State<ApiState>,
+pub(in crate::api) async fn one_click<S: Store>(
+    State(state): State<ApiState<S>>,
     path: Result<Path<String>, PathRejection>,
     body: Result<OneClick, ApiError>,
 ) -> Result<Page, ApiError> {
@@ -110,8 +110,8 @@ pub(in crate::api) async fn one_click(
 }
 
 /// The contact the path's token was signed for, or the uniform 404.
-fn contact_of(
-    state: &ApiState,
+fn contact_of<S: Store>(
+    state: &ApiState<S>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<ContactId, ApiError> {
     let Ok(Path(token)) = path else {

@@ -16,7 +16,7 @@ use axum::{
 };
 
 use super::{ApiError, document, state};
-use crate::store::{AnyStore, StoreError};
+use crate::store::StoreError;
 
 fn outage() -> StoreError {
     StoreError::Query(Box::new(sqlx::Error::PoolTimedOut))
@@ -78,10 +78,7 @@ fn every_operation_on_the_store_documents_the_503() {
 async fn a_key_a_failed_request_could_not_let_go_of_is_let_go_of_before_its_retry() {
     let dir = tempfile::tempdir().unwrap();
     let st = state(dir.path(), None).await;
-    let AnyStore::Sqlite(sqlite) = st.store.as_ref() else {
-        unreachable!("the unit tests' store is SQLite");
-    };
-    let pool = sqlite.pool().clone();
+    let pool = st.store.pool().clone();
     let calls = Arc::new(AtomicUsize::new(0));
     let handler = {
         let (calls, pool) = (calls.clone(), pool.clone());

@@ -65,4 +65,7 @@ impl crate::store::Coordination for SqliteStore {
         .map_err(q)?;
         Ok(())
     }
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }

@@ -117,10 +117,6 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 /// Ids as a JSON array, for `json_each(?)`: one bound value however many ids.
