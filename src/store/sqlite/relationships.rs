@@ -4,9 +4,11 @@ use super::*;
 use crate::domain::Contact;
 use crate::domain::ContactId;
 use crate::domain::Touch;
+use crate::domain::TouchId;
 use crate::store::Learn;
 use crate::store::Learned;
 use crate::store::Relationship;
+use crate::store::ResponseRecord;
 use crate::store::Settle;
 use crate::store::StatKey;
 use crate::store::StoreError;
@@ -19,6 +21,8 @@ use chrono::Utc;
 use sqlx::Row;
 use sqlx::SqliteConnection;
 
+/// Applies `learn` inside the caller's transaction; anything but
+/// [`Learned::Applied`] is rolled back by the caller.
 async fn apply(
     tx: &mut SqliteConnection,
     store: &SqliteStore,
@@ -36,115 +40,24 @@ async fn apply(
         return Ok(Learned::NoContact);
     };
     let contact = rows::contact(&contact)?;
-    let current =
-        sqlx::query("SELECT version, state, notes FROM relationships WHERE contact_id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(q)?;
-    let (version, state, notes) = match &current {
-        Some(r) => (
-            r.get::<i64, _>("version") as u64,
-            r.get::<String, _>("state"),
-            r.get::<String, _>("notes"),
-        ),
-        None => (0, "{}".to_owned(), "[]".to_owned()),
-    };
+    let (version, state, notes) = stored_relationship(tx, id).await?;
     if version != learn.version {
         return Ok(Learned::Conflict);
     }
     if let Some(r) = &learn.response {
-        let record = serde_json::to_string(r).map_err(|e| corrupt("response", e))?;
-        let added = sqlx::query(
-            "INSERT INTO responses (contact_id, id, at, record) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(&r.id)
-        .bind(r.at.timestamp())
-        .bind(record)
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?;
-        if added.rows_affected() == 0 {
-            let known: String = sqlx::query_scalar(
-                "SELECT record FROM responses WHERE contact_id = ?1 AND id = ?2",
-            )
-            .bind(id)
-            .bind(&r.id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(q)?;
-            let known = serde_json::from_str(&known).map_err(|e| corrupt("response", e))?;
+        if let Some(known) = add_response(tx, id, r).await? {
             return Ok(Learned::Duplicate(Box::new(known)));
         }
     }
     if let Some((touch, settle)) = &learn.settle {
-        let sql = match settle {
-            Settle::Responded => {
-                "UPDATE touches SET responded_at = ?3, status = 'sent', updated_at = ?3 \
-                 WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status IN ('sent', 'ignored')"
-            }
-            Settle::Ignored => {
-                "UPDATE touches SET status = 'ignored', updated_at = ?3 \
-                 WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status = 'sent'"
-            }
-        };
-        let done = sqlx::query(sql)
-            .bind(touch.as_str())
-            .bind(id)
-            .bind(now_s)
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?;
-        if done.rows_affected() == 0 {
+        if !settle_touch(tx, id, touch, settle, now_s).await? {
             return Ok(Learned::Conflict);
         }
     }
-    if let Some(tier) = &learn.tier {
-        sqlx::query("UPDATE contacts SET tier = ?2, updated_at = ?3 WHERE id = ?1")
-            .bind(id)
-            .bind(tier)
-            .bind(now_s)
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?;
-    }
-    for (channel, consent) in &learn.consent {
-        let sql = match channel.as_str() {
-            "email" => "UPDATE contacts SET email_consent = ?2, updated_at = ?3 WHERE id = ?1",
-            "sms" => "UPDATE contacts SET sms_consent = ?2, updated_at = ?3 WHERE id = ?1",
-            _ => continue,
-        };
-        sqlx::query(sql)
-            .bind(id)
-            .bind(i64::from(*consent))
-            .bind(now_s)
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?;
-    }
+    update_contact(tx, id, learn, now_s).await?;
     if let Some(s) = &learn.suppress {
         suppress(tx, store, &contact, s, now_s).await?;
-        for (channel, sql) in [
-            (
-                "email",
-                "UPDATE contacts SET email_consent = 0, updated_at = ?2 WHERE id = ?1",
-            ),
-            (
-                "sms",
-                "UPDATE contacts SET sms_consent = 0, updated_at = ?2 WHERE id = ?1",
-            ),
-        ] {
-            if s.covers(channel) {
-                sqlx::query(sql)
-                    .bind(id)
-                    .bind(now_s)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q)?;
-            }
-        }
+        withdraw_suppressed_consent(tx, id, s, now_s).await?;
     }
     if let Some(at) = learn.interaction {
         sqlx::query(
@@ -185,6 +98,152 @@ async fn apply(
     .await
     .map_err(q)?;
     Ok(Learned::Applied)
+}
+
+/// The contact's relationship row as stored (version, state, notes), or that of a
+/// contact with none yet.
+async fn stored_relationship(
+    tx: &mut SqliteConnection,
+    id: &str,
+) -> Result<(u64, String, String), StoreError> {
+    let current =
+        sqlx::query("SELECT version, state, notes FROM relationships WHERE contact_id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(q)?;
+    Ok(match &current {
+        Some(r) => (
+            r.get::<i64, _>("version") as u64,
+            r.get::<String, _>("state"),
+            r.get::<String, _>("notes"),
+        ),
+        None => (0, "{}".to_owned(), "[]".to_owned()),
+    })
+}
+
+/// Stores the response `r`; if one with its id is stored already, returns that one
+/// instead (and stores nothing).
+async fn add_response(
+    tx: &mut SqliteConnection,
+    id: &str,
+    r: &ResponseRecord,
+) -> Result<Option<ResponseRecord>, StoreError> {
+    let record = serde_json::to_string(r).map_err(|e| corrupt("response", e))?;
+    let added = sqlx::query(
+        "INSERT INTO responses (contact_id, id, at, record) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(&r.id)
+    .bind(r.at.timestamp())
+    .bind(record)
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    if added.rows_affected() > 0 {
+        return Ok(None);
+    }
+    let known: String =
+        sqlx::query_scalar("SELECT record FROM responses WHERE contact_id = ?1 AND id = ?2")
+            .bind(id)
+            .bind(&r.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(q)?;
+    let known = serde_json::from_str(&known).map_err(|e| corrupt("response", e))?;
+    Ok(Some(known))
+}
+
+/// Marks the contact's sent `touch` responded or ignored; false if it is not in a
+/// state to be (not the contact's, not sent, or settled already).
+async fn settle_touch(
+    tx: &mut SqliteConnection,
+    id: &str,
+    touch: &TouchId,
+    settle: &Settle,
+    now_s: i64,
+) -> Result<bool, StoreError> {
+    let sql = match settle {
+        Settle::Responded => {
+            "UPDATE touches SET responded_at = ?3, status = 'sent', updated_at = ?3 \
+             WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status IN ('sent', 'ignored')"
+        }
+        Settle::Ignored => {
+            "UPDATE touches SET status = 'ignored', updated_at = ?3 \
+             WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status = 'sent'"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(touch.as_str())
+        .bind(id)
+        .bind(now_s)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The contact's new tier and consent, as learned.
+async fn update_contact(
+    tx: &mut SqliteConnection,
+    id: &str,
+    learn: &Learn,
+    now_s: i64,
+) -> Result<(), StoreError> {
+    if let Some(tier) = &learn.tier {
+        sqlx::query("UPDATE contacts SET tier = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(id)
+            .bind(tier)
+            .bind(now_s)
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?;
+    }
+    for (channel, consent) in &learn.consent {
+        let sql = match channel.as_str() {
+            "email" => "UPDATE contacts SET email_consent = ?2, updated_at = ?3 WHERE id = ?1",
+            "sms" => "UPDATE contacts SET sms_consent = ?2, updated_at = ?3 WHERE id = ?1",
+            _ => continue,
+        };
+        sqlx::query(sql)
+            .bind(id)
+            .bind(i64::from(*consent))
+            .bind(now_s)
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?;
+    }
+    Ok(())
+}
+
+/// Withdraws the contact's consent on every channel the suppression `s` covers.
+async fn withdraw_suppressed_consent(
+    tx: &mut SqliteConnection,
+    id: &str,
+    s: &Suppression,
+    now_s: i64,
+) -> Result<(), StoreError> {
+    for (channel, sql) in [
+        (
+            "email",
+            "UPDATE contacts SET email_consent = 0, updated_at = ?2 WHERE id = ?1",
+        ),
+        (
+            "sms",
+            "UPDATE contacts SET sms_consent = 0, updated_at = ?2 WHERE id = ?1",
+        ),
+    ] {
+        if s.covers(channel) {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(now_s)
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
+        }
+    }
+    Ok(())
 }
 
 /// The stored notes with `new` appended, the oldest dropped past [`NOTES_KEPT`].
