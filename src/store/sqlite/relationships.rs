@@ -80,24 +80,38 @@ async fn apply(
         .await
         .map_err(q)?;
     }
+    save_relationship(tx, id, version + 1, learn, state, &notes).await?;
+    Ok(Learned::Applied)
+}
+
+/// Writes the contact's relationship row at `version`: the learned state (else the
+/// stored `state`), and the stored `notes` with the learned ones appended.
+async fn save_relationship(
+    tx: &mut SqliteConnection,
+    id: &str,
+    version: u64,
+    learn: &Learn,
+    state: String,
+    notes: &str,
+) -> Result<(), StoreError> {
     let state = match &learn.state {
         Some(s) => serde_json::to_string(s).map_err(|e| corrupt("relationship state", e))?,
         None => state,
     };
-    let notes = merged_notes(&notes, &learn.notes)?;
+    let notes = merged_notes(notes, &learn.notes)?;
     sqlx::query(
         "INSERT INTO relationships (contact_id, version, state, notes) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, state = excluded.state, \
          notes = excluded.notes",
     )
     .bind(id)
-    .bind((version + 1) as i64)
+    .bind(version as i64)
     .bind(state)
     .bind(notes)
     .execute(&mut *tx)
     .await
     .map_err(q)?;
-    Ok(Learned::Applied)
+    Ok(())
 }
 
 /// The contact's relationship row as stored (version, state, notes), or that of a
