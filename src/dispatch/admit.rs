@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use super::Dispatcher;
+use chrono::{DateTime, Utc};
+
 use crate::{
     domain::{Contact, ContactId, Outcome, Touch, TouchId},
     planner,
@@ -27,95 +29,33 @@ impl<S: Store> Dispatcher<S> {
         contacts: &HashMap<ContactId, Contact>,
         owner: &str,
     ) -> Result<(Vec<Touch>, Vec<(Touch, Outcome)>), StoreError> {
-        let mut ready = Vec::with_capacity(touches.len());
-        let mut decided = Vec::new();
+        let mut out = Admitted {
+            ready: Vec::with_capacity(touches.len()),
+            decided: Vec::new(),
+        };
         let mut pending = Vec::with_capacity(touches.len());
         for t in touches {
             match self.precheck(&t, contacts.get(&t.contact_id)) {
-                Some(o) => decided.push((t, o)),
+                Some(o) => out.decided.push((t, o)),
                 None => pending.push(t),
             }
         }
         let horizon = Limits::widest_horizon(&self.cfg);
-        let span = policy::lookback(horizon);
         // The batch's own touches are not read back from the store: they are here.
         let batch: Vec<TouchId> = pending.iter().map(|t| t.id.clone()).collect();
         for _round in 0..ADMIT_ROUNDS {
             if pending.is_empty() {
                 break;
             }
-            let now = self.clock.now();
-            let mut ids: Vec<ContactId> = pending.iter().map(|t| t.contact_id.clone()).collect();
-            ids.sort();
-            ids.dedup();
-            let mut records = self.store.policy_records(&ids, now - span, &batch).await?;
-            pending.sort_by(policy::decision_order);
-            let mut asks: Vec<(Reservation, Touch)> = Vec::new();
-            let mut groups: Vec<Vec<Touch>> = Vec::new();
-            for t in std::mem::take(&mut pending) {
-                match groups.last_mut() {
-                    Some(g) if g[0].contact_id == t.contact_id => g.push(t),
-                    _ => groups.push(vec![t]),
-                }
-            }
-            for group in groups {
-                let Some(contact) = contacts.get(&group[0].contact_id) else {
-                    continue;
-                };
-                let mut record = records.remove(&contact.id).unwrap_or_default();
-                // This contact's touches in the batch, as the store would have returned
-                // them (left out of the read: they are here).
-                record.touches.extend(group.iter().cloned());
-                let projected = planner::upcoming(&self.cfg, contact, now, horizon);
-                let mut h = History::new(
-                    record.slots,
-                    &record.touches,
-                    projected,
-                    record.last_interaction,
-                );
-                let mut version = record.version;
-                let unlimited = Limits::for_tier(&self.cfg, &contact.tier).is_unlimited();
-                for t in group {
-                    match h.decide(&self.cfg, contact, &t, now) {
-                        Verdict::Send if unlimited => ready.push(t),
-                        Verdict::Send => {
-                            asks.push((
-                                Reservation {
-                                    touch: t.id.clone(),
-                                    contact: t.contact_id.clone(),
-                                    channel: t.channel.clone(),
-                                    at: now,
-                                    version,
-                                },
-                                t,
-                            ));
-                            version += 1;
-                        }
-                        v @ Verdict::Hold { until, .. } => {
-                            let o = Outcome::Defer {
-                                id: t.id.clone(),
-                                at: until,
-                                reason: v.reason(),
-                            };
-                            decided.push((t, o));
-                        }
-                        v @ Verdict::Skip { .. } => {
-                            let o = Outcome::Skipped {
-                                id: t.id.clone(),
-                                reason: v.reason().unwrap_or_default(),
-                            };
-                            decided.push((t, o));
-                        }
-                        v @ Verdict::Expire { .. } => {
-                            let o = Outcome::Expired {
-                                id: t.id.clone(),
-                                reason: v.reason().unwrap_or_default(),
-                            };
-                            decided.push((t, o));
-                        }
-                    }
-                }
-            }
+            let asks = self
+                .decide_round(
+                    std::mem::take(&mut pending),
+                    contacts,
+                    &batch,
+                    horizon,
+                    &mut out,
+                )
+                .await?;
             if asks.is_empty() {
                 break;
             }
@@ -123,7 +63,7 @@ impl<S: Store> Dispatcher<S> {
             let taken = self.store.reserve(&reservations, owner).await?;
             for ((_, t), ok) in asks.into_iter().zip(taken) {
                 if ok {
-                    ready.push(t);
+                    out.ready.push(t);
                 } else {
                     pending.push(t);
                 }
@@ -136,9 +76,105 @@ impl<S: Store> Dispatcher<S> {
                 at: self.clock.now() + chrono::Duration::seconds(1),
                 reason: Some("held: its contact's caps were busy; trying again".into()),
             };
-            decided.push((t, o));
+            out.decided.push((t, o));
         }
-        Ok((ready, decided))
+        Ok((out.ready, out.decided))
+    }
+
+    /// One round of decisions on fresh history: `pending` touches, contact by contact,
+    /// in [`policy::decision_order`]. Those a limited tier sends come back as the
+    /// reservations to ask the store for; the rest land in `out`.
+    async fn decide_round(
+        &self,
+        mut pending: Vec<Touch>,
+        contacts: &HashMap<ContactId, Contact>,
+        batch: &[TouchId],
+        horizon: std::time::Duration,
+        out: &mut Admitted,
+    ) -> Result<Vec<(Reservation, Touch)>, StoreError> {
+        let now = self.clock.now();
+        let mut ids: Vec<ContactId> = pending.iter().map(|t| t.contact_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let span = policy::lookback(horizon);
+        let mut records = self.store.policy_records(&ids, now - span, batch).await?;
+        pending.sort_by(policy::decision_order);
+        let mut asks: Vec<(Reservation, Touch)> = Vec::new();
+        for group in by_contact(pending) {
+            let Some(contact) = contacts.get(&group[0].contact_id) else {
+                continue;
+            };
+            let mut record = records.remove(&contact.id).unwrap_or_default();
+            // This contact's touches in the batch, as the store would have returned
+            // them (left out of the read: they are here).
+            record.touches.extend(group.iter().cloned());
+            let projected = planner::upcoming(&self.cfg, contact, now, horizon);
+            let h = History::new(
+                record.slots,
+                &record.touches,
+                projected,
+                record.last_interaction,
+            );
+            asks.extend(self.decide_contact(contact, group, h, record.version, now, out));
+        }
+        Ok(asks)
+    }
+
+    /// Decides one contact's touches in order against its history `h` (each decision
+    /// seen by the next). A send in a limited tier becomes a reservation at the next
+    /// version of the contact's record: those are returned, to ask the store for.
+    fn decide_contact(
+        &self,
+        contact: &Contact,
+        group: Vec<Touch>,
+        mut h: History,
+        mut version: u64,
+        now: DateTime<Utc>,
+        out: &mut Admitted,
+    ) -> Vec<(Reservation, Touch)> {
+        let mut asks = Vec::new();
+        let unlimited = Limits::for_tier(&self.cfg, &contact.tier).is_unlimited();
+        for t in group {
+            match h.decide(&self.cfg, contact, &t, now) {
+                Verdict::Send if unlimited => out.ready.push(t),
+                Verdict::Send => {
+                    asks.push((
+                        Reservation {
+                            touch: t.id.clone(),
+                            contact: t.contact_id.clone(),
+                            channel: t.channel.clone(),
+                            at: now,
+                            version,
+                        },
+                        t,
+                    ));
+                    version += 1;
+                }
+                v @ Verdict::Hold { until, .. } => {
+                    let o = Outcome::Defer {
+                        id: t.id.clone(),
+                        at: until,
+                        reason: v.reason(),
+                    };
+                    out.decided.push((t, o));
+                }
+                v @ Verdict::Skip { .. } => {
+                    let o = Outcome::Skipped {
+                        id: t.id.clone(),
+                        reason: v.reason().unwrap_or_default(),
+                    };
+                    out.decided.push((t, o));
+                }
+                v @ Verdict::Expire { .. } => {
+                    let o = Outcome::Expired {
+                        id: t.id.clone(),
+                        reason: v.reason().unwrap_or_default(),
+                    };
+                    out.decided.push((t, o));
+                }
+            }
+        }
+        asks
     }
 
     /// What settles a touch before the policy is asked: the contact gone, or its
@@ -164,4 +200,24 @@ impl<S: Store> Dispatcher<S> {
             }),
         }
     }
+}
+
+/// Where a batch's touches stand so far.
+struct Admitted {
+    /// Each has its place: ready to send.
+    ready: Vec<Touch>,
+    /// Each has its outcome now.
+    decided: Vec<(Touch, Outcome)>,
+}
+
+/// `touches` (in decision order) in runs of one contact each.
+fn by_contact(touches: Vec<Touch>) -> Vec<Vec<Touch>> {
+    let mut groups: Vec<Vec<Touch>> = Vec::new();
+    for t in touches {
+        match groups.last_mut() {
+            Some(g) if g[0].contact_id == t.contact_id => g.push(t),
+            _ => groups.push(vec![t]),
+        }
+    }
+    groups
 }

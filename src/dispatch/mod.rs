@@ -6,6 +6,7 @@ mod admit;
 mod claim;
 mod deliver;
 mod recorder;
+mod settle;
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use crate::{
     channels::Channels,
     config::Config,
     custody::Custody,
-    domain::{Clock, Outcome, Touch, TouchId},
+    domain::{Clock, Contact, ContactId, Outcome, Touch, TouchId},
     render::Renderer,
     store::{Store, StoreError},
     telemetry,
@@ -41,6 +42,25 @@ pub struct BatchReport {
     /// Moved on to the occasion's next channel.
     pub fell_back: usize,
 }
+
+impl BatchReport {
+    /// Counts one recorded outcome.
+    fn count(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Sent { .. } => self.sent += 1,
+            Outcome::Retry { .. } => self.retried += 1,
+            Outcome::Fallback { .. } => self.fell_back += 1,
+            Outcome::Failed { .. } => self.failed += 1,
+            Outcome::Suppressed { .. } => self.suppressed += 1,
+            Outcome::Expired { .. } => self.expired += 1,
+            Outcome::Defer { .. } => self.deferred += 1,
+            Outcome::Skipped { .. } => self.skipped += 1,
+        }
+    }
+}
+
+/// A claimed batch's contacts, read once for the batch.
+type Contacts = std::collections::HashMap<ContactId, Contact>;
 
 pub struct Dispatcher<S> {
     pub store: Arc<S>,
@@ -109,85 +129,8 @@ impl<S: Store> Dispatcher<S> {
             now,
             claimed.touches.iter().map(|t| t.id.clone()),
         );
-        let mut contact_ids: Vec<_> = claimed
-            .touches
-            .iter()
-            .map(|t| t.contact_id.clone())
-            .collect();
-        contact_ids.sort();
-        contact_ids.dedup();
-        let contacts = self.store.get_contacts(&contact_ids).await?;
-        // Renewed every quarter lease, so a send finds at least three quarters of a lease
-        // left (the gate renews at once when it finds less).
-        let renew = async {
-            loop {
-                tokio::time::sleep(self.cfg.dispatch.lease / 4).await;
-                if let Err(e) = claim.renew(self.store.as_ref(), self.clock.as_ref()).await {
-                    tracing::warn!(claim = owner, error = %e, "could not extend a batch's lease");
-                }
-            }
-        };
-        let drain = self.drain(&claim);
-        let work = async {
-            let (ready, decided) = self
-                .admit(claimed.touches, &contacts, owner)
-                .instrument(tracing::debug_span!("decide"))
-                .await?;
-            // Outcomes already decided go first (recorded, not sent), then the sends.
-            let items = decided
-                .into_iter()
-                .map(|(t, o)| (t, Some(o)))
-                .chain(ready.into_iter().map(|t| (t, None)));
-            futures::stream::iter(items)
-                .map(|(t, decided)| {
-                    let (contacts, claim) = (&contacts, &claim);
-                    // Every line logged for this touch, down to its record, carries it.
-                    let span = tracing::info_span!(
-                        "touch",
-                        touch = t.id.as_str(),
-                        channel = t.channel.as_str()
-                    );
-                    async move {
-                        let outcome = match decided {
-                            Some(o) => claim.decide(&t.id).then_some(o),
-                            None => self.send_one(claim, &t, contacts.get(&t.contact_id)).await,
-                        };
-                        let Some(outcome) = outcome else {
-                            return Ok(None);
-                        };
-                        // The drain may have handed it back meanwhile (an outcome
-                        // reached before the gate: held, late, a template that fails).
-                        if !claim.begin_record(&t.id) {
-                            return Ok(None);
-                        }
-                        // Recorded inside the buffered future, not in a `.then` after
-                        // it: while a `.then` waits, the buffer is not polled, and a
-                        // send parked there holding the store's only SQLite connection
-                        // (its event lookup) would stall the recorder for good.
-                        self.recorder.record(outcome.clone(), owner).await?;
-                        claim.done(&t.id);
-                        telemetry::touch_outcome(&t, &outcome);
-                        Ok(Some(outcome))
-                    }
-                    .instrument(span)
-                })
-                .buffer_unordered(self.cfg.dispatch.concurrency as usize)
-                .collect::<Vec<Result<Option<Outcome>, StoreError>>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, StoreError>>()
-        };
-        // One task polls all of them, so the drain's records never wait on a send that
-        // holds the store's connection.
-        let results = tokio::select! {
-            biased;
-            r = work => r?,
-            () = renew => unreachable!("the renewal loop never ends"),
-            () = drain => unreachable!("the drain never ends"),
-            () = self.abandon.cancelled() => {
-                self.abandon_started(&claim, &contacts).await.into_iter().map(Some).collect()
-            }
-        };
+        let contacts = self.contacts_of(&claimed.touches).await?;
+        let results = self.run_claim(&claim, claimed.touches, &contacts).await?;
         // Every outcome is recorded: the claim is over. One that is not (the store
         // failed, the deadline came) keeps its lease, which lapses: the reconciler then
         // finds its touches still `sending` and queues them again; released, they
@@ -200,18 +143,118 @@ impl<S: Store> Dispatcher<S> {
         // Handed back by the drain: recorded there, deferred all the same.
         report.deferred += claim.released_count();
         for r in results.into_iter().flatten() {
-            match r {
-                Outcome::Sent { .. } => report.sent += 1,
-                Outcome::Retry { .. } => report.retried += 1,
-                Outcome::Fallback { .. } => report.fell_back += 1,
-                Outcome::Failed { .. } => report.failed += 1,
-                Outcome::Suppressed { .. } => report.suppressed += 1,
-                Outcome::Expired { .. } => report.expired += 1,
-                Outcome::Defer { .. } => report.deferred += 1,
-                Outcome::Skipped { .. } => report.skipped += 1,
-            }
+            report.count(&r);
         }
         Ok(report)
+    }
+
+    /// The contacts of a claimed batch's touches, each read once.
+    async fn contacts_of(&self, touches: &[Touch]) -> Result<Contacts, StoreError> {
+        let mut contact_ids: Vec<_> = touches.iter().map(|t| t.contact_id.clone()).collect();
+        contact_ids.sort();
+        contact_ids.dedup();
+        self.store.get_contacts(&contact_ids).await
+    }
+
+    /// Works through a claimed batch ([`Self::work`]) while keeping its lease alive and
+    /// watching for the stop (the drain) and the drain deadline. `None` for a touch that
+    /// left nothing for this batch to record.
+    async fn run_claim(
+        &self,
+        claim: &Claim,
+        touches: Vec<Touch>,
+        contacts: &Contacts,
+    ) -> Result<Vec<Option<Outcome>>, StoreError> {
+        let owner = claim.owner.as_str();
+        // Renewed every quarter lease, so a send finds at least three quarters of a lease
+        // left (the gate renews at once when it finds less).
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.cfg.dispatch.lease / 4).await;
+                if let Err(e) = claim.renew(self.store.as_ref(), self.clock.as_ref()).await {
+                    tracing::warn!(claim = owner, error = %e, "could not extend a batch's lease");
+                }
+            }
+        };
+        let drain = self.drain(claim);
+        let work = self.work(claim, touches, contacts);
+        // One task polls all of them, so the drain's records never wait on a send that
+        // holds the store's connection.
+        let results = tokio::select! {
+            biased;
+            r = work => r?,
+            () = renew => unreachable!("the renewal loop never ends"),
+            () = drain => unreachable!("the drain never ends"),
+            () = self.abandon.cancelled() => {
+                self.abandon_started(claim, contacts).await.into_iter().map(Some).collect()
+            }
+        };
+        Ok(results)
+    }
+
+    /// Decides the batch ([`Self::admit`]), then takes every touch to its record,
+    /// `dispatch.concurrency` at a time.
+    async fn work(
+        &self,
+        claim: &Claim,
+        touches: Vec<Touch>,
+        contacts: &Contacts,
+    ) -> Result<Vec<Option<Outcome>>, StoreError> {
+        let (ready, decided) = self
+            .admit(touches, contacts, &claim.owner)
+            .instrument(tracing::debug_span!("decide"))
+            .await?;
+        // Outcomes already decided go first (recorded, not sent), then the sends.
+        let items = decided
+            .into_iter()
+            .map(|(t, o)| (t, Some(o)))
+            .chain(ready.into_iter().map(|t| (t, None)));
+        futures::stream::iter(items)
+            .map(|(t, decided)| {
+                // Every line logged for this touch, down to its record, carries it.
+                let span = tracing::info_span!(
+                    "touch",
+                    touch = t.id.as_str(),
+                    channel = t.channel.as_str()
+                );
+                self.complete(claim, contacts, t, decided).instrument(span)
+            })
+            .buffer_unordered(self.cfg.dispatch.concurrency as usize)
+            .collect::<Vec<Result<Option<Outcome>, StoreError>>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, StoreError>>()
+    }
+
+    /// Takes one touch of the batch to its record: its outcome `decided` already, or the
+    /// outcome of sending it. `None`: nothing for this batch to record.
+    async fn complete(
+        &self,
+        claim: &Claim,
+        contacts: &Contacts,
+        t: Touch,
+        decided: Option<Outcome>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let outcome = match decided {
+            Some(o) => claim.decide(&t.id).then_some(o),
+            None => self.send_one(claim, &t, contacts.get(&t.contact_id)).await,
+        };
+        let Some(outcome) = outcome else {
+            return Ok(None);
+        };
+        // The drain may have handed it back meanwhile (an outcome
+        // reached before the gate: held, late, a template that fails).
+        if !claim.begin_record(&t.id) {
+            return Ok(None);
+        }
+        // Recorded inside the buffered future, not in a `.then` after
+        // it: while a `.then` waits, the buffer is not polled, and a
+        // send parked there holding the store's only SQLite connection
+        // (its event lookup) would stall the recorder for good.
+        self.recorder.record(outcome.clone(), &claim.owner).await?;
+        claim.done(&t.id);
+        telemetry::touch_outcome(&t, &outcome);
+        Ok(Some(outcome))
     }
 
     /// Waits for the daemon to start stopping, then hands every send of `claim` that has
@@ -260,7 +303,7 @@ impl<S: Store> Dispatcher<S> {
         &self,
         claim: &Claim,
         t: &Touch,
-        contact: Option<&crate::domain::Contact>,
+        contact: Option<&Contact>,
     ) -> Option<Outcome> {
         if !claim.waiting(&t.id) {
             return None;
@@ -293,11 +336,7 @@ impl<S: Store> Dispatcher<S> {
     /// recorded as uncertain (the server may have taken it): resent once, same
     /// Message-ID. An outcome already on its way to the store wins: the record of a
     /// touch no longer `sending` under this claim is fenced off.
-    async fn abandon_started(
-        &self,
-        claim: &Claim,
-        contacts: &std::collections::HashMap<crate::domain::ContactId, crate::domain::Contact>,
-    ) -> Vec<Outcome> {
+    async fn abandon_started(&self, claim: &Claim, contacts: &Contacts) -> Vec<Outcome> {
         // The deadline may be seen before the drain's hand-back ran (a claim that was
         // slow to come back): hand back what has not started first.
         self.hand_back_unstarted(claim).await;

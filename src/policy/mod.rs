@@ -17,6 +17,7 @@ mod tests;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 pub use reach::{
     Reach, blocked, fallback_channel, hops, move_reason, next_channel, planned_channel, reach,
@@ -25,8 +26,8 @@ pub use reach::{
 pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
 
 use crate::{
-    config::{Config, OnThrottle, Trigger, format_duration},
-    domain::{Contact, Touch, TouchId},
+    config::{Config, Occasion, OnThrottle, Trigger, format_duration},
+    domain::{Contact, SendWindow, Touch, TouchId},
 };
 
 /// What the store knows about a contact that the policy needs.
@@ -112,35 +113,11 @@ pub fn evaluate(
     now: DateTime<Utc>,
 ) -> Verdict {
     let occasion = cfg.occasion(&touch.occasion);
-    let tier = cfg.tier(&contact.tier);
-    if let Some(t) = tier {
-        if !t.allows_channel(&touch.channel) {
-            return Verdict::Skip {
-                why: Why::ChannelNotAllowed {
-                    tier: t.name.clone(),
-                    channel: touch.channel.clone(),
-                },
-            };
-        }
+    if let Some(refused) = channel_refused(cfg, contact, touch) {
+        return refused;
     }
-    if let Some(o) = occasion.filter(|o| matches!(o.trigger, Trigger::Inactivity { .. })) {
-        let Some(every) = cfg.check_in_every(o, &contact.tier) else {
-            return Verdict::Skip {
-                why: Why::NotDue(format!("tier {} has no check_in_every", contact.tier)),
-            };
-        };
-        let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
-        if let Some(last) = history.last_interaction {
-            if last + every > now {
-                return Verdict::Skip {
-                    why: Why::NotDue(format!(
-                        "no longer due: last interaction {} is less than {} ago",
-                        last.format("%Y-%m-%d %H:%MZ"),
-                        format_duration(every.to_std().unwrap_or_default())
-                    )),
-                };
-            }
-        }
+    if let Some(not_due) = occasion.and_then(|o| check_in_not_due(cfg, o, contact, history, now)) {
+        return not_due;
     }
     let window = occasion.map_or(cfg.defaults.send_window, |o| {
         cfg.send_window(o, &contact.tier)
@@ -176,21 +153,74 @@ pub fn evaluate(
     match throttle::check(&limits, &history.slots, &history.upcoming, &candidate) {
         Ok(()) => Verdict::Send,
         Err((throttled, until)) => {
-            let why = Why::Throttled(throttled);
-            if occasion.is_some_and(|o| o.on_throttle == OnThrottle::Skip) {
-                return Verdict::Skip { why };
-            }
-            // The earliest place is a lower bound: never rounded down to its second.
-            match window.fit_not_before(until, zone, touch.expires_at) {
-                Some(at) => Verdict::Hold { until: at, why },
-                None => Verdict::Expire {
-                    why: Why::TooLate(format!(
-                        "{why}; the earliest place ({}) is after its expiry",
-                        until.format("%Y-%m-%d %H:%MZ")
-                    )),
-                },
-            }
+            let skip = occasion.is_some_and(|o| o.on_throttle == OnThrottle::Skip);
+            throttled_verdict(Why::Throttled(throttled), until, skip, window, zone, touch)
         }
+    }
+}
+
+/// A skip when the contact's tier does not allow the touch's channel.
+fn channel_refused(cfg: &Config, contact: &Contact, touch: &Touch) -> Option<Verdict> {
+    let t = cfg.tier(&contact.tier)?;
+    (!t.allows_channel(&touch.channel)).then(|| Verdict::Skip {
+        why: Why::ChannelNotAllowed {
+            tier: t.name.clone(),
+            channel: touch.channel.clone(),
+        },
+    })
+}
+
+/// A skip when `occasion` is a check-in that is no longer due: the contact's tier has
+/// no check-in cadence, or the contact interacted within it.
+fn check_in_not_due(
+    cfg: &Config,
+    occasion: &Occasion,
+    contact: &Contact,
+    history: &History,
+    now: DateTime<Utc>,
+) -> Option<Verdict> {
+    if !matches!(occasion.trigger, Trigger::Inactivity { .. }) {
+        return None;
+    }
+    let Some(every) = cfg.check_in_every(occasion, &contact.tier) else {
+        return Some(Verdict::Skip {
+            why: Why::NotDue(format!("tier {} has no check_in_every", contact.tier)),
+        });
+    };
+    let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    let last = history.last_interaction?;
+    (last + every > now).then(|| Verdict::Skip {
+        why: Why::NotDue(format!(
+            "no longer due: last interaction {} is less than {} ago",
+            last.format("%Y-%m-%d %H:%MZ"),
+            format_duration(every.to_std().unwrap_or_default())
+        )),
+    })
+}
+
+/// What the throttle's refusal comes to (`why`, no place before `until`): a skip if
+/// the occasion says so (`skip`), else a hold until the first place the send window
+/// has from `until`, or an expiry when that is past the touch's.
+fn throttled_verdict(
+    why: Why,
+    until: DateTime<Utc>,
+    skip: bool,
+    window: SendWindow,
+    zone: Tz,
+    touch: &Touch,
+) -> Verdict {
+    if skip {
+        return Verdict::Skip { why };
+    }
+    // The earliest place is a lower bound: never rounded down to its second.
+    match window.fit_not_before(until, zone, touch.expires_at) {
+        Some(at) => Verdict::Hold { until: at, why },
+        None => Verdict::Expire {
+            why: Why::TooLate(format!(
+                "{why}; the earliest place ({}) is after its expiry",
+                until.format("%Y-%m-%d %H:%MZ")
+            )),
+        },
     }
 }
 

@@ -133,6 +133,87 @@ fn instant(ts: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(ts, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The contacts as an import leaves them: it upserts by id, so the last row for an id
+/// wins (in the place of the id's first row). With each id's index among them.
+fn last_row_per_id(contacts: &[Contact]) -> (Vec<&Contact>, HashMap<&ContactId, usize>) {
+    let mut chosen: Vec<&Contact> = Vec::new();
+    let mut by_id: HashMap<&ContactId, usize> = HashMap::new();
+    for c in contacts {
+        match by_id.get(&c.id) {
+            Some(&i) => chosen[i] = c,
+            None => {
+                by_id.insert(&c.id, chosen.len());
+                chosen.push(c);
+            }
+        }
+    }
+    (chosen, by_id)
+}
+
+/// The contacts (by index) whose birthday or customer-since date falls on each
+/// month-day, as the store indexes them for the yearly occasions.
+fn date_index(chosen: &[&Contact]) -> HashMap<(DateField, MonthDay), Vec<u32>> {
+    let mut dates: HashMap<(DateField, MonthDay), Vec<u32>> = HashMap::new();
+    for (i, c) in chosen.iter().enumerate() {
+        if let Some(b) = c.birthday {
+            dates
+                .entry((DateField::Birthday, b.day))
+                .or_default()
+                .push(i as u32);
+        }
+        if let Some(d) = c.customer_since {
+            let key = (DateField::CustomerSince, MonthDay::of(d));
+            dates.entry(key).or_default().push(i as u32);
+        }
+    }
+    dates
+}
+
+/// One person per contact, each with the truth of how they answer drawn from the
+/// model; a tier only the contacts name joins `tier_names`. Every attribute the model
+/// cannot read, of every contact, is an error.
+fn people<'c>(
+    cfg: &Config,
+    opts: &SimOptions,
+    chosen: &[&'c Contact],
+    tier_names: &mut Vec<&'c str>,
+    start: DateTime<Utc>,
+    occasion_count: usize,
+) -> Result<Vec<Person>, Vec<BadAttribute>> {
+    let mut people = Vec::with_capacity(chosen.len());
+    let mut bad = Vec::new();
+    for c in chosen {
+        let tier = match tier_names.iter().position(|t| *t == c.tier) {
+            Some(t) => t,
+            None => {
+                tier_names.push(&c.tier);
+                tier_names.len() - 1
+            }
+        };
+        let truth = match Truth::draw(&opts.model, cfg, c, tier) {
+            Ok(t) => t,
+            Err(more) => {
+                bad.extend(more);
+                continue;
+            }
+        };
+        people.push(Person {
+            contact: Rc::new((*c).clone()),
+            tier,
+            last_interaction: start,
+            ledger: Vec::new(),
+            sends: Vec::new(),
+            send_tiers: Vec::new(),
+            mind: Mind::new(truth, &opts.model, c.id.as_str(), tier),
+            quiet_until: vec![i64::MIN; occasion_count],
+        });
+    }
+    if !bad.is_empty() {
+        return Err(bad);
+    }
+    Ok(people)
+}
+
 impl<'a> Sim<'a> {
     pub(super) fn new(
         cfg: &'a Config,
@@ -147,60 +228,9 @@ impl<'a> Sim<'a> {
         let occasions: Vec<&Occasion> = cfg.occasions.iter().filter(|o| o.enabled).collect();
         let names: Vec<&str> = occasions.iter().map(|o| o.name.as_str()).collect();
         let mut tier_names: Vec<&str> = cfg.tiers.iter().map(|t| t.name.as_str()).collect();
-        // An import upserts by id: the last row for an id wins.
-        let mut chosen: Vec<&Contact> = Vec::new();
-        let mut by_id: HashMap<&ContactId, usize> = HashMap::new();
-        for c in contacts {
-            match by_id.get(&c.id) {
-                Some(&i) => chosen[i] = c,
-                None => {
-                    by_id.insert(&c.id, chosen.len());
-                    chosen.push(c);
-                }
-            }
-        }
-        let mut people = Vec::with_capacity(chosen.len());
-        let mut dates: HashMap<(DateField, MonthDay), Vec<u32>> = HashMap::new();
-        let mut bad = Vec::new();
-        for (i, c) in chosen.iter().enumerate() {
-            let tier = match tier_names.iter().position(|t| *t == c.tier) {
-                Some(t) => t,
-                None => {
-                    tier_names.push(&c.tier);
-                    tier_names.len() - 1
-                }
-            };
-            if let Some(b) = c.birthday {
-                dates
-                    .entry((DateField::Birthday, b.day))
-                    .or_default()
-                    .push(i as u32);
-            }
-            if let Some(d) = c.customer_since {
-                let key = (DateField::CustomerSince, MonthDay::of(d));
-                dates.entry(key).or_default().push(i as u32);
-            }
-            let truth = match Truth::draw(&opts.model, cfg, c, tier) {
-                Ok(t) => t,
-                Err(more) => {
-                    bad.extend(more);
-                    continue;
-                }
-            };
-            people.push(Person {
-                contact: Rc::new((*c).clone()),
-                tier,
-                last_interaction: start,
-                ledger: Vec::new(),
-                sends: Vec::new(),
-                send_tiers: Vec::new(),
-                mind: Mind::new(truth, &opts.model, c.id.as_str(), tier),
-                quiet_until: vec![i64::MIN; occasions.len()],
-            });
-        }
-        if !bad.is_empty() {
-            return Err(bad);
-        }
+        let (chosen, by_id) = last_row_per_id(contacts);
+        let dates = date_index(&chosen);
+        let people = people(cfg, opts, &chosen, &mut tier_names, start, occasions.len())?;
         let limits: Vec<Limits> = tier_names
             .iter()
             .map(|t| Limits::for_tier(cfg, t))

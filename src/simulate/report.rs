@@ -250,6 +250,20 @@ impl fmt::Display for TierReport {
             "tier {} ({} contacts, {} events)",
             self.tier, self.contacts, self.events
         )?;
+        self.occasion_table(f)?;
+        self.reason_counts(f)?;
+        self.limit_checks(f)?;
+        writeln!(f, "  responses: {}", self.responses)?;
+        if let Some(l) = &self.learned {
+            l.lines(f, "  ")?;
+        }
+        Ok(())
+    }
+}
+
+impl TierReport {
+    /// One row per occasion, then the row of all of them.
+    fn occasion_table(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = self
             .occasions
             .iter()
@@ -287,7 +301,12 @@ impl fmt::Display for TierReport {
         }
         let total: f64 = self.occasions.iter().map(|o| o.per_contact_per_month).sum();
         let sent: u64 = self.occasions.iter().map(|o| o.sent).sum();
-        writeln!(f, "  {:<w$} {:>8} {sent:>8} {total:>15.3}", "all", "")?;
+        writeln!(f, "  {:<w$} {:>8} {sent:>8} {total:>15.3}", "all", "")
+    }
+
+    /// The throttle decisions, skips, expiries and suppressions by reason (a list only
+    /// where there are any).
+    fn reason_counts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (title, map) in [
             ("caps hit (throttle decisions)", &self.caps_hit),
             ("skipped", &self.skipped),
@@ -303,6 +322,11 @@ impl fmt::Display for TierReport {
                 writeln!(f, "    {k:<w$} {n:>8}")?;
             }
         }
+        Ok(())
+    }
+
+    /// Each cap and the minimum gap against what the fullest contact saw.
+    fn limit_checks(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  limits (most sends one contact got in any window):")?;
         let w = self
             .caps
@@ -332,14 +356,9 @@ impl fmt::Display for TierReport {
                     "BROKEN"
                 };
                 let rule = format!("min_gap {}", secs(g.min_gap_secs));
-                writeln!(f, "    {rule:<w$} closest two sends {} {mark}", secs(seen))?
+                writeln!(f, "    {rule:<w$} closest two sends {} {mark}", secs(seen))
             }
-            None => writeln!(f, "    {:<w$} no contact got two sends", "min_gap")?,
+            None => writeln!(f, "    {:<w$} no contact got two sends", "min_gap"),
         }
-        writeln!(f, "  responses: {}", self.responses)?;
-        if let Some(l) = &self.learned {
-            l.lines(f, "  ")?;
-        }
-        Ok(())
     }
 }

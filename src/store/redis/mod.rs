@@ -19,8 +19,10 @@ mod contacts;
 mod coordination;
 mod keys;
 mod ledger;
+mod migrate;
 mod queue;
 mod relationships;
+mod rows;
 
 use std::{
     collections::HashMap,
@@ -36,6 +38,7 @@ use redis::{
 };
 
 pub use conn::GatedConnection;
+use rows::{ClaimedRow, StoredContact, outcome_args, touch_from};
 
 use super::{
     Claimed, ContactUpsert, Coordination, Outcome, Reconciled, StoreError, Suppression,
@@ -231,125 +234,6 @@ impl RedisStore {
         })
     }
 
-    /// Brings data written by an earlier rapport up to date, once (`PREFIX:schema`).
-    /// 2: every contact has an entry in `idx:seen` (its last interaction, which drives
-    /// check-ins and tells the policy scripts the contact exists); contacts stored before
-    /// get one at the time of the upgrade, as a new contact would.
-    async fn migrate(&self) -> Result<(), StoreError> {
-        const SCHEMA: u32 = 4;
-        let mut conn = self.conn.clone();
-        let key = format!("{}:schema", self.prefix);
-        let at: Option<u32> = conn.get(&key).await.map_err(q)?;
-        if at.is_some_and(|v| v >= SCHEMA) {
-            return Ok(());
-        }
-        let (seen, phones) = (at.is_none_or(|v| v < 2), at.is_none_or(|v| v < 4));
-        if seen || phones {
-            self.backfill_contacts(seen, phones).await?;
-        }
-        self.backfill_indexes().await?;
-        conn.set::<_, _, ()>(&key, SCHEMA).await.map_err(q)
-    }
-
-    /// Schema 3: failed touches stored before the dead-letter index existed join it.
-    /// Schema 4: so do sent touches the awaiting index (their response window).
-    async fn backfill_indexes(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}:{{c:*}}:touch:*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(q)?;
-            if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for k in &keys {
-                    pipe.cmd("HMGET")
-                        .arg(k)
-                        .arg("status")
-                        .arg("updated_at")
-                        .arg("sent_at")
-                        .arg("responded_at");
-                }
-                type Found = (Option<String>, Option<i64>, Option<i64>, Option<i64>);
-                let found: Vec<Found> = pipe.query_async(&mut conn).await.map_err(q)?;
-                let mut add = redis::pipe();
-                for (k, (status, at, sent, responded)) in keys.iter().zip(found) {
-                    let Some((_, id)) = k.split_once(":touch:") else {
-                        continue;
-                    };
-                    match status.as_deref() {
-                        Some("failed") => {
-                            add.zadd(self.failed_key(), id, at.unwrap_or(0));
-                        }
-                        Some("sent") if responded.is_none() => {
-                            add.zadd(
-                                format!("{}:idx:awaiting", self.prefix),
-                                id,
-                                sent.or(at).unwrap_or(0),
-                            );
-                        }
-                        _ => {}
-                    }
-                }
-                add.query_async::<()>(&mut conn).await.map_err(q)?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-
-    /// Contacts stored before an index existed join it, in one pass over them:
-    /// schema 2, the check-in clock (started at the upgrade, as for a new contact);
-    /// schema 4, the phone index (inbound SMS finds its sender through it).
-    async fn backfill_contacts(&self, seen: bool, phones: bool) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let now = Utc::now().timestamp();
-        let mut cursor = 0u64;
-        loop {
-            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
-                .arg(format!("{}:idx:contacts", self.prefix))
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(q)?;
-            let mut pipe = redis::pipe();
-            if seen && !ids.is_empty() {
-                let mut cmd = redis::cmd("ZADD");
-                cmd.arg(format!("{}:idx:seen", self.prefix)).arg("NX");
-                for id in &ids {
-                    cmd.arg(now).arg(id);
-                }
-                pipe.add_command(cmd);
-            }
-            if phones && !ids.is_empty() {
-                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                for c in self.contacts(&refs).await? {
-                    if let Some(p) = &c.phone {
-                        let key = format!("{}:idx:phone:{}", self.prefix, p.as_str());
-                        pipe.sadd(key, c.id.as_str());
-                    }
-                }
-            }
-            if !pipe.is_empty() {
-                pipe.query_async::<()>(&mut conn).await.map_err(q)?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }
@@ -542,108 +426,5 @@ async fn warn_about_settings(conn: &mut ConnectionManager) {
                 "Redis runs without the append-only file; a Redis restart can lose the ledger (set appendonly yes)"
             );
         }
-    }
-}
-
-/// A claimed touch as `claim.lua` returns it: id, its hash as read, its new attempt count.
-type ClaimedRow = (String, Vec<String>, u32);
-
-/// An outcome as `record.lua` reads it: status, reason, next attempt ([`Outcome::counts`]
-/// goes with it).
-fn outcome_args(o: &Outcome, now: DateTime<Utc>) -> (&'static str, &str, Option<i64>) {
-    match o {
-        Outcome::Fallback { reason, .. } => ("planned", reason, Some(ts(now))),
-        Outcome::Sent { .. } => ("sent", "", None),
-        Outcome::Failed { reason, .. } => ("failed", reason, None),
-        Outcome::Suppressed { reason, .. } => ("suppressed", reason, None),
-        Outcome::Expired { reason, .. } => ("expired", reason, None),
-        Outcome::Skipped { reason, .. } => ("skipped", reason, None),
-        Outcome::Retry { at, reason, .. } => ("planned", reason, Some(not_before(*at))),
-        Outcome::Defer { at, reason, .. } => (
-            "planned",
-            reason.as_deref().unwrap_or(""),
-            Some(not_before(*at)),
-        ),
-    }
-}
-
-/// A touch from its id and its hash (which does not repeat what the id says).
-fn touch_from(id: String, list: Vec<String>) -> Result<Touch, StoreError> {
-    let mut map = HashMap::with_capacity(list.len() / 2 + 4);
-    let mut it = list.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        // The scripts write an empty string for a field with no value.
-        if !v.is_empty() {
-            map.insert(k, v);
-        }
-    }
-    let mut parts = id.splitn(3, ':');
-    let (Some(occasion), Some(contact), Some(occurrence)) =
-        (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(corrupt("touch id", &id));
-    };
-    // Fields a touch gets only once they change (see plan.lua).
-    for (field, default) in [
-        ("next_attempt_at", "scheduled_at"),
-        ("updated_at", "created_at"),
-    ] {
-        if !map.contains_key(field) {
-            if let Some(v) = map.get(default).cloned() {
-                map.insert(field.into(), v);
-            }
-        }
-    }
-    map.entry("attempts".into()).or_insert_with(|| "0".into());
-    map.insert("occasion".into(), occasion.to_owned());
-    map.insert("contact_id".into(), contact.to_owned());
-    map.insert("occurrence".into(), occurrence.to_owned());
-    map.insert("id".into(), id);
-    fields::touch(&map)
-}
-
-/// A contact as `upsert_contacts.lua` stores it (the fields of
-/// `fields::contact_record`, read straight into place: every send reads one).
-#[derive(serde::Deserialize)]
-struct StoredContact {
-    id: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    timezone: Option<String>,
-    locale: Option<String>,
-    birthday: Option<String>,
-    customer_since: Option<String>,
-    tier: String,
-    attributes: Option<String>,
-    email_consent: Option<f64>,
-    sms_consent: Option<f64>,
-    created_at: Option<f64>,
-}
-
-impl fields::Fields for StoredContact {
-    fn text(&self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(match name {
-            "id" => Some(self.id.clone()),
-            "first_name" => self.first_name.clone(),
-            "last_name" => self.last_name.clone(),
-            "email" => self.email.clone(),
-            "phone" => self.phone.clone(),
-            "timezone" => self.timezone.clone(),
-            "locale" => self.locale.clone(),
-            "birthday" => self.birthday.clone(),
-            "customer_since" => self.customer_since.clone(),
-            "tier" => Some(self.tier.clone()),
-            "attributes" => self.attributes.clone(),
-            _ => None,
-        })
-    }
-    fn int(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        Ok(match name {
-            "email_consent" => self.email_consent.map(|c| c as i64),
-            "sms_consent" => self.sms_consent.map(|c| c as i64),
-            _ => None,
-        })
     }
 }

@@ -99,92 +99,120 @@ impl crate::store::Caps for SqliteStore {
         // a batch would cost two round trips to SQLite's thread per touch. The others,
         // which name the versions after the first, then go one by one, in order.
         let mut firsts = std::collections::HashSet::new();
-        type Numbered<'a> = Vec<(usize, &'a Reservation)>;
         let (first, rest): (Numbered<'_>, Numbered<'_>) = reservations
             .iter()
             .enumerate()
             .partition(|(_, r)| firsts.insert(&r.contact));
-        let json: Vec<serde_json::Value> = first
-            .iter()
-            .map(|(_, r)| {
-                serde_json::json!({"touch": r.touch.as_str(), "contact": r.contact.as_str(),
-                    "channel": r.channel, "at": r.at.timestamp(), "version": r.version})
-            })
-            .collect();
         let mut out = vec![false; reservations.len()];
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
-        let taken = sqlx::query(
-            "UPDATE touches SET slot_at = j.at, channel = j.channel \
-             FROM (SELECT value ->> 'touch' AS touch, value ->> 'contact' AS contact, \
-                   value ->> 'channel' AS channel, value ->> 'at' AS at, value ->> 'version' AS version \
-                   FROM json_each(?1)) AS j JOIN contacts AS c ON c.id = j.contact \
-             WHERE touches.id = j.touch AND touches.contact_id = j.contact AND touches.status = 'sending' \
-             AND touches.lease_owner = ?2 AND c.policy_version = j.version \
-             RETURNING touches.id AS id, touches.contact_id AS contact",
-        )
-        .bind(serde_json::Value::Array(json).to_string())
-        .bind(owner)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(q)?;
-        // (RETURNING sees only the updated table: map touch ids back to positions.)
-        let position: HashMap<&str, usize> =
-            first.iter().map(|(i, r)| (r.touch.as_str(), *i)).collect();
-        let mut bumped = Vec::with_capacity(taken.len());
-        for row in &taken {
-            if let Some(i) = position.get(row.get::<&str, _>("id")) {
-                out[*i] = true;
-            }
-            bumped.push(row.get::<String, _>("contact"));
-        }
-        sqlx::query(
-            "UPDATE contacts SET policy_version = policy_version + 1 \
-             WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&bumped).unwrap_or_else(|_| "[]".into()))
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?;
+        reserve_firsts(&mut tx, &first, owner, &mut out).await?;
         // A contact's reservations are decided in a chain, each assuming the ones
         // before it were taken: once one is refused, the rest of that contact's are too
         // (another worker's reservation may have made a later version match).
-        let mut refused: std::collections::HashSet<&ContactId> = first
+        let refused: std::collections::HashSet<&ContactId> = first
             .iter()
             .filter(|(i, _)| !out[*i])
             .map(|(_, r)| &r.contact)
             .collect();
-        for (i, r) in rest {
-            if refused.contains(&r.contact) {
-                continue;
-            }
-            let taken = sqlx::query(
-                "UPDATE contacts SET policy_version = policy_version + 1 \
-                 WHERE id = ?1 AND policy_version = ?2 AND EXISTS (SELECT 1 FROM touches \
-                 WHERE id = ?3 AND contact_id = ?1 AND status = 'sending' AND lease_owner = ?4) \
-                 RETURNING id",
-            )
-            .bind(r.contact.as_str())
-            .bind(r.version as i64)
-            .bind(r.touch.as_str())
-            .bind(owner)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(q)?
-            .is_some();
-            if taken {
-                sqlx::query("UPDATE touches SET slot_at = ?, channel = ? WHERE id = ?")
-                    .bind(r.at.timestamp())
-                    .bind(&r.channel)
-                    .bind(r.touch.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q)?;
-            } else {
-                refused.insert(&r.contact);
-            }
-            out[i] = taken;
-        }
+        reserve_rest(&mut tx, rest, refused, owner, &mut out).await?;
         tx.commit().await.map_err(q)?;
         Ok(out)
     }
+}
+
+/// Reservations with their positions in the call.
+type Numbered<'a> = Vec<(usize, &'a Reservation)>;
+
+/// Takes the places of the first reservation of each contact (`first`) in one statement,
+/// and moves each contact whose place was taken to its next version. `out[i]`: whether
+/// reservation `i` was taken.
+async fn reserve_firsts(
+    tx: &mut sqlx::SqliteConnection,
+    first: &Numbered<'_>,
+    owner: &str,
+    out: &mut [bool],
+) -> Result<(), StoreError> {
+    let json: Vec<serde_json::Value> = first
+        .iter()
+        .map(|(_, r)| {
+            serde_json::json!({"touch": r.touch.as_str(), "contact": r.contact.as_str(),
+                "channel": r.channel, "at": r.at.timestamp(), "version": r.version})
+        })
+        .collect();
+    let taken = sqlx::query(
+        "UPDATE touches SET slot_at = j.at, channel = j.channel \
+         FROM (SELECT value ->> 'touch' AS touch, value ->> 'contact' AS contact, \
+               value ->> 'channel' AS channel, value ->> 'at' AS at, value ->> 'version' AS version \
+               FROM json_each(?1)) AS j JOIN contacts AS c ON c.id = j.contact \
+         WHERE touches.id = j.touch AND touches.contact_id = j.contact AND touches.status = 'sending' \
+         AND touches.lease_owner = ?2 AND c.policy_version = j.version \
+         RETURNING touches.id AS id, touches.contact_id AS contact",
+    )
+    .bind(serde_json::Value::Array(json).to_string())
+    .bind(owner)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(q)?;
+    // (RETURNING sees only the updated table: map touch ids back to positions.)
+    let position: HashMap<&str, usize> =
+        first.iter().map(|(i, r)| (r.touch.as_str(), *i)).collect();
+    let mut bumped = Vec::with_capacity(taken.len());
+    for row in &taken {
+        if let Some(i) = position.get(row.get::<&str, _>("id")) {
+            out[*i] = true;
+        }
+        bumped.push(row.get::<String, _>("contact"));
+    }
+    sqlx::query(
+        "UPDATE contacts SET policy_version = policy_version + 1 \
+         WHERE id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&bumped).unwrap_or_else(|_| "[]".into()))
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+/// Takes the places of the other reservations (`rest`) one by one, in order, each at
+/// its contact's version; none for a contact with one `refused` before it.
+async fn reserve_rest<'a>(
+    tx: &mut sqlx::SqliteConnection,
+    rest: Numbered<'a>,
+    mut refused: std::collections::HashSet<&'a ContactId>,
+    owner: &str,
+    out: &mut [bool],
+) -> Result<(), StoreError> {
+    for (i, r) in rest {
+        if refused.contains(&r.contact) {
+            continue;
+        }
+        let taken = sqlx::query(
+            "UPDATE contacts SET policy_version = policy_version + 1 \
+             WHERE id = ?1 AND policy_version = ?2 AND EXISTS (SELECT 1 FROM touches \
+             WHERE id = ?3 AND contact_id = ?1 AND status = 'sending' AND lease_owner = ?4) \
+             RETURNING id",
+        )
+        .bind(r.contact.as_str())
+        .bind(r.version as i64)
+        .bind(r.touch.as_str())
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(q)?
+        .is_some();
+        if taken {
+            sqlx::query("UPDATE touches SET slot_at = ?, channel = ? WHERE id = ?")
+                .bind(r.at.timestamp())
+                .bind(&r.channel)
+                .bind(r.touch.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
+        } else {
+            refused.insert(&r.contact);
+        }
+        out[i] = taken;
+    }
+    Ok(())
 }

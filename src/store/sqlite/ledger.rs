@@ -10,6 +10,74 @@ use chrono::Utc;
 use sqlx::Row;
 use std::collections::HashMap;
 
+/// An outcome as the row `record`'s statement reads (`json_each`): the touch's new
+/// status, reason, next attempt, send time, counts and channel.
+fn outcome_row(o: &Outcome, now_s: i64) -> serde_json::Value {
+    let channel = match o {
+        Outcome::Fallback { channel, .. } => Some(channel.as_str()),
+        _ => None,
+    };
+    let (status, reason, next, sent_at) = match o {
+        Outcome::Sent { .. } => ("sent", None, None, Some(now_s)),
+        Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
+        Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
+        Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
+        Outcome::Skipped { reason, .. } => ("skipped", Some(reason), None, None),
+        Outcome::Retry { at, reason, .. } => ("planned", Some(reason), Some(not_before(*at)), None),
+        Outcome::Defer { at, reason, .. } => {
+            ("planned", reason.as_ref(), Some(not_before(*at)), None)
+        }
+        Outcome::Fallback { reason, .. } => ("planned", Some(reason), Some(now_s), None),
+    };
+    let counts = crate::store::counts(o);
+    serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "counts": counts, "channel": channel})
+}
+
+/// A touch sent is an interaction: the check-in clock of each contact `applied` sent
+/// to starts again.
+async fn restart_check_ins(
+    tx: &mut sqlx::SqliteConnection,
+    applied: &[sqlx::sqlite::SqliteRow],
+    now_s: i64,
+) -> Result<(), StoreError> {
+    let sent_to: Vec<String> = applied
+        .iter()
+        .filter(|r| r.get::<String, _>("status") == "sent")
+        .map(|r| r.get::<String, _>("contact_id"))
+        .collect();
+    if sent_to.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE contacts SET last_interaction_at = MAX(COALESCE(last_interaction_at, 0), ?1) \
+         WHERE id IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(now_s)
+    .bind(serde_json::to_string(&sent_to).unwrap_or_else(|_| "[]".into()))
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+/// Queues a job for every touch `applied` put back to `planned` (retried, deferred,
+/// moved to another channel).
+async fn queue_retries(
+    tx: &mut sqlx::SqliteConnection,
+    applied: &[sqlx::sqlite::SqliteRow],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for row in applied {
+        if row.get::<String, _>("status") == "planned" {
+            // A retry goes back as its own job, at its own time.
+            let id = TouchId::from_stored(row.get("id"));
+            let at = DateTime::from_timestamp(row.get("next_attempt_at"), 0).unwrap_or(now);
+            push_jobs(&mut *tx, std::slice::from_ref(&id), at, 1).await?;
+        }
+    }
+    Ok(())
+}
+
 impl crate::store::Ledger for SqliteStore {
     async fn plan_touches(
         &self,
@@ -158,31 +226,7 @@ impl crate::store::Ledger for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let now_s = now.timestamp();
-        let rows: Vec<serde_json::Value> = outcomes
-            .iter()
-            .map(|o| {
-                let channel = match o {
-                    Outcome::Fallback { channel, .. } => Some(channel.as_str()),
-                    _ => None,
-                };
-                let (status, reason, next, sent_at) = match o {
-                    Outcome::Sent { .. } => ("sent", None, None, Some(now_s)),
-                    Outcome::Failed { reason, .. } => ("failed", Some(reason), None, None),
-                    Outcome::Suppressed { reason, .. } => ("suppressed", Some(reason), None, None),
-                    Outcome::Expired { reason, .. } => ("expired", Some(reason), None, None),
-                    Outcome::Skipped { reason, .. } => ("skipped", Some(reason), None, None),
-                    Outcome::Retry { at, reason, .. } => {
-                        ("planned", Some(reason), Some(not_before(*at)), None)
-                    }
-                    Outcome::Defer { at, reason, .. } => {
-                        ("planned", reason.as_ref(), Some(not_before(*at)), None)
-                    }
-                    Outcome::Fallback { reason, .. } => ("planned", Some(reason), Some(now_s), None),
-                };
-                let counts = crate::store::counts(o);
-                serde_json::json!({"id": o.id().as_str(), "status": status, "reason": reason, "next": next, "sent_at": sent_at, "counts": counts, "channel": channel})
-            })
-            .collect();
+        let rows: Vec<serde_json::Value> = outcomes.iter().map(|o| outcome_row(o, now_s)).collect();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
         // One statement for the whole group: with SQLite every statement is a round
         // trip to the connection's thread, and those hops dominated a per-row loop.
@@ -208,31 +252,8 @@ impl crate::store::Ledger for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(q)?;
-        let sent_to: Vec<String> = applied
-            .iter()
-            .filter(|r| r.get::<String, _>("status") == "sent")
-            .map(|r| r.get::<String, _>("contact_id"))
-            .collect();
-        if !sent_to.is_empty() {
-            // A touch sent is an interaction: the check-in clock starts again.
-            sqlx::query(
-                "UPDATE contacts SET last_interaction_at = MAX(COALESCE(last_interaction_at, 0), ?1) \
-                 WHERE id IN (SELECT value FROM json_each(?2))",
-            )
-            .bind(now_s)
-            .bind(serde_json::to_string(&sent_to).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?;
-        }
-        for row in &applied {
-            if row.get::<String, _>("status") == "planned" {
-                // A retry goes back as its own job, at its own time.
-                let id = TouchId::from_stored(row.get("id"));
-                let at = DateTime::from_timestamp(row.get("next_attempt_at"), 0).unwrap_or(now);
-                push_jobs(&mut tx, std::slice::from_ref(&id), at, 1).await?;
-            }
-        }
+        restart_check_ins(&mut tx, &applied, now_s).await?;
+        queue_retries(&mut tx, &applied, now).await?;
         tx.commit().await.map_err(q)?;
         Ok(applied.len() as u64)
     }

@@ -4,9 +4,11 @@ use super::*;
 use crate::domain::Contact;
 use crate::domain::ContactId;
 use crate::domain::Touch;
+use crate::domain::TouchId;
 use crate::store::Learn;
 use crate::store::Learned;
 use crate::store::Relationship;
+use crate::store::ResponseRecord;
 use crate::store::Settle;
 use crate::store::StatKey;
 use crate::store::StoreError;
@@ -19,6 +21,8 @@ use chrono::Utc;
 use sqlx::Row;
 use sqlx::SqliteConnection;
 
+/// Applies `learn` inside the caller's transaction; anything but
+/// [`Learned::Applied`] is rolled back by the caller.
 async fn apply(
     tx: &mut SqliteConnection,
     store: &SqliteStore,
@@ -36,71 +40,171 @@ async fn apply(
         return Ok(Learned::NoContact);
     };
     let contact = rows::contact(&contact)?;
+    let (version, state, notes) = stored_relationship(tx, id).await?;
+    if version != learn.version {
+        return Ok(Learned::Conflict);
+    }
+    if let Some(r) = &learn.response {
+        if let Some(known) = add_response(tx, id, r).await? {
+            return Ok(Learned::Duplicate(Box::new(known)));
+        }
+    }
+    if let Some((touch, settle)) = &learn.settle {
+        if !settle_touch(tx, id, touch, settle, now_s).await? {
+            return Ok(Learned::Conflict);
+        }
+    }
+    update_contact(tx, id, learn, now_s).await?;
+    if let Some(s) = &learn.suppress {
+        suppress(tx, store, &contact, s, now_s).await?;
+        withdraw_suppressed_consent(tx, id, s, now_s).await?;
+    }
+    if let Some(at) = learn.interaction {
+        sqlx::query(
+            "UPDATE contacts SET last_interaction_at = MAX(COALESCE(last_interaction_at, 0), ?2) \
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(at.timestamp().min(now_s))
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    }
+    for d in &learn.stats {
+        sqlx::query(
+            "INSERT INTO stats (name, value) VALUES (?1, 1) \
+             ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        )
+        .bind(d.key.encode(d.field))
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    }
+    save_relationship(tx, id, version + 1, learn, state, &notes).await?;
+    Ok(Learned::Applied)
+}
+
+/// Writes the contact's relationship row at `version`: the learned state (else the
+/// stored `state`), and the stored `notes` with the learned ones appended.
+async fn save_relationship(
+    tx: &mut SqliteConnection,
+    id: &str,
+    version: u64,
+    learn: &Learn,
+    state: String,
+    notes: &str,
+) -> Result<(), StoreError> {
+    let state = match &learn.state {
+        Some(s) => serde_json::to_string(s).map_err(|e| corrupt("relationship state", e))?,
+        None => state,
+    };
+    let notes = merged_notes(notes, &learn.notes)?;
+    sqlx::query(
+        "INSERT INTO relationships (contact_id, version, state, notes) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, state = excluded.state, \
+         notes = excluded.notes",
+    )
+    .bind(id)
+    .bind(version as i64)
+    .bind(state)
+    .bind(notes)
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+/// The contact's relationship row as stored (version, state, notes), or that of a
+/// contact with none yet.
+async fn stored_relationship(
+    tx: &mut SqliteConnection,
+    id: &str,
+) -> Result<(u64, String, String), StoreError> {
     let current =
         sqlx::query("SELECT version, state, notes FROM relationships WHERE contact_id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
             .map_err(q)?;
-    let (version, state, notes) = match &current {
+    Ok(match &current {
         Some(r) => (
             r.get::<i64, _>("version") as u64,
             r.get::<String, _>("state"),
             r.get::<String, _>("notes"),
         ),
         None => (0, "{}".to_owned(), "[]".to_owned()),
-    };
-    if version != learn.version {
-        return Ok(Learned::Conflict);
+    })
+}
+
+/// Stores the response `r`; if one with its id is stored already, returns that one
+/// instead (and stores nothing).
+async fn add_response(
+    tx: &mut SqliteConnection,
+    id: &str,
+    r: &ResponseRecord,
+) -> Result<Option<ResponseRecord>, StoreError> {
+    let record = serde_json::to_string(r).map_err(|e| corrupt("response", e))?;
+    let added = sqlx::query(
+        "INSERT INTO responses (contact_id, id, at, record) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(&r.id)
+    .bind(r.at.timestamp())
+    .bind(record)
+    .execute(&mut *tx)
+    .await
+    .map_err(q)?;
+    if added.rows_affected() > 0 {
+        return Ok(None);
     }
-    if let Some(r) = &learn.response {
-        let record = serde_json::to_string(r).map_err(|e| corrupt("response", e))?;
-        let added = sqlx::query(
-            "INSERT INTO responses (contact_id, id, at, record) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(&r.id)
-        .bind(r.at.timestamp())
-        .bind(record)
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?;
-        if added.rows_affected() == 0 {
-            let known: String = sqlx::query_scalar(
-                "SELECT record FROM responses WHERE contact_id = ?1 AND id = ?2",
-            )
+    let known: String =
+        sqlx::query_scalar("SELECT record FROM responses WHERE contact_id = ?1 AND id = ?2")
             .bind(id)
             .bind(&r.id)
             .fetch_one(&mut *tx)
             .await
             .map_err(q)?;
-            let known = serde_json::from_str(&known).map_err(|e| corrupt("response", e))?;
-            return Ok(Learned::Duplicate(Box::new(known)));
+    let known = serde_json::from_str(&known).map_err(|e| corrupt("response", e))?;
+    Ok(Some(known))
+}
+
+/// Marks the contact's sent `touch` responded or ignored; false if it is not in a
+/// state to be (not the contact's, not sent, or settled already).
+async fn settle_touch(
+    tx: &mut SqliteConnection,
+    id: &str,
+    touch: &TouchId,
+    settle: &Settle,
+    now_s: i64,
+) -> Result<bool, StoreError> {
+    let sql = match settle {
+        Settle::Responded => {
+            "UPDATE touches SET responded_at = ?3, status = 'sent', updated_at = ?3 \
+             WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status IN ('sent', 'ignored')"
         }
-    }
-    if let Some((touch, settle)) = &learn.settle {
-        let sql = match settle {
-            Settle::Responded => {
-                "UPDATE touches SET responded_at = ?3, status = 'sent', updated_at = ?3 \
-                 WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status IN ('sent', 'ignored')"
-            }
-            Settle::Ignored => {
-                "UPDATE touches SET status = 'ignored', updated_at = ?3 \
-                 WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status = 'sent'"
-            }
-        };
-        let done = sqlx::query(sql)
-            .bind(touch.as_str())
-            .bind(id)
-            .bind(now_s)
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?;
-        if done.rows_affected() == 0 {
-            return Ok(Learned::Conflict);
+        Settle::Ignored => {
+            "UPDATE touches SET status = 'ignored', updated_at = ?3 \
+             WHERE id = ?1 AND contact_id = ?2 AND responded_at IS NULL AND status = 'sent'"
         }
-    }
+    };
+    let done = sqlx::query(sql)
+        .bind(touch.as_str())
+        .bind(id)
+        .bind(now_s)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The contact's new tier and consent, as learned.
+async fn update_contact(
+    tx: &mut SqliteConnection,
+    id: &str,
+    learn: &Learn,
+    now_s: i64,
+) -> Result<(), StoreError> {
     if let Some(tier) = &learn.tier {
         sqlx::query("UPDATE contacts SET tier = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(id)
@@ -124,67 +228,36 @@ async fn apply(
             .await
             .map_err(q)?;
     }
-    if let Some(s) = &learn.suppress {
-        suppress(tx, store, &contact, s, now_s).await?;
-        for (channel, sql) in [
-            (
-                "email",
-                "UPDATE contacts SET email_consent = 0, updated_at = ?2 WHERE id = ?1",
-            ),
-            (
-                "sms",
-                "UPDATE contacts SET sms_consent = 0, updated_at = ?2 WHERE id = ?1",
-            ),
-        ] {
-            if s.covers(channel) {
-                sqlx::query(sql)
-                    .bind(id)
-                    .bind(now_s)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q)?;
-            }
+    Ok(())
+}
+
+/// Withdraws the contact's consent on every channel the suppression `s` covers.
+async fn withdraw_suppressed_consent(
+    tx: &mut SqliteConnection,
+    id: &str,
+    s: &Suppression,
+    now_s: i64,
+) -> Result<(), StoreError> {
+    for (channel, sql) in [
+        (
+            "email",
+            "UPDATE contacts SET email_consent = 0, updated_at = ?2 WHERE id = ?1",
+        ),
+        (
+            "sms",
+            "UPDATE contacts SET sms_consent = 0, updated_at = ?2 WHERE id = ?1",
+        ),
+    ] {
+        if s.covers(channel) {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(now_s)
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
         }
     }
-    if let Some(at) = learn.interaction {
-        sqlx::query(
-            "UPDATE contacts SET last_interaction_at = MAX(COALESCE(last_interaction_at, 0), ?2) \
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(at.timestamp().min(now_s))
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?;
-    }
-    for d in &learn.stats {
-        sqlx::query(
-            "INSERT INTO stats (name, value) VALUES (?1, 1) \
-             ON CONFLICT(name) DO UPDATE SET value = value + 1",
-        )
-        .bind(d.key.encode(d.field))
-        .execute(&mut *tx)
-        .await
-        .map_err(q)?;
-    }
-    let state = match &learn.state {
-        Some(s) => serde_json::to_string(s).map_err(|e| corrupt("relationship state", e))?,
-        None => state,
-    };
-    let notes = merged_notes(&notes, &learn.notes)?;
-    sqlx::query(
-        "INSERT INTO relationships (contact_id, version, state, notes) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, state = excluded.state, \
-         notes = excluded.notes",
-    )
-    .bind(id)
-    .bind((version + 1) as i64)
-    .bind(state)
-    .bind(notes)
-    .execute(&mut *tx)
-    .await
-    .map_err(q)?;
-    Ok(Learned::Applied)
+    Ok(())
 }
 
 /// The stored notes with `new` appended, the oldest dropped past [`NOTES_KEPT`].
