@@ -1,35 +1,46 @@
 //! rapport: a daemon that keeps customer relationships warm.
 //!
 //! # Layout
-//! - [`app`]: `App::build(Config)` and `App::run(role, ...)`, the one place that wires
-//!   the store, queue, planner, dispatcher, channels and HTTP API together.
-//! - [`api`]: the HTTP API (axum): bearer auth, JSON errors naming the field, contacts,
-//!   events, health and readiness, the OpenAPI document.
-//! - [`shutdown`]: signals -> one cancellation token; drain with a deadline.
-//! - [`cli`]: the `rapport` subcommands.
-//! - [`check`]: what `rapport check` reports and `rapport run` refuses to start on:
-//!   every template rendered for sample contacts of every tier, the DKIM key read.
-//! - [`config`]: TOML layers -> validated [`config::Config`], every problem at once.
-//! - [`custody`]: the store's identity; a store that comes back empty or different is
-//!   held (nothing planned or sent) until an operator adopts it.
-//! - [`domain`]: contacts, touches, time; newtypes parsed at the edge.
-//! - [`planner`]: which touches are due at an instant (pure), and the cron loop.
-//! - [`policy`]: the relationship policy (caps, gaps, priority), channel choice, retry
-//!   timing; pure.
-//! - [`learning`]: what each relationship learns from responses (engagement, channel,
-//!   hour, fatigue, tier moves); pure, not yet wired to responses.
-//! - [`ratelimit`]: the GCRA behind provider rate limits.
-//! - [`dispatch`]: claim -> consent -> render -> send -> record, with group commit.
-//! - [`queue`]: apalis jobs (touch ids only, versioned) and worker wiring.
-//! - [`channels`]: email (built with lettre, DKIM, List-Unsubscribe) over pipelined SMTP or
-//!   into an outbox folder; SMS (Twilio-compatible API or outbox); Standard Webhooks; the
+//! `ARCHITECTURE.md` in the repository follows one touch through
+//! these modules and maps the storage roles.
+//!
+//! The pure core (time passed in, no I/O):
+//! - [`domain`]: contacts, touches, events, time and the send window, outcomes; newtypes
+//!   parsed at the edge.
+//! - [`planner`]: which touches are due at an instant, learned hour and channel
+//!   included; [`planner::runner`] is the tick and the dry run (`rapport plan`).
+//! - [`policy`]: reach (consent, addresses), caps, gaps and priority, retry timing.
+//! - [`learning`]: what each relationship learns from responses and silence
+//!   (engagement, channel, hour, fatigue, tier moves).
+//!
+//! The touch path:
+//! - [`queue`]: the [`queue::Queue`] seam (pump, apalis workers); jobs carry touch ids.
+//! - [`dispatch`]: claim (lease, gate, drain) -> admit (policy, reservations) -> deliver
+//!   (render, pace, send) -> settle -> record, with group commit.
+//! - [`channels`]: email (lettre, DKIM, List-Unsubscribe) over pipelined SMTP or into an
+//!   outbox folder; SMS (Twilio-compatible API or outbox); Standard Webhooks; the
 //!   guarded HTTP client; failure classes.
 //! - [`render`]: Handlebars in strict mode, tier variants, partials, front matter.
-//! - [`ingest`]: contact import from CSV or JSONL.
-//! - [`simulate`]: the planner and policy over a population with a simulated clock,
-//!   nothing sent: what a config does to a year of contacts.
-//! - [`store`]: the `Store` contract and its backends, SQLite and Redis (Lua scripts).
+//! - [`ratelimit`]: the GCRA behind provider rate limits.
+//! - [`feedback`]: responses, bounces and silence through the learner into the store.
+//! - [`custody`]: the store's identity; a store that comes back empty or older is held
+//!   (nothing planned or sent) until an operator adopts it.
+//!
+//! Storage and edges:
+//! - [`store`]: six role traits ([`store::Contacts`], [`store::Ledger`],
+//!   [`store::Caps`], [`store::Relationships`], [`store::Coordination`],
+//!   [`store::RequestKeys`]) summed as [`store::Store`], each implemented in a file of the
+//!   same name by the SQLite and the Redis backend; [`with_store!`] picks the backend once.
+//! - [`app`]: `App<S>`: builds and runs the API, planners, reconciler and workers.
+//! - [`api`]: the HTTP API (axum): bearer auth, idempotency keys, JSON errors naming the
+//!   field, the OpenAPI document checked against the router.
+//! - [`config`]: TOML layers -> validated [`config::Config`], every problem at once.
+//! - [`ingest`]: contact import from CSV or JSONL, events.
+//! - [`check`]: what `rapport check` reports and `rapport run` refuses to start on.
+//! - [`simulate`]: the planner and policy over a population with a simulated clock.
+//! - [`shutdown`]: signals -> one cancellation token; drain with a deadline.
 //! - [`telemetry`]: logging with typed events; no addresses, bodies or secrets.
+//! - [`cli`]: the `rapport` subcommands (run by `src/commands/`).
 
 pub mod api;
 pub mod app;
