@@ -100,13 +100,22 @@ async fn a_replica_killed_with_shipped_timings_is_taken_over_within_45_seconds()
         due.len(),
         ws.log(1)
     );
+    // Every note may have arrived while the victim's last claim is still `sending` in
+    // the ledger (its sends finished, their outcomes died with it): taken over means
+    // recorded, once its lease lapses, by the survivor.
+    let deadline = killed_at + RECOVERY + Duration::from_secs(30);
+    while redis_count(&storage, TouchStatus::Sent).await < due.len() as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let took = killed_at.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     survivor.stop_gracefully();
     let repeats = check_repeats(&Tally::of(&[&a, &b]), &due, killed_at, 8);
     assert!(
         took <= RECOVERY,
-        "everything was sent {took:?} after the kill, past {RECOVERY:?}"
+        "everything was recorded sent {took:?} after the kill, past {RECOVERY:?}"
     );
     assert_eq!(
         redis_count(&storage, TouchStatus::Sent).await,
@@ -157,7 +166,7 @@ async fn a_sqlite_daemon_killed_and_restarted_with_shipped_timings_finishes_with
     let repeats = check_repeats(&Tally::of(&[&smtp]), &due, killed_at, 8);
     assert!(
         took <= RECOVERY,
-        "everything was sent {took:?} after the kill, past {RECOVERY:?}"
+        "everything was recorded sent {took:?} after the kill, past {RECOVERY:?}"
     );
     eprintln!("kill -9 (SQLite): all sent {took:?} after the kill; {repeats} in-flight repeats");
 }
