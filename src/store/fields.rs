@@ -1,6 +1,7 @@
 //! Decoding stored records into domain types, shared by every backend: a backend only
 //! says how to read one named field ([`Fields`]); what the fields mean lives here once.
 
+use crate::domain::Channel;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -91,7 +92,9 @@ pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
         contact_id: ContactId::parse(&r.required_text("contact_id")?)
             .map_err(|e| corrupt("contact_id", e))?,
         occurrence: r.required_text("occurrence")?,
-        channel: r.required_text("channel")?,
+        channel: r
+            .parsed("channel", str::parse::<Channel>)?
+            .ok_or_else(|| corrupt("channel", "missing"))?,
         priority: r.required_int("priority")? as u32,
         status: r
             .required_text("status")?

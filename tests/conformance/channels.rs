@@ -1,6 +1,7 @@
 //! The channels' store side: consent per channel, the daemon's own settings, a touch
 //! moving to its next channel, and dead letters with their replay.
 
+use rapport::domain::Channel;
 use std::sync::Arc;
 
 use rapport::{
@@ -30,7 +31,7 @@ pub(crate) async fn consent_is_kept_per_channel<S: Backend>(store: Arc<S>) {
         "both default to given"
     );
 
-    assert!(store.set_consent(&c.id, "sms", false).await.unwrap());
+    assert!(store.set_consent(&c.id, Channel::Sms, false).await.unwrap());
     let got = store.get_contact(&c.id).await.unwrap().unwrap();
     assert!(got.email_consent && !got.sms_consent, "{got:?}");
     // A re-import that says nothing about consent never re-subscribes.
@@ -40,16 +41,26 @@ pub(crate) async fn consent_is_kept_per_channel<S: Backend>(store: Arc<S>) {
     store.upsert_contacts(&[row(Some(true))]).await.unwrap();
     assert!(store.get_contact(&c.id).await.unwrap().unwrap().sms_consent);
 
-    assert!(store.set_consent(&c.id, "email", false).await.unwrap());
+    assert!(
+        store
+            .set_consent(&c.id, Channel::Email, false)
+            .await
+            .unwrap()
+    );
     let got = store.get_contact(&c.id).await.unwrap().unwrap();
     assert!(!got.email_consent && got.sms_consent, "{got:?}");
     assert!(
         !store
-            .set_consent(&cid("nobody"), "sms", false)
+            .set_consent(&cid("nobody"), Channel::Sms, false)
             .await
             .unwrap()
     );
-    assert!(store.set_consent(&c.id, "webhook", false).await.is_err());
+    assert!(
+        store
+            .set_consent(&c.id, Channel::Webhook, false)
+            .await
+            .is_err()
+    );
 }
 
 pub(crate) async fn settings_are_set_once_or_replaced<S: Backend>(store: Arc<S>) {
@@ -106,7 +117,7 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
     let now = t0() + secs(3);
     let moved = Outcome::Fallback {
         id: t.id.clone(),
-        channel: "sms".into(),
+        channel: Channel::Sms,
         reason: "email: no email address; trying sms".into(),
     };
     assert_eq!(store.record(&[moved], "w1", now).await.unwrap(), 1);
