@@ -4,7 +4,7 @@
 
 use super::Dispatcher;
 use crate::domain::Channel;
-use crate::policy::{hops, tried};
+use crate::policy::hops;
 use crate::{
     channels::{DeliveryClass, DeliveryError},
     domain::{Contact, Outcome, Touch},
@@ -70,7 +70,7 @@ impl<S: Store> Dispatcher<S> {
         let next = self
             .cfg
             .occasion(&touch.occasion)
-            .and_then(|o| policy::fallback_channel(&self.cfg, o, contact, channel, &tried(touch)));
+            .and_then(|o| policy::fallback_channel(&self.cfg, o, contact, channel, &touch.tried));
         match next {
             Some(next) => Outcome::Fallback {
                 id,

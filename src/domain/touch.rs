@@ -175,6 +175,7 @@ impl NewTouch {
             contact_id: self.contact_id,
             occurrence: self.occurrence,
             channel: self.channel,
+            tried: Vec::new(),
             priority: self.priority,
             status: self.status,
             scheduled_at: self.scheduled_at,
@@ -200,6 +201,9 @@ pub struct Touch {
     pub contact_id: ContactId,
     pub occurrence: String,
     pub channel: Channel,
+    /// The channels it moved away from, oldest first (see [`super::Outcome::Fallback`]):
+    /// it does not go back to them. Stored with the touch; `reason` says why, in words.
+    pub tried: Vec<Channel>,
     pub priority: u32,
     pub status: TouchStatus,
     pub scheduled_at: DateTime<Utc>,

@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 
 pub use reach::{
     Reach, blocked, fallback_channel, hops, move_reason, next_channel, planned_channel, reach,
-    reach_after, tried, unreachable,
+    reach_after, unreachable,
 };
 pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
 

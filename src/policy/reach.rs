@@ -22,9 +22,9 @@ pub enum Reach {
     Suppressed { why: String },
 }
 
-/// [`reach_after`] the channels the touch's reason says it was moved away from.
+/// [`reach_after`] the channels the touch was moved away from.
 pub fn reach(cfg: &Config, contact: &Contact, touch: &Touch) -> Reach {
-    reach_after(cfg, contact, touch, &tried(touch))
+    reach_after(cfg, contact, touch, &touch.tried)
 }
 
 /// Whether `touch`'s channel can reach `contact` now, checked right before the policy
@@ -127,20 +127,6 @@ pub fn fallback_channel(
 /// occasion's first (the dispatcher then records why nothing could).
 pub fn planned_channel(cfg: &Config, occasion: &Occasion, contact: &Contact) -> Channel {
     next_channel(cfg, occasion, contact, None).unwrap_or(occasion.channels[0])
-}
-
-/// The channels a touch has been moved away from, read from the hops in its reason
-/// (`"email: why; trying sms; sms: why; trying webhook"`: email and sms).
-pub fn tried(touch: &Touch) -> Vec<Channel> {
-    let Some(reason) = touch.reason.as_deref().filter(|r| r.contains("; trying ")) else {
-        return Vec::new();
-    };
-    reason
-        .split("; ")
-        .filter(|seg| !seg.starts_with("trying "))
-        .filter_map(|seg| seg.split_once(": ").map(|(ch, _)| ch))
-        .filter_map(|ch| ch.parse().ok())
-        .collect()
 }
 
 /// The reason for a move to the next channel, after the earlier moves' reasons: the

@@ -137,6 +137,11 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
         after.reason.as_deref(),
         Some("email: no email address; trying sms")
     );
+    assert_eq!(
+        after.tried,
+        [Channel::Email],
+        "the channel it left is stored"
+    );
     // Its job is queued, for now.
     let jobs = store.queued().await;
     let last = jobs.last().expect("a job for the fallback");
@@ -163,6 +168,53 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
             .as_deref()
             .is_some_and(|r| r.contains("trying sms"))
     );
+}
+
+/// The channels a touch left are a field of the touch, kept in order across moves,
+/// whatever its reason says in words.
+pub(crate) async fn a_move_stores_the_channels_left_whatever_the_reason_says<S: Backend>(
+    store: Arc<S>,
+) {
+    let t = planned("c1", t0());
+    store
+        .plan_touches(std::slice::from_ref(&t), 10, t0())
+        .await
+        .unwrap();
+    assert!(touch(store.as_ref(), &t.id).await.tried.is_empty());
+    for (n, (to, left)) in [
+        (Channel::Sms, vec![Channel::Email]),
+        (Channel::Webhook, vec![Channel::Email, Channel::Sms]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let owner = format!("w{n}");
+        let now = t0() + secs(n as i64);
+        store
+            .claim(std::slice::from_ref(&t.id), &owner, now, now + mins(5))
+            .await
+            .unwrap();
+        let moved = Outcome::Fallback {
+            id: t.id.clone(),
+            channel: to,
+            reason: "moved on".into(),
+        };
+        assert_eq!(store.record(&[moved], &owner, now).await.unwrap(), 1);
+        let after = touch(store.as_ref(), &t.id).await;
+        assert_eq!((after.channel, after.tried), (to, left));
+    }
+    // Any other outcome keeps the list.
+    let now = t0() + secs(5);
+    store
+        .claim(std::slice::from_ref(&t.id), "w9", now, now + mins(5))
+        .await
+        .unwrap();
+    store
+        .record(&[Outcome::Sent { id: t.id.clone() }], "w9", now)
+        .await
+        .unwrap();
+    let sent = touch(store.as_ref(), &t.id).await;
+    assert_eq!(sent.tried, [Channel::Email, Channel::Sms]);
 }
 
 pub(crate) async fn dead_letters_list_in_order_and_revive_once<S: Backend>(store: Arc<S>) {

@@ -104,6 +104,7 @@ pub(crate) fn as_planned(t: &NewTouch, now: DateTime<Utc>) -> Touch {
         contact_id: t.contact_id.clone(),
         occurrence: t.occurrence.clone(),
         channel: t.channel,
+        tried: Vec::new(),
         priority: t.priority,
         status: t.status,
         scheduled_at: t.scheduled_at,

@@ -316,7 +316,7 @@ fn channels(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Vec<Channel
             let mut seen = std::collections::HashSet::new();
             for c in &list {
                 if !seen.insert(*c) {
-                    issues.push(&p("channels"), format!("names {c:?} twice"));
+                    issues.push(&p("channels"), format!("names \"{c}\" twice"));
                 }
             }
             list

@@ -34,6 +34,7 @@ fn touch(cfg: &Config, occasion: &str, now: DateTime<Utc>, expires_at: DateTime<
         contact_id: sample_contact("friend").id,
         occurrence: "x".into(),
         channel: o.channels[0],
+        tried: Vec::new(),
         priority: o.priority,
         status: TouchStatus::Planned,
         scheduled_at: now,
