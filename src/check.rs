@@ -5,6 +5,7 @@
 //! start-up. One function for both, so a config `check` rejects never starts sending
 //! notes that all fail.
 
+use crate::domain::Channel;
 use std::fmt;
 
 use crate::{
@@ -82,19 +83,24 @@ fn templates(cfg: &Config, renderer: &Renderer, year: i32) -> Vec<Finding> {
             if let Trigger::Event { kind, .. } = &occasion.trigger {
                 ctx = render::with_event(ctx, &render::sample_event(&contact, kind));
             }
-            for channel in occasion.channels.iter().filter(|c| tier.allows_channel(c)) {
+            for channel in occasion
+                .channels
+                .iter()
+                .copied()
+                .filter(|c| tier.allows_channel(*c))
+            {
                 let what = format!("{} / {channel} / {}", occasion.name, tier.name);
                 let file = renderer
                     .template_for(&occasion.name, channel, &tier.name)
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "(none)".into());
-                let rendered = match channel.as_str() {
-                    "email" => renderer
+                let rendered = match channel {
+                    Channel::Email => renderer
                         .render_email(&occasion.name, &tier.name, &ctx)
                         .map(|_| None),
                     _ => renderer
                         .render_text(&occasion.name, channel, &tier.name, &ctx)
-                        .map(|text| (channel == "sms").then(|| sms_note(&text)).flatten()),
+                        .map(|text| (channel == Channel::Sms).then(|| sms_note(&text)).flatten()),
                 };
                 match rendered {
                     Ok(note) => {
@@ -164,7 +170,7 @@ fn channel_warnings(cfg: &Config) -> Vec<String> {
     let marketing = cfg
         .occasions
         .iter()
-        .any(|o| o.enabled && !o.transactional && o.channels.iter().any(|c| c == "email"));
+        .any(|o| o.enabled && !o.transactional && o.channels.contains(&Channel::Email));
     if marketing && cfg.api.public_url.is_none() {
         out.push(
             "api.public_url is not set: marketing email goes out without a one-click unsubscribe link (RFC 8058; Gmail and Yahoo require it of bulk senders)".into(),

@@ -20,6 +20,7 @@ mod ledger;
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
 
+use rapport::domain::Channel;
 use std::{
     path::Path,
     sync::{
@@ -354,8 +355,8 @@ async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email<S: TestSt
     // Neither: nothing can reach them.
     rig.contact("none", 1, false, false).await;
     assert_eq!(rig.plan("birthday", at(1, 0)).await, 3);
-    assert_eq!(rig.touch("c1", "birthday").await.channel, "sms");
-    assert_eq!(rig.touch("mail", "birthday").await.channel, "email");
+    assert_eq!(rig.touch("c1", "birthday").await.channel, Channel::Sms);
+    assert_eq!(rig.touch("mail", "birthday").await.channel, Channel::Email);
 
     let report = rig.step(at(1, 9)).await;
     assert_eq!(
@@ -419,7 +420,7 @@ async fn an_sms_opt_out_withdraws_consent_and_moves_the_touch_to_email<S: TestSt
     // The next occasion goes straight to email: no SMS attempt.
     rig.customer_since("c1", years_before(date(10), 3)).await;
     assert_eq!(rig.plan("anniversary", at(10, 0)).await, 1);
-    assert_eq!(rig.touch("c1", "anniversary").await.channel, "email");
+    assert_eq!(rig.touch("c1", "anniversary").await.channel, Channel::Email);
     assert_eq!(rig.step(at(10, 9)).await.sent, 1);
     assert_eq!(sms.count(), 1, "no second SMS request");
     assert!(
@@ -714,7 +715,7 @@ async fn a_contact_moved_to_a_tier_without_the_channel_gets_the_next_one<S: Test
     .await;
     rig.contact("t1", 1, true, true).await;
     rig.plan("birthday", at(1, 0)).await;
-    assert_eq!(rig.touch("t1", "birthday").await.channel, "sms");
+    assert_eq!(rig.touch("t1", "birthday").await.channel, Channel::Sms);
     // Demoted before the send: acquaintances are reached by email only.
     let stored = rig.store.get_contact(&cid("t1")).await.unwrap().unwrap();
     rig.store

@@ -8,6 +8,7 @@ mod cli_env;
 
 use chrono::{Duration, Utc};
 use cli_env::{Env, TEMPLATES, assert_has, assert_lacks};
+use rapport::domain::Channel;
 use rapport::store::Coordination;
 use rapport::store::Ledger;
 use rapport::{
@@ -309,7 +310,7 @@ fn ledger_with_dead_letters(env: &Env) -> Vec<TouchId> {
                 occasion: "birthday".into(),
                 contact_id,
                 occurrence: "2026".into(),
-                channel: "email".into(),
+                channel: Channel::Email,
                 priority: 100,
                 scheduled_at: now - Duration::hours(1),
                 due: now - Duration::hours(1),

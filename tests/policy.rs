@@ -25,6 +25,7 @@ mod ledger;
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
 
+use rapport::domain::Channel;
 use std::{
     path::Path,
     sync::{Arc, Mutex},
@@ -757,7 +758,7 @@ async fn touch_outside_the_window_waits_for_it_in_the_contacts_zone<S: TestStore
             occasion: "thank_you".into(),
             contact_id: cid(c),
             occurrence: "late".into(),
-            channel: "email".into(),
+            channel: Channel::Email,
             priority: 80,
             scheduled_at: now,
             due: now,

@@ -10,6 +10,7 @@
 
 mod support;
 
+use rapport::domain::Channel;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     path::Path,
@@ -124,7 +125,7 @@ fn touches_of(i: usize, now: DateTime<Utc>) -> Vec<NewTouch> {
             occasion: occasion.into(),
             contact_id: c.clone(),
             occurrence,
-            channel: "email".into(),
+            channel: Channel::Email,
             priority,
             scheduled_at: now,
             due: now,
@@ -497,7 +498,7 @@ async fn three_replicas_keep_one_touch_a_week_per_contact() {
                 occasion: "check_in".into(),
                 contact_id: c,
                 occurrence,
-                channel: "email".into(),
+                channel: Channel::Email,
                 priority: 10,
                 scheduled_at: now,
                 due: now,

@@ -4,6 +4,7 @@
 
 mod support;
 
+use rapport::domain::Channel;
 use rapport::queue::Queue;
 use rapport::store::Ledger;
 use std::time::Duration;
@@ -208,7 +209,7 @@ async fn a_payload_corrupted_in_redis_is_dead_lettered_and_its_touches_still_go_
                 occasion: "birthday".into(),
                 contact_id: contact,
                 occurrence: p.year.to_string(),
-                channel: "email".into(),
+                channel: Channel::Email,
                 priority: 100,
                 scheduled_at: now,
                 due: now,

@@ -2,6 +2,7 @@
 //! and the responses and notes for the timeline), and `rapport response add`.
 
 use chrono::{DateTime, Utc};
+use rapport::domain::Channel;
 use rapport::store::Coordination;
 
 use rapport::{
@@ -40,6 +41,10 @@ pub(super) async fn response(cfg: &Config, command: ResponseCommand) -> anyhow::
     if touch.is_none() && (contact.is_none() || channel.is_none()) {
         return bad("a response needs --touch, or --contact and --channel".into());
     }
+    let channel = match channel.as_deref().map(str::parse::<Channel>).transpose() {
+        Ok(c) => c,
+        Err(e) => return bad(format!("--channel: {e}")),
+    };
     let now = chrono::Utc::now();
     let at = match at.as_deref().map(|a| parse_instant("--at", a)).transpose() {
         Ok(t) => t.unwrap_or(now),
@@ -95,7 +100,7 @@ pub(super) async fn response(cfg: &Config, command: ResponseCommand) -> anyhow::
 pub(super) struct Learned {
     pub(super) summary: Vec<String>,
     pub(super) timeline: Vec<(DateTime<Utc>, String)>,
-    pub(super) suppressed: Vec<(&'static str, String)>,
+    pub(super) suppressed: Vec<(Channel, String)>,
 }
 
 pub(super) async fn learned<S: Store>(
@@ -125,11 +130,14 @@ pub(super) async fn learned<S: Store>(
     }
     let mut timeline = Vec::new();
     let responses = store.responses_for_contact(&c.id).await?;
-    let suppressed = [("email", c.email_consent), ("sms", c.sms_consent)]
-        .into_iter()
-        .filter(|(_, consent)| !consent)
-        .filter_map(|(channel, _)| Some((channel, why_suppressed(&responses, channel)?)))
-        .collect();
+    let suppressed = [
+        (Channel::Email, c.email_consent),
+        (Channel::Sms, c.sms_consent),
+    ]
+    .into_iter()
+    .filter(|(_, consent)| !consent)
+    .filter_map(|(channel, _)| Some((channel, why_suppressed(&responses, channel)?)))
+    .collect();
     for r in responses {
         let touch = r
             .touch
@@ -163,10 +171,10 @@ pub(super) async fn learned<S: Store>(
 
 /// Why `channel`'s address is suppressed, from the latest response that suppressed it:
 /// `hard bounce (smtp 550 5.1.1) on 2026-12-07`, `complaint (api) on ...`.
-fn why_suppressed(responses: &[ResponseRecord], channel: &str) -> Option<String> {
+fn why_suppressed(responses: &[ResponseRecord], channel: Channel) -> Option<String> {
     let r = responses
         .iter()
-        .filter(|r| r.kind.suppresses(&r.channel, channel))
+        .filter(|r| r.kind.suppresses(r.channel, channel))
         .max_by_key(|r| r.at)?;
     Some(format!(
         "{} ({}) on {}",

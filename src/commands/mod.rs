@@ -1,5 +1,6 @@
 //! What each subcommand does. Returns the process exit code.
 
+use rapport::domain::Channel;
 use rapport::store::Contacts;
 use rapport::store::Coordination;
 use std::sync::Arc;
@@ -193,12 +194,7 @@ async fn preview(
     contact: &str,
     channel: &str,
 ) -> anyhow::Result<i32> {
-    if !rapport::config::CHANNELS.contains(&channel) {
-        anyhow::bail!(
-            "unknown channel {channel:?} (known: {})",
-            rapport::config::CHANNELS.join(", ")
-        );
-    }
+    let channel: Channel = channel.parse()?;
     let Some(occ) = cfg.occasion(occasion) else {
         let known: Vec<_> = cfg.occasions.iter().map(|o| o.name.as_str()).collect();
         anyhow::bail!(
@@ -239,9 +235,9 @@ async fn preview(
             occurrence = event.id.to_string();
             ctx = render::with_event(ctx, &event);
         }
-        if channel != "email" {
+        if channel != Channel::Email {
             let text = renderer.render_text(&occ.name, channel, &c.tier, &ctx)?;
-            if channel == "sms" {
+            if channel == Channel::Sms {
                 let Some(to) = &c.phone else {
                     anyhow::bail!("contact {id} has no phone number");
                 };

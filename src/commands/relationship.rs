@@ -1,6 +1,7 @@
 //! The relationship commands: `event add` and `contacts show` (budget and timeline).
 
 use chrono::{DateTime, Utc};
+use rapport::domain::Channel;
 use rapport::store::Caps;
 use rapport::store::Contacts;
 use rapport::store::Coordination;
@@ -127,7 +128,7 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         println!("tier           {}", c.tier);
         let learned = super::learned::learned(&store, cfg, &c, now).await?;
         // A suppressed address says so here, and why under "relationship".
-        let consent = |channel: &str, given: bool, none: &str| {
+        let consent = |channel: Channel, given: bool, none: &str| {
             if learned.suppressed.iter().any(|(ch, _)| *ch == channel) {
                 " (suppressed)".to_owned()
             } else if given {
@@ -139,12 +140,12 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         println!(
             "email          {}{}",
             opt(c.email.as_ref().map(|e| e.as_str().to_owned())),
-            consent("email", c.email_consent, "no consent")
+            consent(Channel::Email, c.email_consent, "no consent")
         );
         println!(
             "phone          {}{}",
             opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
-            consent("sms", c.sms_consent, "no SMS consent")
+            consent(Channel::Sms, c.sms_consent, "no SMS consent")
         );
         println!(
             "timezone       {}",
@@ -300,12 +301,11 @@ fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<
     }
     // The channels this contact could be reached on: allowed by the tier, configured.
     let tier = cfg.tier(&c.tier);
-    for channel in rapport::config::CHANNELS
-        .iter()
-        .filter(|ch| cfg.has_channel(ch) && tier.is_none_or(|t| t.allows_channel(ch)))
+    for channel in Channel::ALL
+        .into_iter()
+        .filter(|ch| cfg.has_channel(*ch) && tier.is_none_or(|t| t.allows_channel(*ch)))
     {
-        let channel = channel.to_string();
-        let next = throttle::earliest(&limits, &record.slots, &channel, now);
+        let next = throttle::earliest(&limits, &record.slots, channel, now);
         println!(
             "  next place on {channel}: {}",
             if next <= now {

@@ -6,9 +6,6 @@ use std::{fmt, path::PathBuf, time::Duration};
 use super::format_duration;
 use crate::domain::EmailAddress;
 
-/// The channels rapport knows (a tier's `channels`, `channel_caps`).
-pub const CHANNELS: [&str; 3] = ["email", "sms", "webhook"];
-
 #[derive(Debug, Clone)]
 pub struct SmsConfig {
     pub transport: SmsTransport,

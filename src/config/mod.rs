@@ -13,6 +13,7 @@ mod relationship;
 mod storage;
 mod validate;
 
+use crate::domain::Channel;
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -21,8 +22,8 @@ use std::{
 use chrono_tz::Tz;
 
 pub use channels::{
-    CHANNELS, DkimAlgorithm, DkimKey, EmailConfig, EmailTransport, Rate, SmsConfig, SmsTransport,
-    TlsMode, WebhookConfig,
+    DkimAlgorithm, DkimKey, EmailConfig, EmailTransport, Rate, SmsConfig, SmsTransport, TlsMode,
+    WebhookConfig,
 };
 pub use dispatch::{DispatchConfig, SEND_MARGIN};
 pub use duration::{format_duration, parse_duration};
@@ -143,22 +144,20 @@ impl Config {
     }
 
     /// The provider rate limit of `channel`, if one is set.
-    pub fn rate(&self, channel: &str) -> Option<Rate> {
+    pub fn rate(&self, channel: Channel) -> Option<Rate> {
         match channel {
-            "email" => self.email.rate,
-            "sms" => self.sms.as_ref().and_then(|s| s.rate),
-            "webhook" => self.webhook.as_ref().and_then(|w| w.rate),
-            _ => None,
+            Channel::Email => self.email.rate,
+            Channel::Sms => self.sms.as_ref().and_then(|s| s.rate),
+            Channel::Webhook => self.webhook.as_ref().and_then(|w| w.rate),
         }
     }
 
     /// Whether `channel` is configured at all (email always is).
-    pub fn has_channel(&self, channel: &str) -> bool {
+    pub fn has_channel(&self, channel: Channel) -> bool {
         match channel {
-            "email" => true,
-            "sms" => self.sms.is_some(),
-            "webhook" => self.webhook.is_some(),
-            _ => false,
+            Channel::Email => true,
+            Channel::Sms => self.sms.is_some(),
+            Channel::Webhook => self.webhook.is_some(),
         }
     }
 

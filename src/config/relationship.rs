@@ -3,6 +3,7 @@
 use std::{fmt, time::Duration};
 
 use super::format_duration;
+use crate::domain::Channel;
 use crate::domain::SendWindow;
 
 /// At most `count` touches in any window of length `per`.
@@ -28,18 +29,16 @@ pub struct Tier {
     /// The least time between any two touches to one contact.
     pub min_gap: Duration,
     /// Channels its contacts may be reached on (`None`: any).
-    pub channels: Option<Vec<String>>,
+    pub channels: Option<Vec<Channel>>,
     /// Caps per channel, on top of `caps`.
-    pub channel_caps: Vec<(String, Vec<Cap>)>,
+    pub channel_caps: Vec<(Channel, Vec<Cap>)>,
     /// A check-in is due when the last interaction is this long ago (`None`: never).
     pub check_in_every: Option<Duration>,
 }
 
 impl Tier {
-    pub fn allows_channel(&self, channel: &str) -> bool {
-        self.channels
-            .as_ref()
-            .is_none_or(|c| c.iter().any(|x| x == channel))
+    pub fn allows_channel(&self, channel: Channel) -> bool {
+        self.channels.as_ref().is_none_or(|c| c.contains(&channel))
     }
 }
 
@@ -97,7 +96,7 @@ pub struct Occasion {
     pub send_window: Option<SendWindow>,
     /// The channels to try, in order: a touch goes out on the first one its tier allows,
     /// its contact has an address and consent for; a permanent failure moves it on.
-    pub channels: Vec<String>,
+    pub channels: Vec<Channel>,
     /// Transactional mail carries no `List-Unsubscribe`; everything else does.
     pub transactional: bool,
     pub on_throttle: OnThrottle,

@@ -142,7 +142,7 @@ impl<S: Store> Dispatcher<S> {
                         Reservation {
                             touch: t.id.clone(),
                             contact: t.contact_id.clone(),
-                            channel: t.channel.clone(),
+                            channel: t.channel,
                             at: now,
                             version,
                         },

@@ -2,6 +2,7 @@
 //! rate limit, send, and turn the result into the ledger's outcome (sent, retried on
 //! the channel's schedule, moved on to the occasion's next channel, or failed).
 
+use crate::domain::Channel;
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
@@ -64,11 +65,10 @@ impl<S: Store> Dispatcher<S> {
             });
         };
         let sent = match self.context(touch, contact).await {
-            Ok(ctx) => match touch.channel.as_str() {
-                "email" => self.send_email(touch, contact, &ctx, gate).await,
-                "sms" => self.send_sms(touch, contact, &ctx, gate).await,
-                "webhook" => self.send_webhook(touch, contact, &ctx, gate).await,
-                other => Err(NotSent::Broken(format!("unknown channel {other:?}"))),
+            Ok(ctx) => match touch.channel {
+                Channel::Email => self.send_email(touch, contact, &ctx, gate).await,
+                Channel::Sms => self.send_sms(touch, contact, &ctx, gate).await,
+                Channel::Webhook => self.send_webhook(touch, contact, &ctx, gate).await,
             },
             Err(e) => Err(e),
         };
@@ -129,13 +129,14 @@ impl<S: Store> Dispatcher<S> {
     /// A place after the touch's expiry, or outside its send window, is not waited for:
     /// the touch expires, or is held until the window opens.
     async fn pace(&self, touch: &Touch, contact: &Contact) -> Result<(), NotSent> {
-        let channel = touch.channel.as_str();
+        let channel = touch.channel;
         let Some(rate) = self.cfg.rate(channel) else {
             return Ok(());
         };
+        // The limiter's key: the channel's name (shared by every replica on Redis).
         let wait = self
             .store
-            .rate_reserve(channel, rate.interval(), 1)
+            .rate_reserve(channel.as_str(), rate.interval(), 1)
             .await
             .map_err(|e| DeliveryError::transient(format!("rate limiter: {e}")))?;
         if wait.is_zero() {
@@ -263,7 +264,7 @@ impl<S: Store> Dispatcher<S> {
         &self,
         touch: &Touch,
         contact: &Contact,
-        channel: &str,
+        channel: Channel,
         ctx: &serde_json::Value,
     ) -> Result<String, NotSent> {
         tracing::debug_span!("render")
@@ -290,7 +291,7 @@ impl<S: Store> Dispatcher<S> {
             .phone
             .clone()
             .ok_or_else(|| DeliveryError::permanent("no phone number"))?;
-        let body = self.render_text(touch, contact, "sms", ctx)?;
+        let body = self.render_text(touch, contact, Channel::Sms, ctx)?;
         let sms = OutboundSms {
             touch: touch.id.clone(),
             to,
@@ -321,7 +322,7 @@ impl<S: Store> Dispatcher<S> {
             )
             .into());
         }
-        let text = self.render_text(touch, contact, "webhook", ctx)?;
+        let text = self.render_text(touch, contact, Channel::Webhook, ctx)?;
         // Thin and stable: the same bytes on every retry (the timestamp is when the
         // touch was due, not when this attempt runs).
         let body = serde_json::json!({

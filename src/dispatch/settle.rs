@@ -3,7 +3,8 @@
 //! retried on the channel's schedule, or failed).
 
 use super::Dispatcher;
-use crate::policy::{hops, tried};
+use crate::domain::Channel;
+use crate::policy::hops;
 use crate::{
     channels::{DeliveryClass, DeliveryError},
     domain::{Contact, Outcome, Touch},
@@ -59,22 +60,21 @@ impl<S: Store> Dispatcher<S> {
     /// moves on to the occasion's next channel that can reach the contact, or ends.
     async fn settle_refused(&self, touch: &Touch, contact: &Contact, e: DeliveryError) -> Outcome {
         let id = touch.id.clone();
-        let channel = touch.channel.as_str();
+        let channel = touch.channel;
         if e.class == DeliveryClass::OptedOut {
             self.withdraw_consent(contact, channel).await;
         }
         if e.class == DeliveryClass::HardBounce {
             self.suppress_bounced(touch, contact, &e).await;
         }
-        let next = self.cfg.occasion(&touch.occasion).and_then(|o| {
-            let tried = tried(touch);
-            let tried: Vec<&str> = tried.iter().map(String::as_str).collect();
-            policy::fallback_channel(&self.cfg, o, contact, channel, &tried)
-        });
+        let next = self
+            .cfg
+            .occasion(&touch.occasion)
+            .and_then(|o| policy::fallback_channel(&self.cfg, o, contact, channel, &touch.tried));
         match next {
             Some(next) => Outcome::Fallback {
                 id,
-                channel: next.to_owned(),
+                channel: next,
                 reason: hops(touch, format!("{channel}: {e}; trying {next}")),
             },
             None if e.class == DeliveryClass::OptedOut => Outcome::Suppressed {
@@ -98,7 +98,7 @@ impl<S: Store> Dispatcher<S> {
         let bounce = crate::feedback::Bounce {
             touch: touch.id.clone(),
             contact: contact.id.clone(),
-            channel: channel.to_owned(),
+            channel: touch.channel,
             detail: e.reason.clone(),
             at: now,
         };
@@ -121,16 +121,16 @@ impl<S: Store> Dispatcher<S> {
 
     /// The provider says the contact opted out: no message on `channel` until they opt
     /// in again.
-    async fn withdraw_consent(&self, contact: &Contact, channel: &str) {
+    async fn withdraw_consent(&self, contact: &Contact, channel: Channel) {
         match self.store.set_consent(&contact.id, channel, false).await {
             Ok(_) => tracing::warn!(
                 contact = contact.id.as_str(),
-                channel,
+                channel = channel.as_str(),
                 "the provider reports an opt-out: consent withdrawn"
             ),
             Err(e) => tracing::error!(
                 contact = contact.id.as_str(),
-                channel,
+                channel = channel.as_str(),
                 error = %e,
                 "the provider reports an opt-out but it could not be recorded"
             ),
@@ -149,8 +149,8 @@ impl<S: Store> Dispatcher<S> {
         let window = occasion.map_or(self.cfg.defaults.send_window, |o| {
             self.cfg.send_window(o, &contact.tier)
         });
-        let plan = match (&self.cfg.webhook, touch.channel.as_str()) {
-            (Some(w), "webhook") => Plan::Schedule {
+        let plan = match (&self.cfg.webhook, touch.channel) {
+            (Some(w), Channel::Webhook) => Plan::Schedule {
                 waits: &w.retry_schedule,
                 max_age: w.max_age,
             },

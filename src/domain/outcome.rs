@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::TouchId;
+use super::{Channel, TouchId};
 
 /// How a claimed touch ended, as the dispatcher reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,7 @@ pub enum Outcome {
     /// attempts count from zero again: the new channel has its own retries.
     Fallback {
         id: TouchId,
-        channel: String,
+        channel: Channel,
         reason: String,
     },
 }

@@ -5,7 +5,7 @@ use std::{fmt, str::FromStr};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ContactId;
+use super::{Channel, ContactId};
 
 /// `occasion:contact:occurrence`, e.g. `birthday:cus_42:2026`. The same occasion for the
 /// same contact and occurrence always yields the same id, which is what makes planning
@@ -142,7 +142,7 @@ pub struct NewTouch {
     pub occasion: String,
     pub contact_id: ContactId,
     pub occurrence: String,
-    pub channel: String,
+    pub channel: Channel,
     pub priority: u32,
     pub scheduled_at: DateTime<Utc>,
     /// When the occurrence became due, whenever it is planned: the send window's first
@@ -175,6 +175,7 @@ impl NewTouch {
             contact_id: self.contact_id,
             occurrence: self.occurrence,
             channel: self.channel,
+            tried: Vec::new(),
             priority: self.priority,
             status: self.status,
             scheduled_at: self.scheduled_at,
@@ -199,7 +200,10 @@ pub struct Touch {
     pub occasion: String,
     pub contact_id: ContactId,
     pub occurrence: String,
-    pub channel: String,
+    pub channel: Channel,
+    /// The channels it moved away from, oldest first (see [`super::Outcome::Fallback`]):
+    /// it does not go back to them. Stored with the touch; `reason` says why, in words.
+    pub tried: Vec<Channel>,
     pub priority: u32,
     pub status: TouchStatus,
     pub scheduled_at: DateTime<Utc>,

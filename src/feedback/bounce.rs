@@ -5,6 +5,7 @@
 //! what it answers: the touch was never sent, so the record names it but settles
 //! nothing, and it carries the provider's codes (`smtp 550 5.1.1`) as its detail.
 
+use crate::domain::Channel;
 use chrono::{DateTime, Utc};
 
 use super::{About, FeedbackError, Inbound, Recorded, learn_response};
@@ -21,7 +22,7 @@ pub struct Bounce {
     pub touch: TouchId,
     pub contact: ContactId,
     /// The channel whose address bounced.
-    pub channel: String,
+    pub channel: Channel,
     /// The provider's codes only (`smtp 550 5.1.1`), never its text.
     pub detail: String,
     pub at: DateTime<Utc>,

@@ -1,6 +1,7 @@
 //! The learner's verdict on a contact's signals, written into one [`Learn`]: the
 //! state, consent, suppression, tier and notes, and the statistics' keys.
 
+use crate::domain::Channel;
 use chrono::{DateTime, Utc};
 
 use crate::{
@@ -36,18 +37,18 @@ pub(crate) fn learn_from(
     for e in effects {
         let acts = match &e {
             Effect::WithdrawConsent { channel } => {
-                learn.consent.push((channel.clone(), false));
+                learn.consent.push((*channel, false));
                 true
             }
             Effect::Suppress { reason } => {
                 // Which addresses: ResponseKind::suppresses decides (a complaint every
                 // one, a hard bounce the one that bounced).
-                let channels: Vec<String> = Suppression::all(reason.clone())
+                let channels: Vec<Channel> = Suppression::all(reason.clone())
                     .channels
                     .into_iter()
                     .filter(|c| {
                         signals.iter().any(|s| {
-                            matches!(s, Signal::Response(r) if r.kind.suppresses(&r.channel, c))
+                            matches!(s, Signal::Response(r) if r.kind.suppresses(r.channel, *c))
                         })
                     })
                     .collect();
@@ -86,7 +87,7 @@ pub(crate) fn learn_from(
 pub(super) fn stat_key(contact: &Contact, t: &Touch) -> StatKey {
     StatKey {
         tier: contact.tier.clone(),
-        channel: t.channel.clone(),
+        channel: t.channel.to_string(),
         occasion: t.occasion.clone(),
     }
 }

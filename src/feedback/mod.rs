@@ -14,6 +14,7 @@
 //! version is still current; on a conflict (another response for the same contact at
 //! the same moment) it reads again. Nothing is learned twice and nothing is lost.
 
+use crate::domain::Channel;
 use chrono::{DateTime, Timelike, Utc};
 
 use crate::{
@@ -63,8 +64,8 @@ pub enum FeedbackError {
     #[error("touch {touch} went out by {sent}, not {given}")]
     WrongChannel {
         touch: TouchId,
-        sent: String,
-        given: String,
+        sent: Channel,
+        given: Channel,
     },
     #[error("a response needs a touch id, or a contact and a channel")]
     NoTarget,
@@ -86,7 +87,7 @@ pub struct Inbound {
     /// Needed without a touch.
     pub contact: Option<ContactId>,
     /// The channel it came in on; without it, the touch's.
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
     pub at: DateTime<Utc>,
     /// `api`, `sms`, `click`, `unsubscribe`, `twilio_status`.
     pub source: &'static str,
@@ -162,9 +163,8 @@ async fn learn_response<S: Store>(
         let touch = answered(store, input, &about, &contact_id).await?;
         let channel = input
             .channel
-            .clone()
-            .or_else(|| touch.as_ref().map(|t| t.channel.clone()))
-            .unwrap_or_else(|| "email".into());
+            .or_else(|| touch.as_ref().map(|t| t.channel))
+            .unwrap_or(Channel::Email);
         let rel = store.relationship(&contact_id).await?.unwrap_or_default();
         let mut learn = Learn::new(contact_id.clone(), rel.version);
         let mut signals = Vec::new();
@@ -175,9 +175,9 @@ async fn learn_response<S: Store>(
             input.kind,
             ResponseKind::Unsubscribe | ResponseKind::Complaint
         ) {
-            count_opt_out(&mut learn, &contact, touch.as_ref(), &channel);
+            count_opt_out(&mut learn, &contact, touch.as_ref(), channel);
         }
-        signals.push(response_signal(input, &channel, touch.as_ref()));
+        signals.push(response_signal(input, channel, touch.as_ref()));
         let effects = learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
         if input.kind.is_engaged() {
             note_engagement(&mut learn, cfg, &contact, input.at);
@@ -219,7 +219,7 @@ async fn answered<S: Store>(
     Ok(match about {
         About::Sent(Some(t)) => Some(fresh(store, t).await?),
         About::Sent(None) => match &input.channel {
-            Some(ch) => latest_sent(store, contact_id, ch, input.at).await?,
+            Some(ch) => latest_sent(store, contact_id, *ch, input.at).await?,
             None => None,
         },
         About::Unsent(_) => None,
@@ -241,7 +241,7 @@ fn settle(
         // First news of this touch: it was sent (the learner hears of a send
         // when its outcome is known, so the hot path never writes here).
         signals.push(Signal::Sent {
-            channel: t.channel.clone(),
+            channel: t.channel,
             at: t.sent_at.unwrap_or(input.at),
         });
         learn.stats.push(stat(&key, StatField::Settled));
@@ -254,12 +254,12 @@ fn settle(
 
 /// An unsubscribe or a complaint counts against the touch's occasion, or against the
 /// channel when no touch is known.
-fn count_opt_out(learn: &mut Learn, contact: &Contact, touch: Option<&Touch>, channel: &str) {
+fn count_opt_out(learn: &mut Learn, contact: &Contact, touch: Option<&Touch>, channel: Channel) {
     let key = match touch {
         Some(t) => stat_key(contact, t),
         None => StatKey {
             tier: contact.tier.clone(),
-            channel: channel.to_owned(),
+            channel: channel.to_string(),
             occasion: "-".into(),
         },
     };
@@ -268,14 +268,14 @@ fn count_opt_out(learn: &mut Learn, contact: &Contact, touch: Option<&Touch>, ch
 
 /// What the learner hears of the response: its kind, channel and time, and the send it
 /// answers.
-fn response_signal(input: &Inbound, channel: &str, touch: Option<&Touch>) -> Signal {
+fn response_signal(input: &Inbound, channel: Channel, touch: Option<&Touch>) -> Signal {
     Signal::Response(Response {
         kind: input.kind,
-        channel: channel.to_owned(),
+        channel,
         at: input.at,
         touch: touch.and_then(|t| {
             t.sent_at.map(|sent_at| TouchRef {
-                channel: t.channel.clone(),
+                channel: t.channel,
                 sent_at,
             })
         }),
@@ -301,7 +301,7 @@ fn note_engagement(learn: &mut Learn, cfg: &Config, contact: &Contact, at: DateT
 pub async fn consent<S: Store>(
     store: &S,
     contact: &ContactId,
-    channel: &str,
+    channel: Channel,
     given: bool,
     why: &str,
     now: DateTime<Utc>,
@@ -309,11 +309,11 @@ pub async fn consent<S: Store>(
     for _ in 0..TRIES {
         let rel = store.relationship(contact).await?.unwrap_or_default();
         let mut learn = Learn::new(contact.clone(), rel.version);
-        learn.consent.push((channel.to_owned(), given));
+        learn.consent.push((channel, given));
         let verb = if given { "given" } else { "withdrawn" };
         learn.notes.push(Note {
             at: now,
-            text: format!("consent {verb} on {}: {why}", channel_label(channel)),
+            text: format!("consent {verb} on {}: {why}", channel.label()),
         });
         match store.learn(&learn, now).await? {
             Learned::Applied | Learned::Duplicate(_) => return Ok(true),
@@ -349,7 +349,7 @@ async fn target<S: Store>(
             return Err(FeedbackError::WrongChannel {
                 touch: touch.id,
                 sent: touch.channel,
-                given: given.clone(),
+                given: *given,
             });
         }
     }
@@ -373,7 +373,7 @@ async fn fresh<S: Store>(store: &S, id: &TouchId) -> Result<Touch, FeedbackError
 async fn latest_sent<S: Store>(
     store: &S,
     contact: &ContactId,
-    channel: &str,
+    channel: Channel,
     at: DateTime<Utc>,
 ) -> Result<Option<Touch>, FeedbackError> {
     Ok(store
@@ -382,11 +382,4 @@ async fn latest_sent<S: Store>(
         .into_iter()
         .filter(|t| t.channel == channel && t.sent_at.is_some_and(|s| s <= at))
         .max_by_key(|t| (t.sent_at, t.id.clone())))
-}
-
-fn channel_label(channel: &str) -> &str {
-    match channel {
-        "sms" => "SMS",
-        other => other,
-    }
 }

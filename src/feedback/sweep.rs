@@ -85,11 +85,11 @@ async fn ignore<S: Store>(
                 .push(stat(&stat_key(&contact, &touch), StatField::Settled));
             let signals = [
                 Signal::Sent {
-                    channel: touch.channel.clone(),
+                    channel: touch.channel,
                     at: touch.sent_at.unwrap_or(now),
                 },
                 Signal::Ignored {
-                    channel: touch.channel.clone(),
+                    channel: touch.channel,
                     at: now,
                 },
             ];

@@ -1,5 +1,6 @@
 //! One signal in, the next state and what the caller must do out.
 
+use crate::domain::Channel;
 use std::fmt;
 
 use chrono::{DateTime, Timelike, Utc};
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     LearningConfig, RelationshipState, Response, ResponseKind, Signal, config::minus,
-    describe::channel_name, fatigue::backoff_factor, review, state::Evidence,
+    fatigue::backoff_factor, review, state::Evidence,
 };
 
 /// What a signal changes outside the relationship state. The caller acts on each
@@ -18,7 +19,7 @@ use super::{
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
     /// An unsubscribe or STOP: nothing more on this channel.
-    WithdrawConsent { channel: String },
+    WithdrawConsent { channel: Channel },
     /// A complaint or hard bounce: all marketing to the contact stops.
     Suppress { reason: String },
     MoveTier {
@@ -38,7 +39,7 @@ impl fmt::Display for Effect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::WithdrawConsent { channel } => {
-                write!(f, "consent withdrawn on {}", channel_name(channel))
+                write!(f, "consent withdrawn on {}", channel.label())
             }
             Self::Suppress { reason } => write!(f, "suppressed: {reason}"),
             Self::MoveTier { from, to, reason } => write!(f, "moved from {from} to {to}: {reason}"),
@@ -72,7 +73,7 @@ pub fn apply(
     let mut effects = Vec::new();
     next.seen(signal.at());
     match signal {
-        Signal::Sent { channel, at } => next.sent(channel, *at),
+        Signal::Sent { channel, at } => next.sent(*channel, *at),
         Signal::Ignored { at, .. } => {
             next.add_engagement(cfg.weights.ignored, *at, cfg.half_life);
             ignored(&mut next, cfg, &mut effects);
@@ -116,11 +117,11 @@ fn respond(
     effects: &mut Vec<Effect>,
 ) {
     next.add_engagement(cfg.weights.of(r.kind), r.at, cfg.half_life);
-    let on = channel_name(&r.channel);
+    let on = r.channel.label();
     match r.kind {
         ResponseKind::Reply | ResponseKind::Click | ResponseKind::Positive => {
             if let Some(touch) = &r.touch {
-                next.credit(&touch.channel, touch.sent_at);
+                next.credit(touch.channel, touch.sent_at);
             }
             next.observe_hour(r.at.with_timezone(&zone).hour());
             let keep_since = minus(now, cfg.evidence_horizon());
@@ -133,9 +134,7 @@ fn respond(
             );
             interacted(next, r.at, effects);
         }
-        ResponseKind::Unsubscribe => effects.push(Effect::WithdrawConsent {
-            channel: r.channel.clone(),
-        }),
+        ResponseKind::Unsubscribe => effects.push(Effect::WithdrawConsent { channel: r.channel }),
         ResponseKind::Complaint => effects.push(Effect::Suppress {
             reason: format!("complaint on {on}"),
         }),

@@ -8,12 +8,13 @@ use rand::Rng;
 use rand_distr::{Beta, Distribution};
 
 use super::RelationshipState;
+use crate::domain::Channel;
 
 /// What a tier's contacts have taught about each channel: pseudo-counts added to every
 /// contact's own, so a new contact starts from the tier's pattern, not a coin flip.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChannelPrior {
-    counts: BTreeMap<String, (f64, f64)>,
+    counts: BTreeMap<Channel, (f64, f64)>,
 }
 
 impl ChannelPrior {
@@ -22,10 +23,10 @@ impl ChannelPrior {
     }
 
     /// Negative or non-finite counts are taken as 0, so the Beta is always defined.
-    pub fn with(mut self, channel: &str, successes: f64, failures: f64) -> Self {
+    pub fn with(mut self, channel: Channel, successes: f64, failures: f64) -> Self {
         let clean = |x: f64| if x.is_finite() { x.max(0.0) } else { 0.0 };
         self.counts
-            .insert(channel.to_owned(), (clean(successes), clean(failures)));
+            .insert(channel, (clean(successes), clean(failures)));
         self
     }
 
@@ -35,8 +36,8 @@ impl ChannelPrior {
     }
 
     /// `(successes, failures)`; `(0, 0)` for a channel it knows nothing about.
-    pub fn get(&self, channel: &str) -> (f64, f64) {
-        self.counts.get(channel).copied().unwrap_or((0.0, 0.0))
+    pub fn get(&self, channel: Channel) -> (f64, f64) {
+        self.counts.get(&channel).copied().unwrap_or((0.0, 0.0))
     }
 
     /// Pools the statistics of a tier's contacts, scaled down so no channel's prior
@@ -46,7 +47,7 @@ impl ChannelPrior {
         states: impl IntoIterator<Item = &'a RelationshipState>,
         strength: f64,
     ) -> Self {
-        let mut sums: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        let mut sums: BTreeMap<Channel, (f64, f64)> = BTreeMap::new();
         for state in states {
             for (channel, s) in state.channels() {
                 let e = sums.entry(channel).or_default();
@@ -69,7 +70,7 @@ impl ChannelPrior {
 
 /// The Beta parameters for `channel`: one success and one failure of pure ignorance,
 /// plus the tier's prior, plus the contact's own touches (answered, and not).
-pub fn posterior(state: &RelationshipState, channel: &str, prior: &ChannelPrior) -> (f64, f64) {
+pub fn posterior(state: &RelationshipState, channel: Channel, prior: &ChannelPrior) -> (f64, f64) {
     let own = state.channel(channel);
     let (ok, failed) = prior.get(channel);
     (
@@ -79,7 +80,7 @@ pub fn posterior(state: &RelationshipState, channel: &str, prior: &ChannelPrior)
 }
 
 /// The expected response rate on `channel`.
-pub fn posterior_mean(state: &RelationshipState, channel: &str, prior: &ChannelPrior) -> f64 {
+pub fn posterior_mean(state: &RelationshipState, channel: Channel, prior: &ChannelPrior) -> f64 {
     let (a, b) = posterior(state, channel, prior);
     a / (a + b)
 }
@@ -88,16 +89,16 @@ pub fn posterior_mean(state: &RelationshipState, channel: &str, prior: &ChannelP
 /// preference order) by drawing a rate from each channel's posterior: the highest draw
 /// wins, a tie goes to the earlier channel. One channel is returned without a draw;
 /// none gives `None`. With a seeded `rng` the choice is reproducible.
-pub fn choose_channel<'a, R: Rng + ?Sized>(
+pub fn choose_channel<R: Rng + ?Sized>(
     state: &RelationshipState,
-    allowed: &[&'a str],
+    allowed: &[Channel],
     prior: &ChannelPrior,
     rng: &mut R,
-) -> Option<&'a str> {
+) -> Option<Channel> {
     if let [only] = allowed {
-        return Some(only);
+        return Some(*only);
     }
-    let mut best: Option<(&'a str, f64)> = None;
+    let mut best: Option<(Channel, f64)> = None;
     for &channel in allowed {
         let (a, b) = posterior(state, channel, prior);
         // Both parameters are at least 1 and finite, so `new` cannot fail; the mean is

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{ChannelPrior, LearningConfig, RelationshipState, answer_hour, posterior_mean};
+use crate::domain::Channel;
 
 /// One line per thing learned, e.g. `prefers SMS (5 of 6 responses)`, `answers around
 /// 19:00`, `friend since 2026-03-02 (3 replies in 60 days)`. Nothing is claimed without
@@ -51,7 +52,7 @@ fn preference(state: &RelationshipState) -> Option<String> {
         return None;
     }
     let none = ChannelPrior::new();
-    let key = |c: &str, responded: u32| (responded, posterior_mean(state, c, &none));
+    let key = |c: Channel, responded: u32| (responded, posterior_mean(state, c, &none));
     let mut ranked: Vec<_> = state
         .channels()
         .map(|(c, s)| (c, key(c, s.responded)))
@@ -63,18 +64,10 @@ fn preference(state: &RelationshipState) -> Option<String> {
     }
     Some(format!(
         "prefers {} ({responded} of {total} responses)",
-        channel_name(top)
+        top.label()
     ))
 }
 
 fn date(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone).format("%Y-%m-%d").to_string()
-}
-
-/// How a channel is written in sentences.
-pub(crate) fn channel_name(channel: &str) -> &str {
-    match channel {
-        "sms" => "SMS",
-        other => other,
-    }
 }

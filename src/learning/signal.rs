@@ -6,6 +6,8 @@ use std::{fmt, str::FromStr};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Channel;
+
 /// How a contact answered a touch. A closed set: each kind has a weight in
 /// [`Weights`](super::Weights) and a fixed meaning to the learner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,7 +69,7 @@ impl ResponseKind {
     /// address on `channel`: a complaint is about us, so every address; a hard bounce is
     /// about the address that bounced. (The learner acts on both with
     /// [`Effect::Suppress`](super::Effect::Suppress).)
-    pub fn suppresses(self, on: &str, channel: &str) -> bool {
+    pub fn suppresses(self, on: Channel, channel: Channel) -> bool {
         match self {
             Self::Complaint => true,
             Self::BounceHard => on == channel,
@@ -132,7 +134,7 @@ impl FromStr for ResponseKind {
 /// The touch a response answers, where the caller knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TouchRef {
-    pub channel: String,
+    pub channel: Channel,
     pub sent_at: DateTime<Utc>,
 }
 
@@ -141,7 +143,7 @@ pub struct TouchRef {
 pub struct Response {
     pub kind: ResponseKind,
     /// The channel it came in on (an unsubscribe withdraws consent on this one).
-    pub channel: String,
+    pub channel: Channel,
     pub at: DateTime<Utc>,
     /// Without it the response still counts as engagement, hour and interaction, but not
     /// as a success for any channel: channel statistics are "of the touches sent here,
@@ -154,13 +156,13 @@ pub struct Response {
 #[serde(tag = "signal", rename_all = "snake_case")]
 pub enum Signal {
     Sent {
-        channel: String,
+        channel: Channel,
         at: DateTime<Utc>,
     },
     /// A touch sent on `channel` got no response within `response_window`; `at` is when
     /// that was noticed.
     Ignored {
-        channel: String,
+        channel: Channel,
         at: DateTime<Utc>,
     },
     Response(Response),

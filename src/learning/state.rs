@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{LearningConfig, ResponseKind};
+use crate::domain::Channel;
 
 /// Past this many observations the histogram halves, so a contact whose habits change
 /// is followed within months rather than years.
@@ -23,7 +24,7 @@ const EVIDENCE_MEMORY: usize = 256;
 pub struct RelationshipState {
     engagement: f64,
     engagement_at: Option<DateTime<Utc>>,
-    channels: BTreeMap<String, ChannelStats>,
+    channels: BTreeMap<Channel, ChannelStats>,
     /// Engaged responses per hour of the contact's local day.
     hours: [u32; 24],
     ignored_in_row: u32,
@@ -67,11 +68,11 @@ impl RelationshipState {
     pub fn engagement(&self, cfg: &LearningConfig, now: DateTime<Utc>) -> f64 {
         decayed(self.engagement, self.engagement_at, now, cfg.half_life)
     }
-    pub fn channel(&self, name: &str) -> ChannelStats {
-        self.channels.get(name).copied().unwrap_or_default()
+    pub fn channel(&self, name: Channel) -> ChannelStats {
+        self.channels.get(&name).copied().unwrap_or_default()
     }
-    pub fn channels(&self) -> impl Iterator<Item = (&str, ChannelStats)> {
-        self.channels.iter().map(|(k, v)| (k.as_str(), *v))
+    pub fn channels(&self) -> impl Iterator<Item = (Channel, ChannelStats)> + '_ {
+        self.channels.iter().map(|(k, v)| (*k, *v))
     }
     pub fn hours(&self) -> &[u32; 24] {
         &self.hours
@@ -126,15 +127,15 @@ impl RelationshipState {
         self.engagement_at = Some(last);
     }
 
-    pub(crate) fn sent(&mut self, channel: &str, at: DateTime<Utc>) {
-        let stats = self.channels.entry(channel.to_owned()).or_default();
+    pub(crate) fn sent(&mut self, channel: Channel, at: DateTime<Utc>) {
+        let stats = self.channels.entry(channel).or_default();
         stats.sent = stats.sent.saturating_add(1);
         self.last_touch = Some(self.last_touch.map_or(at, |t| t.max(at)));
     }
 
     /// Credits the touch sent at `sent_at` once; never more answered than sent.
-    pub(crate) fn credit(&mut self, channel: &str, sent_at: DateTime<Utc>) {
-        let Some(stats) = self.channels.get_mut(channel) else {
+    pub(crate) fn credit(&mut self, channel: Channel, sent_at: DateTime<Utc>) {
+        let Some(stats) = self.channels.get_mut(&channel) else {
             return;
         };
         if stats.last_credited != Some(sent_at) && stats.responded < stats.sent {

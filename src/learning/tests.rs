@@ -42,14 +42,14 @@ fn days(n: u64) -> Duration {
 
 fn sent(channel: &str, at: DateTime<Utc>) -> Signal {
     Signal::Sent {
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         at,
     }
 }
 
 fn ignored(channel: &str, at: DateTime<Utc>) -> Signal {
     Signal::Ignored {
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         at,
     }
 }
@@ -58,10 +58,10 @@ fn ignored(channel: &str, at: DateTime<Utc>) -> Signal {
 fn answer(kind: ResponseKind, channel: &str, sent_at: DateTime<Utc>, at: DateTime<Utc>) -> Signal {
     Signal::Response(Response {
         kind,
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         at,
         touch: Some(TouchRef {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             sent_at,
         }),
     })
@@ -71,7 +71,7 @@ fn answer(kind: ResponseKind, channel: &str, sent_at: DateTime<Utc>, at: DateTim
 fn loose(kind: ResponseKind, channel: &str, at: DateTime<Utc>) -> Signal {
     Signal::Response(Response {
         kind,
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         at,
         touch: None,
     })

@@ -33,7 +33,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::domain::TouchId;
+    use crate::domain::{Channel, TouchId};
 
     fn at(h: u32) -> DateTime<Utc> {
         format!("2026-12-07T{h:02}:00:00Z").parse().unwrap()
@@ -46,7 +46,7 @@ mod tests {
             occasion: "birthday".into(),
             contact_id,
             occurrence: "2026".into(),
-            channel: "email".into(),
+            channel: Channel::Email,
             priority: 100,
             scheduled_at: at(12),
             due,

@@ -1,6 +1,7 @@
 //! Planning with what was learned: the send hour, the channel and the check-in cadence
 //! follow the contact's relationship state, and nothing changes with learning off.
 
+use crate::domain::Channel;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
@@ -56,16 +57,16 @@ fn answered(channel: &str, n: i64, hour: u32) -> Vec<Signal> {
     for i in 0..n {
         let sent = utc("2026-03-01T09:00:00Z") + Duration::days(i * 3);
         out.push(Signal::Sent {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             at: sent,
         });
         let day = sent.date_naive().and_hms_opt(hour, 0, 0).unwrap().and_utc();
         out.push(Signal::Response(Response {
             kind: ResponseKind::Reply,
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             at: day,
             touch: Some(TouchRef {
-                channel: channel.into(),
+                channel: channel.parse().unwrap(),
                 sent_at: sent,
             }),
         }));
@@ -144,7 +145,7 @@ fn the_learned_hour_moves_the_touch_inside_the_window() {
     );
     // Nothing known of the contact nor its tier: the configured channel, no draw.
     let nothing = RelationshipState::default();
-    assert_eq!(birthday(&cfg, &c, Some(&nothing)).channel, "email");
+    assert_eq!(birthday(&cfg, &c, Some(&nothing)).channel, Channel::Email);
     // Learning off: as configured, whatever was learned.
     let off = self::cfg(&[("RAPPORT__LEARNING__ENABLED", "false")]);
     assert_eq!(
@@ -159,28 +160,34 @@ fn the_learned_channel_is_drawn_among_the_reachable_ones() {
     let mut c = friend();
     assert_eq!(
         birthday(&cfg, &c, None).channel,
-        "email",
+        Channel::Email,
         "the occasion's first"
     );
     // SMS answered every time, email never.
     let mut signals = answered("sms", 12, 10);
     for i in 0..12 {
         signals.push(Signal::Sent {
-            channel: "email".into(),
+            channel: Channel::Email,
             at: utc("2026-05-01T09:00:00Z") + Duration::days(i),
         });
     }
     let prefers_sms = learned(&cfg, &signals);
     let t = birthday(&cfg, &c, Some(&prefers_sms));
-    assert_eq!(t.channel, "sms");
+    assert_eq!(t.channel, Channel::Sms);
     // The same touch planned again draws the same.
-    assert_eq!(birthday(&cfg, &c, Some(&prefers_sms)).channel, "sms");
+    assert_eq!(birthday(&cfg, &c, Some(&prefers_sms)).channel, Channel::Sms);
     // Never a channel the contact cannot be reached on.
     c.sms_consent = false;
-    assert_eq!(birthday(&cfg, &c, Some(&prefers_sms)).channel, "email");
+    assert_eq!(
+        birthday(&cfg, &c, Some(&prefers_sms)).channel,
+        Channel::Email
+    );
     let off = self::cfg(&[("RAPPORT__LEARNING__ENABLED", "false")]);
     c.sms_consent = true;
-    assert_eq!(birthday(&off, &c, Some(&prefers_sms)).channel, "email");
+    assert_eq!(
+        birthday(&off, &c, Some(&prefers_sms)).channel,
+        Channel::Email
+    );
 }
 
 #[test]
@@ -209,7 +216,7 @@ fn ignored_check_ins_back_off_then_stop() {
     let ignored = |n: usize| {
         let signals: Vec<Signal> = (0..n)
             .map(|i| Signal::Ignored {
-                channel: "email".into(),
+                channel: Channel::Email,
                 at: utc("2025-12-01T00:00:00Z") + Duration::days(i as i64),
             })
             .collect();
@@ -248,22 +255,22 @@ fn a_fallback_wraps_around_past_where_the_touch_has_been() {
     let o = cfg.occasion("birthday").unwrap();
     // A touch that started on SMS (learned) falls back to email before it.
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &c, "sms", &[]),
-        Some("email")
+        crate::policy::fallback_channel(&cfg, o, &c, Channel::Sms, &[]),
+        Some(Channel::Email)
     );
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &c, "email", &[]),
-        Some("sms")
+        crate::policy::fallback_channel(&cfg, o, &c, Channel::Email, &[]),
+        Some(Channel::Sms)
     );
     // Never back to where it has been.
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &c, "email", &["sms"]),
+        crate::policy::fallback_channel(&cfg, o, &c, Channel::Email, &[Channel::Sms]),
         None
     );
     let mut no_phone = c.clone();
     no_phone.phone = None;
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &no_phone, "email", &[]),
+        crate::policy::fallback_channel(&cfg, o, &no_phone, Channel::Email, &[]),
         None
     );
 }

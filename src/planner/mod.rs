@@ -7,6 +7,7 @@ pub mod runner;
 
 pub use adoption::{due_before_adoption, settle_adopted};
 
+use crate::domain::Channel;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
@@ -294,6 +295,11 @@ pub fn tier_prior<'a>(channels: impl IntoIterator<Item = (&'a str, u64, u64)>) -
         } else {
             1.0
         };
+        // The statistics name a channel as text (`*` for all of them): only channels
+        // make a prior.
+        let Ok(channel) = channel.parse::<Channel>() else {
+            continue;
+        };
         prior = prior.with(channel, responded * scale, (settled - responded) * scale);
     }
     prior
@@ -457,14 +463,14 @@ fn learned_channel(
     contact: &Contact,
     l: Learned<'_>,
     id: &TouchId,
-) -> String {
+) -> Channel {
     use rand::SeedableRng;
     use sha2::{Digest, Sha256};
-    let allowed: Vec<&str> = occasion
+    let allowed: Vec<Channel> = occasion
         .channels
         .iter()
-        .map(String::as_str)
-        .filter(|c| crate::policy::blocked(cfg, contact, c).is_none())
+        .copied()
+        .filter(|c| crate::policy::blocked(cfg, contact, *c).is_none())
         .collect();
     // Nothing known of the contact nor its tier: as configured, not a coin toss.
     let known = l.state.channels().next().is_some() || !l.prior.is_empty();
@@ -475,10 +481,8 @@ fn learned_channel(
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&digest);
     let mut rng = rand::rngs::StdRng::from_seed(seed);
-    crate::learning::choose_channel(l.state, &allowed, l.prior, &mut rng).map_or_else(
-        || crate::policy::planned_channel(cfg, occasion, contact),
-        str::to_owned,
-    )
+    crate::learning::choose_channel(l.state, &allowed, l.prior, &mut rng)
+        .unwrap_or_else(|| crate::policy::planned_channel(cfg, occasion, contact))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod throttle;
 #[cfg(test)]
 mod tests;
 
+use crate::domain::Channel;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ use chrono_tz::Tz;
 
 pub use reach::{
     Reach, blocked, fallback_channel, hops, move_reason, next_channel, planned_channel, reach,
-    reach_after, tried, unreachable,
+    reach_after, unreachable,
 };
 pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
 
@@ -50,7 +51,7 @@ pub enum Why {
     /// The throttle (caps, gap, priority).
     Throttled(Throttled),
     /// The tier does not allow the channel.
-    ChannelNotAllowed { tier: String, channel: String },
+    ChannelNotAllowed { tier: String, channel: Channel },
     /// A check-in whose contact interacted since it was planned, or whose tier has no
     /// check-in cadence any more.
     NotDue(String),
@@ -146,7 +147,7 @@ pub fn evaluate(
     }
     let candidate = Candidate {
         touch: &touch.id,
-        channel: &touch.channel,
+        channel: touch.channel,
         priority: touch.priority,
         at: now,
     };
@@ -162,10 +163,10 @@ pub fn evaluate(
 /// A skip when the contact's tier does not allow the touch's channel.
 fn channel_refused(cfg: &Config, contact: &Contact, touch: &Touch) -> Option<Verdict> {
     let t = cfg.tier(&contact.tier)?;
-    (!t.allows_channel(&touch.channel)).then(|| Verdict::Skip {
+    (!t.allows_channel(touch.channel)).then(|| Verdict::Skip {
         why: Why::ChannelNotAllowed {
             tier: t.name.clone(),
-            channel: touch.channel.clone(),
+            channel: touch.channel,
         },
     })
 }
@@ -252,14 +253,14 @@ impl History {
             Verdict::Send => self.slots.push(Slot {
                 touch: touch.id.clone(),
                 at: now,
-                channel: touch.channel.clone(),
+                channel: touch.channel,
             }),
             Verdict::Hold { until, .. } => self.upcoming.push(Upcoming {
                 touch: touch.id.clone(),
                 occasion: touch.occasion.clone(),
                 priority: touch.priority,
                 at: *until,
-                channel: touch.channel.clone(),
+                channel: touch.channel,
             }),
             Verdict::Skip { .. } | Verdict::Expire { .. } => {}
         }
@@ -289,7 +290,7 @@ impl History {
                 occasion: t.occasion.clone(),
                 priority: t.priority,
                 at: t.next_attempt_at,
-                channel: t.channel.clone(),
+                channel: t.channel,
             })
             .collect();
         upcoming.extend(projected.into_iter().filter(|p| !known.contains(&p.touch)));

@@ -7,38 +7,31 @@
 
 use crate::{
     config::{Config, Occasion},
-    domain::{Contact, Touch},
+    domain::{Channel, Contact, Touch},
 };
 
 /// What the contact's consent, addresses and tier make of a touch's channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reach<'c> {
+pub enum Reach {
     /// Its channel can carry it (or only the tier stands in the way: the policy then
     /// skips it, saying so).
     Go,
     /// Its channel cannot reach the contact, for `why`: it moves on to `to`.
-    Move { to: &'c str, why: String },
+    Move { to: Channel, why: String },
     /// No channel it has not tried can reach the contact, for `why`.
     Suppressed { why: String },
 }
 
-/// [`reach_after`] the channels the touch's reason says it was moved away from.
-pub fn reach<'c>(cfg: &'c Config, contact: &Contact, touch: &Touch) -> Reach<'c> {
-    let tried = tried(touch);
-    let tried: Vec<&str> = tried.iter().map(String::as_str).collect();
-    reach_after(cfg, contact, touch, &tried)
+/// [`reach_after`] the channels the touch was moved away from.
+pub fn reach(cfg: &Config, contact: &Contact, touch: &Touch) -> Reach {
+    reach_after(cfg, contact, touch, &touch.tried)
 }
 
 /// Whether `touch`'s channel can reach `contact` now, checked right before the policy
 /// (consent is checked before each send, not only when the touch was planned); `tried`:
 /// the channels it was moved away from, which it does not go back to.
-pub fn reach_after<'c>(
-    cfg: &'c Config,
-    contact: &Contact,
-    touch: &Touch,
-    tried: &[&str],
-) -> Reach<'c> {
-    let channel = touch.channel.as_str();
+pub fn reach_after(cfg: &Config, contact: &Contact, touch: &Touch, tried: &[Channel]) -> Reach {
+    let channel = touch.channel;
     let Some(why) = blocked(cfg, contact, channel) else {
         return Reach::Go;
     };
@@ -54,7 +47,7 @@ pub fn reach_after<'c>(
 
 /// The ledger's reason for a move of `touch` to `to`: its earlier moves, then
 /// `channel: why; trying to`.
-pub fn move_reason(touch: &Touch, to: &str, why: &str) -> String {
+pub fn move_reason(touch: &Touch, to: Channel, why: &str) -> String {
     hops(touch, format!("{}: {why}; trying {to}", touch.channel))
 }
 
@@ -62,23 +55,22 @@ pub fn move_reason(touch: &Touch, to: &str, why: &str) -> String {
 /// policy is asked (and so right before any send): the channel not configured, no
 /// consent, or no address. The touch then moves to its occasion's next channel, or is
 /// `suppressed` with this reason.
-pub fn unreachable(cfg: &Config, contact: &Contact, channel: &str) -> Option<&'static str> {
+pub fn unreachable(cfg: &Config, contact: &Contact, channel: Channel) -> Option<&'static str> {
     match channel {
-        "email" if !contact.email_consent => Some("no email consent"),
-        "email" if contact.email.is_none() => Some("no email address"),
-        "sms" if cfg.sms.is_none() => Some("no SMS channel configured"),
-        "sms" if !contact.sms_consent => Some("no SMS consent"),
-        "sms" if contact.phone.is_none() => Some("no phone number"),
-        "webhook" if cfg.webhook.is_none() => Some("no webhook endpoint configured"),
-        "email" | "sms" | "webhook" => None,
-        _ => Some("unknown channel"),
+        Channel::Email if !contact.email_consent => Some("no email consent"),
+        Channel::Email if contact.email.is_none() => Some("no email address"),
+        Channel::Sms if cfg.sms.is_none() => Some("no SMS channel configured"),
+        Channel::Sms if !contact.sms_consent => Some("no SMS consent"),
+        Channel::Sms if contact.phone.is_none() => Some("no phone number"),
+        Channel::Webhook if cfg.webhook.is_none() => Some("no webhook endpoint configured"),
+        Channel::Email | Channel::Sms | Channel::Webhook => None,
     }
 }
 
 /// Why `channel` cannot carry a touch to `contact` now: the contact's tier does not
 /// allow it (the contact may have changed tier since the touch was planned), or
 /// [`unreachable`].
-pub fn blocked(cfg: &Config, contact: &Contact, channel: &str) -> Option<String> {
+pub fn blocked(cfg: &Config, contact: &Contact, channel: Channel) -> Option<String> {
     match cfg.tier(&contact.tier) {
         Some(t) if !t.allows_channel(channel) => {
             Some(format!("tier {} does not allow {channel}", t.name))
@@ -91,34 +83,34 @@ pub fn blocked(cfg: &Config, contact: &Contact, channel: &str) -> Option<String>
 /// occasion's channels after `after` (from the start when `None`, or when `after` is no
 /// longer in the list: the config changed) that is not [`blocked`]. `None`: no channel
 /// left.
-pub fn next_channel<'a>(
+pub fn next_channel(
     cfg: &Config,
-    occasion: &'a Occasion,
+    occasion: &Occasion,
     contact: &Contact,
-    after: Option<&str>,
-) -> Option<&'a str> {
+    after: Option<Channel>,
+) -> Option<Channel> {
     let start = after
-        .and_then(|a| occasion.channels.iter().position(|c| c == a))
+        .and_then(|a| occasion.channels.iter().position(|c| *c == a))
         .map_or(0, |i| i + 1);
     occasion.channels[start..]
         .iter()
-        .map(String::as_str)
+        .copied()
         .filter(|c| Some(*c) != after)
-        .find(|c| blocked(cfg, contact, c).is_none())
+        .find(|c| blocked(cfg, contact, *c).is_none())
 }
 
 /// The channel a touch on `current` moves to when `current` cannot take it: the first
 /// of the occasion's channels after it, then (a touch may have started further down the
 /// list: its channel chosen by what was learned) those before it, skipping `tried`
 /// (where it has been) and any [`blocked`]. `None`: no channel left.
-pub fn fallback_channel<'a>(
+pub fn fallback_channel(
     cfg: &Config,
-    occasion: &'a Occasion,
+    occasion: &Occasion,
     contact: &Contact,
-    current: &str,
-    tried: &[&str],
-) -> Option<&'a str> {
-    let at = occasion.channels.iter().position(|c| c == current);
+    current: Channel,
+    tried: &[Channel],
+) -> Option<Channel> {
+    let at = occasion.channels.iter().position(|c| *c == current);
     let (before, after) = match at {
         Some(i) => (&occasion.channels[..i], &occasion.channels[i + 1..]),
         None => (&[][..], &occasion.channels[..]),
@@ -126,32 +118,15 @@ pub fn fallback_channel<'a>(
     after
         .iter()
         .chain(before)
-        .map(String::as_str)
+        .copied()
         .filter(|c| *c != current && !tried.contains(c))
-        .find(|c| blocked(cfg, contact, c).is_none())
+        .find(|c| blocked(cfg, contact, *c).is_none())
 }
 
 /// The channel to plan a touch on: the first that can reach the contact now, else the
 /// occasion's first (the dispatcher then records why nothing could).
-pub fn planned_channel(cfg: &Config, occasion: &Occasion, contact: &Contact) -> String {
-    next_channel(cfg, occasion, contact, None)
-        .unwrap_or(&occasion.channels[0])
-        .to_owned()
-}
-
-/// The channels a touch has been moved away from, read from the hops in its reason
-/// (`"email: why; trying sms; sms: why; trying webhook"`: email and sms).
-pub fn tried(touch: &Touch) -> Vec<String> {
-    let Some(reason) = touch.reason.as_deref().filter(|r| r.contains("; trying ")) else {
-        return Vec::new();
-    };
-    reason
-        .split("; ")
-        .filter(|seg| !seg.starts_with("trying "))
-        .filter_map(|seg| seg.split_once(": ").map(|(ch, _)| ch))
-        .filter(|ch| crate::config::CHANNELS.contains(ch))
-        .map(str::to_owned)
-        .collect()
+pub fn planned_channel(cfg: &Config, occasion: &Occasion, contact: &Contact) -> Channel {
+    next_channel(cfg, occasion, contact, None).unwrap_or(occasion.channels[0])
 }
 
 /// The reason for a move to the next channel, after the earlier moves' reasons: the

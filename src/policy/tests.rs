@@ -6,6 +6,7 @@ mod props;
 mod reach;
 mod yields;
 
+use crate::domain::Channel;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -58,7 +59,7 @@ fn slot(touch: &str, t: DateTime<Utc>, channel: &str) -> Slot {
     Slot {
         touch: id(touch),
         at: t,
-        channel: channel.to_owned(),
+        channel: channel.parse().unwrap(),
     }
 }
 
@@ -68,7 +69,7 @@ fn upcoming(touch: &str, priority: u32, t: DateTime<Utc>, channel: &str) -> Upco
         occasion: touch.split(':').next().unwrap_or(touch).to_owned(),
         priority,
         at: t,
-        channel: channel.to_owned(),
+        channel: channel.parse().unwrap(),
     }
 }
 
@@ -80,12 +81,12 @@ fn upcoming(touch: &str, priority: u32, t: DateTime<Utc>, channel: &str) -> Upco
 #[derive(Debug, Clone)]
 struct Brute {
     /// (the channel it counts, or all; count; per in seconds), each with its `Limit`.
-    caps: Vec<(Option<String>, usize, i64, Limit)>,
+    caps: Vec<(Option<Channel>, usize, i64, Limit)>,
     gap: i64,
 }
 
 /// A slot as the brute force sees it: whole seconds and a channel.
-type Point = (i64, String);
+type Point = (i64, Channel);
 
 impl Brute {
     fn of(l: &Limits) -> Self {
@@ -94,7 +95,7 @@ impl Brute {
             .iter()
             .map(|(scope, c)| {
                 let channel = match scope {
-                    Scope::Channel(ch) => Some(ch.clone()),
+                    Scope::Channel(ch) => Some(*ch),
                     _ => None,
                 };
                 let limit = Limit::Cap(scope.clone(), *c);
@@ -108,7 +109,7 @@ impl Brute {
     }
 
     /// The sorted instants a cap counts.
-    fn counted(channel: &Option<String>, slots: &[Point]) -> Vec<i64> {
+    fn counted(channel: &Option<Channel>, slots: &[Point]) -> Vec<i64> {
         let mut xs: Vec<i64> = slots
             .iter()
             .filter(|(_, ch)| channel.as_ref().is_none_or(|c| c == ch))
@@ -121,16 +122,16 @@ impl Brute {
     /// The caps that apply to a slot on `ch`.
     fn applying<'a>(
         &'a self,
-        ch: &'a str,
-    ) -> impl Iterator<Item = &'a (Option<String>, usize, i64, Limit)> + 'a {
+        ch: Channel,
+    ) -> impl Iterator<Item = &'a (Option<Channel>, usize, i64, Limit)> + 'a {
         self.caps
             .iter()
-            .filter(move |(c, ..)| c.as_ref().is_none_or(|c| c == ch))
+            .filter(move |(c, ..)| c.is_none_or(|c| c == ch))
     }
 
     /// Every rule a slot at `t` on `ch` breaks among `slots` (only windows and pairs that
     /// contain it: what its presence could break).
-    fn broken(&self, slots: &[Point], t: i64, ch: &str) -> Vec<Limit> {
+    fn broken(&self, slots: &[Point], t: i64, ch: Channel) -> Vec<Limit> {
         let mut out = Vec::new();
         if self.gap > 0 && slots.iter().any(|(x, _)| (x - t).abs() < self.gap) {
             out.push(Limit::MinGap(Duration::from_secs(self.gap as u64)));
@@ -151,12 +152,12 @@ impl Brute {
         out
     }
 
-    fn breaks(&self, slots: &[Point], t: i64, ch: &str) -> bool {
+    fn breaks(&self, slots: &[Point], t: i64, ch: Channel) -> bool {
         !self.broken(slots, t, ch).is_empty()
     }
 
     /// Every instant where a slot on `ch` would break a rule, as open intervals.
-    fn blocked(&self, slots: &[Point], ch: &str) -> Vec<(i64, i64)> {
+    fn blocked(&self, slots: &[Point], ch: Channel) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         if self.gap > 0 {
             out.extend(slots.iter().map(|(x, _)| (x - self.gap, x + self.gap)));
@@ -174,7 +175,7 @@ impl Brute {
     }
 
     /// The first instant at or after `from` that no blocked interval covers.
-    fn earliest(&self, slots: &[Point], ch: &str, from: i64) -> i64 {
+    fn earliest(&self, slots: &[Point], ch: Channel, from: i64) -> i64 {
         let blocked = self.blocked(slots, ch);
         let mut t = from;
         while let Some(&(_, hi)) = blocked.iter().find(|(lo, hi)| *lo < t && t < *hi) {
@@ -199,23 +200,20 @@ impl Brute {
 }
 
 fn points(slots: &[Slot]) -> Vec<Point> {
-    slots
-        .iter()
-        .map(|s| (secs(s.at), s.channel.clone()))
-        .collect()
+    slots.iter().map(|s| (secs(s.at), s.channel)).collect()
 }
 
 #[test]
 fn brute_force_sanity() {
     let b = Brute::of(&limits(&[(2, 7 * DAY)], DAY));
-    let e = |x: i64| (x, "email".to_owned());
+    let e = |x: i64| (x, Channel::Email);
     let slots = [e(0), e(3 * DAY)];
     // Any slot in [0, 7d) fills the window starting at 0; at 7d the first slot is out.
-    assert!(b.breaks(&slots, 5 * DAY, "email"));
-    assert!(b.breaks(&slots, -4 * DAY + 1, "email"));
-    assert!(!b.breaks(&slots, -4 * DAY, "email"));
-    assert!(!b.breaks(&slots, 7 * DAY, "email"));
-    assert_eq!(b.earliest(&slots, "email", DAY), 7 * DAY);
+    assert!(b.breaks(&slots, 5 * DAY, Channel::Email));
+    assert!(b.breaks(&slots, -4 * DAY + 1, Channel::Email));
+    assert!(!b.breaks(&slots, -4 * DAY, Channel::Email));
+    assert!(!b.breaks(&slots, 7 * DAY, Channel::Email));
+    assert_eq!(b.earliest(&slots, Channel::Email, DAY), 7 * DAY);
     assert!(b.valid(&slots) && !b.valid(&[e(0), e(DAY - 1)]));
     assert!(!b.valid(&[e(0), e(2 * DAY), e(6 * DAY)]));
 }

@@ -6,6 +6,7 @@
 //! gap holds when no two slots are closer than `min_gap`. Slots may lie in the future
 //! too (the touches a candidate must not crowd out), so every check looks both ways.
 
+use crate::domain::Channel;
 use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -23,7 +24,7 @@ pub enum Scope {
     /// `[policy] caps`: every contact, every tier, every channel.
     Contact,
     /// A tier's per-channel caps: only touches on that channel.
-    Channel(String),
+    Channel(Channel),
 }
 
 impl fmt::Display for Scope {
@@ -56,7 +57,7 @@ impl Limits {
         if let Some(t) = cfg.tier(tier) {
             caps.extend(t.caps.iter().map(|c| (Scope::Tier(t.name.clone()), *c)));
             for (channel, list) in &t.channel_caps {
-                caps.extend(list.iter().map(|c| (Scope::Channel(channel.clone()), *c)));
+                caps.extend(list.iter().map(|c| (Scope::Channel(*channel), *c)));
             }
             min_gap = t.min_gap;
         }
@@ -95,7 +96,7 @@ impl Limits {
 pub struct Slot {
     pub touch: TouchId,
     pub at: DateTime<Utc>,
-    pub channel: String,
+    pub channel: Channel,
 }
 
 /// A touch still to go, that a lower-priority one must not crowd out.
@@ -106,7 +107,7 @@ pub struct Upcoming {
     pub priority: u32,
     /// When it is due.
     pub at: DateTime<Utc>,
-    pub channel: String,
+    pub channel: Channel,
 }
 
 /// Which rule stopped a touch.
@@ -163,7 +164,7 @@ impl fmt::Display for Throttled {
 pub fn violation(
     limits: &Limits,
     slots: &[Slot],
-    channel: &str,
+    channel: Channel,
     at: DateTime<Utc>,
 ) -> Option<Limit> {
     let t = at.timestamp();
@@ -178,7 +179,7 @@ pub fn violation(
             Scope::Channel(c) => s.channel == *c,
             _ => true,
         };
-        if matches!(scope, Scope::Channel(c) if c != channel) {
+        if matches!(scope, Scope::Channel(c) if *c != channel) {
             continue;
         }
         let per = cap.per.as_secs() as i64;
@@ -212,7 +213,7 @@ pub fn violation(
 pub fn earliest(
     limits: &Limits,
     slots: &[Slot],
-    channel: &str,
+    channel: Channel,
     from: DateTime<Utc>,
 ) -> DateTime<Utc> {
     if violation(limits, slots, channel, from).is_none() {
@@ -243,7 +244,7 @@ pub fn earliest(
 #[derive(Debug, Clone)]
 pub struct Candidate<'a> {
     pub touch: &'a TouchId,
-    pub channel: &'a str,
+    pub channel: Channel,
     pub priority: u32,
     pub at: DateTime<Utc>,
 }
@@ -293,12 +294,12 @@ pub fn check(
     let place = |u: &Upcoming, at| Slot {
         touch: u.touch.clone(),
         at,
-        channel: u.channel.clone(),
+        channel: u.channel,
     };
     let mut reserved = slots.clone();
     let mut kept = Vec::new();
     for (u, at) in ahead {
-        if violation(limits, &reserved, &u.channel, at).is_none() {
+        if violation(limits, &reserved, u.channel, at).is_none() {
             reserved.push(place(u, at));
             kept.push((u, at));
         }
@@ -314,7 +315,7 @@ pub fn check(
         channel: c.channel.to_owned(),
     });
     for (u, at) in kept {
-        if let Some(limit) = violation(limits, &with_us, &u.channel, at) {
+        if let Some(limit) = violation(limits, &with_us, u.channel, at) {
             // Wait until a place exists that leaves all of them theirs.
             let until = earliest(limits, &reserved, c.channel, c.at);
             return Err((

@@ -8,6 +8,7 @@
 mod context;
 mod no_log;
 
+use crate::domain::Channel;
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
@@ -22,7 +23,7 @@ pub enum RenderError {
     #[error("{path}: {message}")]
     Template { path: String, message: String },
     #[error("no {channel} template for occasion {occasion:?}")]
-    Missing { occasion: String, channel: String },
+    Missing { occasion: String, channel: Channel },
     #[error("{name}: {message}")]
     Render { name: String, message: String },
 }
@@ -39,7 +40,7 @@ pub struct RenderedEmail {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     occasion: String,
-    channel: String,
+    channel: Channel,
     tier: Option<String>,
 }
 
@@ -121,12 +122,15 @@ impl Renderer {
             return Ok(());
         }
         let (channel, tier) = match stem.split_once('.') {
-            Some((c, t)) => (c.to_owned(), Some(t.to_owned())),
-            None => (stem.to_owned(), None),
+            Some((c, t)) => (c, Some(t.to_owned())),
+            None => (stem, None),
         };
+        // A file named for no channel is still compiled (its mistakes are reported), but
+        // serves nothing.
+        let channel = channel.parse::<Channel>().ok();
         // Email has a subject (front matter) and maybe an HTML part; an SMS or a webhook
         // text is the whole file.
-        let parts = if channel == "email" {
+        let parts = if channel == Some(Channel::Email) {
             split_parts(&src).map_err(bad)?
         } else {
             Parts {
@@ -147,6 +151,9 @@ impl Renderer {
                 .register_template_string(&format!("{name}#html"), html)
                 .map_err(|e| bad(format!("html part: {e}")))?;
         }
+        let Some(channel) = channel else {
+            return Ok(());
+        };
         self.entries.insert(
             Key {
                 occasion: folder.to_owned(),
@@ -163,15 +170,15 @@ impl Renderer {
     }
 
     /// The file that serves this tier: its variant if there is one, else the base.
-    pub fn template_for(&self, occasion: &str, channel: &str, tier: &str) -> Option<&Path> {
+    pub fn template_for(&self, occasion: &str, channel: Channel, tier: &str) -> Option<&Path> {
         self.entry(occasion, channel, tier)
             .map(|e| e.file.as_path())
     }
 
-    fn entry(&self, occasion: &str, channel: &str, tier: &str) -> Option<&Entry> {
+    fn entry(&self, occasion: &str, channel: Channel, tier: &str) -> Option<&Entry> {
         let key = |tier: Option<String>| Key {
             occasion: occasion.to_owned(),
-            channel: channel.to_owned(),
+            channel,
             tier,
         };
         self.entries
@@ -189,7 +196,7 @@ impl Renderer {
     pub fn render_text(
         &self,
         occasion: &str,
-        channel: &str,
+        channel: Channel,
         tier: &str,
         ctx: &serde_json::Value,
     ) -> Result<String, RenderError> {
@@ -223,12 +230,12 @@ impl Renderer {
         tier: &str,
         ctx: &serde_json::Value,
     ) -> Result<RenderedEmail, RenderError> {
-        let entry = self
-            .entry(occasion, "email", tier)
-            .ok_or_else(|| RenderError::Missing {
-                occasion: occasion.to_owned(),
-                channel: "email".into(),
-            })?;
+        let entry =
+            self.entry(occasion, Channel::Email, tier)
+                .ok_or_else(|| RenderError::Missing {
+                    occasion: occasion.to_owned(),
+                    channel: Channel::Email,
+                })?;
         let render = |reg: &Handlebars<'static>, part: &str| {
             let name = format!("{}#{part}", entry.name);
             reg.render(&name, ctx).map_err(|e| RenderError::Render {

@@ -27,6 +27,7 @@ impl HelperDef for NoLog {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::Channel;
     use crate::render::{Renderer, context, sample_contact};
 
     #[test]
@@ -38,7 +39,8 @@ mod tests {
         let ctx = context(&sample_contact("friend"), "birthday", 2026, "B");
         let ok = Renderer::load(dir.path()).unwrap();
         assert_eq!(
-            ok.render_text("birthday", "sms", "friend", &ctx).unwrap(),
+            ok.render_text("birthday", Channel::Sms, "friend", &ctx)
+                .unwrap(),
             "Hi Ada"
         );
         std::fs::write(
@@ -48,7 +50,7 @@ mod tests {
         .unwrap();
         let logs = Renderer::load(dir.path()).unwrap();
         let e = logs
-            .render_text("birthday", "sms", "friend", &ctx)
+            .render_text("birthday", Channel::Sms, "friend", &ctx)
             .unwrap_err();
         assert!(
             e.to_string().contains("the log helper is not available"),

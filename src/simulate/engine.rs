@@ -7,6 +7,7 @@
 //! check-in tick looks only at the contacts whose cadence has run out (a heap keyed by
 //! when it does). Nothing scans every contact per step.
 
+use crate::domain::Channel;
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap},
@@ -66,7 +67,7 @@ struct Entry {
     /// The learner has heard how it went (answered, or ignored).
     settled: bool,
     /// The channels it left because they could not carry it.
-    tried: Vec<String>,
+    tried: Vec<Channel>,
 }
 
 struct Person {

@@ -23,6 +23,7 @@
 //! on email a complaint one time in ten. A webhook has no consent to withdraw, so it
 //! gets no opt-outs.
 
+use crate::domain::Channel;
 use std::fmt;
 
 use chrono::{DateTime, Duration, Timelike, Utc};
@@ -31,7 +32,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::Value;
 
 use crate::{
-    config::{CHANNELS, Config},
+    config::Config,
     domain::{Contact, time::local_instant},
     learning::ResponseKind,
 };
@@ -113,7 +114,7 @@ impl fmt::Display for BadAttribute {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Truth {
     /// `None`: no channel reaches them.
-    pub(super) channel: Option<String>,
+    pub(super) channel: Option<Channel>,
     pub(super) hour: u32,
     pub(super) rate: f64,
     pub(super) opt_out: f64,
@@ -154,13 +155,13 @@ impl Truth {
         tier: usize,
     ) -> Result<Self, Vec<BadAttribute>> {
         let mut rng = stream(model.seed, contact.id.as_str(), 0);
-        let reachable: Vec<&str> = CHANNELS
+        let reachable: Vec<Channel> = Channel::ALL
             .into_iter()
-            .filter(|c| reaches(cfg, contact, c))
+            .filter(|c| reaches(cfg, contact, *c))
             .collect();
         let channel = match reachable.len() {
             0 => None,
-            n => Some(reachable[rng.random_range(0..n)].to_owned()),
+            n => Some(reachable[rng.random_range(0..n)]),
         };
         let hour = rng.random_range(8..=20);
         let personal: f64 = rng.random_range(0.6..1.4);
@@ -192,11 +193,11 @@ impl Truth {
             });
         };
         if let Some(v) = attrs.get("sim_channel").and_then(text) {
-            match CHANNELS.iter().find(|c| c.eq_ignore_ascii_case(&v)) {
-                Some(c) => self.channel = Some((*c).to_owned()),
-                None => fail(
+            match v.to_ascii_lowercase().parse::<Channel>() {
+                Ok(c) => self.channel = Some(c),
+                Err(_) => fail(
                     "sim_channel",
-                    format!("{v:?} is not a channel ({})", CHANNELS.join(", ")),
+                    format!("{v:?} is not a channel ({})", Channel::known()),
                 ),
             }
         }
@@ -225,18 +226,18 @@ impl Truth {
     pub(super) fn react(
         &self,
         model: &ResponseModel,
-        channel: &str,
+        channel: Channel,
         sent_at: DateTime<Utc>,
         zone: Tz,
         unanswered: u32,
         rng: &mut StdRng,
     ) -> Option<Answer> {
-        let on = self.channel.as_deref() == Some(channel);
+        let on = self.channel == Some(channel);
         let (opt_roll, answer_roll): (f64, f64) = (rng.random(), rng.random());
         let annoyance = 1.0 + f64::from(unanswered.min(1000)) / 2.0;
         let opt_out = self.opt_out * if on { 1.0 } else { 2.0 } * annoyance;
-        if opt_roll < opt_out.min(0.5) && matches!(channel, "email" | "sms") {
-            let complaint = channel == "email" && rng.random_bool(model.complaint_share);
+        if opt_roll < opt_out.min(0.5) && matches!(channel, Channel::Email | Channel::Sms) {
+            let complaint = channel == Channel::Email && rng.random_bool(model.complaint_share);
             let kind = if complaint {
                 ResponseKind::Complaint
             } else {
@@ -299,18 +300,18 @@ impl Truth {
 
 /// Whether `contact` has an address on `channel`, the channel is configured and some
 /// enabled occasion may use it.
-fn reaches(cfg: &Config, contact: &Contact, channel: &str) -> bool {
+fn reaches(cfg: &Config, contact: &Contact, channel: Channel) -> bool {
     let address = match channel {
-        "email" => contact.email.is_some(),
-        "sms" => contact.phone.is_some(),
-        _ => true,
+        Channel::Email => contact.email.is_some(),
+        Channel::Sms => contact.phone.is_some(),
+        Channel::Webhook => true,
     };
     address
         && cfg.has_channel(channel)
         && cfg
             .occasions
             .iter()
-            .any(|o| o.enabled && o.channels.iter().any(|c| c == channel))
+            .any(|o| o.enabled && o.channels.contains(&channel))
 }
 
 /// An attribute's value as text (CSV gives strings, JSONL may give numbers); anything

@@ -1,5 +1,6 @@
 //! Caps: what the relationship policy reads about a contact, and the atomic reservation of a place against its caps.
 
+use crate::domain::Channel;
 use std::{collections::HashMap, future::Future};
 
 use chrono::{DateTime, Utc};
@@ -28,7 +29,7 @@ pub struct PolicyRecord {
 pub struct Reservation {
     pub touch: TouchId,
     pub contact: ContactId,
-    pub channel: String,
+    pub channel: Channel,
     pub at: DateTime<Utc>,
     /// The [`PolicyRecord::version`] the decision was made on.
     pub version: u64,

@@ -1,5 +1,6 @@
 //! Contacts and their timelines: who they are, their consent, the events that happened to them, and erasure.
 
+use crate::domain::Channel;
 use std::{collections::HashMap, future::Future};
 
 use chrono::{DateTime, Utc};
@@ -119,7 +120,7 @@ pub trait Contacts: Send + Sync {
     fn set_consent(
         &self,
         contact: &ContactId,
-        channel: &str,
+        channel: Channel,
         consent: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 

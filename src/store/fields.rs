@@ -1,6 +1,7 @@
 //! Decoding stored records into domain types, shared by every backend: a backend only
 //! says how to read one named field ([`Fields`]); what the fields mean lives here once.
 
+use crate::domain::Channel;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -85,13 +86,25 @@ pub(crate) fn contact(r: &impl Fields) -> Result<Contact, StoreError> {
 }
 
 pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
+    let reason = r.text("reason")?;
+    let tried = match r.text("tried")? {
+        Some(list) if list.is_empty() => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|c| c.parse().map_err(|e| corrupt("tried", e)))
+            .collect::<Result<_, _>>()?,
+        None => legacy_tried(reason.as_deref()),
+    };
     Ok(Touch {
         id: TouchId::from_stored(r.required_text("id")?),
         occasion: r.required_text("occasion")?,
         contact_id: ContactId::parse(&r.required_text("contact_id")?)
             .map_err(|e| corrupt("contact_id", e))?,
         occurrence: r.required_text("occurrence")?,
-        channel: r.required_text("channel")?,
+        channel: r
+            .parsed("channel", str::parse::<Channel>)?
+            .ok_or_else(|| corrupt("channel", "missing"))?,
+        tried,
         priority: r.required_int("priority")? as u32,
         status: r
             .required_text("status")?
@@ -101,7 +114,7 @@ pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
         next_attempt_at: r.required_instant("next_attempt_at")?,
         expires_at: r.required_instant("expires_at")?,
         attempts: r.required_int("attempts")? as u32,
-        reason: r.text("reason")?,
+        reason,
         created_at: r.required_instant("created_at")?,
         updated_at: r.required_instant("updated_at")?,
         sent_at: r.instant("sent_at")?,
@@ -109,6 +122,21 @@ pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
         uncertain: r.int("uncertain")?.unwrap_or(0) as u32,
         responded_at: r.instant("responded_at")?,
     })
+}
+
+/// The channels a touch recorded before `tried` was stored had moved away from, read
+/// from the hops in its reason (`"email: why; trying sms; sms: why; trying webhook"`:
+/// email and sms). Only rows written by an older rapport have no `tried`.
+fn legacy_tried(reason: Option<&str>) -> Vec<Channel> {
+    let Some(reason) = reason.filter(|r| r.contains("; trying ")) else {
+        return Vec::new();
+    };
+    reason
+        .split("; ")
+        .filter(|seg| !seg.starts_with("trying "))
+        .filter_map(|seg| seg.split_once(": ").map(|(ch, _)| ch))
+        .filter_map(|ch| ch.parse().ok())
+        .collect()
 }
 
 /// A contact as the flat record both backends store (the SQLite row, the Redis hash):
@@ -137,4 +165,22 @@ pub(crate) fn touch_record(t: &crate::domain::NewTouch) -> serde_json::Value {
         "status": t.status.as_str(), "scheduled_at": t.scheduled_at.timestamp(),
         "expires_at": t.expires_at.timestamp(), "reason": t.reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_touch_stored_before_tried_was_takes_its_channels_from_its_reason() {
+        assert_eq!(
+            legacy_tried(Some(
+                "email: smtp 550; trying sms; sms: no SMS consent; trying webhook"
+            )),
+            [Channel::Email, Channel::Sms]
+        );
+        // A reason that is not a move names no channel left.
+        assert!(legacy_tried(Some("held until 2026-07-14: outside the send window")).is_empty());
+        assert!(legacy_tried(None).is_empty());
+    }
 }

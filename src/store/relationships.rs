@@ -2,6 +2,7 @@
 //! the notes that explain it, the one atomic write that changes them ([`Learn`]),
 //! and suppression by hashed address.
 
+use crate::domain::Channel;
 use std::{collections::HashMap, future::Future};
 
 use chrono::{DateTime, Utc};
@@ -30,7 +31,7 @@ pub struct ResponseRecord {
     pub id: String,
     pub contact: ContactId,
     pub kind: ResponseKind,
-    pub channel: String,
+    pub channel: Channel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub touch: Option<TouchId>,
     pub at: DateTime<Utc>,
@@ -87,7 +88,7 @@ pub struct Learn {
     /// The contact's new tier.
     pub tier: Option<String>,
     /// Channels whose consent is set: withdrawn (`false`) or given back (`true`).
-    pub consent: Vec<(String, bool)>,
+    pub consent: Vec<(Channel, bool)>,
     /// Stops sending to the contact's addresses on these channels: their consent
     /// withdrawn and the addresses added to the suppression list (so a re-import cannot
     /// undo it).
@@ -125,18 +126,18 @@ impl Learn {
 pub struct Suppression {
     pub reason: String,
     /// `email` and/or `sms`.
-    pub channels: Vec<String>,
+    pub channels: Vec<Channel>,
 }
 
 impl Suppression {
     pub fn all(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
-            channels: vec!["email".into(), "sms".into()],
+            channels: vec![Channel::Email, Channel::Sms],
         }
     }
-    pub(crate) fn covers(&self, channel: &str) -> bool {
-        self.channels.iter().any(|c| c == channel)
+    pub(crate) fn covers(&self, channel: Channel) -> bool {
+        self.channels.contains(&channel)
     }
 }
 
@@ -155,6 +156,7 @@ pub enum Learned {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StatKey {
     pub tier: String,
+    /// A channel's name, or `*` for all of them.
     pub channel: String,
     pub occasion: String,
 }
@@ -230,9 +232,9 @@ impl StatKey {
 /// The hashes of `s`'s channels' addresses of `c`.
 pub(crate) fn suppressed_hashes(pepper: &[u8], c: &Contact, s: &Suppression) -> Vec<String> {
     let (email, phone) = address_hashes(pepper, c);
-    [("email", email), ("sms", phone)]
+    [(Channel::Email, email), (Channel::Sms, phone)]
         .into_iter()
-        .filter(|(ch, _)| s.covers(ch))
+        .filter(|(ch, _)| s.covers(*ch))
         .filter_map(|(_, h)| h)
         .collect()
 }

@@ -5,6 +5,7 @@
 
 use crate::support::backends::TestStore;
 use chrono::{DateTime, Duration, Utc};
+use rapport::domain::Channel;
 use rapport::domain::{ContactId, NewTouch, TouchId, TouchStatus};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -312,7 +313,7 @@ pub(crate) async fn bad_responses_are_refused_naming_the_field<S: TestStore>(b: 
         occasion: "check_in".into(),
         contact_id: c1,
         occurrence: "9".into(),
-        channel: "email".into(),
+        channel: Channel::Email,
         priority: 10,
         scheduled_at: now + Duration::days(3),
         due: now + Duration::days(3),
@@ -486,7 +487,7 @@ pub(crate) async fn delete_erases_and_a_reimport_is_not_marketed<S: TestStore>(b
     let cfg = s.cfg();
     let back = s.contact("back").await.unwrap();
     assert_eq!(
-        rapport::policy::unreachable(&cfg, &back, "email"),
+        rapport::policy::unreachable(&cfg, &back, Channel::Email),
         Some("no email consent")
     );
 }

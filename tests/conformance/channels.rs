@@ -1,6 +1,7 @@
 //! The channels' store side: consent per channel, the daemon's own settings, a touch
 //! moving to its next channel, and dead letters with their replay.
 
+use rapport::domain::Channel;
 use std::sync::Arc;
 
 use rapport::{
@@ -30,7 +31,7 @@ pub(crate) async fn consent_is_kept_per_channel<S: Backend>(store: Arc<S>) {
         "both default to given"
     );
 
-    assert!(store.set_consent(&c.id, "sms", false).await.unwrap());
+    assert!(store.set_consent(&c.id, Channel::Sms, false).await.unwrap());
     let got = store.get_contact(&c.id).await.unwrap().unwrap();
     assert!(got.email_consent && !got.sms_consent, "{got:?}");
     // A re-import that says nothing about consent never re-subscribes.
@@ -40,16 +41,26 @@ pub(crate) async fn consent_is_kept_per_channel<S: Backend>(store: Arc<S>) {
     store.upsert_contacts(&[row(Some(true))]).await.unwrap();
     assert!(store.get_contact(&c.id).await.unwrap().unwrap().sms_consent);
 
-    assert!(store.set_consent(&c.id, "email", false).await.unwrap());
+    assert!(
+        store
+            .set_consent(&c.id, Channel::Email, false)
+            .await
+            .unwrap()
+    );
     let got = store.get_contact(&c.id).await.unwrap().unwrap();
     assert!(!got.email_consent && got.sms_consent, "{got:?}");
     assert!(
         !store
-            .set_consent(&cid("nobody"), "sms", false)
+            .set_consent(&cid("nobody"), Channel::Sms, false)
             .await
             .unwrap()
     );
-    assert!(store.set_consent(&c.id, "webhook", false).await.is_err());
+    assert!(
+        store
+            .set_consent(&c.id, Channel::Webhook, false)
+            .await
+            .is_err()
+    );
 }
 
 pub(crate) async fn settings_are_set_once_or_replaced<S: Backend>(store: Arc<S>) {
@@ -106,7 +117,7 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
     let now = t0() + secs(3);
     let moved = Outcome::Fallback {
         id: t.id.clone(),
-        channel: "sms".into(),
+        channel: Channel::Sms,
         reason: "email: no email address; trying sms".into(),
     };
     assert_eq!(store.record(&[moved], "w1", now).await.unwrap(), 1);
@@ -125,6 +136,11 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
     assert_eq!(
         after.reason.as_deref(),
         Some("email: no email address; trying sms")
+    );
+    assert_eq!(
+        after.tried,
+        [Channel::Email],
+        "the channel it left is stored"
     );
     // Its job is queued, for now.
     let jobs = store.queued().await;
@@ -152,6 +168,53 @@ pub(crate) async fn fallback_moves_a_touch_to_its_next_channel<S: Backend>(store
             .as_deref()
             .is_some_and(|r| r.contains("trying sms"))
     );
+}
+
+/// The channels a touch left are a field of the touch, kept in order across moves,
+/// whatever its reason says in words.
+pub(crate) async fn a_move_stores_the_channels_left_whatever_the_reason_says<S: Backend>(
+    store: Arc<S>,
+) {
+    let t = planned("c1", t0());
+    store
+        .plan_touches(std::slice::from_ref(&t), 10, t0())
+        .await
+        .unwrap();
+    assert!(touch(store.as_ref(), &t.id).await.tried.is_empty());
+    for (n, (to, left)) in [
+        (Channel::Sms, vec![Channel::Email]),
+        (Channel::Webhook, vec![Channel::Email, Channel::Sms]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let owner = format!("w{n}");
+        let now = t0() + secs(n as i64);
+        store
+            .claim(std::slice::from_ref(&t.id), &owner, now, now + mins(5))
+            .await
+            .unwrap();
+        let moved = Outcome::Fallback {
+            id: t.id.clone(),
+            channel: to,
+            reason: "moved on".into(),
+        };
+        assert_eq!(store.record(&[moved], &owner, now).await.unwrap(), 1);
+        let after = touch(store.as_ref(), &t.id).await;
+        assert_eq!((after.channel, after.tried), (to, left));
+    }
+    // Any other outcome keeps the list.
+    let now = t0() + secs(5);
+    store
+        .claim(std::slice::from_ref(&t.id), "w9", now, now + mins(5))
+        .await
+        .unwrap();
+    store
+        .record(&[Outcome::Sent { id: t.id.clone() }], "w9", now)
+        .await
+        .unwrap();
+    let sent = touch(store.as_ref(), &t.id).await;
+    assert_eq!(sent.tried, [Channel::Email, Channel::Sms]);
 }
 
 pub(crate) async fn dead_letters_list_in_order_and_revive_once<S: Backend>(store: Arc<S>) {

@@ -1,5 +1,6 @@
 //! Instants, touch builders and small read helpers shared by the cases.
 
+use rapport::domain::Channel;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -44,7 +45,7 @@ pub(crate) fn planned_for(
         occasion: occasion.into(),
         contact_id,
         occurrence: occurrence.into(),
-        channel: "email".into(),
+        channel: Channel::Email,
         priority: 10,
         scheduled_at: at,
         due: at,
@@ -102,7 +103,8 @@ pub(crate) fn as_planned(t: &NewTouch, now: DateTime<Utc>) -> Touch {
         occasion: t.occasion.clone(),
         contact_id: t.contact_id.clone(),
         occurrence: t.occurrence.clone(),
-        channel: t.channel.clone(),
+        channel: t.channel,
+        tried: Vec::new(),
         priority: t.priority,
         status: t.status,
         scheduled_at: t.scheduled_at,

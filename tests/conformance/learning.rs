@@ -3,6 +3,7 @@
 //! write carries, statistics, erasure with its suppression records, and idempotency
 //! keys.
 
+use rapport::domain::Channel;
 use std::{slice::from_ref, sync::Arc, time::Duration};
 
 use rapport::{
@@ -65,7 +66,7 @@ fn response(contact: &ContactId, id: &str, touch: Option<&TouchId>) -> ResponseR
         id: id.into(),
         contact: contact.clone(),
         kind: ResponseKind::Reply,
-        channel: "email".into(),
+        channel: Channel::Email,
         touch: touch.cloned(),
         at: t0() + hours(2),
         recorded_at: t0() + hours(2),
@@ -260,7 +261,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
     let c = add_contact(&*store, "dee").await;
     let mut learn = Learn::new(c.clone(), 0);
     learn.tier = Some("family".into());
-    learn.consent.push(("sms".into(), false));
+    learn.consent.push((Channel::Sms, false));
     // After the clock the store started the contact's check-in clock on (its own).
     let later = chrono::Utc::now() + days(3);
     learn.interaction = Some(later);
@@ -380,7 +381,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
     let mut bounce = Learn::new(hb.clone(), 0);
     bounce.suppress = Some(Suppression {
         reason: "hard bounce on SMS".into(),
-        channels: vec!["sms".into()],
+        channels: vec![Channel::Sms],
     });
     assert_eq!(store.learn(&bounce, t0()).await.unwrap(), Learned::Applied);
     let got = store.get_contact(&hb).await.unwrap().unwrap();

@@ -1,6 +1,7 @@
 //! `touches_for_contact` and `get_touches`: what was stored, in order. Named locks: one
 //! holder at a time, until released or lapsed.
 
+use rapport::domain::Channel;
 use std::sync::Arc;
 
 use rapport::domain::{TouchId, TouchStatus};
@@ -17,7 +18,7 @@ pub(crate) async fn touches_round_trip_in_order<S: Backend>(store: Arc<S>) {
     // Same instant as the birthday: ties are broken by id.
     let checkin = planned_for("checkin", "ada", "2026-07", t0());
     let mut welcome = planned_for("welcome", "ada", "1", t0() + days(1));
-    welcome.channel = "sms".into();
+    welcome.channel = Channel::Sms;
     welcome.priority = 3;
     welcome.status = TouchStatus::Expired;
     welcome.reason = Some("planned after its window closed".into());

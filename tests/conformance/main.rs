@@ -104,6 +104,7 @@ macro_rules! conformance {
                 channels::consent_is_kept_per_channel,
                 channels::settings_are_set_once_or_replaced,
                 channels::fallback_moves_a_touch_to_its_next_channel,
+                channels::a_move_stores_the_channels_left_whatever_the_reason_says,
                 channels::dead_letters_list_in_order_and_revive_once,
                 learning::learning_is_a_compare_and_set_on_the_version,
                 learning::responses_are_recorded_once_and_settle_their_touch,

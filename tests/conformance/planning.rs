@@ -1,5 +1,6 @@
 //! `plan_touches`: insert-if-absent, and queued exactly once, when due.
 
+use rapport::domain::Channel;
 use std::{slice::from_ref, sync::Arc};
 
 use rapport::domain::TouchStatus;
@@ -29,7 +30,7 @@ pub(crate) async fn plan_is_insert_if_absent<S: Backend>(store: Arc<S>) {
     let mut again = t.clone();
     again.priority = 99;
     again.scheduled_at = t0() + hours(2);
-    again.channel = "sms".into();
+    again.channel = Channel::Sms;
     let new = store.plan_touches(&[again], 10, now + mins(5)).await;
     assert_eq!(new.unwrap(), []);
     assert_eq!(touch(&*store, &t.id).await, as_planned(&t, now));

@@ -93,7 +93,7 @@ fn reservation(t: &NewTouch, channel: &str, at: DateTime<Utc>, version: u64) -> 
     Reservation {
         touch: t.id.clone(),
         contact: t.contact_id.clone(),
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         at,
         version,
     }
@@ -103,7 +103,7 @@ fn slot(t: &NewTouch, channel: &str, at: DateTime<Utc>) -> Slot {
     Slot {
         touch: t.id.clone(),
         at,
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
     }
 }
 

@@ -22,7 +22,7 @@ pub async fn sending<S: Store>(
         occasion: occasion.into(),
         contact_id,
         occurrence: occurrence.into(),
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         priority: 10,
         scheduled_at: at,
         due: at,

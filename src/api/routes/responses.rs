@@ -17,8 +17,7 @@ use crate::{
         ApiError, ApiState,
         json::{JsonObject, optional_str, reject_unknown, required_str},
     },
-    config::CHANNELS,
-    domain::{ContactId, TouchId},
+    domain::{Channel, ContactId, TouchId},
     feedback::{self, FeedbackError, Inbound, Recorded},
     learning::ResponseKind,
     store::ResponseRecord,
@@ -49,15 +48,8 @@ pub(in crate::api) async fn post<S: Store>(
         .map_err(|e| ApiError::field("invalid_field", "contact", e.to_string()))?;
     let channel = optional_str(&body, "channel")?
         .map(|c| {
-            if CHANNELS.contains(&c) {
-                Ok(c.to_owned())
-            } else {
-                Err(ApiError::field(
-                    "invalid_field",
-                    "channel",
-                    format!("unknown channel {c:?} (known: {})", CHANNELS.join(", ")),
-                ))
-            }
+            c.parse::<Channel>()
+                .map_err(|e| ApiError::field("invalid_field", "channel", e.to_string()))
         })
         .transpose()?;
     if touch.is_none() && (contact.is_none() || channel.is_none()) {

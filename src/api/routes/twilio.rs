@@ -17,6 +17,7 @@
 //! withdraws SMS consent; an invalid or unreachable number is a hard bounce (the number
 //! is suppressed), a temporary failure a soft one; failures on our side are logged.
 
+use crate::domain::Channel;
 use axum::{
     extract::{OriginalUri, Request, State},
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
@@ -144,7 +145,7 @@ pub(in crate::api) async fn inbound<S: Store>(
         kind,
         touch: None,
         contact: Some(contact.clone()),
-        channel: Some("sms".into()),
+        channel: Some(Channel::Sms),
         at: now,
         source: "sms",
     };
@@ -170,7 +171,7 @@ pub(in crate::api) async fn inbound<S: Store>(
         // "Yes" from someone who never said no is an answer, not an opt-in.
         Some(Keyword::OptIn) if !holders.iter().all(subscribed) => {
             for contact in holders.iter().filter(|c| !subscribed(c)) {
-                feedback::consent(store, contact, "sms", true, "START by SMS", now)
+                feedback::consent(store, contact, Channel::Sms, true, "START by SMS", now)
                     .await
                     .map_err(feedback_error)?;
                 tracing::info!(
@@ -206,7 +207,7 @@ async fn last_texted<S: Store>(store: &S, holders: &[ContactId]) -> Result<Conta
             .map_err(ApiError::internal)?;
         let last = touches
             .iter()
-            .filter(|t| t.channel == "sms")
+            .filter(|t| t.channel == Channel::Sms)
             .filter_map(|t| t.sent_at)
             .max();
         if let Some(at) = last {
@@ -263,7 +264,7 @@ pub(in crate::api) async fn status<S: Store>(
         kind,
         touch: Some(touch.clone()),
         contact: None,
-        channel: Some("sms".into()),
+        channel: Some(Channel::Sms),
         at: now,
         source: "twilio_status",
     };

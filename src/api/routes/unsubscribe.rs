@@ -13,6 +13,7 @@
 //! or for a contact no longer stored) gets the same 404, so the endpoint tells nobody
 //! which contacts exist. The token is neither logged nor echoed.
 
+use crate::domain::Channel;
 use crate::store::Store;
 use axum::{
     extract::{Path, State, rejection::PathRejection},
@@ -87,7 +88,7 @@ pub(in crate::api) async fn one_click<S: Store>(
                 kind: ResponseKind::Unsubscribe,
                 touch: None,
                 contact: Some(contact.clone()),
-                channel: Some("email".into()),
+                channel: Some(Channel::Email),
                 at: now,
                 source: "unsubscribe",
             };

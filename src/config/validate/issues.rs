@@ -3,8 +3,9 @@
 
 use std::{str::FromStr, time::Duration};
 
+use crate::domain::Channel;
 use crate::{
-    config::{CHANNELS, Cap, ConfigIssue, Layered, parse_duration, raw::RawCap},
+    config::{Cap, ConfigIssue, Layered, parse_duration, raw::RawCap},
     domain::SendWindow,
 };
 
@@ -104,16 +105,12 @@ impl<'a> Issues<'a> {
         out
     }
 
-    pub(super) fn channel_list(&mut self, path: &str, raw: &[String]) -> Vec<String> {
+    pub(super) fn channel_list(&mut self, path: &str, raw: &[String]) -> Vec<Channel> {
         let mut out = Vec::new();
         for (i, c) in raw.iter().enumerate() {
-            if CHANNELS.contains(&c.as_str()) {
-                out.push(c.clone());
-            } else {
-                self.push(
-                    &format!("{path}[{i}]"),
-                    format!("unknown channel {c:?} (known: {})", CHANNELS.join(", ")),
-                );
+            match c.parse::<Channel>() {
+                Ok(c) => out.push(c),
+                Err(e) => self.push(&format!("{path}[{i}]"), e.to_string()),
             }
         }
         out

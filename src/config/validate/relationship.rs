@@ -5,9 +5,10 @@ use std::{str::FromStr, time::Duration};
 
 use super::{Issues, names, valid_name};
 use crate::config::{
-    CHANNELS, DateField, Occasion, OnThrottle, Tier, Trigger, parse_duration,
+    DateField, Occasion, OnThrottle, Tier, Trigger, parse_duration,
     raw::{RawConfig, RawOccasion, RawTier},
 };
+use crate::domain::Channel;
 
 /// Every `[tiers.<name>]`, closest first as written; at least one is required.
 pub(super) fn tiers(issues: &mut Issues<'_>, raw: &RawConfig) -> Vec<Tier> {
@@ -56,15 +57,15 @@ pub(super) fn occasions(issues: &mut Issues<'_>, raw: &RawConfig) -> Vec<Occasio
         }
     }
     for o in &occasions {
-        let configured = |c: &str| match c {
-            "sms" => raw.channels.sms.is_some(),
-            "webhook" => raw.channels.webhook.is_some(),
-            _ => true,
+        let configured = |c: Channel| match c {
+            Channel::Sms => raw.channels.sms.is_some(),
+            Channel::Webhook => raw.channels.webhook.is_some(),
+            Channel::Email => true,
         };
-        for c in o.channels.iter().filter(|c| !configured(c)) {
+        for c in o.channels.iter().filter(|c| !configured(**c)) {
             issues.push(
                 &format!("occasions.{}.channels", o.name),
-                format!("channel {c:?} is not configured (add a [channels.{c}] section)"),
+                format!("channel \"{c}\" is not configured (add a [channels.{c}] section)"),
             );
         }
     }
@@ -101,17 +102,10 @@ fn tier(issues: &mut Issues<'_>, name: &str, t: &RawTier) -> Tier {
     let mut channel_caps = Vec::new();
     for (channel, caps) in t.channel_caps.iter().flatten() {
         let at = p(&format!("channel_caps.{channel}"));
-        if !CHANNELS.contains(&channel.as_str()) {
-            issues.push(
-                &at,
-                format!(
-                    "unknown channel {channel:?} (known: {})",
-                    CHANNELS.join(", ")
-                ),
-            );
-            continue;
+        match channel.parse::<Channel>() {
+            Ok(channel) => channel_caps.push((channel, issues.caps(&at, Some(caps)))),
+            Err(e) => issues.push(&at, e.to_string()),
         }
-        channel_caps.push((channel.clone(), issues.caps(&at, Some(caps))));
     }
     let check_in_every = t
         .check_in_every
@@ -292,7 +286,7 @@ fn schedule(
 }
 
 /// `channel`, or `channels` (the ordered preference); email when neither is set.
-fn channels(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Vec<String> {
+fn channels(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Vec<Channel> {
     let p = |k: &str| format!("occasions.{name}.{k}");
     match (&o.channel, &o.channels) {
         (Some(_), Some(_)) => {
@@ -300,16 +294,15 @@ fn channels(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Vec<String>
                 &p("channels"),
                 "set either channel or channels (the ordered preference), not both",
             );
-            vec!["email".to_owned()]
+            vec![Channel::Email]
         }
-        (Some(one), None) if CHANNELS.contains(&one.as_str()) => vec![one.clone()],
-        (Some(one), None) => {
-            issues.push(
-                &p("channel"),
-                format!("unknown channel {one:?} (known: {})", CHANNELS.join(", ")),
-            );
-            vec!["email".to_owned()]
-        }
+        (Some(one), None) => match one.parse::<Channel>() {
+            Ok(one) => vec![one],
+            Err(e) => {
+                issues.push(&p("channel"), e.to_string());
+                vec![Channel::Email]
+            }
+        },
         (None, Some(list)) => {
             let list = issues.channel_list(&p("channels"), list);
             if list.is_empty()
@@ -322,13 +315,13 @@ fn channels(issues: &mut Issues<'_>, name: &str, o: &RawOccasion) -> Vec<String>
             }
             let mut seen = std::collections::HashSet::new();
             for c in &list {
-                if !seen.insert(c.clone()) {
-                    issues.push(&p("channels"), format!("names {c:?} twice"));
+                if !seen.insert(*c) {
+                    issues.push(&p("channels"), format!("names \"{c}\" twice"));
                 }
             }
             list
         }
-        (None, None) => vec!["email".to_owned()],
+        (None, None) => vec![Channel::Email],
     }
 }
 

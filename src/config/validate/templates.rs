@@ -1,5 +1,6 @@
 //! The templates each enabled occasion needs, found on disk at validation time.
 
+use crate::domain::Channel;
 use std::path::Path;
 
 use super::{Issues, names};
@@ -15,7 +16,7 @@ pub(super) fn check_templates(
 ) {
     for o in occasions.iter().filter(|o| o.enabled) {
         for channel in &o.channels {
-            check_channel_templates(issues, dir, o, channel, tiers);
+            check_channel_templates(issues, dir, o, *channel, tiers);
         }
     }
 }
@@ -25,7 +26,7 @@ fn check_channel_templates(
     issues: &mut Issues<'_>,
     dir: &Path,
     o: &Occasion,
-    wanted: &str,
+    wanted: Channel,
     tiers: &[Tier],
 ) {
     {
@@ -39,7 +40,7 @@ fn check_channel_templates(
                     continue;
                 };
                 if let Some((channel, tier)) = stem.split_once('.') {
-                    if channel == wanted {
+                    if channel == wanted.as_str() {
                         if tiers.iter().any(|t| t.name == tier) {
                             variants.push(tier.to_owned());
                         } else {

@@ -1,6 +1,7 @@
 //! Response kinds, and the config's own checks.
 
 use super::*;
+use crate::domain::Channel;
 use crate::learning::{RuleKind, TierRule, config::words};
 
 #[test]
@@ -52,11 +53,18 @@ fn the_kinds_that_suppress_are_the_ones_the_learner_suppresses_for() {
             t0(),
         );
         let learner = effects.iter().any(|e| matches!(e, Effect::Suppress { .. }));
-        assert_eq!(kind.suppresses("email", "email"), learner, "{kind}");
+        assert_eq!(
+            kind.suppresses(Channel::Email, Channel::Email),
+            learner,
+            "{kind}"
+        );
     }
     use ResponseKind::*;
-    assert!(BounceHard.suppresses("email", "email") && !BounceHard.suppresses("email", "sms"));
-    assert!(Complaint.suppresses("email", "sms"));
+    assert!(
+        BounceHard.suppresses(Channel::Email, Channel::Email)
+            && !BounceHard.suppresses(Channel::Email, Channel::Sms)
+    );
+    assert!(Complaint.suppresses(Channel::Email, Channel::Sms));
     assert_eq!(BounceHard.label(), "hard bounce");
 }
 

@@ -1,6 +1,7 @@
 //! A simulated population with known true preferences, run through the learner the way
 //! the daemon would: choose a channel, send, and learn from the reply or the silence.
 
+use crate::domain::Channel;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
@@ -9,7 +10,7 @@ use crate::{
     learning::{ChannelPrior, best_hour, check_in_cadence, choose_channel, posterior_mean},
 };
 
-const CHANNELS: [&str; 3] = ["email", "sms", "webhook"];
+const CHANNELS: [Channel; 3] = Channel::ALL;
 const ZONES: [&str; 4] = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"];
 const TOUCHES: u32 = 40;
 /// The send window the simulated tier uses, `[start, end)`.
@@ -40,7 +41,7 @@ impl Truth {
             zone: ZONES[rng.random_range(0..ZONES.len())].parse().unwrap(),
         }
     }
-    fn best(&self) -> &'static str {
+    fn best(&self) -> Channel {
         let i = (0..3)
             .max_by(|&a, &b| self.rates[a].total_cmp(&self.rates[b]))
             .unwrap();
@@ -53,7 +54,7 @@ struct Run {
     tier: String,
     effects: Vec<Effect>,
     /// The channel chosen for each touch.
-    chosen: Vec<&'static str>,
+    chosen: Vec<Channel>,
     /// The cadence (in days, `None` once sunset) before each touch.
     cadences: Vec<Option<u64>>,
 }
@@ -89,14 +90,14 @@ fn simulate(truth: &Truth, cfg: &LearningConfig, rng: &mut StdRng) -> Run {
                 .succ_opt()
                 .unwrap();
             let at = local_instant(next_day, minute, truth.zone);
-            answer(ResponseKind::Reply, channel, sent_at, at)
+            answer(ResponseKind::Reply, channel.as_str(), sent_at, at)
         } else {
-            ignored(channel, cfg.ignored_after(sent_at))
+            ignored(channel.as_str(), cfg.ignored_after(sent_at))
         };
         let effects = feed(
             &mut run.state,
             &mut run.tier,
-            [sent(channel, sent_at), outcome],
+            [sent(channel.as_str(), sent_at), outcome],
             cfg,
             truth.zone,
         );
@@ -105,11 +106,13 @@ fn simulate(truth: &Truth, cfg: &LearningConfig, rng: &mut StdRng) -> Run {
     run
 }
 
-fn learned_channel(state: &RelationshipState) -> &'static str {
+fn learned_channel(state: &RelationshipState) -> Channel {
     let none = ChannelPrior::new();
     CHANNELS
         .into_iter()
-        .max_by(|a, b| posterior_mean(state, a, &none).total_cmp(&posterior_mean(state, b, &none)))
+        .max_by(|a, b| {
+            posterior_mean(state, *a, &none).total_cmp(&posterior_mean(state, *b, &none))
+        })
         .unwrap()
 }
 
@@ -220,7 +223,7 @@ fn a_contact_who_replies_is_promoted_once() {
         ),
         None
     );
-    assert_eq!(learned_channel(&run.state), "sms");
+    assert_eq!(learned_channel(&run.state), Channel::Sms);
     // The hour is learned in the contact's own zone; 19:00 is outside 09-18, so the
     // window's last hour, and the whole-day answer hour is 19.
     assert_eq!(

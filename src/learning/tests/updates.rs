@@ -1,6 +1,7 @@
 //! `apply`: engagement decay, negative signals, channel credit, hours, interactions.
 
 use super::*;
+use crate::domain::Channel;
 use crate::learning::Weights;
 
 fn close(a: f64, b: f64) -> bool {
@@ -71,7 +72,7 @@ fn each_kind_acts_on_its_own() {
             Unsubscribe,
             w.unsubscribe,
             vec![Effect::WithdrawConsent {
-                channel: "sms".into(),
+                channel: Channel::Sms,
             }],
             false,
         ),
@@ -101,7 +102,7 @@ fn each_kind_acts_on_its_own() {
         assert_eq!(effects, want, "{kind}");
         assert_eq!(state.last_interaction().is_some(), interaction, "{kind}");
         assert_eq!(
-            state.channel("sms").responded,
+            state.channel(Channel::Sms).responded,
             u32::from(interaction),
             "{kind}"
         );
@@ -207,9 +208,9 @@ fn a_touch_is_credited_once_and_never_beyond_what_was_sent() {
         let s = state.channel(c);
         (s.sent, s.responded)
     };
-    assert_eq!(stats("sms"), (2, 1));
-    assert_eq!(stats("email"), (2, 2));
-    assert_eq!(stats("webhook"), (0, 0));
+    assert_eq!(stats(Channel::Sms), (2, 1));
+    assert_eq!(stats(Channel::Email), (2, 2));
+    assert_eq!(stats(Channel::Webhook), (0, 0));
     assert_eq!(state.hours().iter().sum::<u32>(), 6);
     assert_eq!(state.last_touch(), Some(day(2.0)));
 }
@@ -270,7 +271,7 @@ fn state_survives_json() {
     // A state from an older version, with fields missing, still reads.
     let old: RelationshipState = serde_json::from_str(r#"{"ignored_in_row": 3}"#).unwrap();
     assert_eq!(old.ignored_in_row(), 3);
-    assert_eq!(old.channel("sms").sent, 0);
+    assert_eq!(old.channel(Channel::Sms).sent, 0);
 }
 
 #[test]
@@ -278,7 +279,7 @@ fn effects_read_as_timeline_entries() {
     let cases = [
         (
             Effect::WithdrawConsent {
-                channel: "sms".into(),
+                channel: Channel::Sms,
             },
             "consent withdrawn on SMS",
         ),
@@ -318,7 +319,7 @@ fn effects_read_as_timeline_entries() {
         assert_eq!(effect.to_string(), words);
     }
     let json = serde_json::to_value(Effect::WithdrawConsent {
-        channel: "sms".into(),
+        channel: Channel::Sms,
     })
     .unwrap();
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The whole policy for one touch: channel, check-in due, send window in the contact's
 //! own zone, then the throttle with the occasion's `on_throttle`.
 
+use crate::domain::Channel;
 use std::path::Path;
 
 use chrono_tz::Tz;
@@ -32,7 +33,8 @@ fn touch(cfg: &Config, occasion: &str, now: DateTime<Utc>, expires_at: DateTime<
         occasion: occasion.to_owned(),
         contact_id: sample_contact("friend").id,
         occurrence: "x".into(),
-        channel: o.channels[0].clone(),
+        channel: o.channels[0],
+        tried: Vec::new(),
         priority: o.priority,
         status: TouchStatus::Planned,
         scheduled_at: now,
@@ -169,14 +171,14 @@ fn a_channel_the_tier_leaves_out_is_skipped() {
     let cfg = cfg(&[]);
     let now = utc("2026-06-01T12:00:00Z");
     let mut t = touch(&cfg, "birthday", now, now + chrono::Duration::hours(6));
-    t.channel = "sms".into();
+    t.channel = Channel::Sms;
     let c = contact("acquaintance", chrono_tz::UTC);
     assert_eq!(
         evaluate(&cfg, &c, &t, &History::default(), now),
         Verdict::Skip {
             why: Why::ChannelNotAllowed {
                 tier: "acquaintance".into(),
-                channel: "sms".into()
+                channel: Channel::Sms
             }
         }
     );
@@ -361,7 +363,7 @@ fn a_tier_limits_gather_its_caps_channel_caps_gap_and_the_contact_caps() {
             (Scope::Contact, 8, 30 * DAY),
             (family(), 2, 7 * DAY),
             (family(), 6, 30 * DAY),
-            (Scope::Channel("sms".into()), 1, 30 * DAY),
+            (Scope::Channel(Channel::Sms), 1, 30 * DAY),
         ]
     );
     assert_eq!(l.min_gap.as_secs() as i64, 2 * DAY);
@@ -369,10 +371,10 @@ fn a_tier_limits_gather_its_caps_channel_caps_gap_and_the_contact_caps() {
     // An sms five days ago fills the sms cap, not the email one.
     let slots = [slot("a", utc("2026-06-05T12:00:00Z"), "sms")];
     let now = utc("2026-06-10T12:00:00Z");
-    let sms = crate::policy::throttle::violation(&l, &slots, "sms", now);
+    let sms = crate::policy::throttle::violation(&l, &slots, Channel::Sms, now);
     assert_eq!(sms.unwrap().to_string(), "sms cap 1 per 30d");
     assert_eq!(
-        crate::policy::throttle::violation(&l, &slots, "email", now),
+        crate::policy::throttle::violation(&l, &slots, Channel::Email, now),
         None
     );
     // A tier the config no longer has keeps the per-contact caps only.

@@ -2,6 +2,7 @@
 //! Instants are whole seconds around [`t0`], mostly on the hour (give or take a second)
 //! so that windows and gaps often end exactly on another slot.
 
+use crate::domain::Channel;
 use proptest::prelude::*;
 
 use super::*;
@@ -27,8 +28,8 @@ fn length(max_hours: i64) -> impl Strategy<Value = i64> {
     ]
 }
 
-fn channel() -> impl Strategy<Value = String> {
-    prop_oneof![Just("email".to_owned()), Just("sms".to_owned())]
+fn channel() -> impl Strategy<Value = Channel> {
+    prop_oneof![Just(Channel::Email), Just(Channel::Sms)]
 }
 
 fn arb_limits() -> impl Strategy<Value = Limits> {
@@ -57,7 +58,7 @@ fn arb_slots(max: usize) -> impl Strategy<Value = Vec<Slot>> {
     prop::collection::vec((instant(), channel()), 0..=max).prop_map(|v| {
         v.into_iter()
             .enumerate()
-            .map(|(i, (x, ch))| slot(&format!("s{i}"), at(x), &ch))
+            .map(|(i, (x, ch))| slot(&format!("s{i}"), at(x), ch.as_str()))
             .collect()
     })
 }
@@ -67,7 +68,7 @@ fn arb_upcoming() -> impl Strategy<Value = Vec<Upcoming>> {
     prop::collection::vec(one, 0..=4).prop_map(|v| {
         v.into_iter()
             .enumerate()
-            .map(|(i, (x, ch, p))| upcoming(&format!("u{i}"), p, at(x), &ch))
+            .map(|(i, (x, ch, p))| upcoming(&format!("u{i}"), p, at(x), ch.as_str()))
             .collect()
     })
 }
@@ -76,7 +77,7 @@ fn arb_upcoming() -> impl Strategy<Value = Vec<Upcoming>> {
 fn keep_valid(b: &Brute, slots: Vec<Slot>) -> Vec<Slot> {
     let mut kept: Vec<Slot> = Vec::new();
     for s in slots {
-        if !b.breaks(&points(&kept), secs(s.at), &s.channel) {
+        if !b.breaks(&points(&kept), secs(s.at), s.channel) {
             kept.push(s);
         }
     }
@@ -92,9 +93,9 @@ fn ahead_of(
     slots: &[Slot],
     upcoming: &[Upcoming],
     c: (i64, u32),
-) -> Vec<(i64, String, bool)> {
+) -> Vec<(i64, Channel, bool)> {
     // Soonest first; at one instant, higher priority, then lower id, first.
-    let mut ahead: Vec<(i64, std::cmp::Reverse<u32>, String, String)> = upcoming
+    let mut ahead: Vec<(i64, std::cmp::Reverse<u32>, String, Channel)> = upcoming
         .iter()
         .filter(|u| u.priority > c.1)
         .map(|u| {
@@ -103,7 +104,7 @@ fn ahead_of(
                 x,
                 std::cmp::Reverse(u.priority),
                 u.touch.to_string(),
-                u.channel.clone(),
+                u.channel,
             )
         })
         .filter(|(x, ..)| *x < c.0 + horizon)
@@ -113,9 +114,9 @@ fn ahead_of(
     ahead
         .into_iter()
         .map(|(x, _, _, ch)| {
-            let fits = !b.breaks(&placed, x, &ch);
+            let fits = !b.breaks(&placed, x, ch);
             if fits {
-                placed.push((x, ch.clone()));
+                placed.push((x, ch));
             }
             (x, ch, fits)
         })
@@ -124,14 +125,19 @@ fn ahead_of(
 
 /// Whether the higher-priority touches that get their places without a slot at `t` on
 /// `ch` all still get them with it.
-fn leaves_their_places(b: &Brute, slots: &[Slot], ahead: &[(i64, String, bool)], t: Point) -> bool {
+fn leaves_their_places(
+    b: &Brute,
+    slots: &[Slot],
+    ahead: &[(i64, Channel, bool)],
+    t: Point,
+) -> bool {
     let mut placed = points(slots);
     placed.push(t);
     for (x, ch, _) in ahead.iter().filter(|a| a.2) {
-        if b.breaks(&placed, *x, ch) {
+        if b.breaks(&placed, *x, *ch) {
             return false;
         }
-        placed.push((*x, ch.clone()));
+        placed.push((*x, *ch));
     }
     true
 }
@@ -157,13 +163,13 @@ proptest! {
         ch in channel(),
     ) {
         let b = Brute::of(&l);
-        let broken = b.broken(&points(&slots), t, &ch);
-        match violation(&l, &slots, &ch, at(t)) {
+        let broken = b.broken(&points(&slots), t, ch);
+        match violation(&l, &slots, ch, at(t)) {
             None => prop_assert!(broken.is_empty(), "missed {broken:?}"),
             Some(limit) => prop_assert!(broken.contains(&limit), "{limit} not broken: {broken:?}"),
         }
         // The brute force agrees with itself: blocked intervals are the breaking instants.
-        let inside = b.blocked(&points(&slots), &ch).iter().any(|(lo, hi)| *lo < t && t < *hi);
+        let inside = b.blocked(&points(&slots), ch).iter().any(|(lo, hi)| *lo < t && t < *hi);
         prop_assert_eq!(inside, !broken.is_empty());
     }
 
@@ -177,10 +183,10 @@ proptest! {
     ) {
         let b = Brute::of(&l);
         let p = points(&slots);
-        let e = secs(earliest(&l, &slots, &ch, at(from)));
+        let e = secs(earliest(&l, &slots, ch, at(from)));
         prop_assert!(e >= from);
-        prop_assert!(!b.breaks(&p, e, &ch), "earliest {e} breaks a rule");
-        prop_assert_eq!(e, b.earliest(&p, &ch, from));
+        prop_assert!(!b.breaks(&p, e, ch), "earliest {e} breaks a rule");
+        prop_assert_eq!(e, b.earliest(&p, ch, from));
     }
 
     /// (b) An `Ok` from `check` leaves no rule broken around the candidate, nor costs a
@@ -199,29 +205,29 @@ proptest! {
         let b = Brute::of(&l);
         let slots = if valid_only { keep_valid(&b, slots) } else { slots };
         let touch = id("cand");
-        let c = Candidate { touch: &touch, channel: &ch, priority, at: at(t) };
+        let c = Candidate { touch: &touch, channel: ch, priority, at: at(t) };
         let p = points(&slots);
         let horizon = l.horizon().as_secs() as i64;
         let ahead = ahead_of(&b, horizon, &slots, &ups, (t, priority));
         match check(&l, &slots, &ups, &c) {
             Ok(()) => {
-                prop_assert!(!b.breaks(&p, t, &ch));
-                prop_assert!(leaves_their_places(&b, &slots, &ahead, (t, ch.clone())));
+                prop_assert!(!b.breaks(&p, t, ch));
+                prop_assert!(leaves_their_places(&b, &slots, &ahead, (t, ch)));
             }
             Err((why, until)) => {
                 let u = secs(until);
                 prop_assert!(u >= t);
-                prop_assert!(!b.breaks(&p, u, &ch), "until {u} breaks a rule");
+                prop_assert!(!b.breaks(&p, u, ch), "until {u} breaks a rule");
                 match why {
                     Throttled::Limited(limit) => {
-                        prop_assert!(b.broken(&p, t, &ch).contains(&limit));
-                        prop_assert_eq!(u, b.earliest(&p, &ch, t));
+                        prop_assert!(b.broken(&p, t, ch).contains(&limit));
+                        prop_assert_eq!(u, b.earliest(&p, ch, t));
                     }
                     Throttled::Yields { priority: theirs, .. } => {
-                        prop_assert!(!b.breaks(&p, t, &ch));
+                        prop_assert!(!b.breaks(&p, t, ch));
                         prop_assert!(theirs > priority);
-                        prop_assert!(!leaves_their_places(&b, &slots, &ahead, (t, ch.clone())));
-                        prop_assert!(leaves_their_places(&b, &slots, &ahead, (u, ch.clone())));
+                        prop_assert!(!leaves_their_places(&b, &slots, &ahead, (t, ch)));
+                        prop_assert!(leaves_their_places(&b, &slots, &ahead, (u, ch)));
                     }
                 }
             }
@@ -243,15 +249,15 @@ proptest! {
         let mut slots: Vec<Slot> = Vec::new();
         for (i, (t, ch, priority, wait)) in asks.into_iter().enumerate() {
             let touch = id(&format!("a{i}"));
-            let c = Candidate { touch: &touch, channel: &ch, priority, at: at(t) };
+            let c = Candidate { touch: &touch, channel: ch, priority, at: at(t) };
             let place = match check(&l, &slots, &ups, &c) {
                 Ok(()) => Some(c.at),
                 Err((_, until)) if wait => Some(until),
                 Err(_) => None,
             };
             if let Some(place) = place {
-                prop_assert!(violation(&l, &slots, &ch, place).is_none());
-                slots.push(slot(touch.as_str(), place, &ch));
+                prop_assert!(violation(&l, &slots, ch, place).is_none());
+                slots.push(slot(touch.as_str(), place, ch.as_str()));
             }
         }
         prop_assert!(b.valid(&points(&slots)), "history broke a rule: {slots:?}");

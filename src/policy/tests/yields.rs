@@ -2,6 +2,7 @@
 //! higher-priority one (due within the horizon) its own.
 
 use super::*;
+use crate::domain::Channel;
 use crate::policy::{Candidate, Throttled, throttle::check};
 
 const CHECK_IN: u32 = 10;
@@ -29,7 +30,7 @@ fn check_with(
     let touch = id("check_in:c:2026-05-07");
     let c = Candidate {
         touch: &touch,
-        channel: "email",
+        channel: Channel::Email,
         priority,
         at: now,
     };
@@ -121,7 +122,7 @@ fn a_full_cap_makes_it_yield_until_the_birthday_window_ends() {
 #[test]
 fn a_channel_cap_only_protects_touches_on_its_channel() {
     let l = Limits {
-        caps: vec![(Scope::Channel("sms".into()), cap(1, 14 * DAY))],
+        caps: vec![(Scope::Channel(Channel::Sms), cap(1, 14 * DAY))],
         min_gap: std::time::Duration::ZERO,
     };
     let now = utc("2026-06-01T12:00:00Z");

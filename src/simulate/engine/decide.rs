@@ -24,12 +24,11 @@ impl Sim<'_> {
         // channel that cannot carry the touch moves it on to the occasion's next one it
         // has not tried, if any.
         let e = &self.people[c].ledger[i];
-        let tried: Vec<&str> = e.tried.iter().map(String::as_str).collect();
-        match policy::reach_after(cfg, &contact, touch, &tried) {
+        match policy::reach_after(cfg, &contact, touch, &e.tried) {
             Reach::Go => {}
             Reach::Move { to, .. } => {
                 let e = &mut self.people[c].ledger[i];
-                let left = std::mem::replace(&mut e.touch.channel, to.to_owned());
+                let left = std::mem::replace(&mut e.touch.channel, to);
                 e.tried.push(left);
             }
             Reach::Suppressed { why } => {
@@ -120,7 +119,7 @@ impl Sim<'_> {
         }
         let candidate = throttle::Candidate {
             touch: &touch.id,
-            channel: &touch.channel,
+            channel: touch.channel,
             priority: touch.priority,
             at: now,
         };
@@ -146,7 +145,7 @@ impl Sim<'_> {
         p.sends.push(Slot {
             touch: e.touch.id.clone(),
             at: now,
-            channel: e.touch.channel.clone(),
+            channel: e.touch.channel,
         });
         p.send_tiers.push(p.tier);
         self.tiers[p.tier].occasions[e.occasion].sent += 1;

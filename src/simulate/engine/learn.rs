@@ -9,6 +9,7 @@
 //! cadence, with the tier's answer rates as the channel prior and its answer hour as the
 //! fallback hour, read from the statistics as the planner loop reads them.
 
+use crate::domain::Channel;
 use std::{cmp::Reverse, collections::BTreeMap, rc::Rc, time::Duration};
 
 use chrono::{DateTime, Timelike, Utc};
@@ -54,7 +55,7 @@ impl Mind {
 /// how many were answered; per local hour, the engaged answers.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Known {
-    channels: BTreeMap<String, (u64, u64)>,
+    channels: BTreeMap<Channel, (u64, u64)>,
     hours: [u64; 24],
 }
 
@@ -114,10 +115,16 @@ impl Sim<'_> {
 
     /// Counts an outcome in the statistics, under the contact's tier now (as the store
     /// keys them); an engaged answer also counts its local hour.
-    fn count(&mut self, c: usize, channel: &str, settled: bool, answered: Option<DateTime<Utc>>) {
+    fn count(
+        &mut self,
+        c: usize,
+        channel: Channel,
+        settled: bool,
+        answered: Option<DateTime<Utc>>,
+    ) {
         let p = &self.people[c];
         let known = &mut self.known[p.tier];
-        let e = known.channels.entry(channel.to_owned()).or_default();
+        let e = known.channels.entry(channel).or_default();
         e.0 += u64::from(settled);
         e.1 += u64::from(answered.is_some());
         if let Some(at) = answered {
@@ -136,7 +143,7 @@ impl Sim<'_> {
         let e = &mut p.ledger[i];
         let answer = m.truth.react(
             &self.model,
-            &e.touch.channel,
+            e.touch.channel,
             now,
             zone,
             m.unanswered,
@@ -177,20 +184,20 @@ impl Sim<'_> {
                 stats.complaints += 1;
             }
         }
-        let (channel, sent_at) = (e.touch.channel.clone(), e.touch.sent_at.unwrap_or(now));
+        let (channel, sent_at) = (e.touch.channel, e.touch.sent_at.unwrap_or(now));
         let mut signals = Vec::with_capacity(2);
         let first = !std::mem::replace(&mut e.settled, true);
         if first {
             signals.push(Signal::Sent {
-                channel: channel.clone(),
+                channel,
                 at: sent_at,
             });
         }
         let engaged = answer.kind.is_engaged().then_some(answer.at);
-        self.count(c, &channel, first, engaged);
+        self.count(c, channel, first, engaged);
         signals.push(Signal::Response(Response {
             kind: answer.kind,
-            channel: channel.clone(),
+            channel,
             at: answer.at,
             touch: Some(TouchRef { channel, sent_at }),
         }));
@@ -207,18 +214,15 @@ impl Sim<'_> {
             return;
         }
         self.tiers[e.tier_at_send].responses.ignored += 1;
-        let channel = e.touch.channel.clone();
+        let channel = e.touch.channel;
         let signals = [
             Signal::Sent {
-                channel: channel.clone(),
+                channel,
                 at: e.touch.sent_at.unwrap_or(now),
             },
-            Signal::Ignored {
-                channel: channel.clone(),
-                at: now,
-            },
+            Signal::Ignored { channel, at: now },
         ];
-        self.count(c, &channel, true, None);
+        self.count(c, channel, true, None);
         self.learn(c, &signals, now);
     }
 
@@ -254,11 +258,11 @@ impl Sim<'_> {
         let learning = self.learning;
         let p = &mut self.people[c];
         match effect {
-            Effect::WithdrawConsent { channel } => withdraw(Rc::make_mut(&mut p.contact), &channel),
+            Effect::WithdrawConsent { channel } => withdraw(Rc::make_mut(&mut p.contact), channel),
             Effect::Suppress { .. } => {
                 let contact = Rc::make_mut(&mut p.contact);
-                withdraw(contact, "email");
-                withdraw(contact, "sms");
+                withdraw(contact, Channel::Email);
+                withdraw(contact, Channel::Sms);
             }
             Effect::MoveTier { from, to, .. } if learning && self.cfg.tier(&to).is_some() => {
                 let Some(t) = self.tier_names.iter().position(|n| *n == to) else {
@@ -300,36 +304,36 @@ impl Sim<'_> {
             if choice.len() < 2 {
                 continue;
             }
-            let answered: u32 = choice.iter().map(|ch| state.channel(ch).responded).sum();
+            let answered: u32 = choice.iter().map(|ch| state.channel(*ch).responded).sum();
             let best = choice.iter().max_by(|a, b| {
-                posterior_mean(state, a, &none).total_cmp(&posterior_mean(state, b, &none))
+                posterior_mean(state, **a, &none).total_cmp(&posterior_mean(state, **b, &none))
             });
             l.channel
-                .count(answered >= 2, best.copied() == truth.channel.as_deref());
+                .count(answered >= 2, best.copied() == truth.channel);
         }
     }
 }
 
 /// The channels of the enabled occasions that can reach `contact` now, in config order.
-fn reachable_channels<'a>(
+fn reachable_channels(
     cfg: &Config,
-    occasions: &[&'a Occasion],
+    occasions: &[&Occasion],
     contact: &crate::domain::Contact,
-) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for ch in occasions.iter().flat_map(|o| o.channels.iter()) {
-        if !out.contains(&ch.as_str()) && policy::blocked(cfg, contact, ch).is_none() {
+) -> Vec<Channel> {
+    let mut out: Vec<Channel> = Vec::new();
+    for ch in occasions.iter().flat_map(|o| o.channels.iter().copied()) {
+        if !out.contains(&ch) && policy::blocked(cfg, contact, ch).is_none() {
             out.push(ch);
         }
     }
     out
 }
 
-fn withdraw(contact: &mut crate::domain::Contact, channel: &str) {
+fn withdraw(contact: &mut crate::domain::Contact, channel: Channel) {
     match channel {
-        "email" => contact.email_consent = false,
-        "sms" => contact.sms_consent = false,
+        Channel::Email => contact.email_consent = false,
+        Channel::Sms => contact.sms_consent = false,
         // A webhook has no consent to withdraw (nor does the store keep one).
-        _ => {}
+        Channel::Webhook => {}
     }
 }

@@ -51,7 +51,7 @@ impl crate::store::Caps for RedisStore {
                         touch: TouchId::from_stored(touch.to_owned()),
                         at: DateTime::from_timestamp(at, 0)
                             .ok_or_else(|| corrupt("slot", "out of range"))?,
-                        channel: channel.to_owned(),
+                        channel: channel.parse().map_err(|e| corrupt("slot", e))?,
                     });
                 }
                 for (tid, hash) in touches {
@@ -77,7 +77,7 @@ impl crate::store::Caps for RedisStore {
         for r in reservations {
             inv.arg(r.touch.as_str())
                 .arg(r.contact.as_str())
-                .arg(&r.channel)
+                .arg(r.channel.as_str())
                 .arg(ts(r.at))
                 .arg(r.version);
         }

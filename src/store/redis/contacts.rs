@@ -1,6 +1,7 @@
 //! The Redis backend's contacts role: contacts, their events and consent, and erasure.
 
 use super::*;
+use crate::domain::Channel;
 use crate::domain::Contact;
 use crate::domain::ContactId;
 use crate::domain::Event;
@@ -219,15 +220,15 @@ impl crate::store::Contacts for RedisStore {
     async fn set_consent(
         &self,
         contact: &ContactId,
-        channel: &str,
+        channel: Channel,
         consent: bool,
     ) -> Result<bool, StoreError> {
         let field = match channel {
-            "email" => "email_consent",
-            "sms" => "sms_consent",
-            other => {
+            Channel::Email => "email_consent",
+            Channel::Sms => "sms_consent",
+            other @ Channel::Webhook => {
                 return Err(StoreError::Query(
-                    format!("no consent is kept for channel {other:?}").into(),
+                    format!("no consent is kept for channel {other}").into(),
                 ));
             }
         };

@@ -26,7 +26,7 @@ impl crate::store::Ledger for RedisStore {
                 inv.key(self.touch_key(&t.id))
                     .key(format!("{}:{{c:{}}}:touches", self.prefix, t.contact_id));
                 inv.arg(t.id.as_str())
-                    .arg(&t.channel)
+                    .arg(t.channel.as_str())
                     .arg(t.priority)
                     .arg(t.status.as_str())
                     .arg(ts(t.scheduled_at))

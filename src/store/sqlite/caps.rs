@@ -1,6 +1,7 @@
 //! The Sqlite backend's caps role: caps: what the policy reads about each contact, and reservations against its caps.
 
 use super::*;
+use crate::domain::Channel;
 use crate::domain::ContactId;
 use crate::domain::TouchId;
 use crate::policy::Slot;
@@ -62,7 +63,9 @@ impl crate::store::Caps for SqliteStore {
                 p.slots.push(Slot {
                     touch: TouchId::from_stored(r.required_text("id")?),
                     at: r.required_instant("slot_at")?,
-                    channel: r.required_text("channel")?,
+                    channel: r
+                        .parsed("channel", str::parse::<Channel>)?
+                        .ok_or_else(|| corrupt("channel", "missing"))?,
                 });
             }
         }
@@ -204,7 +207,7 @@ async fn reserve_rest<'a>(
         if taken {
             sqlx::query("UPDATE touches SET slot_at = ?, channel = ? WHERE id = ?")
                 .bind(r.at.timestamp())
-                .bind(&r.channel)
+                .bind(r.channel.as_str())
                 .bind(r.touch.as_str())
                 .execute(&mut *tx)
                 .await

@@ -1,6 +1,7 @@
 //! The Sqlite backend's contacts role: contacts, their events and consent, and erasure.
 
 use super::*;
+use crate::domain::Channel;
 use crate::domain::Contact;
 use crate::domain::ContactId;
 use crate::domain::Event;
@@ -202,15 +203,17 @@ impl crate::store::Contacts for SqliteStore {
     async fn set_consent(
         &self,
         contact: &ContactId,
-        channel: &str,
+        channel: Channel,
         consent: bool,
     ) -> Result<bool, StoreError> {
         let sql = match channel {
-            "email" => "UPDATE contacts SET email_consent = ?1, updated_at = ?3 WHERE id = ?2",
-            "sms" => "UPDATE contacts SET sms_consent = ?1, updated_at = ?3 WHERE id = ?2",
-            other => {
+            Channel::Email => {
+                "UPDATE contacts SET email_consent = ?1, updated_at = ?3 WHERE id = ?2"
+            }
+            Channel::Sms => "UPDATE contacts SET sms_consent = ?1, updated_at = ?3 WHERE id = ?2",
+            other @ Channel::Webhook => {
                 return Err(StoreError::Query(
-                    format!("no consent is kept for channel {other:?}").into(),
+                    format!("no consent is kept for channel {other}").into(),
                 ));
             }
         };

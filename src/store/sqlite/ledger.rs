@@ -236,6 +236,9 @@ impl crate::store::Ledger for SqliteStore {
              attempts = CASE j.counts WHEN 'r' THEN 0 WHEN '1' THEN touches.attempts - 1 ELSE touches.attempts END, \
              uncertain = CASE j.counts WHEN 'r' THEN 0 WHEN 'u' THEN touches.uncertain + 1 ELSE touches.uncertain END, \
              sent_at = COALESCE(j.sent_at, touches.sent_at), \
+             tried = CASE WHEN j.channel IS NULL THEN touches.tried \
+                     WHEN COALESCE(touches.tried, '') = '' THEN touches.channel \
+                     ELSE touches.tried || ',' || touches.channel END, \
              channel = COALESCE(j.channel, touches.channel), \
              slot_at = CASE WHEN j.status = 'sent' THEN COALESCE(touches.slot_at, ?2) ELSE NULL END, \
              queued_at = CASE WHEN j.next IS NULL THEN touches.queued_at ELSE ?2 END, \

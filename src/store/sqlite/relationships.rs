@@ -1,6 +1,7 @@
 //! The Sqlite backend's relationships role: relationships and responses: what each contact taught us.
 
 use super::*;
+use crate::domain::Channel;
 use crate::domain::Contact;
 use crate::domain::ContactId;
 use crate::domain::Touch;
@@ -215,10 +216,12 @@ async fn update_contact(
             .map_err(q)?;
     }
     for (channel, consent) in &learn.consent {
-        let sql = match channel.as_str() {
-            "email" => "UPDATE contacts SET email_consent = ?2, updated_at = ?3 WHERE id = ?1",
-            "sms" => "UPDATE contacts SET sms_consent = ?2, updated_at = ?3 WHERE id = ?1",
-            _ => continue,
+        let sql = match channel {
+            Channel::Email => {
+                "UPDATE contacts SET email_consent = ?2, updated_at = ?3 WHERE id = ?1"
+            }
+            Channel::Sms => "UPDATE contacts SET sms_consent = ?2, updated_at = ?3 WHERE id = ?1",
+            Channel::Webhook => continue,
         };
         sqlx::query(sql)
             .bind(id)
@@ -240,11 +243,11 @@ async fn withdraw_suppressed_consent(
 ) -> Result<(), StoreError> {
     for (channel, sql) in [
         (
-            "email",
+            Channel::Email,
             "UPDATE contacts SET email_consent = 0, updated_at = ?2 WHERE id = ?1",
         ),
         (
-            "sms",
+            Channel::Sms,
             "UPDATE contacts SET sms_consent = 0, updated_at = ?2 WHERE id = ?1",
         ),
     ] {

@@ -15,7 +15,7 @@ local FAILED = P .. ":idx:failed"
 for i = 4, #ARGV, 6 do
     local id, st, reason, next = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local k = KEYS[(i - 4) / 6 + 1]
-    local f = redis.call("HMGET", k, "status", "lease_owner", "slot_at", "channel")
+    local f = redis.call("HMGET", k, "status", "lease_owner", "slot_at", "channel", "tried")
     if f[1] == "sending" and f[2] == owner then
         local contact = contact_of(id)
         local slots = ckey(contact) .. ":slots"
@@ -35,8 +35,11 @@ for i = 4, #ARGV, 6 do
             args[#args + 1] = reason
         end
         if ARGV[i + 5] ~= "" then
+            -- A move to another channel: the one it leaves joins those it tried.
             args[#args + 1] = "channel"
             args[#args + 1] = ARGV[i + 5]
+            args[#args + 1] = "tried"
+            args[#args + 1] = (f[5] and f[5] ~= "") and (f[5] .. "," .. f[4]) or f[4]
         end
         local counts = ARGV[i + 4]
         if counts == "1" then
