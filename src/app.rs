@@ -114,30 +114,8 @@ impl<S: Store + Queue> App<S> {
             self.clock.clone(),
             shutdown.child_token(),
         ));
-        let serve_api = |tracker: &TaskTracker, workers: Option<WorkerProbe>| {
-            let Some(listener) = listener else { return };
-            let state = ApiState {
-                store: self.store.clone(),
-                cfg: self.cfg.clone(),
-                clock: self.clock.clone(),
-                tokens: Arc::new(Tokens::from_env(&self.cfg.api.tokens_env)),
-                unsubscribe_key: self.channels.unsubscribe_key.clone(),
-                twilio_auth_token: twilio_auth_token(&self.cfg),
-                workers,
-                custody: Some(self.custody.clone()),
-            };
-            let stop = shutdown.clone();
-            tracker.spawn(async move {
-                if let Err(e) = api::serve(listener, state, stop.clone()).await {
-                    // The listener is open, so this is an accept loop gone wrong: stop
-                    // the whole process rather than run on without its API.
-                    tracing::error!(error = %e, "the api server failed; stopping");
-                    stop.cancel();
-                }
-            });
-        };
         if !role.runs_workers() {
-            serve_api(&tracker, None);
+            self.spawn_api(&tracker, listener, None, &shutdown);
             tracing::info!(
                 role = role.as_str(),
                 store = %self.cfg.storage.display_url(),
@@ -147,7 +125,6 @@ impl<S: Store + Queue> App<S> {
             let until = tokio::time::Instant::now() + GRACE_STOP;
             return self.stop(tracker, until).await;
         }
-        let recorder = Recorder::spawn(self.store.clone(), self.clock.clone(), &tracker);
         let abandon = CancellationToken::new();
         let drain = Drain::start(
             &tracker,
@@ -155,82 +132,20 @@ impl<S: Store + Queue> App<S> {
             abandon.clone(),
             self.cfg.dispatch.drain_timeout,
         );
-        let dispatcher = Arc::new(Dispatcher {
-            store: self.store.clone(),
-            cfg: self.cfg.clone(),
-            renderer: self.renderer.clone(),
-            channels: self.channels.clone(),
-            clock: self.clock.clone(),
-            recorder,
-            tasks: TaskTracker::new(),
-            stopping: shutdown.clone(),
-            abandon,
-            custody: self.custody.clone(),
-        });
+        let dispatcher = self.dispatcher(&tracker, &shutdown, abandon);
         let jobs = dispatcher.tasks.clone();
-        let enabled: Vec<_> = self
-            .cfg
-            .occasions
-            .iter()
-            .filter(|o| o.enabled)
-            .cloned()
-            .collect();
-        for occasion in enabled {
-            tracker.spawn(planner::runner::run_loop(
-                self.store.clone(),
-                self.cfg.clone(),
-                occasion,
-                self.clock.clone(),
-                self.custody.clone(),
-                shutdown.child_token(),
-            ));
-        }
-        tracker.spawn(crate::queue::pump_loop(
-            self.store.clone(),
-            self.cfg.clone(),
-            self.clock.clone(),
-            shutdown.child_token(),
-        ));
         let health = QueueHealth::default();
-        tracker.spawn(dispatch::reconcile_loop(
-            self.store.clone(),
-            self.cfg.clone(),
-            self.clock.clone(),
-            self.custody.clone(),
-            health.stopped.clone(),
-            shutdown.child_token(),
-        ));
-        tracker.spawn(crate::feedback::sweep_loop(
-            self.store.clone(),
-            self.cfg.clone(),
-            self.clock.clone(),
-            shutdown.child_token(),
-        ));
+        self.spawn_loops(&tracker, &health, &shutdown);
         let monitor = self
             .store
             .monitor(dispatcher, &self.cfg.dispatch, health.clone());
-        // /readyz reads the workers' states live; a worker stopped by a backend error
-        // is not running until the monitor has restarted it.
-        let workers = monitor.context();
-        serve_api(
+        self.spawn_api(
             &tracker,
-            Some(WorkerProbe::new(move || WorkerCount {
-                running: workers.workers().iter().filter(|w| w.is_running()).count(),
-                total: workers.workers().len(),
-                failing: health.failing(),
-            })),
+            listener,
+            Some(worker_probe(&monitor, health)),
+            &shutdown,
         );
-        let contacts = self.store.count_contacts().await.unwrap_or(0);
-        tracing::info!(
-            role = role.as_str(),
-            contacts,
-            workers = self.cfg.dispatch.workers,
-            email = self.channels.email.kind(),
-            sms = self.channels.sms.as_ref().map_or("none", |s| s.kind()),
-            webhook = self.channels.webhook.is_some(),
-            store = %self.cfg.storage.display_url(),
-            "rapport running"
-        );
+        self.log_running(role).await;
         let signal = {
             let token = shutdown.clone();
             async move {
@@ -257,6 +172,114 @@ impl<S: Store + Queue> App<S> {
         let until = drain.deadline(GRACE_STOP);
         drain.finish();
         self.stop(tracker, until).await
+    }
+
+    /// Serves the API on `listener`, if there is one, until `shutdown`; an API that
+    /// fails stops the whole process.
+    fn spawn_api(
+        &self,
+        tracker: &TaskTracker,
+        listener: Option<TcpListener>,
+        workers: Option<WorkerProbe>,
+        shutdown: &CancellationToken,
+    ) {
+        let Some(listener) = listener else { return };
+        let state = ApiState {
+            store: self.store.clone(),
+            cfg: self.cfg.clone(),
+            clock: self.clock.clone(),
+            tokens: Arc::new(Tokens::from_env(&self.cfg.api.tokens_env)),
+            unsubscribe_key: self.channels.unsubscribe_key.clone(),
+            twilio_auth_token: twilio_auth_token(&self.cfg),
+            workers,
+            custody: Some(self.custody.clone()),
+        };
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = api::serve(listener, state, stop.clone()).await {
+                // The listener is open, so this is an accept loop gone wrong: stop
+                // the whole process rather than run on without its API.
+                tracing::error!(error = %e, "the api server failed; stopping");
+                stop.cancel();
+            }
+        });
+    }
+
+    /// The dispatcher the queue workers send through, with its group-committing
+    /// recorder.
+    fn dispatcher(
+        &self,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+        abandon: CancellationToken,
+    ) -> Arc<Dispatcher<S>> {
+        let recorder = Recorder::spawn(self.store.clone(), self.clock.clone(), tracker);
+        Arc::new(Dispatcher {
+            store: self.store.clone(),
+            cfg: self.cfg.clone(),
+            renderer: self.renderer.clone(),
+            channels: self.channels.clone(),
+            clock: self.clock.clone(),
+            recorder,
+            tasks: TaskTracker::new(),
+            stopping: shutdown.clone(),
+            abandon,
+            custody: self.custody.clone(),
+        })
+    }
+
+    /// The background loops beside the workers: a planner per enabled occasion, the
+    /// queue pump, the reconciler and the response-window sweep.
+    fn spawn_loops(
+        &self,
+        tracker: &TaskTracker,
+        health: &QueueHealth,
+        shutdown: &CancellationToken,
+    ) {
+        for occasion in self.cfg.occasions.iter().filter(|o| o.enabled) {
+            tracker.spawn(planner::runner::run_loop(
+                self.store.clone(),
+                self.cfg.clone(),
+                occasion.clone(),
+                self.clock.clone(),
+                self.custody.clone(),
+                shutdown.child_token(),
+            ));
+        }
+        tracker.spawn(crate::queue::pump_loop(
+            self.store.clone(),
+            self.cfg.clone(),
+            self.clock.clone(),
+            shutdown.child_token(),
+        ));
+        tracker.spawn(dispatch::reconcile_loop(
+            self.store.clone(),
+            self.cfg.clone(),
+            self.clock.clone(),
+            self.custody.clone(),
+            health.stopped.clone(),
+            shutdown.child_token(),
+        ));
+        tracker.spawn(crate::feedback::sweep_loop(
+            self.store.clone(),
+            self.cfg.clone(),
+            self.clock.clone(),
+            shutdown.child_token(),
+        ));
+    }
+
+    async fn log_running(&self, role: Role) {
+        let contacts = self.store.count_contacts().await.unwrap_or(0);
+        tracing::info!(
+            role = role.as_str(),
+            contacts,
+            workers = self.cfg.dispatch.workers,
+            email = self.channels.email.kind(),
+            sms = self.channels.sms.as_ref().map_or("none", |s| s.kind()),
+            webhook = self.channels.webhook.is_some(),
+            store = %self.cfg.storage.display_url(),
+            "rapport running"
+        );
     }
 
     /// Waits (until `until`) for the background tasks (planners, recorder, API) and
@@ -325,6 +348,17 @@ impl Drain {
     fn finish(&self) {
         self.done.cancel();
     }
+}
+
+/// What /readyz reads of the workers, live: a worker stopped by a backend error is not
+/// running until the monitor has restarted it.
+fn worker_probe(monitor: &apalis::prelude::Monitor, health: QueueHealth) -> WorkerProbe {
+    let workers = monitor.context();
+    WorkerProbe::new(move || WorkerCount {
+        running: workers.workers().iter().filter(|w| w.is_running()).count(),
+        total: workers.workers().len(),
+        failing: health.failing(),
+    })
 }
 
 /// The auth token Twilio signs its webhooks with, when SMS go through Twilio.

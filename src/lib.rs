@@ -5,8 +5,8 @@
 //! these modules and maps the storage roles.
 //!
 //! The pure core (time passed in, no I/O):
-//! - [`domain`]: contacts, touches, events, time and the send window, outcomes; newtypes
-//!   parsed at the edge.
+//! - [`domain`]: contacts, touches, events, channels, time and the send window, outcomes;
+//!   newtypes parsed at the edge.
 //! - [`planner`]: which touches are due at an instant, learned hour and channel
 //!   included; [`planner::runner`] is the tick and the dry run (`rapport plan`).
 //! - [`policy`]: reach (consent, addresses), caps, gaps and priority, retry timing.

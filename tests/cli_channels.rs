@@ -9,8 +9,7 @@ mod cli_env;
 use chrono::{Duration, Utc};
 use cli_env::{Env, TEMPLATES, assert_has, assert_lacks};
 use rapport::domain::Channel;
-use rapport::store::Coordination;
-use rapport::store::Ledger;
+use rapport::store::{Coordination, Ledger};
 use rapport::{
     domain::{ContactId, NewTouch, TouchId, TouchStatus},
     store::{Outcome, SqliteStore},

@@ -5,8 +5,7 @@
 //! learned: at the window's opening, where the daemon recorded the learned hour.)
 
 use chrono::{DateTime, Duration, Utc};
-use rapport::store::Coordination;
-use rapport::store::Ledger;
+use rapport::store::{Coordination, Ledger};
 use rapport::{
     config::Config,
     domain::{ContactId, TouchId},

@@ -4,11 +4,9 @@
 
 mod support;
 
-use rapport::store::Coordination;
-use rapport::store::Ledger;
+use rapport::store::{Coordination, Ledger, SqliteStore};
 use std::{path::Path, process::Stdio, time::Duration};
 
-use rapport::store::SqliteStore;
 use support::{
     daemon::{Guard, REPO, Workspace, wait_exit},
     people::people,

@@ -1,8 +1,7 @@
 //! What each subcommand does. Returns the process exit code.
 
 use rapport::domain::Channel;
-use rapport::store::Contacts;
-use rapport::store::Coordination;
+use rapport::store::{Contacts, Coordination};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -235,46 +234,71 @@ async fn preview(
             occurrence = event.id.to_string();
             ctx = render::with_event(ctx, &event);
         }
-        if channel != Channel::Email {
-            let text = renderer.render_text(&occ.name, channel, &c.tier, &ctx)?;
-            if channel == Channel::Sms {
-                let Some(to) = &c.phone else {
-                    anyhow::bail!("contact {id} has no phone number");
-                };
-                if !c.sms_consent {
-                    eprintln!(
-                        "note: contact {id} has withdrawn SMS consent; nothing would be sent"
-                    );
-                }
-                let note = rapport::check::sms_note(&text).map_or_else(String::new, |n| {
-                    rapport::check::Finding::Warn(n).to_string()
-                });
-                println!("To: {}\n{note}\n\n{text}", to.as_str());
-            } else {
-                println!("{text}");
+        match channel {
+            Channel::Email => preview_email(cfg, &renderer, &c, occ, &occurrence, &ctx)?,
+            Channel::Sms | Channel::Webhook => {
+                preview_text(&renderer, &c, &occ.name, channel, &ctx)?;
             }
-            return Ok(0);
         }
-        let content = renderer.render_email(&occ.name, &c.tier, &ctx)?;
-        let Some(to) = c.email.clone() else {
-            anyhow::bail!("contact {id} has no email address");
-        };
-        let email = OutboundEmail {
-            touch: TouchId::derive(&occ.name, &c.id, &occurrence),
-            to,
-            to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
-            content,
-            unsubscribe: None,
-        };
-        // Unsigned: a preview shows the content, and signing would need the key.
-        let message =
-            build_message(&cfg.email, None, &email).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if !c.email_consent {
-            eprintln!("note: contact {id} has withdrawn email consent; nothing would be sent");
-        }
-        println!("{}", String::from_utf8_lossy(&message.formatted()));
         Ok(0)
     })
+}
+
+/// An SMS (with its recipient and segment count) or a webhook's text, as rendered.
+fn preview_text(
+    renderer: &Renderer,
+    c: &rapport::domain::Contact,
+    occasion: &str,
+    channel: Channel,
+    ctx: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let text = renderer.render_text(occasion, channel, &c.tier, ctx)?;
+    if channel != Channel::Sms {
+        println!("{text}");
+        return Ok(());
+    }
+    let id = &c.id;
+    let Some(to) = &c.phone else {
+        anyhow::bail!("contact {id} has no phone number");
+    };
+    if !c.sms_consent {
+        eprintln!("note: contact {id} has withdrawn SMS consent; nothing would be sent");
+    }
+    let note = rapport::check::sms_note(&text).map_or_else(String::new, |n| {
+        rapport::check::Finding::Warn(n).to_string()
+    });
+    println!("To: {}\n{note}\n\n{text}", to.as_str());
+    Ok(())
+}
+
+/// The whole email as it would be sent (unsigned: a preview shows the content, and
+/// signing would need the key).
+fn preview_email(
+    cfg: &Config,
+    renderer: &Renderer,
+    c: &rapport::domain::Contact,
+    occ: &rapport::config::Occasion,
+    occurrence: &str,
+    ctx: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let id = &c.id;
+    let content = renderer.render_email(&occ.name, &c.tier, ctx)?;
+    let Some(to) = c.email.clone() else {
+        anyhow::bail!("contact {id} has no email address");
+    };
+    let email = OutboundEmail {
+        touch: TouchId::derive(&occ.name, &c.id, occurrence),
+        to,
+        to_name: ctx["contact"]["full_name"].as_str().map(str::to_owned),
+        content,
+        unsubscribe: None,
+    };
+    let message = build_message(&cfg.email, None, &email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !c.email_consent {
+        eprintln!("note: contact {id} has withdrawn email consent; nothing would be sent");
+    }
+    println!("{}", String::from_utf8_lossy(&message.formatted()));
+    Ok(())
 }
 
 pub(super) fn fmt_ts(t: DateTime<Utc>) -> String {

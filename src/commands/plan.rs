@@ -2,10 +2,7 @@
 //! dispatcher would do with each touch (go out, perhaps on another channel, be held,
 //! skipped or suppressed), writing nothing.
 
-use rapport::store::Caps;
-use rapport::store::Contacts;
-use rapport::store::Coordination;
-use rapport::store::Ledger;
+use rapport::store::{Caps, Contacts, Coordination};
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
@@ -42,31 +39,7 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     rapport::with_store!(store, |store| {
-        // What the planners would record at `at`, by the daemon's own planning (learned
-        // hour and channel, an adoption of the store)...
-        let mut wanted: Vec<rapport::domain::NewTouch> = Vec::new();
-        for occ in cfg.occasions.iter().filter(|o| o.enabled) {
-            wanted.extend(planner::runner::would_plan(&store, cfg, occ, at).await?);
-        }
-        // ... plus what the ledger already holds that is due by then.
-        let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
-        let mut known: std::collections::HashMap<TouchId, Touch> = store
-            .get_touches(&ids)
-            .await?
-            .into_iter()
-            .map(|t| (t.id.clone(), t))
-            .collect();
-        for t in store.due_touches(at, 100_000).await? {
-            known.entry(t.id.clone()).or_insert(t);
-        }
-        let mut rows: Vec<(Touch, &'static str)> = Vec::new();
-        for w in &wanted {
-            match known.remove(&w.id) {
-                Some(t) => rows.push((t, "in ledger")),
-                None => rows.push((w.clone().recorded(at), "new")),
-            }
-        }
-        rows.extend(known.into_values().map(|t| (t, "in ledger")));
+        let mut rows = rows_at(&store, cfg, at).await?;
         // Decide each touch as the dispatcher would at its time, contact by contact,
         // higher priority first, each send taking its place.
         let mut contact_ids: Vec<ContactId> =
@@ -78,47 +51,8 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
             .policy_records(&contact_ids, at - max_horizon(cfg), &[])
             .await?;
         rows.sort_by(|(a, _), (b, _)| policy::decision_order(a, b));
-        let (mut sends, mut held, mut settled) = (0, 0, 0);
-        let mut out: Vec<(String, String)> = Vec::new();
-        let mut current: Option<(ContactId, History)> = None;
-        for (t, origin) in &rows {
-            let Some(c) = contacts.get(&t.contact_id) else {
-                continue;
-            };
-            if t.status == rapport::domain::TouchStatus::Planned
-                && current.as_ref().is_none_or(|(id, _)| *id != c.id)
-            {
-                let record = records.get(&c.id).cloned().unwrap_or_default();
-                current = Some((c.id.clone(), history_of(cfg, c, record, at)));
-            }
-            let line = if t.status != rapport::domain::TouchStatus::Planned {
-                settled += 1;
-                format!("{} ({})", t.status, t.reason.as_deref().unwrap_or("-"))
-            } else {
-                let when = t.next_attempt_at.max(at);
-                let (_, h) = current.as_mut().expect("set above");
-                let (goes, line) = dispatch(cfg, c, t, h, when);
-                if goes {
-                    sends += 1;
-                } else {
-                    held += 1;
-                }
-                line
-            };
-            out.push((
-                t.occasion.clone(),
-                format!("  {}  [{origin}]  {line}", t.id),
-            ));
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut last = String::new();
-        for (occasion, line) in out {
-            if occasion != last {
-                println!("{occasion}:");
-                last = occasion;
-            }
-            println!("{line}");
-        }
+        let (out, (sends, held, settled)) = decide_rows(cfg, &contacts, &records, &rows, at);
+        print_by_occasion(out);
         println!(
             "at {}: {sends} would go out, {held} held or skipped, {settled} already settled; nothing was written",
             fmt_ts(at)
@@ -131,6 +65,95 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
         store.close().await;
         Ok(0)
     })
+}
+
+/// What the planners would record at `at`, by the daemon's own planning (learned hour
+/// and channel, an adoption of the store), plus what the ledger already holds that is
+/// due by then; each with where it comes from.
+async fn rows_at<S: rapport::store::Store>(
+    store: &S,
+    cfg: &Config,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<(Touch, &'static str)>> {
+    let mut wanted: Vec<rapport::domain::NewTouch> = Vec::new();
+    for occ in cfg.occasions.iter().filter(|o| o.enabled) {
+        wanted.extend(planner::runner::would_plan(store, cfg, occ, at).await?);
+    }
+    let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
+    let mut known: std::collections::HashMap<TouchId, Touch> = store
+        .get_touches(&ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+    for t in store.due_touches(at, 100_000).await? {
+        known.entry(t.id.clone()).or_insert(t);
+    }
+    let mut rows: Vec<(Touch, &'static str)> = Vec::new();
+    for w in &wanted {
+        match known.remove(&w.id) {
+            Some(t) => rows.push((t, "in ledger")),
+            None => rows.push((w.clone().recorded(at), "new")),
+        }
+    }
+    rows.extend(known.into_values().map(|t| (t, "in ledger")));
+    Ok(rows)
+}
+
+/// Each row's line, as `(occasion, line)`, and how many would go out, be held or
+/// skipped, or are settled already. `rows` are in decision order.
+fn decide_rows(
+    cfg: &Config,
+    contacts: &std::collections::HashMap<ContactId, rapport::domain::Contact>,
+    records: &std::collections::HashMap<ContactId, rapport::store::PolicyRecord>,
+    rows: &[(Touch, &'static str)],
+    at: DateTime<Utc>,
+) -> (Vec<(String, String)>, (u32, u32, u32)) {
+    let (mut sends, mut held, mut settled) = (0, 0, 0);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut current: Option<(ContactId, History)> = None;
+    for (t, origin) in rows {
+        let Some(c) = contacts.get(&t.contact_id) else {
+            continue;
+        };
+        if t.status == rapport::domain::TouchStatus::Planned
+            && current.as_ref().is_none_or(|(id, _)| *id != c.id)
+        {
+            let record = records.get(&c.id).cloned().unwrap_or_default();
+            current = Some((c.id.clone(), history_of(cfg, c, record, at)));
+        }
+        let line = if t.status != rapport::domain::TouchStatus::Planned {
+            settled += 1;
+            format!("{} ({})", t.status, t.reason.as_deref().unwrap_or("-"))
+        } else {
+            let when = t.next_attempt_at.max(at);
+            let (_, h) = current.as_mut().expect("set above");
+            let (goes, line) = dispatch(cfg, c, t, h, when);
+            if goes {
+                sends += 1;
+            } else {
+                held += 1;
+            }
+            line
+        };
+        out.push((
+            t.occasion.clone(),
+            format!("  {}  [{origin}]  {line}", t.id),
+        ));
+    }
+    (out, (sends, held, settled))
+}
+
+fn print_by_occasion(mut out: Vec<(String, String)>) {
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut last = String::new();
+    for (occasion, line) in out {
+        if occasion != last {
+            println!("{occasion}:");
+            last = occasion;
+        }
+        println!("{line}");
+    }
 }
 
 /// What the dispatcher would do with the planned touch `t` at `when`: its precheck

@@ -2,10 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rapport::domain::Channel;
-use rapport::store::Caps;
-use rapport::store::Contacts;
-use rapport::store::Coordination;
-use rapport::store::Ledger;
+use rapport::store::{Caps, Contacts, Coordination};
 use rapport::{
     config::{Config, Trigger, format_duration},
     domain::{Contact, ContactId, Touch},
@@ -58,48 +55,58 @@ pub(super) async fn event_add(
             Err(e) => return Err(e.into()),
         };
         store.close().await;
-        if report.new {
-            println!(
-                "event {} ({kind}) recorded for {}",
-                event.id, event.contact_id
-            );
-        } else {
-            println!(
-                "event {} was already recorded for {}; nothing changed",
-                event.id, event.contact_id
-            );
-        }
-        if report.touches.is_empty() {
-            let triggered = cfg
-                .occasions
-                .iter()
-                .any(|o| matches!(&o.trigger, Trigger::Event { kind: k, .. } if k == kind));
-            if !triggered {
-                println!(
-                    "no enabled occasion is triggered by {kind:?} events (it still counts as an interaction)"
-                );
-            }
-        }
-        for t in &report.touches {
-            let state = if report.planned.contains(&t.id) {
-                "planned"
-            } else {
-                "already planned"
-            };
-            match t.status {
-                rapport::domain::TouchStatus::Planned => {
-                    println!("{}: {state}, to go out at {}", t.id, fmt_ts(t.scheduled_at))
-                }
-                _ => println!(
-                    "{}: {} ({})",
-                    t.id,
-                    t.status,
-                    t.reason.as_deref().unwrap_or("")
-                ),
-            }
-        }
+        print_event_report(cfg, kind, &event, &report);
         Ok(0)
     })
+}
+
+/// What recording the event did: new or known, and the touches it planned.
+fn print_event_report(
+    cfg: &Config,
+    kind: &str,
+    event: &rapport::domain::Event,
+    report: &ingest::EventReport,
+) {
+    if report.new {
+        println!(
+            "event {} ({kind}) recorded for {}",
+            event.id, event.contact_id
+        );
+    } else {
+        println!(
+            "event {} was already recorded for {}; nothing changed",
+            event.id, event.contact_id
+        );
+    }
+    if report.touches.is_empty() {
+        let triggered = cfg
+            .occasions
+            .iter()
+            .any(|o| matches!(&o.trigger, Trigger::Event { kind: k, .. } if k == kind));
+        if !triggered {
+            println!(
+                "no enabled occasion is triggered by {kind:?} events (it still counts as an interaction)"
+            );
+        }
+    }
+    for t in &report.touches {
+        let state = if report.planned.contains(&t.id) {
+            "planned"
+        } else {
+            "already planned"
+        };
+        match t.status {
+            rapport::domain::TouchStatus::Planned => {
+                println!("{}: {state}, to go out at {}", t.id, fmt_ts(t.scheduled_at))
+            }
+            _ => println!(
+                "{}: {} ({})",
+                t.id,
+                t.status,
+                t.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
 }
 
 /// How far back a contact's history is read, as the dispatcher reads it.
@@ -118,54 +125,8 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
             anyhow::bail!("no contact with id {id}");
         };
         let now = Utc::now();
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        println!("contact        {}", c.id);
-        println!(
-            "name           {} {}",
-            opt(c.first_name.clone()),
-            opt(c.last_name.clone())
-        );
-        println!("tier           {}", c.tier);
         let learned = super::learned::learned(&store, cfg, &c, now).await?;
-        // A suppressed address says so here, and why under "relationship".
-        let consent = |channel: Channel, given: bool, none: &str| {
-            if learned.suppressed.iter().any(|(ch, _)| *ch == channel) {
-                " (suppressed)".to_owned()
-            } else if given {
-                String::new()
-            } else {
-                format!(" ({none})")
-            }
-        };
-        println!(
-            "email          {}{}",
-            opt(c.email.as_ref().map(|e| e.as_str().to_owned())),
-            consent(Channel::Email, c.email_consent, "no consent")
-        );
-        println!(
-            "phone          {}{}",
-            opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
-            consent(Channel::Sms, c.sms_consent, "no SMS consent")
-        );
-        println!(
-            "timezone       {}",
-            c.timezone.map_or_else(
-                || format!("{} (default)", cfg.defaults.timezone),
-                |t| t.name().to_owned()
-            )
-        );
-        println!("locale         {}", opt(c.locale.clone()));
-        println!("birthday       {}", opt(c.birthday.map(|b| b.to_field())));
-        println!(
-            "customer since {}",
-            opt(c.customer_since.map(|d| d.to_string()))
-        );
-        if !c.attributes.is_empty() {
-            println!(
-                "attributes     {}",
-                serde_json::Value::Object(c.attributes.clone())
-            );
-        }
+        print_profile(cfg, &c, &learned);
         let record = store
             .policy_records(std::slice::from_ref(&id), now - max_horizon(cfg), &[])
             .await?
@@ -179,44 +140,100 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
         for line in &learned.summary {
             println!("  {line}");
         }
-
-        let touches = store.touches_for_contact(&id).await?;
-        let events = store.events_for_contact(&id).await?;
-        let mut lines: Vec<(DateTime<Utc>, String)> = Vec::new();
-        for e in &events {
-            let data = if e.data.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", serde_json::Value::Object(e.data.clone()))
-            };
-            lines.push((e.at, format!("event  {} {}{data}", e.kind, e.id)));
-        }
-        for t in &touches {
-            let when = t.sent_at.unwrap_or(if t.status.is_final() {
-                t.updated_at
-            } else {
-                t.next_attempt_at
-            });
-            lines.push((when, touch_line(t)));
-        }
-        let responses = learned
-            .timeline
-            .iter()
-            .filter(|l| l.1.starts_with("reply"))
-            .count();
-        lines.extend(learned.timeline);
-        lines.sort_by_key(|l| l.0);
-        println!(
-            "\ntimeline ({} event(s), {} touch(es), {responses} response(s)):",
-            events.len(),
-            touches.len()
-        );
-        for (at, line) in lines {
-            println!("  {}  {line}", fmt_ts(at));
-        }
+        print_timeline(&store, &id, learned.timeline).await?;
         store.close().await;
         Ok(0)
     })
+}
+
+/// Who the contact is: names, addresses with their consent, zone, dates, attributes.
+fn print_profile(cfg: &Config, c: &Contact, learned: &super::learned::Learned) {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    println!("contact        {}", c.id);
+    println!(
+        "name           {} {}",
+        opt(c.first_name.clone()),
+        opt(c.last_name.clone())
+    );
+    println!("tier           {}", c.tier);
+    // A suppressed address says so here, and why under "relationship".
+    let consent = |channel: Channel, given: bool, none: &str| {
+        if learned.suppressed.iter().any(|(ch, _)| *ch == channel) {
+            " (suppressed)".to_owned()
+        } else if given {
+            String::new()
+        } else {
+            format!(" ({none})")
+        }
+    };
+    println!(
+        "email          {}{}",
+        opt(c.email.as_ref().map(|e| e.as_str().to_owned())),
+        consent(Channel::Email, c.email_consent, "no consent")
+    );
+    println!(
+        "phone          {}{}",
+        opt(c.phone.as_ref().map(|p| p.as_str().to_owned())),
+        consent(Channel::Sms, c.sms_consent, "no SMS consent")
+    );
+    println!(
+        "timezone       {}",
+        c.timezone.map_or_else(
+            || format!("{} (default)", cfg.defaults.timezone),
+            |t| t.name().to_owned()
+        )
+    );
+    println!("locale         {}", opt(c.locale.clone()));
+    println!("birthday       {}", opt(c.birthday.map(|b| b.to_field())));
+    println!(
+        "customer since {}",
+        opt(c.customer_since.map(|d| d.to_string()))
+    );
+    if !c.attributes.is_empty() {
+        println!(
+            "attributes     {}",
+            serde_json::Value::Object(c.attributes.clone())
+        );
+    }
+}
+
+/// Events, touches and what was learned, oldest first.
+async fn print_timeline<S: rapport::store::Store>(
+    store: &S,
+    id: &ContactId,
+    learned: Vec<(DateTime<Utc>, String)>,
+) -> anyhow::Result<()> {
+    let touches = store.touches_for_contact(id).await?;
+    let events = store.events_for_contact(id).await?;
+    let mut lines: Vec<(DateTime<Utc>, String)> = Vec::new();
+    for e in &events {
+        let data = if e.data.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", serde_json::Value::Object(e.data.clone()))
+        };
+        lines.push((e.at, format!("event  {} {}{data}", e.kind, e.id)));
+    }
+    for t in &touches {
+        let when = t.sent_at.unwrap_or(if t.status.is_final() {
+            t.updated_at
+        } else {
+            t.next_attempt_at
+        });
+        lines.push((when, touch_line(t)));
+    }
+    let responses = learned.iter().filter(|l| l.1.starts_with("reply")).count();
+    lines.extend(learned);
+    lines.sort_by_key(|l| l.0);
+    println!(
+        "\ntimeline ({} event(s), {} touch(es), {responses} response(s)):",
+        events.len(),
+        touches.len()
+    );
+    for (at, line) in lines {
+        println!("  {}  {line}", fmt_ts(at));
+    }
+    Ok(())
 }
 
 fn touch_line(t: &Touch) -> String {

@@ -5,9 +5,7 @@
 //! `Idempotency-Key`s included, succeed. SQLite: see `locked.rs`.
 
 use crate::support::backends::TestStore;
-use rapport::store::Contacts;
-use rapport::store::Ledger;
-use rapport::store::Relationships;
+use rapport::store::{Contacts, Ledger, Relationships};
 use std::time::Duration;
 
 use chrono::Utc;

@@ -2,11 +2,7 @@
 //! a fresh key prefix per test, and the queue read from rapport's delayed set and
 //! apalis' own keys.
 
-use rapport::store::Caps;
-use rapport::store::Contacts;
-use rapport::store::Coordination;
-use rapport::store::Ledger;
-use rapport::store::Relationships;
+use rapport::store::{Caps, Contacts, Coordination, Ledger, Relationships};
 use std::sync::Arc;
 
 use apalis_core::task::builder::TaskBuilder;

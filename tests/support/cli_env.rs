@@ -1,15 +1,13 @@
 //! The real `rapport` binary run in a fresh temp working directory (so the built-in
 //! default config is the base layer) with a temp database: shared by the CLI tests.
 
-use rapport::store::Contacts;
-use rapport::store::Coordination;
+use rapport::store::{Contacts, Coordination, SqliteStore};
 use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
 };
 
-use rapport::store::SqliteStore;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rapport");

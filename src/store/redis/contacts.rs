@@ -1,16 +1,10 @@
 //! The Redis backend's contacts role: contacts, their events and consent, and erasure.
 
 use super::*;
-use crate::domain::Channel;
-use crate::domain::Contact;
-use crate::domain::ContactId;
-use crate::domain::Event;
-use crate::domain::EventId;
-use crate::store::StoreError;
-use crate::store::Suppression;
+use crate::domain::{Channel, Contact, ContactId, Event, EventId};
 use crate::store::fields::corrupt;
-use chrono::DateTime;
-use chrono::Utc;
+use crate::store::{StoreError, Suppression};
+use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use std::collections::HashMap;
 

@@ -1,14 +1,10 @@
 //! The Redis backend's keys role: `Idempotency-Key`s of API requests.
 
 use super::*;
-use crate::store::Idempotency;
-use crate::store::KeptAnswer;
-use crate::store::StoreError;
 use crate::store::fields::corrupt;
-use chrono::DateTime;
-use chrono::Utc;
-use redis::AsyncCommands;
-use redis::Script;
+use crate::store::{Idempotency, KeptAnswer, StoreError};
+use chrono::{DateTime, Utc};
+use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
 use std::time::Duration;
 

@@ -1,13 +1,9 @@
 //! The Redis backend's ledger role: the touch ledger: planning, claims and leases, outcomes, reconciling, dead letters.
 
 use super::*;
-use crate::domain::ContactId;
-use crate::domain::Touch;
-use crate::domain::TouchId;
-use crate::domain::TouchStatus;
+use crate::domain::{ContactId, Touch, TouchId, TouchStatus};
 use crate::store::StoreError;
-use chrono::DateTime;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use std::collections::HashMap;
 

@@ -1,18 +1,11 @@
 //! The Redis backend's relationships role: relationships and responses: what each contact taught us.
 
 use super::*;
-use crate::domain::ContactId;
-use crate::domain::Touch;
-use crate::store::Learned;
-use crate::store::Relationship;
-use crate::store::ResponseRecord;
-use crate::store::Settle;
-use crate::store::StatKey;
-use crate::store::StoreError;
+use crate::domain::{ContactId, Touch};
 use crate::store::fields::corrupt;
 use crate::store::relationships::NOTES_KEPT;
-use chrono::DateTime;
-use chrono::Utc;
+use crate::store::{Learned, Relationship, ResponseRecord, Settle, StatKey, StoreError};
+use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use std::collections::HashMap;
 

@@ -1,17 +1,11 @@
 //! The Sqlite backend's caps role: caps: what the policy reads about each contact, and reservations against its caps.
 
 use super::*;
-use crate::domain::Channel;
-use crate::domain::ContactId;
-use crate::domain::TouchId;
+use crate::domain::{Channel, ContactId, TouchId};
 use crate::policy::Slot;
-use crate::store::PolicyRecord;
-use crate::store::Reservation;
-use crate::store::StoreError;
-use crate::store::fields::Fields;
-use crate::store::fields::corrupt;
-use chrono::DateTime;
-use chrono::Utc;
+use crate::store::fields::{Fields, corrupt};
+use crate::store::{PolicyRecord, Reservation, StoreError};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::HashMap;
 

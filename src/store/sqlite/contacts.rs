@@ -1,16 +1,10 @@
 //! The Sqlite backend's contacts role: contacts, their events and consent, and erasure.
 
 use super::*;
-use crate::domain::Channel;
-use crate::domain::Contact;
-use crate::domain::ContactId;
-use crate::domain::Event;
-use crate::domain::EventId;
+use crate::domain::{Channel, Contact, ContactId, Event, EventId};
 use crate::store::StoreError;
-use crate::store::fields::Fields;
-use crate::store::fields::corrupt;
-use chrono::DateTime;
-use chrono::Utc;
+use crate::store::fields::{Fields, corrupt};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::HashMap;
 

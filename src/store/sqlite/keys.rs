@@ -1,11 +1,8 @@
 //! The Sqlite backend's keys role: `Idempotency-Key`s of API requests.
 
 use super::*;
-use crate::store::Idempotency;
-use crate::store::KeptAnswer;
-use crate::store::StoreError;
-use chrono::DateTime;
-use chrono::Utc;
+use crate::store::{Idempotency, KeptAnswer, StoreError};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 /// How long a key taken by a request still being answered holds (a process that died

@@ -1,12 +1,9 @@
 //! The Sqlite backend's ledger role: the touch ledger: planning, claims and leases, outcomes, reconciling, dead letters.
 
 use super::*;
-use crate::domain::ContactId;
-use crate::domain::Touch;
-use crate::domain::TouchId;
+use crate::domain::{ContactId, Touch, TouchId};
 use crate::store::StoreError;
-use chrono::DateTime;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::HashMap;
 

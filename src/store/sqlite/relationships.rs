@@ -1,26 +1,14 @@
 //! The Sqlite backend's relationships role: relationships and responses: what each contact taught us.
 
 use super::*;
-use crate::domain::Channel;
-use crate::domain::Contact;
-use crate::domain::ContactId;
-use crate::domain::Touch;
-use crate::domain::TouchId;
-use crate::store::Learn;
-use crate::store::Learned;
-use crate::store::Relationship;
-use crate::store::ResponseRecord;
-use crate::store::Settle;
-use crate::store::StatKey;
-use crate::store::StoreError;
-use crate::store::Suppression;
+use crate::domain::{Channel, Contact, ContactId, Touch, TouchId};
 use crate::store::fields::corrupt;
-use crate::store::relationships::NOTES_KEPT;
-use crate::store::relationships::suppressed_hashes;
-use chrono::DateTime;
-use chrono::Utc;
-use sqlx::Row;
-use sqlx::SqliteConnection;
+use crate::store::relationships::{NOTES_KEPT, suppressed_hashes};
+use crate::store::{
+    Learn, Learned, Relationship, ResponseRecord, Settle, StatKey, StoreError, Suppression,
+};
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
 
 /// Applies `learn` inside the caller's transaction; anything but
 /// [`Learned::Applied`] is rolled back by the caller.
