@@ -11,7 +11,8 @@
 //!   included; [`planner::runner`] is the tick and the dry run (`rapport plan`).
 //! - [`policy`]: reach (consent, addresses), caps, gaps and priority, retry timing.
 //! - [`learning`]: what each relationship learns from responses and silence
-//!   (engagement, channel, hour, fatigue, tier moves).
+//!   (engagement, channel, hour, fatigue, tier moves), and what a tier teaches a new
+//!   contact (the channel prior, the tier's answer hour).
 //!
 //! The touch path:
 //! - [`queue`]: the [`queue::Queue`] seam (pump, apalis workers); jobs carry touch ids.

@@ -32,7 +32,7 @@ struct Knowledge {
 
 impl Knowledge {
     /// Per tier, each channel's touches answered and not (the statistics the learner
-    /// keeps), scaled down to [`PRIOR_WEIGHT`]. Nothing is read with learning off.
+    /// keeps), scaled down to [`PRIOR_WEIGHT`](crate::learning::PRIOR_WEIGHT). Nothing is read with learning off.
     async fn priors<S: Store>(store: &S, cfg: &Config) -> Result<Self, StoreError> {
         let mut out = Self::default();
         if !cfg.learning.enabled {
@@ -61,16 +61,17 @@ impl Knowledge {
         out.priors = counts
             .into_iter()
             .map(|(tier, channels)| {
-                let prior =
-                    super::tier_prior(channels.iter().map(|(c, (s, r))| (c.as_str(), *s, *r)));
+                let prior = crate::learning::tier_prior(
+                    channels.iter().map(|(c, (s, r))| (c.as_str(), *s, *r)),
+                );
                 (tier, prior)
             })
             .collect();
         out.hours = hours
             .into_iter()
-            .filter_map(|(tier, h)| super::answer_mode(&h).map(|m| (tier, m)))
+            .filter_map(|(tier, h)| crate::learning::answer_mode(&h).map(|m| (tier, m)))
             .collect();
-        out.hour = super::answer_mode(&all);
+        out.hour = crate::learning::answer_mode(&all);
         Ok(out)
     }
 

@@ -61,7 +61,7 @@ pub(super) struct Known {
 
 /// A tier's answer rates per channel, as the planner loop makes its prior.
 fn tier_prior(known: &Known) -> ChannelPrior {
-    planner::tier_prior(
+    crate::learning::tier_prior(
         known
             .channels
             .iter()
@@ -84,17 +84,22 @@ impl Sim<'_> {
     }
 
     /// What the planner loop reads from the statistics, per tier: its answer rates per
-    /// channel (scaled to [`planner::PRIOR_WEIGHT`]) and the hour it (or, with too few answers,
+    /// channel (scaled to [`learning::PRIOR_WEIGHT`](crate::learning::PRIOR_WEIGHT)) and the hour it (or, with too few answers,
     /// everyone) answers at.
     pub(super) fn knowledge(&self) -> Vec<(ChannelPrior, Option<u32>)> {
         let mut all = [0u64; 24];
         for k in &self.known {
             all.iter_mut().zip(k.hours).for_each(|(a, n)| *a += n);
         }
-        let everyone = planner::answer_mode(&all);
+        let everyone = crate::learning::answer_mode(&all);
         self.known
             .iter()
-            .map(|k| (tier_prior(k), planner::answer_mode(&k.hours).or(everyone)))
+            .map(|k| {
+                (
+                    tier_prior(k),
+                    crate::learning::answer_mode(&k.hours).or(everyone),
+                )
+            })
             .collect()
     }
 
