@@ -50,7 +50,7 @@ impl fmt::Display for Channel {
 
 /// A name that is not a channel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown channel {0:?} (known: email, sms, webhook)")]
+#[error("unknown channel {0:?} (known: {known})", known = Channel::known())]
 pub struct UnknownChannel(pub String);
 
 impl FromStr for Channel {

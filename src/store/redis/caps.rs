@@ -1,4 +1,5 @@
-//! The Redis backend's caps role: caps: what the policy reads about each contact, and reservations against its caps.
+//! Redis: [`Caps`](crate::store::Caps): what the policy reads about each contact, and the
+//! reservations against its caps.
 
 use super::*;
 use crate::domain::{ContactId, TouchId};

@@ -1,4 +1,4 @@
-//! The Redis backend's contacts role: contacts, their events and consent, and erasure.
+//! Redis: [`Contacts`](crate::store::Contacts): contacts, their events and consent, and erasure.
 
 use super::*;
 use crate::domain::{Channel, Contact, ContactId, Event, EventId};

@@ -1,4 +1,5 @@
-//! The Redis backend's coordination role: coordination between processes: locks, provider rate limits, settings, custody.
+//! Redis: [`Coordination`](crate::store::Coordination): locks, provider rate limits, settings,
+//! custody.
 
 use super::*;
 use crate::store::StoreError;

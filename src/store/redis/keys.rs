@@ -1,4 +1,4 @@
-//! The Redis backend's keys role: `Idempotency-Key`s of API requests.
+//! Redis: [`RequestKeys`](crate::store::RequestKeys): `Idempotency-Key`s of API requests.
 
 use super::*;
 use crate::store::fields::corrupt;

@@ -1,4 +1,5 @@
-//! The Redis backend's ledger role: the touch ledger: planning, claims and leases, outcomes, reconciling, dead letters.
+//! Redis: [`Ledger`](crate::store::Ledger): planning, claims and leases, outcomes, reconciling,
+//! dead letters.
 
 use super::*;
 use crate::domain::{ContactId, Touch, TouchId, TouchStatus};

@@ -1,4 +1,5 @@
-//! The Redis backend's relationships role: relationships and responses: what each contact taught us.
+//! Redis: [`Relationships`](crate::store::Relationships): what each contact taught us, and its
+//! responses.
 
 use super::*;
 use crate::domain::{ContactId, Touch};

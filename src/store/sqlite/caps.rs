@@ -1,4 +1,5 @@
-//! The Sqlite backend's caps role: caps: what the policy reads about each contact, and reservations against its caps.
+//! SQLite: [`Caps`](crate::store::Caps): what the policy reads about each contact, and the
+//! reservations against its caps.
 
 use super::*;
 use crate::domain::{Channel, ContactId, TouchId};

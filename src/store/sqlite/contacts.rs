@@ -1,4 +1,4 @@
-//! The Sqlite backend's contacts role: contacts, their events and consent, and erasure.
+//! SQLite: [`Contacts`](crate::store::Contacts): contacts, their events and consent, and erasure.
 
 use super::*;
 use crate::domain::{Channel, Contact, ContactId, Event, EventId};

@@ -1,4 +1,5 @@
-//! The Sqlite backend's coordination role: coordination between processes: locks, provider rate limits, settings, custody.
+//! SQLite: [`Coordination`](crate::store::Coordination): locks, provider rate limits, settings,
+//! custody.
 
 use super::*;
 use crate::store::StoreError;

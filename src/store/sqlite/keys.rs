@@ -1,4 +1,4 @@
-//! The Sqlite backend's keys role: `Idempotency-Key`s of API requests.
+//! SQLite: [`RequestKeys`](crate::store::RequestKeys): `Idempotency-Key`s of API requests.
 
 use super::*;
 use crate::store::{Idempotency, KeptAnswer, StoreError};

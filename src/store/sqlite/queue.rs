@@ -1,4 +1,4 @@
-//! The Sqlite backend's queue role: the queue seam: due jobs handed to the workers, and the workers.
+//! SQLite: [`Queue`](crate::queue::Queue): due jobs handed to the workers, and the workers.
 
 use super::*;
 

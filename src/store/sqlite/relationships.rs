@@ -1,4 +1,5 @@
-//! The Sqlite backend's relationships role: relationships and responses: what each contact taught us.
+//! SQLite: [`Relationships`](crate::store::Relationships): what each contact taught us, and its
+//! responses.
 
 use super::*;
 use crate::domain::{Channel, Contact, ContactId, Touch, TouchId};
