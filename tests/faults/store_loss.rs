@@ -190,12 +190,21 @@ async fn redis_restarted_empty_holds_every_replica_until_adopted_and_sends_nothi
     // A contact added after the adoption, due today, is planned as usual. (The store
     // counts whole seconds: one added in the second of the adoption counts as present.)
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (late_csv, late) = people_with(1, |_| true);
-    let late_csv = late_csv.replace("p0000", "late0").replace("Name0", "Late");
-    std::fs::write(lost.ws.path("late.csv"), &late_csv).expect("late.csv");
+    // One zone per person, so one of them is away from its midnight and due today.
+    let (csv, late) = people_with(10, |_| true);
+    let i = late
+        .iter()
+        .position(|p| p.due)
+        .expect("a zone away from midnight");
+    let (header, row) = (csv.lines().next().expect("header"), csv.lines().nth(i + 1));
+    let row = row
+        .expect("the due person's row")
+        .replace(&late[i].id, "late0");
+    let row = row.replace(&late[i].first, "Late");
+    std::fs::write(lost.ws.path("late.csv"), format!("{header}\n{row}\n")).expect("late.csv");
     let out = lost.rapport(&["import", &lost.ws.path("late.csv").display().to_string()]);
     assert!(out.status.success(), "{out:?}");
-    let late_email = late[0].email.replace("p0000", "late0");
+    let late_email = late[i].email.replace(&late[i].id, "late0");
     assert!(
         eventually(Duration::from_secs(30), || {
             lost.smtp.attempts_for(&late_email) >= 1
