@@ -236,7 +236,7 @@ impl<S: Store + Queue> App<S> {
         health: &QueueHealth,
         shutdown: &CancellationToken,
     ) {
-        for occasion in self.cfg.occasions.iter().filter(|o| o.enabled) {
+        for occasion in self.cfg.rules.occasions.iter().filter(|o| o.enabled) {
             tracker.spawn(planner::runner::run_loop(
                 self.store.clone(),
                 self.cfg.clone(),

@@ -76,8 +76,8 @@ pub fn check(cfg: &Config, year: i32) -> Result<Report, Vec<RenderError>> {
 
 fn templates(cfg: &Config, renderer: &Renderer, year: i32) -> Vec<Finding> {
     let mut out = Vec::new();
-    for occasion in cfg.occasions.iter().filter(|o| o.enabled) {
-        for tier in &cfg.tiers {
+    for occasion in cfg.rules.occasions.iter().filter(|o| o.enabled) {
+        for tier in &cfg.rules.tiers {
             let contact = render::sample_contact(&tier.name);
             let mut ctx = render::context(&contact, &occasion.name, year, &cfg.brand_name);
             if let Trigger::Event { kind, .. } = &occasion.trigger {
@@ -168,6 +168,7 @@ fn channel_warnings(cfg: &Config) -> Vec<String> {
         }
     }
     let marketing = cfg
+        .rules
         .occasions
         .iter()
         .any(|o| o.enabled && !o.transactional && o.channels.contains(&Channel::Email));

@@ -66,7 +66,7 @@ async fn rig(extra: &[(&str, &str)]) -> Rig {
     let planned = runner::run_once(
         store.as_ref(),
         &cfg,
-        cfg.occasion("birthday").unwrap(),
+        cfg.rules.occasion("birthday").unwrap(),
         clock.now(),
     )
     .await

@@ -91,7 +91,7 @@ async fn the_dry_run_shows_what_the_daemon_records(mut env: Env) {
     // The daemon's planner, at T.
     let (cfg, store) = store_of(&env).await;
     let touch = rapport::with_store!(store, |store| {
-        let birthday = cfg.occasion("birthday").unwrap();
+        let birthday = cfg.rules.occasion("birthday").unwrap();
         let report = runner::run_once(&store, &cfg, birthday, utc(T))
             .await
             .unwrap();

@@ -214,7 +214,7 @@ impl<S: TestStore> Rig<S> {
 
     /// Runs `occasion`'s planner at `now`; returns how many touches it recorded.
     async fn plan(&self, occasion: &str, now: DateTime<Utc>) -> usize {
-        let o = self.cfg.occasion(occasion).unwrap();
+        let o = self.cfg.rules.occasion(occasion).unwrap();
         runner::run_once(self.store.as_ref(), &self.cfg, o, now)
             .await
             .unwrap()

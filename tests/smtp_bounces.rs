@@ -174,7 +174,7 @@ impl<S: TestStore> Rig<S> {
     }
 
     async fn plan(&self, occasion: &str, now: DateTime<Utc>) -> usize {
-        let o = self.cfg.occasion(occasion).unwrap();
+        let o = self.cfg.rules.occasion(occasion).unwrap();
         runner::run_once(self.store.as_ref(), &self.cfg, o, now)
             .await
             .unwrap()

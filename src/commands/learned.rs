@@ -111,7 +111,12 @@ pub(super) async fn learned<S: Store>(
 ) -> Result<Learned, StoreError> {
     let rel = store.relationship(&c.id).await?.unwrap_or_default();
     let model = &cfg.learning.model;
-    let mut summary = learning::describe(&rel.state, &c.tier, model, c.zone(cfg.defaults.timezone));
+    let mut summary = learning::describe(
+        &rel.state,
+        &c.tier,
+        model,
+        c.zone(cfg.rules.defaults.timezone),
+    );
     summary.push(format!(
         "engagement {:.1}{}{}",
         rel.state.engagement(model, now),

@@ -194,8 +194,13 @@ async fn preview(
     channel: &str,
 ) -> anyhow::Result<i32> {
     let channel: Channel = channel.parse()?;
-    let Some(occ) = cfg.occasion(occasion) else {
-        let known: Vec<_> = cfg.occasions.iter().map(|o| o.name.as_str()).collect();
+    let Some(occ) = cfg.rules.occasion(occasion) else {
+        let known: Vec<_> = cfg
+            .rules
+            .occasions
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
         anyhow::bail!(
             "unknown occasion {occasion:?} (known: {})",
             known.join(", ")
@@ -219,7 +224,7 @@ async fn preview(
             anyhow::bail!("no contact with id {id}");
         };
         let year = Utc::now()
-            .with_timezone(&c.zone(cfg.defaults.timezone))
+            .with_timezone(&c.zone(cfg.rules.defaults.timezone))
             .year();
         let mut ctx = render::context(&c, &occ.name, year, &cfg.brand_name);
         let mut occurrence = year.to_string();

@@ -3,14 +3,13 @@
 //! skipped or suppressed), writing nothing.
 
 use rapport::store::{Caps, Contacts, Coordination};
-use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use rapport::{
-    config::Config,
+    config::{Config, Rules},
     domain::{Contact, ContactId, Touch, TouchId},
     exit, planner,
-    policy::{self, History, Limits, Reach, Verdict},
+    policy::{self, History, Limits, Verdict},
     store::PolicyRecord,
 };
 
@@ -21,7 +20,7 @@ fn history_of(cfg: &Config, c: &Contact, record: PolicyRecord, now: DateTime<Utc
     History::new(
         record.slots,
         &record.touches,
-        planner::upcoming(cfg, c, now, Limits::widest_horizon(cfg)),
+        planner::upcoming(&cfg.rules, c, now, Limits::widest_horizon(&cfg.rules)),
         record.last_interaction,
     )
 }
@@ -76,7 +75,7 @@ async fn rows_at<S: rapport::store::Store>(
     at: DateTime<Utc>,
 ) -> anyhow::Result<Vec<(Touch, &'static str)>> {
     let mut wanted: Vec<rapport::domain::NewTouch> = Vec::new();
-    for occ in cfg.occasions.iter().filter(|o| o.enabled) {
+    for occ in cfg.rules.occasions.iter().filter(|o| o.enabled) {
         wanted.extend(planner::runner::would_plan(store, cfg, occ, at).await?);
     }
     let ids: Vec<TouchId> = wanted.iter().map(|t| t.id.clone()).collect();
@@ -128,7 +127,7 @@ fn decide_rows(
         } else {
             let when = t.next_attempt_at.max(at);
             let (_, h) = current.as_mut().expect("set above");
-            let (goes, line) = dispatch(cfg, c, t, h, when);
+            let (goes, line) = dispatch(&cfg.rules, c, t, h, when);
             if goes {
                 sends += 1;
             } else {
@@ -156,33 +155,22 @@ fn print_by_occasion(mut out: Vec<(String, String)>) {
     }
 }
 
-/// What the dispatcher would do with the planned touch `t` at `when`: its precheck
-/// (consent, addresses: the touch may move to another channel or be suppressed), then
-/// the policy. `true` when it would go out.
+/// What the dispatcher would do with the planned touch `t` at `when`: its admission
+/// ([`policy::admit_through`]: the touch may move to another channel or be suppressed,
+/// then the policy decides). `true` when it would go out.
 fn dispatch(
-    cfg: &Config,
+    rules: &Rules,
     c: &Contact,
     t: &Touch,
     h: &mut History,
     when: DateTime<Utc>,
 ) -> (bool, String) {
-    let (t, moved) = match policy::reach(cfg, c, t) {
-        Reach::Go => (Cow::Borrowed(t), None),
-        Reach::Move { to, why } => {
-            let reason = policy::move_reason(t, to, &why);
-            let mut moved = t.clone();
-            moved.channel = to.to_owned();
-            moved.reason = Some(reason.clone());
-            (Cow::Owned(moved), Some(reason))
-        }
-        Reach::Suppressed { why } => {
-            // Settled: no longer a touch still to go for the contact's next ones.
-            h.upcoming.retain(|u| u.touch != t.id);
-            return (false, format!("suppressed: {why}"));
-        }
+    let (t, moves, verdict) = policy::admit_through(rules, Some(c), t, h, when);
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(why) => return (false, format!("suppressed: {why}")),
     };
-    let verdict = h.decide(cfg, c, &t, when);
-    let line = match (&verdict, &moved) {
+    let line = match (&verdict, moves.last()) {
         (Verdict::Send, None) => {
             format!("would go out by {} at {}", t.channel, fmt_ts(when))
         }

@@ -80,6 +80,7 @@ fn print_event_report(
     }
     if report.touches.is_empty() {
         let triggered = cfg
+            .rules
             .occasions
             .iter()
             .any(|o| matches!(&o.trigger, Trigger::Event { kind: k, .. } if k == kind));
@@ -111,7 +112,7 @@ fn print_event_report(
 
 /// How far back a contact's history is read, as the dispatcher reads it.
 pub(super) fn max_horizon(cfg: &Config) -> chrono::Duration {
-    policy::lookback(Limits::widest_horizon(cfg))
+    policy::lookback(Limits::widest_horizon(&cfg.rules))
 }
 
 pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
@@ -179,7 +180,7 @@ fn print_profile(cfg: &Config, c: &Contact, learned: &super::learned::Learned) {
     println!(
         "timezone       {}",
         c.timezone.map_or_else(
-            || format!("{} (default)", cfg.defaults.timezone),
+            || format!("{} (default)", cfg.rules.defaults.timezone),
             |t| t.name().to_owned()
         )
     );
@@ -254,7 +255,7 @@ fn touch_line(t: &Touch) -> String {
 
 /// The tier's limits and how much of each is used at `now`.
 fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<Utc>) {
-    let limits = Limits::for_tier(cfg, &c.tier);
+    let limits = Limits::for_tier(&cfg.rules, &c.tier);
     println!(
         "last touched   {}",
         record
@@ -268,9 +269,11 @@ fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<
     if let Some(last) = record.last_interaction {
         println!("last interaction {}", fmt_ts(last));
     }
-    for o in cfg.occasions.iter().filter(|o| o.enabled) {
-        if let (Some(every), Some(last)) = (cfg.check_in_every(o, &c.tier), record.last_interaction)
-        {
+    for o in cfg.rules.occasions.iter().filter(|o| o.enabled) {
+        if let (Some(every), Some(last)) = (
+            cfg.rules.check_in_every(o, &c.tier),
+            record.last_interaction,
+        ) {
             let due = last + chrono::Duration::from_std(every).unwrap_or_default();
             println!(
                 "next {:<9} due from {} (every {} without an interaction)",
@@ -317,10 +320,10 @@ fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<
         }
     }
     // The channels this contact could be reached on: allowed by the tier, configured.
-    let tier = cfg.tier(&c.tier);
+    let tier = cfg.rules.tier(&c.tier);
     for channel in Channel::ALL
         .into_iter()
-        .filter(|ch| cfg.has_channel(*ch) && tier.is_none_or(|t| t.allows_channel(*ch)))
+        .filter(|ch| cfg.rules.has_channel(*ch) && tier.is_none_or(|t| t.allows_channel(*ch)))
     {
         let next = throttle::earliest(&limits, &record.slots, channel, now);
         println!(

@@ -14,12 +14,7 @@ mod storage;
 mod validate;
 
 use crate::domain::Channel;
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
-
-use chrono_tz::Tz;
+use std::path::{Path, PathBuf};
 
 pub use channels::{
     DkimAlgorithm, DkimKey, EmailConfig, EmailTransport, Rate, SmsConfig, SmsTransport, TlsMode,
@@ -29,10 +24,8 @@ pub use dispatch::{DispatchConfig, SEND_MARGIN};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigIssue};
 pub use layers::Layered;
-pub use relationship::{Cap, DateField, Occasion, OnThrottle, Tier, Trigger};
+pub use relationship::{Cap, DateField, Defaults, Occasion, OnThrottle, Rules, Tier, Trigger};
 pub use storage::{StorageBackend, StorageConfig, redact_url};
-
-use crate::domain::SendWindow;
 
 /// The commented default, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../../config/rapport.toml");
@@ -44,16 +37,12 @@ pub const DEFAULT_PATH: &str = "config/rapport.toml";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub storage: StorageConfig,
-    pub defaults: Defaults,
+    /// What the policy and the planner decide by.
+    pub rules: Rules,
     pub brand_name: String,
     pub templates_dir: PathBuf,
-    /// Closest relationship first.
-    pub tiers: Vec<Tier>,
-    pub occasions: Vec<Occasion>,
     pub email: EmailConfig,
     pub dispatch: DispatchConfig,
-    /// Caps on every contact whatever its tier (`[policy] caps`).
-    pub contact_caps: Vec<Cap>,
     /// `None`: no SMS channel configured.
     pub sms: Option<SmsConfig>,
     /// `None`: no webhook endpoint configured.
@@ -90,13 +79,6 @@ pub struct ApiConfig {
     pub signing_secret_env: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Defaults {
-    pub timezone: Tz,
-    pub send_window: SendWindow,
-    pub tier: String,
-}
-
 impl Config {
     /// Loads the layers from the process environment and validates them.
     pub fn load(extra: Option<&Path>) -> Result<Config, ConfigError> {
@@ -125,24 +107,6 @@ impl Config {
         validate::validate(&layered)
     }
 
-    pub fn tier(&self, name: &str) -> Option<&Tier> {
-        self.tiers.iter().find(|t| t.name == name)
-    }
-
-    pub fn occasion(&self, name: &str) -> Option<&Occasion> {
-        self.occasions.iter().find(|o| o.name == name)
-    }
-
-    /// The check-in cadence of `occasion` for a contact of `tier` (`None`: the occasion
-    /// is not an inactivity one, or the tier has no cadence).
-    pub fn check_in_every(&self, occasion: &Occasion, tier: &str) -> Option<Duration> {
-        match occasion.trigger {
-            Trigger::Inactivity { every: Some(e) } => Some(e),
-            Trigger::Inactivity { every: None } => self.tier(tier).and_then(|t| t.check_in_every),
-            _ => None,
-        }
-    }
-
     /// The provider rate limit of `channel`, if one is set.
     pub fn rate(&self, channel: Channel) -> Option<Rate> {
         match channel {
@@ -150,22 +114,5 @@ impl Config {
             Channel::Sms => self.sms.as_ref().and_then(|s| s.rate),
             Channel::Webhook => self.webhook.as_ref().and_then(|w| w.rate),
         }
-    }
-
-    /// Whether `channel` is configured at all (email always is).
-    pub fn has_channel(&self, channel: Channel) -> bool {
-        match channel {
-            Channel::Email => true,
-            Channel::Sms => self.sms.is_some(),
-            Channel::Webhook => self.webhook.is_some(),
-        }
-    }
-
-    /// The send window for a touch: the occasion's own, else the tier's, else the default.
-    pub fn send_window(&self, occasion: &Occasion, tier: &str) -> SendWindow {
-        occasion
-            .send_window
-            .or_else(|| self.tier(tier).and_then(|t| t.send_window))
-            .unwrap_or(self.defaults.send_window)
     }
 }

@@ -2,6 +2,8 @@
 
 use std::{fmt, time::Duration};
 
+use chrono_tz::Tz;
+
 use super::format_duration;
 use crate::domain::Channel;
 use crate::domain::SendWindow;
@@ -109,5 +111,62 @@ impl Occasion {
             Trigger::Date(f) => Some(f),
             _ => None,
         }
+    }
+}
+
+/// The relationship rules, the slice of the config the policy and the planner decide
+/// by: the defaults, the tiers, the occasions, the caps on every contact, and which
+/// channels exist at all.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub defaults: Defaults,
+    /// Closest relationship first.
+    pub tiers: Vec<Tier>,
+    pub occasions: Vec<Occasion>,
+    /// Caps on every contact whatever its tier (`[policy] caps`).
+    pub contact_caps: Vec<Cap>,
+    /// The channels configured (email always is; SMS and webhooks when their section is
+    /// set).
+    pub channels: Vec<Channel>,
+}
+
+/// `[defaults]`.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub timezone: Tz,
+    pub send_window: SendWindow,
+    pub tier: String,
+}
+
+impl Rules {
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.name == name)
+    }
+
+    pub fn occasion(&self, name: &str) -> Option<&Occasion> {
+        self.occasions.iter().find(|o| o.name == name)
+    }
+
+    /// The check-in cadence of `occasion` for a contact of `tier` (`None`: the occasion
+    /// is not an inactivity one, or the tier has no cadence).
+    pub fn check_in_every(&self, occasion: &Occasion, tier: &str) -> Option<Duration> {
+        match occasion.trigger {
+            Trigger::Inactivity { every: Some(e) } => Some(e),
+            Trigger::Inactivity { every: None } => self.tier(tier).and_then(|t| t.check_in_every),
+            _ => None,
+        }
+    }
+
+    /// Whether `channel` is configured at all (email always is).
+    pub fn has_channel(&self, channel: Channel) -> bool {
+        self.channels.contains(&channel)
+    }
+
+    /// The send window for a touch: the occasion's own, else the tier's, else the default.
+    pub fn send_window(&self, occasion: &Occasion, tier: &str) -> SendWindow {
+        occasion
+            .send_window
+            .or_else(|| self.tier(tier).and_then(|t| t.send_window))
+            .unwrap_or(self.defaults.send_window)
     }
 }

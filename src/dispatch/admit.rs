@@ -1,5 +1,6 @@
-//! Admission: the relationship policy for a claimed batch, and the atomic reservation
-//! of each admitted touch's place against its contact's caps.
+//! Admission of a claimed batch: each touch admitted by [`policy::admit`] (the one
+//! decision `rapport plan` and the simulator make too) on the history the store holds,
+//! and the atomic reservation of each send's place against its contact's caps.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     domain::{Contact, ContactId, Outcome, Touch, TouchId},
     planner,
-    policy::{self, History, Limits, Reach, Verdict},
+    policy::{self, Admission, History, Limits, Verdict},
     store::{Reservation, Store, StoreError},
 };
 
@@ -18,11 +19,12 @@ use crate::{
 const ADMIT_ROUNDS: usize = 8;
 
 impl<S: Store> Dispatcher<S> {
-    /// The relationship policy for a claimed batch: each touch either gets its place
-    /// against its contact's caps (reserved in the store, atomically with the check)
-    /// and is returned ready to send, or gets its outcome now (suppressed, held,
-    /// skipped, expired). A reservation that loses a race (another worker took a place
-    /// for the same contact meanwhile) is decided again on fresh history.
+    /// Admission of a claimed batch: each touch either gets its place against its
+    /// contact's caps (reserved in the store, atomically with the check) and is
+    /// returned ready to send, or gets its outcome now (moved to another channel,
+    /// suppressed, held, skipped, expired). A reservation that loses a race (another
+    /// worker took a place for the same contact meanwhile) is decided again on fresh
+    /// history.
     pub(super) async fn admit(
         &self,
         touches: Vec<Touch>,
@@ -33,16 +35,10 @@ impl<S: Store> Dispatcher<S> {
             ready: Vec::with_capacity(touches.len()),
             decided: Vec::new(),
         };
-        let mut pending = Vec::with_capacity(touches.len());
-        for t in touches {
-            match self.precheck(&t, contacts.get(&t.contact_id)) {
-                Some(o) => out.decided.push((t, o)),
-                None => pending.push(t),
-            }
-        }
-        let horizon = Limits::widest_horizon(&self.cfg);
+        let horizon = Limits::widest_horizon(&self.cfg.rules);
         // The batch's own touches are not read back from the store: they are here.
-        let batch: Vec<TouchId> = pending.iter().map(|t| t.id.clone()).collect();
+        let batch: Vec<TouchId> = touches.iter().map(|t| t.id.clone()).collect();
+        let mut pending = touches;
         for _round in 0..ADMIT_ROUNDS {
             if pending.is_empty() {
                 break;
@@ -81,9 +77,9 @@ impl<S: Store> Dispatcher<S> {
         Ok((out.ready, out.decided))
     }
 
-    /// One round of decisions on fresh history: `pending` touches, contact by contact,
-    /// in [`policy::decision_order`]. Those a limited tier sends come back as the
-    /// reservations to ask the store for; the rest land in `out`.
+    /// One round of admission ([`policy::admit`]) on fresh history: `pending` touches,
+    /// contact by contact, in [`policy::decision_order`]. Those a limited tier sends
+    /// come back as the reservations to ask the store for; the rest land in `out`.
     async fn decide_round(
         &self,
         mut pending: Vec<Touch>,
@@ -101,14 +97,14 @@ impl<S: Store> Dispatcher<S> {
         pending.sort_by(policy::decision_order);
         let mut asks: Vec<(Reservation, Touch)> = Vec::new();
         for group in by_contact(pending) {
-            let Some(contact) = contacts.get(&group[0].contact_id) else {
-                continue;
-            };
-            let mut record = records.remove(&contact.id).unwrap_or_default();
+            let contact = contacts.get(&group[0].contact_id);
+            let mut record = records.remove(&group[0].contact_id).unwrap_or_default();
             // This contact's touches in the batch, as the store would have returned
             // them (left out of the read: they are here).
             record.touches.extend(group.iter().cloned());
-            let projected = planner::upcoming(&self.cfg, contact, now, horizon);
+            let projected = contact.map_or_else(Vec::new, |c| {
+                planner::upcoming(&self.cfg.rules, c, now, horizon)
+            });
             let h = History::new(
                 record.slots,
                 &record.touches,
@@ -120,24 +116,25 @@ impl<S: Store> Dispatcher<S> {
         Ok(asks)
     }
 
-    /// Decides one contact's touches in order against its history `h` (each decision
+    /// Admits one contact's touches in order against its history `h` (each decision
     /// seen by the next). A send in a limited tier becomes a reservation at the next
     /// version of the contact's record: those are returned, to ask the store for.
     fn decide_contact(
         &self,
-        contact: &Contact,
+        contact: Option<&Contact>,
         group: Vec<Touch>,
         mut h: History,
         mut version: u64,
         now: DateTime<Utc>,
         out: &mut Admitted,
     ) -> Vec<(Reservation, Touch)> {
+        let rules = &self.cfg.rules;
         let mut asks = Vec::new();
-        let unlimited = Limits::for_tier(&self.cfg, &contact.tier).is_unlimited();
+        let unlimited = contact.is_some_and(|c| Limits::for_tier(rules, &c.tier).is_unlimited());
         for t in group {
-            match h.decide(&self.cfg, contact, &t, now) {
-                Verdict::Send if unlimited => out.ready.push(t),
-                Verdict::Send => {
+            match policy::admit(rules, contact, &t, &mut h, now) {
+                Admission::Decided(Verdict::Send) if unlimited => out.ready.push(t),
+                Admission::Decided(Verdict::Send) => {
                     asks.push((
                         Reservation {
                             touch: t.id.clone(),
@@ -150,55 +147,14 @@ impl<S: Store> Dispatcher<S> {
                     ));
                     version += 1;
                 }
-                v @ Verdict::Hold { until, .. } => {
-                    let o = Outcome::Defer {
-                        id: t.id.clone(),
-                        at: until,
-                        reason: v.reason(),
-                    };
-                    out.decided.push((t, o));
-                }
-                v @ Verdict::Skip { .. } => {
-                    let o = Outcome::Skipped {
-                        id: t.id.clone(),
-                        reason: v.reason().unwrap_or_default(),
-                    };
-                    out.decided.push((t, o));
-                }
-                v @ Verdict::Expire { .. } => {
-                    let o = Outcome::Expired {
-                        id: t.id.clone(),
-                        reason: v.reason().unwrap_or_default(),
-                    };
-                    out.decided.push((t, o));
+                settled => {
+                    if let Some(o) = settled.outcome(&t) {
+                        out.decided.push((t, o));
+                    }
                 }
             }
         }
         asks
-    }
-
-    /// What settles a touch before the policy is asked: the contact gone, or its
-    /// channel unable to reach the contact ([`policy::reach`]: no consent, no address),
-    /// when it moves on to the occasion's next channel that can, or is suppressed.
-    pub(super) fn precheck(&self, touch: &Touch, contact: Option<&Contact>) -> Option<Outcome> {
-        let Some(contact) = contact else {
-            return Some(Outcome::Suppressed {
-                id: touch.id.clone(),
-                reason: "contact no longer exists".into(),
-            });
-        };
-        match policy::reach(&self.cfg, contact, touch) {
-            Reach::Go => None,
-            Reach::Move { to, why } => Some(Outcome::Fallback {
-                id: touch.id.clone(),
-                channel: to.to_owned(),
-                reason: policy::move_reason(touch, to, &why),
-            }),
-            Reach::Suppressed { why } => Some(Outcome::Suppressed {
-                id: touch.id.clone(),
-                reason: why,
-            }),
-        }
     }
 }
 

@@ -110,7 +110,8 @@ impl<S: Store> Dispatcher<S> {
                 .unwrap_or(0)
         });
         let mut ctx = render::context(contact, &touch.occasion, year, &self.cfg.brand_name);
-        if let Some(Trigger::Event { .. }) = self.cfg.occasion(&touch.occasion).map(|o| &o.trigger)
+        if let Some(Trigger::Event { .. }) =
+            self.cfg.rules.occasion(&touch.occasion).map(|o| &o.trigger)
         {
             // The event is the touch's occurrence; a template may use its data.
             let events = self
@@ -146,11 +147,12 @@ impl<S: Store> Dispatcher<S> {
             self.clock.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
         let window = self
             .cfg
+            .rules
             .occasion(&touch.occasion)
-            .map_or(self.cfg.defaults.send_window, |o| {
-                self.cfg.send_window(o, &contact.tier)
+            .map_or(self.cfg.rules.defaults.send_window, |o| {
+                self.cfg.rules.send_window(o, &contact.tier)
             });
-        let zone = contact.zone(self.cfg.defaults.timezone);
+        let zone = contact.zone(self.cfg.rules.defaults.timezone);
         // The place itself is waited for here, not stored: whether the window moves it
         // is asked of the exact instant (asked of its next whole second, every place
         // not on a second boundary would look moved and be held instead of waited for).
@@ -198,6 +200,7 @@ impl<S: Store> Dispatcher<S> {
         }
         let transactional = self
             .cfg
+            .rules
             .occasion(&touch.occasion)
             .is_some_and(|o| o.transactional);
         let email = OutboundEmail {

@@ -67,10 +67,9 @@ impl<S: Store> Dispatcher<S> {
         if e.class == DeliveryClass::HardBounce {
             self.suppress_bounced(touch, contact, &e).await;
         }
-        let next = self
-            .cfg
-            .occasion(&touch.occasion)
-            .and_then(|o| policy::fallback_channel(&self.cfg, o, contact, channel, &touch.tried));
+        let next = self.cfg.rules.occasion(&touch.occasion).and_then(|o| {
+            policy::fallback_channel(&self.cfg.rules, o, contact, channel, &touch.tried)
+        });
         match next {
             Some(next) => Outcome::Fallback {
                 id,
@@ -145,9 +144,9 @@ impl<S: Store> Dispatcher<S> {
         retry_after: Option<std::time::Duration>,
         uncertain: bool,
     ) -> Outcome {
-        let occasion = self.cfg.occasion(&touch.occasion);
-        let window = occasion.map_or(self.cfg.defaults.send_window, |o| {
-            self.cfg.send_window(o, &contact.tier)
+        let occasion = self.cfg.rules.occasion(&touch.occasion);
+        let window = occasion.map_or(self.cfg.rules.defaults.send_window, |o| {
+            self.cfg.rules.send_window(o, &contact.tier)
         });
         let plan = match (&self.cfg.webhook, touch.channel) {
             (Some(w), Channel::Webhook) => Plan::Schedule {
@@ -164,7 +163,7 @@ impl<S: Store> Dispatcher<S> {
             scheduled_at: touch.scheduled_at,
             expires_at: touch.expires_at,
             window,
-            zone: contact.zone(self.cfg.defaults.timezone),
+            zone: contact.zone(self.cfg.rules.defaults.timezone),
             now: self.clock.now(),
             jitter: rand::random::<f64>(),
             reason,

@@ -24,7 +24,7 @@ pub(crate) fn learn_from(
     learn: &mut Learn,
 ) -> Vec<String> {
     let model = &cfg.learning.model;
-    let zone = contact.zone(cfg.defaults.timezone);
+    let zone = contact.zone(cfg.rules.defaults.timezone);
     let mut state = rel.state.clone();
     let mut effects = Vec::new();
     for s in signals {
@@ -62,7 +62,7 @@ pub(crate) fn learn_from(
                 });
                 true
             }
-            Effect::MoveTier { to, .. } if enabled && cfg.tier(to).is_some() => {
+            Effect::MoveTier { to, .. } if enabled && cfg.rules.tier(to).is_some() => {
                 learn.tier = Some(to.clone());
                 true
             }

@@ -285,7 +285,7 @@ fn response_signal(input: &Inbound, channel: Channel, touch: Option<&Touch>) -> 
 /// An engaged response is an interaction, at an hour of the contact's local day.
 fn note_engagement(learn: &mut Learn, cfg: &Config, contact: &Contact, at: DateTime<Utc>) {
     learn.interaction = Some(at);
-    let local = at.with_timezone(&contact.zone(cfg.defaults.timezone));
+    let local = at.with_timezone(&contact.zone(cfg.rules.defaults.timezone));
     let tier = StatKey {
         tier: contact.tier.clone(),
         channel: "*".into(),

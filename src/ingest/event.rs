@@ -45,9 +45,10 @@ pub async fn record_event<S: Store>(
     };
     let new = store.add_event(event, now).await?;
     let mut touches: Vec<NewTouch> = cfg
+        .rules
         .occasions
         .iter()
-        .filter_map(|o| planner::for_event(cfg, o, &contact, event, now))
+        .filter_map(|o| planner::for_event(&cfg.rules, o, &contact, event, now))
         .collect();
     crate::custody::settle_adopted(store, &mut touches).await?;
     let planned = store

@@ -113,10 +113,10 @@ pub fn parse_row(row: &Map<String, Value>, cfg: &Config) -> Result<ContactUpsert
     let birthday = parsed(row, "birthday", &mut errors, Birthday::parse);
     let customer_since = parsed(row, "customer_since", &mut errors, parse_date);
     let tier = parsed(row, "tier", &mut errors, |s| {
-        match cfg.tiers.iter().find(|t| t.name == s) {
+        match cfg.rules.tiers.iter().find(|t| t.name == s) {
             Some(t) => Ok(t.name.clone()),
             None => {
-                let known: Vec<&str> = cfg.tiers.iter().map(|t| t.name.as_str()).collect();
+                let known: Vec<&str> = cfg.rules.tiers.iter().map(|t| t.name.as_str()).collect();
                 Err(format!("unknown tier {s:?} (known: {})", known.join(", ")))
             }
         }
@@ -147,7 +147,7 @@ pub fn parse_row(row: &Map<String, Value>, cfg: &Config) -> Result<ContactUpsert
                 locale,
                 birthday,
                 customer_since,
-                tier: tier.unwrap_or_else(|| cfg.defaults.tier.clone()),
+                tier: tier.unwrap_or_else(|| cfg.rules.defaults.tier.clone()),
                 attributes,
                 email_consent: consent.unwrap_or(true),
                 sms_consent: sms_consent.unwrap_or(true),

@@ -85,14 +85,15 @@ fn birthday_with(
     fallback_hour: Option<u32>,
 ) -> NewTouch {
     let prior = ChannelPrior::new();
-    let occasion = cfg.occasion("birthday").unwrap();
+    let occasion = cfg.rules.occasion("birthday").unwrap();
     let l = state.map(|state| Learned {
+        learning: &cfg.learning,
         state,
         prior: &prior,
         fallback_hour,
     });
     plan_learned(
-        cfg,
+        &cfg.rules,
         occasion,
         std::slice::from_ref(c),
         |_| l,
@@ -195,17 +196,18 @@ fn ignored_check_ins_back_off_then_stop() {
     let cfg = cfg(&[]);
     let c = friend();
     let prior = ChannelPrior::new();
-    let occasion = cfg.occasion("check_in").unwrap();
+    let occasion = cfg.rules.occasion("check_in").unwrap();
     // Friends: every 60d.
     let last = utc("2026-01-01T12:00:00Z");
     let at = |days: i64, state: &RelationshipState| {
         let l = Learned {
+            learning: &cfg.learning,
             state,
             prior: &prior,
             fallback_hour: None,
         };
         check_in_learned(
-            &cfg,
+            &cfg.rules,
             occasion,
             &c,
             last,
@@ -236,12 +238,21 @@ fn ignored_check_ins_back_off_then_stop() {
     // Learning off: the tier's cadence.
     let off = self::cfg(&[("RAPPORT__LEARNING__ENABLED", "false")]);
     let l = Learned {
+        learning: &off.learning,
         state: &gone,
         prior: &prior,
         fallback_hour: None,
     };
     assert!(
-        check_in_learned(&off, occasion, &c, last, Some(l), last + Duration::days(61)).is_some()
+        check_in_learned(
+            &off.rules,
+            occasion,
+            &c,
+            last,
+            Some(l),
+            last + Duration::days(61)
+        )
+        .is_some()
     );
 }
 
@@ -252,25 +263,25 @@ fn a_fallback_wraps_around_past_where_the_touch_has_been() {
         "[\"email\", \"sms\"]",
     )]);
     let c = friend();
-    let o = cfg.occasion("birthday").unwrap();
+    let o = cfg.rules.occasion("birthday").unwrap();
     // A touch that started on SMS (learned) falls back to email before it.
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &c, Channel::Sms, &[]),
+        crate::policy::fallback_channel(&cfg.rules, o, &c, Channel::Sms, &[]),
         Some(Channel::Email)
     );
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &c, Channel::Email, &[]),
+        crate::policy::fallback_channel(&cfg.rules, o, &c, Channel::Email, &[]),
         Some(Channel::Sms)
     );
     // Never back to where it has been.
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &c, Channel::Email, &[Channel::Sms]),
+        crate::policy::fallback_channel(&cfg.rules, o, &c, Channel::Email, &[Channel::Sms]),
         None
     );
     let mut no_phone = c.clone();
     no_phone.phone = None;
     assert_eq!(
-        crate::policy::fallback_channel(&cfg, o, &no_phone, Channel::Email, &[]),
+        crate::policy::fallback_channel(&cfg.rules, o, &no_phone, Channel::Email, &[]),
         None
     );
 }

@@ -12,12 +12,13 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::{
-    config::{Config, DateField, Occasion, Trigger},
+    config::LearningSettings,
+    config::{DateField, Occasion, Rules, Trigger},
     domain::{
         Contact, Event, MonthDay, NewTouch, SendWindow, TouchId, TouchStatus,
         time::{expiry, local_midnight},
     },
-    learning::{ChannelPrior, RelationshipState},
+    learning::{ChannelPrior, LearningConfig, RelationshipState},
     policy::Upcoming,
 };
 
@@ -25,6 +26,8 @@ use crate::{
 /// channel and the check-in cadence adapt to it (when `learning.enabled`).
 #[derive(Debug, Clone, Copy)]
 pub struct Learned<'a> {
+    /// `[learning]`: whether it is on, and how the learner weighs what it saw.
+    pub learning: &'a LearningSettings,
     pub state: &'a RelationshipState,
     /// The contact's tier's response rates per channel, the prior for its own.
     pub prior: &'a ChannelPrior,
@@ -55,17 +58,17 @@ pub fn candidate_days(now: DateTime<Utc>) -> Vec<MonthDay> {
 
 /// The touches `occasion` wants for `contacts` at `now`.
 pub fn plan(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contacts: &[Contact],
     now: DateTime<Utc>,
 ) -> Vec<NewTouch> {
-    plan_learned(cfg, occasion, contacts, |_| None, now)
+    plan_learned(rules, occasion, contacts, |_| None, now)
 }
 
 /// As [`plan`], each contact's touch shaped by what `learned` knows of it.
 pub fn plan_learned<'a>(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contacts: &[Contact],
     learned: impl Fn(&Contact) -> Option<Learned<'a>>,
@@ -73,7 +76,7 @@ pub fn plan_learned<'a>(
 ) -> Vec<NewTouch> {
     contacts
         .iter()
-        .filter_map(|c| due_learned(cfg, occasion, c, learned(c), now))
+        .filter_map(|c| due_learned(rules, occasion, c, learned(c), now))
         .collect()
 }
 
@@ -104,23 +107,23 @@ fn falls_on(field: DateField, contact: &Contact, day: NaiveDate) -> bool {
 
 /// The touch for `contact` if its occasion date is its local today.
 pub fn due(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     now: DateTime<Utc>,
 ) -> Option<NewTouch> {
-    due_learned(cfg, occasion, contact, None, now)
+    due_learned(rules, occasion, contact, None, now)
 }
 
 fn due_learned(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     learned: Option<Learned<'_>>,
     now: DateTime<Utc>,
 ) -> Option<NewTouch> {
     let field = occasion.date_field()?;
-    let zone = contact.zone(cfg.defaults.timezone);
+    let zone = contact.zone(rules.defaults.timezone);
     let today = now.with_timezone(&zone).date_naive();
     if !falls_on(field, contact, today) {
         return None;
@@ -130,7 +133,7 @@ fn due_learned(
     // Due when a planner that ran at the day's start would have sent it (the window's
     // opening, or the learned hour), whenever this one runs.
     let became_due = send_at(
-        cfg,
+        rules,
         occasion,
         contact,
         local_midnight(today, zone),
@@ -138,7 +141,7 @@ fn due_learned(
         learned,
     )
     .unwrap_or(now);
-    let mut t = touch_in_window(cfg, occasion, contact, &year, now, expires_at, learned);
+    let mut t = touch_in_window(rules, occasion, contact, &year, now, expires_at, learned);
     t.due = became_due.min(t.scheduled_at);
     Some(t)
 }
@@ -146,25 +149,27 @@ fn due_learned(
 /// When a touch due from `from` goes out: the first instant inside the send window
 /// (at the learned hour, with learning) before `expires_at`; `None` when there is none.
 fn send_at(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     from: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     learned: Option<Learned<'_>>,
 ) -> Option<DateTime<Utc>> {
-    let zone = contact.zone(cfg.defaults.timezone);
-    let window = cfg.send_window(occasion, &contact.tier);
+    let zone = contact.zone(rules.defaults.timezone);
+    let window = rules.send_window(occasion, &contact.tier);
     let at = window.fit(from, zone, expires_at)?;
-    Some(learned.filter(|_| cfg.learning.enabled).map_or(at, |l| {
-        at_learned_hour(cfg, l, at, window, zone, expires_at)
-    }))
+    Some(
+        learned
+            .filter(|l| l.learning.enabled)
+            .map_or(at, |l| at_learned_hour(l, at, window, zone, expires_at)),
+    )
 }
 
 /// A touch for `occurrence`, due from `due`: at the first instant inside the send window
 /// before `expires_at`, or already `expired` when there is none.
 fn touch_in_window(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     occurrence: &str,
@@ -172,12 +177,12 @@ fn touch_in_window(
     expires_at: DateTime<Utc>,
     learned: Option<Learned<'_>>,
 ) -> NewTouch {
-    let zone = contact.zone(cfg.defaults.timezone);
-    let window = cfg.send_window(occasion, &contact.tier);
-    let learned = learned.filter(|_| cfg.learning.enabled);
+    let zone = contact.zone(rules.defaults.timezone);
+    let window = rules.send_window(occasion, &contact.tier);
+    let learned = learned.filter(|l| l.learning.enabled);
     let id = TouchId::derive(&occasion.name, &contact.id, occurrence);
     let (scheduled_at, status, reason) =
-        match send_at(cfg, occasion, contact, due, expires_at, learned) {
+        match send_at(rules, occasion, contact, due, expires_at, learned) {
             Some(at) => (at, TouchStatus::Planned, None),
             None => (
                 due,
@@ -189,8 +194,8 @@ fn touch_in_window(
             ),
         };
     let channel = match learned {
-        Some(l) => learned_channel(cfg, occasion, contact, l, &id),
-        None => crate::policy::planned_channel(cfg, occasion, contact),
+        Some(l) => learned_channel(rules, occasion, contact, l, &id),
+        None => crate::policy::planned_channel(rules, occasion, contact),
     };
     NewTouch {
         id,
@@ -211,7 +216,7 @@ fn touch_in_window(
 /// per event id (the occurrence). A late event (an import of old purchases) gives an
 /// `expired` touch, never a late thank-you.
 pub fn for_event(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     event: &Event,
@@ -226,7 +231,7 @@ pub fn for_event(
     let due = event.at + chrono::Duration::from_std(*delay).unwrap_or_default();
     let expires_at = due + chrono::Duration::from_std(occasion.expires).unwrap_or_default();
     let mut t = touch_in_window(
-        cfg,
+        rules,
         occasion,
         contact,
         event.id.as_str(),
@@ -236,7 +241,7 @@ pub fn for_event(
     );
     // When it would have gone out had it been planned as the event came in: inside the
     // send window (a purchase at 22:00 is not "due" at 23:00 with a 09:00 window).
-    t.due = send_at(cfg, occasion, contact, due, expires_at, None)
+    t.due = send_at(rules, occasion, contact, due, expires_at, None)
         .unwrap_or(due)
         .min(t.scheduled_at);
     if t.status == TouchStatus::Expired && expires_at <= now {
@@ -264,13 +269,13 @@ pub fn check_in_period(every: std::time::Duration, at: DateTime<Utc>) -> String 
 /// The check-in for `contact` if its last interaction is longer ago than its cadence:
 /// due today in its own zone (tomorrow when today's window has closed).
 pub fn check_in(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     last_interaction: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<NewTouch> {
-    check_in_learned(cfg, occasion, contact, last_interaction, None, now)
+    check_in_learned(rules, occasion, contact, last_interaction, None, now)
 }
 
 /// The longest a backed-off check-in cadence gets, whatever the tier's.
@@ -280,11 +285,10 @@ const MAX_CHECK_IN: std::time::Duration = std::time::Duration::from_secs(365 * 8
 /// backed off after ignored touches (at most `learning.max_backoff` times, and a year);
 /// `None` once sunset.
 pub fn learned_cadence(
-    cfg: &Config,
+    model: &LearningConfig,
     state: &RelationshipState,
     every: std::time::Duration,
 ) -> Option<std::time::Duration> {
-    let model = &cfg.learning.model;
     let max = every
         .saturating_mul(model.max_backoff)
         .min(MAX_CHECK_IN.max(every));
@@ -295,32 +299,32 @@ pub fn learned_cadence(
 /// (doubling, at most `learning.max_backoff` times the tier's, and a year); once the
 /// contact is sunset there are none until they interact again.
 pub fn check_in_learned(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     last_interaction: DateTime<Utc>,
     learned: Option<Learned<'_>>,
     now: DateTime<Utc>,
 ) -> Option<NewTouch> {
-    let every = cfg.check_in_every(occasion, &contact.tier)?;
-    let learned = learned.filter(|_| cfg.learning.enabled);
+    let every = rules.check_in_every(occasion, &contact.tier)?;
+    let learned = learned.filter(|l| l.learning.enabled);
     let wait = match learned {
-        Some(l) => learned_cadence(cfg, l.state, every)?,
+        Some(l) => learned_cadence(&l.learning.model, l.state, every)?,
         None => every,
     };
     let became_due = last_interaction + chrono::Duration::from_std(wait).ok()?;
     if became_due > now {
         return None;
     }
-    let zone = contact.zone(cfg.defaults.timezone);
-    let window = cfg.send_window(occasion, &contact.tier);
+    let zone = contact.zone(rules.defaults.timezone);
+    let window = rules.send_window(occasion, &contact.tier);
     let occurrence = check_in_period(every, now);
     let mut day = now.with_timezone(&zone).date_naive();
     for _ in 0..2 {
         let expires_at = expiry(day, zone, occasion.expires);
         if window.fit(now, zone, expires_at).is_some() {
             let mut t = touch_in_window(
-                cfg,
+                rules,
                 occasion,
                 contact,
                 &occurrence,
@@ -329,7 +333,7 @@ pub fn check_in_learned(
                 learned,
             );
             // When a planner run as the cadence ended would have sent it.
-            t.due = send_at(cfg, occasion, contact, became_due, expires_at, learned)
+            t.due = send_at(rules, occasion, contact, became_due, expires_at, learned)
                 .unwrap_or(became_due)
                 .min(t.scheduled_at);
             return Some(t);
@@ -343,18 +347,18 @@ pub fn check_in_learned(
 /// will plan them: at the start of the send window), for the throttle to keep their
 /// places free.
 pub fn upcoming(
-    cfg: &Config,
+    rules: &Rules,
     contact: &Contact,
     from: DateTime<Utc>,
     horizon: std::time::Duration,
 ) -> Vec<Upcoming> {
-    let zone = contact.zone(cfg.defaults.timezone);
+    let zone = contact.zone(rules.defaults.timezone);
     let first = from.with_timezone(&zone).date_naive();
     let last = (from + chrono::Duration::from_std(horizon).unwrap_or_default())
         .with_timezone(&zone)
         .date_naive();
     let mut out = Vec::new();
-    for o in cfg.occasions.iter().filter(|o| o.enabled) {
+    for o in rules.occasions.iter().filter(|o| o.enabled) {
         let Some(field) = o.date_field() else {
             continue;
         };
@@ -369,14 +373,14 @@ pub fn upcoming(
                 continue;
             }
             let expires_at = expiry(day, zone, o.expires);
-            let window = cfg.send_window(o, &contact.tier);
+            let window = rules.send_window(o, &contact.tier);
             if let Some(at) = window.fit(local_midnight(day, zone), zone, expires_at) {
                 out.push(Upcoming {
                     touch: TouchId::derive(&o.name, &contact.id, &year.to_string()),
                     occasion: o.name.clone(),
                     priority: o.priority,
                     at,
-                    channel: crate::policy::planned_channel(cfg, o, contact),
+                    channel: crate::policy::planned_channel(rules, o, contact),
                 });
             }
         }
@@ -387,7 +391,6 @@ pub fn upcoming(
 /// `at` (the first instant the window allows) moved to the hour the contact answers at,
 /// when that hour comes later the same local day inside the window and before expiry.
 fn at_learned_hour(
-    cfg: &Config,
     l: Learned<'_>,
     at: DateTime<Utc>,
     window: SendWindow,
@@ -400,7 +403,7 @@ fn at_learned_hour(
         start.div_ceil(60),
         end.div_ceil(60),
         l.fallback_hour,
-        cfg.learning.model.min_hour_observations,
+        l.learning.model.min_hour_observations,
     );
     let Some(hour) = hour else { return at };
     let day = at.with_timezone(&zone).date_naive();
@@ -418,7 +421,7 @@ fn at_learned_hour(
 /// seeded by the touch id so planning it again draws the same. One or none: as
 /// configured.
 fn learned_channel(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     l: Learned<'_>,
@@ -430,19 +433,19 @@ fn learned_channel(
         .channels
         .iter()
         .copied()
-        .filter(|c| crate::policy::blocked(cfg, contact, *c).is_none())
+        .filter(|c| crate::policy::blocked(rules, contact, *c).is_none())
         .collect();
     // Nothing known of the contact nor its tier: as configured, not a coin toss.
     let known = l.state.channels().next().is_some() || !l.prior.is_empty();
     if allowed.len() < 2 || !known {
-        return crate::policy::planned_channel(cfg, occasion, contact);
+        return crate::policy::planned_channel(rules, occasion, contact);
     }
     let digest = Sha256::digest(id.as_str().as_bytes());
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&digest);
     let mut rng = rand::rngs::StdRng::from_seed(seed);
     crate::learning::choose_channel(l.state, &allowed, l.prior, &mut rng)
-        .unwrap_or_else(|| crate::policy::planned_channel(cfg, occasion, contact))
+        .unwrap_or_else(|| crate::policy::planned_channel(rules, occasion, contact))
 }
 
 #[cfg(test)]

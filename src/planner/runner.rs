@@ -91,12 +91,13 @@ impl Knowledge {
     }
 
     /// `None` with learning off; a contact with nothing learned yet gets its tier's.
-    fn of(&self, c: &Contact, cfg: &Config) -> Option<Learned<'_>> {
+    fn of<'a>(&'a self, c: &Contact, cfg: &'a Config) -> Option<Learned<'a>> {
         if !cfg.learning.enabled {
             return None;
         }
         let state = self.states.get(&c.id).map_or(&self.fresh, |r| &r.state);
         Some(Learned {
+            learning: &cfg.learning,
             state,
             prior: self.priors.get(&c.tier).unwrap_or(&self.none),
             fallback_hour: self.hours.get(&c.tier).copied().or(self.hour),
@@ -196,7 +197,8 @@ async fn plan<S: Store>(
             known
                 .page(store, cfg, &page.iter().collect::<Vec<_>>())
                 .await?;
-            let touches = super::plan_learned(cfg, occasion, &page, |c| known.of(c, cfg), now);
+            let touches =
+                super::plan_learned(&cfg.rules, occasion, &page, |c| known.of(c, cfg), now);
             report.add(store, cfg, touches, now, into).await?;
         }
     }
@@ -207,9 +209,10 @@ async fn plan<S: Store>(
 /// inactivity one) at `now`: the shortest cadence any tier has (`None`: no tier has one).
 pub fn idle_before(cfg: &Config, occasion: &Occasion, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let shortest = cfg
+        .rules
         .tiers
         .iter()
-        .filter_map(|t| cfg.check_in_every(occasion, &t.name))
+        .filter_map(|t| cfg.rules.check_in_every(occasion, &t.name))
         .min()?;
     Some(now - chrono::Duration::from_std(shortest).unwrap_or(chrono::Duration::MAX))
 }
@@ -241,7 +244,7 @@ async fn run_check_ins<S: Store>(
         let touches: Vec<_> = page
             .iter()
             .filter_map(|(c, last)| {
-                super::check_in_learned(cfg, occasion, c, *last, known.of(c, cfg), now)
+                super::check_in_learned(&cfg.rules, occasion, c, *last, known.of(c, cfg), now)
             })
             .collect();
         report.add(store, cfg, touches, now, into).await?;

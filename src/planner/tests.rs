@@ -27,7 +27,12 @@ fn person(id: &str, zone: Tz, birthday: &str, tier: &str) -> Contact {
 }
 
 fn birthday_at(cfg: &Config, c: &Contact, now: &str) -> Option<NewTouch> {
-    due(cfg, cfg.occasion("birthday").unwrap(), c, utc(now))
+    due(
+        &cfg.rules,
+        cfg.rules.occasion("birthday").unwrap(),
+        c,
+        utc(now),
+    )
 }
 
 #[test]
@@ -142,14 +147,14 @@ fn whole_day_window_and_tier_window() {
 #[test]
 fn anniversaries_skip_the_first_day() {
     let cfg = cfg(&[]);
-    let occ = cfg.occasion("anniversary").unwrap();
+    let occ = cfg.rules.occasion("anniversary").unwrap();
     let mut c = sample_contact("family");
     c.timezone = Some(chrono_tz::UTC);
     c.customer_since = NaiveDate::from_ymd_opt(2020, 5, 1);
-    let t = due(&cfg, occ, &c, utc("2026-05-01T12:00:00Z")).expect("due");
+    let t = due(&cfg.rules, occ, &c, utc("2026-05-01T12:00:00Z")).expect("due");
     assert_eq!(t.id.as_str(), "anniversary:sample:2026");
-    assert!(due(&cfg, occ, &c, utc("2020-05-01T12:00:00Z")).is_none());
-    assert!(due(&cfg, occ, &c, utc("2026-05-02T12:00:00Z")).is_none());
+    assert!(due(&cfg.rules, occ, &c, utc("2020-05-01T12:00:00Z")).is_none());
+    assert!(due(&cfg.rules, occ, &c, utc("2026-05-02T12:00:00Z")).is_none());
 }
 
 #[test]
@@ -174,7 +179,13 @@ fn purchase(id: &str, at: &str) -> Event {
 
 fn thank_you(cfg: &Config, event: &Event, now: &str) -> Option<NewTouch> {
     let c = person("pat", chrono_tz::UTC, "--01-01", "friend");
-    for_event(cfg, cfg.occasion("thank_you").unwrap(), &c, event, utc(now))
+    for_event(
+        &cfg.rules,
+        cfg.rules.occasion("thank_you").unwrap(),
+        &c,
+        event,
+        utc(now),
+    )
 }
 
 #[test]
@@ -230,16 +241,16 @@ fn only_the_right_kind_of_event_on_an_enabled_occasion_gives_a_touch() {
     // A yearly occasion is not event-triggered.
     let c = person("pat", chrono_tz::UTC, "--01-01", "friend");
     let e = purchase("o-1", "2026-06-01T10:00:00Z");
-    let birthday = cfg.occasion("birthday").unwrap();
-    assert!(for_event(&cfg, birthday, &c, &e, utc("2026-06-01T10:00:00Z")).is_none());
+    let birthday = cfg.rules.occasion("birthday").unwrap();
+    assert!(for_event(&cfg.rules, birthday, &c, &e, utc("2026-06-01T10:00:00Z")).is_none());
     let cfg = self::cfg(&[("RAPPORT__OCCASIONS__THANK_YOU__ENABLED", "false")]);
     assert!(thank_you(&cfg, &e, "2026-06-01T10:00:00Z").is_none());
 }
 
 fn check_in_at(cfg: &Config, c: &Contact, last: &str, now: &str) -> Option<NewTouch> {
     check_in(
-        cfg,
-        cfg.occasion("check_in").unwrap(),
+        &cfg.rules,
+        cfg.rules.occasion("check_in").unwrap(),
         c,
         utc(last),
         utc(now),
@@ -312,7 +323,7 @@ fn upcoming_birthdays_within_the_horizon_as_the_planner_will_plan_them() {
     let c = person("pat", chrono_tz::Europe::Paris, "1990-06-10", "friend");
     let from = utc("2026-06-01T12:00:00Z");
     let month = std::time::Duration::from_secs(30 * 86_400);
-    let ups = upcoming(&cfg, &c, from, month);
+    let ups = upcoming(&cfg.rules, &c, from, month);
     assert_eq!(ups.len(), 1, "{ups:?}");
     let u = &ups[0];
     // The window start on the day, 09:00 CEST, with the id the planner will use.
@@ -322,8 +333,8 @@ fn upcoming_birthdays_within_the_horizon_as_the_planner_will_plan_them() {
     assert_eq!((&u.touch, u.at), (&planned.id, planned.scheduled_at));
     // Beyond the horizon, or before `from`: nothing.
     let week = std::time::Duration::from_secs(7 * 86_400);
-    assert!(upcoming(&cfg, &c, from, week).is_empty());
-    assert!(upcoming(&cfg, &c, utc("2026-06-11T12:00:00Z"), week).is_empty());
+    assert!(upcoming(&cfg.rules, &c, from, week).is_empty());
+    assert!(upcoming(&cfg.rules, &c, utc("2026-06-11T12:00:00Z"), week).is_empty());
 }
 
 #[test]
@@ -332,10 +343,10 @@ fn upcoming_feb_29_birthdays_fall_on_feb_28_in_common_years() {
     let mut c = person("leap", chrono_tz::UTC, "2000-02-29", "friend");
     c.customer_since = None;
     let two_weeks = std::time::Duration::from_secs(14 * 86_400);
-    let ups = upcoming(&cfg, &c, utc("2027-02-20T00:00:00Z"), two_weeks);
+    let ups = upcoming(&cfg.rules, &c, utc("2027-02-20T00:00:00Z"), two_weeks);
     let at: Vec<_> = ups.iter().map(|u| (u.touch.as_str(), u.at)).collect();
     assert_eq!(at, [("birthday:leap:2027", utc("2027-02-28T09:00:00Z"))]);
-    let ups = upcoming(&cfg, &c, utc("2028-02-20T00:00:00Z"), two_weeks);
+    let ups = upcoming(&cfg.rules, &c, utc("2028-02-20T00:00:00Z"), two_weeks);
     let at: Vec<_> = ups.iter().map(|u| (u.touch.as_str(), u.at)).collect();
     assert_eq!(at, [("birthday:leap:2028", utc("2028-02-29T09:00:00Z"))]);
 }

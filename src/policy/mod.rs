@@ -7,6 +7,7 @@
 //! send window must be open, and the caps, the minimum gap and higher-priority touches
 //! must leave it a place.
 
+mod admit;
 mod reach;
 pub mod retry;
 pub mod throttle;
@@ -20,6 +21,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+pub use admit::{Admission, admit, admit_through, moved};
 pub use reach::{
     Reach, blocked, fallback_channel, hops, move_reason, next_channel, planned_channel, reach,
     reach_after, unreachable,
@@ -27,7 +29,7 @@ pub use reach::{
 pub use throttle::{Candidate, Limit, Limits, Scope, Slot, Throttled, Upcoming};
 
 use crate::{
-    config::{Config, Occasion, OnThrottle, Trigger, format_duration},
+    config::{Occasion, OnThrottle, Rules, Trigger, format_duration},
     domain::{Contact, SendWindow, Touch, TouchId},
 };
 
@@ -107,23 +109,24 @@ pub fn lookback(horizon: std::time::Duration) -> chrono::Duration {
 
 /// The policy for `touch` to `contact` at `now`.
 pub fn evaluate(
-    cfg: &Config,
+    rules: &Rules,
     contact: &Contact,
     touch: &Touch,
     history: &History,
     now: DateTime<Utc>,
 ) -> Verdict {
-    let occasion = cfg.occasion(&touch.occasion);
-    if let Some(refused) = channel_refused(cfg, contact, touch) {
+    let occasion = rules.occasion(&touch.occasion);
+    if let Some(refused) = channel_refused(rules, contact, touch) {
         return refused;
     }
-    if let Some(not_due) = occasion.and_then(|o| check_in_not_due(cfg, o, contact, history, now)) {
+    if let Some(not_due) = occasion.and_then(|o| check_in_not_due(rules, o, contact, history, now))
+    {
         return not_due;
     }
-    let window = occasion.map_or(cfg.defaults.send_window, |o| {
-        cfg.send_window(o, &contact.tier)
+    let window = occasion.map_or(rules.defaults.send_window, |o| {
+        rules.send_window(o, &contact.tier)
     });
-    let zone = contact.zone(cfg.defaults.timezone);
+    let zone = contact.zone(rules.defaults.timezone);
     match window.fit(now, zone, touch.expires_at) {
         None => {
             return Verdict::Expire {
@@ -141,7 +144,7 @@ pub fn evaluate(
         }
         Some(_) => {}
     }
-    let limits = Limits::for_tier(cfg, &contact.tier);
+    let limits = Limits::for_tier(rules, &contact.tier);
     if limits.is_unlimited() {
         return Verdict::Send;
     }
@@ -161,8 +164,8 @@ pub fn evaluate(
 }
 
 /// A skip when the contact's tier does not allow the touch's channel.
-fn channel_refused(cfg: &Config, contact: &Contact, touch: &Touch) -> Option<Verdict> {
-    let t = cfg.tier(&contact.tier)?;
+fn channel_refused(rules: &Rules, contact: &Contact, touch: &Touch) -> Option<Verdict> {
+    let t = rules.tier(&contact.tier)?;
     (!t.allows_channel(touch.channel)).then(|| Verdict::Skip {
         why: Why::ChannelNotAllowed {
             tier: t.name.clone(),
@@ -174,7 +177,7 @@ fn channel_refused(cfg: &Config, contact: &Contact, touch: &Touch) -> Option<Ver
 /// A skip when `occasion` is a check-in that is no longer due: the contact's tier has
 /// no check-in cadence, or the contact interacted within it.
 fn check_in_not_due(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     history: &History,
@@ -183,7 +186,7 @@ fn check_in_not_due(
     if !matches!(occasion.trigger, Trigger::Inactivity { .. }) {
         return None;
     }
-    let Some(every) = cfg.check_in_every(occasion, &contact.tier) else {
+    let Some(every) = rules.check_in_every(occasion, &contact.tier) else {
         return Some(Verdict::Skip {
             why: Why::NotDue(format!("tier {} has no check_in_every", contact.tier)),
         });
@@ -242,12 +245,12 @@ impl History {
     /// keeps it still to go at its new time.
     pub fn decide(
         &mut self,
-        cfg: &Config,
+        rules: &Rules,
         contact: &Contact,
         touch: &Touch,
         now: DateTime<Utc>,
     ) -> Verdict {
-        let verdict = evaluate(cfg, contact, touch, self, now);
+        let verdict = evaluate(rules, contact, touch, self, now);
         self.upcoming.retain(|u| u.touch != touch.id);
         match &verdict {
             Verdict::Send => self.slots.push(Slot {

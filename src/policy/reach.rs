@@ -6,7 +6,7 @@
 //! can, or is suppressed.
 
 use crate::{
-    config::{Config, Occasion},
+    config::{Occasion, Rules},
     domain::{Channel, Contact, Touch},
 };
 
@@ -23,24 +23,24 @@ pub enum Reach {
 }
 
 /// [`reach_after`] the channels the touch was moved away from.
-pub fn reach(cfg: &Config, contact: &Contact, touch: &Touch) -> Reach {
-    reach_after(cfg, contact, touch, &touch.tried)
+pub fn reach(rules: &Rules, contact: &Contact, touch: &Touch) -> Reach {
+    reach_after(rules, contact, touch, &touch.tried)
 }
 
 /// Whether `touch`'s channel can reach `contact` now, checked right before the policy
 /// (consent is checked before each send, not only when the touch was planned); `tried`:
 /// the channels it was moved away from, which it does not go back to.
-pub fn reach_after(cfg: &Config, contact: &Contact, touch: &Touch, tried: &[Channel]) -> Reach {
+pub fn reach_after(rules: &Rules, contact: &Contact, touch: &Touch, tried: &[Channel]) -> Reach {
     let channel = touch.channel;
-    let Some(why) = blocked(cfg, contact, channel) else {
+    let Some(why) = blocked(rules, contact, channel) else {
         return Reach::Go;
     };
-    let next = cfg
+    let next = rules
         .occasion(&touch.occasion)
-        .and_then(|o| fallback_channel(cfg, o, contact, channel, tried));
+        .and_then(|o| fallback_channel(rules, o, contact, channel, tried));
     match next {
         Some(to) => Reach::Move { to, why },
-        None if unreachable(cfg, contact, channel).is_none() => Reach::Go,
+        None if unreachable(rules, contact, channel).is_none() => Reach::Go,
         None => Reach::Suppressed { why },
     }
 }
@@ -55,14 +55,16 @@ pub fn move_reason(touch: &Touch, to: Channel, why: &str) -> String {
 /// policy is asked (and so right before any send): the channel not configured, no
 /// consent, or no address. The touch then moves to its occasion's next channel, or is
 /// `suppressed` with this reason.
-pub fn unreachable(cfg: &Config, contact: &Contact, channel: Channel) -> Option<&'static str> {
+pub fn unreachable(rules: &Rules, contact: &Contact, channel: Channel) -> Option<&'static str> {
     match channel {
         Channel::Email if !contact.email_consent => Some("no email consent"),
         Channel::Email if contact.email.is_none() => Some("no email address"),
-        Channel::Sms if cfg.sms.is_none() => Some("no SMS channel configured"),
+        Channel::Sms if !rules.has_channel(Channel::Sms) => Some("no SMS channel configured"),
         Channel::Sms if !contact.sms_consent => Some("no SMS consent"),
         Channel::Sms if contact.phone.is_none() => Some("no phone number"),
-        Channel::Webhook if cfg.webhook.is_none() => Some("no webhook endpoint configured"),
+        Channel::Webhook if !rules.has_channel(Channel::Webhook) => {
+            Some("no webhook endpoint configured")
+        }
         Channel::Email | Channel::Sms | Channel::Webhook => None,
     }
 }
@@ -70,12 +72,12 @@ pub fn unreachable(cfg: &Config, contact: &Contact, channel: Channel) -> Option<
 /// Why `channel` cannot carry a touch to `contact` now: the contact's tier does not
 /// allow it (the contact may have changed tier since the touch was planned), or
 /// [`unreachable`].
-pub fn blocked(cfg: &Config, contact: &Contact, channel: Channel) -> Option<String> {
-    match cfg.tier(&contact.tier) {
+pub fn blocked(rules: &Rules, contact: &Contact, channel: Channel) -> Option<String> {
+    match rules.tier(&contact.tier) {
         Some(t) if !t.allows_channel(channel) => {
             Some(format!("tier {} does not allow {channel}", t.name))
         }
-        _ => unreachable(cfg, contact, channel).map(str::to_owned),
+        _ => unreachable(rules, contact, channel).map(str::to_owned),
     }
 }
 
@@ -84,7 +86,7 @@ pub fn blocked(cfg: &Config, contact: &Contact, channel: Channel) -> Option<Stri
 /// longer in the list: the config changed) that is not [`blocked`]. `None`: no channel
 /// left.
 pub fn next_channel(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     after: Option<Channel>,
@@ -96,7 +98,7 @@ pub fn next_channel(
         .iter()
         .copied()
         .filter(|c| Some(*c) != after)
-        .find(|c| blocked(cfg, contact, *c).is_none())
+        .find(|c| blocked(rules, contact, *c).is_none())
 }
 
 /// The channel a touch on `current` moves to when `current` cannot take it: the first
@@ -104,7 +106,7 @@ pub fn next_channel(
 /// list: its channel chosen by what was learned) those before it, skipping `tried`
 /// (where it has been) and any [`blocked`]. `None`: no channel left.
 pub fn fallback_channel(
-    cfg: &Config,
+    rules: &Rules,
     occasion: &Occasion,
     contact: &Contact,
     current: Channel,
@@ -120,13 +122,13 @@ pub fn fallback_channel(
         .chain(before)
         .copied()
         .filter(|c| *c != current && !tried.contains(c))
-        .find(|c| blocked(cfg, contact, *c).is_none())
+        .find(|c| blocked(rules, contact, *c).is_none())
 }
 
 /// The channel to plan a touch on: the first that can reach the contact now, else the
 /// occasion's first (the dispatcher then records why nothing could).
-pub fn planned_channel(cfg: &Config, occasion: &Occasion, contact: &Contact) -> Channel {
-    next_channel(cfg, occasion, contact, None).unwrap_or(occasion.channels[0])
+pub fn planned_channel(rules: &Rules, occasion: &Occasion, contact: &Contact) -> Channel {
+    next_channel(rules, occasion, contact, None).unwrap_or(occasion.channels[0])
 }
 
 /// The reason for a move to the next channel, after the earlier moves' reasons: the

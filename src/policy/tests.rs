@@ -1,6 +1,7 @@
 //! Policy tests: the throttle against an independent brute force (`props`), the
 //! priority yield (`yields`) and the whole [`evaluate`](super::evaluate) (`evaluate`).
 
+mod admit;
 mod evaluate;
 mod props;
 mod reach;

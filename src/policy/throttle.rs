@@ -12,7 +12,7 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    config::{Cap, Config, format_duration},
+    config::{Cap, Rules, format_duration},
     domain::TouchId,
 };
 
@@ -47,14 +47,14 @@ pub struct Limits {
 impl Limits {
     /// The limits for a contact of `tier`: its caps and gap, its channel caps, and the
     /// per-contact caps. A tier the config no longer has keeps only the latter.
-    pub fn for_tier(cfg: &Config, tier: &str) -> Self {
-        let mut caps: Vec<(Scope, Cap)> = cfg
+    pub fn for_tier(rules: &Rules, tier: &str) -> Self {
+        let mut caps: Vec<(Scope, Cap)> = rules
             .contact_caps
             .iter()
             .map(|c| (Scope::Contact, *c))
             .collect();
         let mut min_gap = Duration::ZERO;
-        if let Some(t) = cfg.tier(tier) {
+        if let Some(t) = rules.tier(tier) {
             caps.extend(t.caps.iter().map(|c| (Scope::Tier(t.name.clone()), *c)));
             for (channel, list) in &t.channel_caps {
                 caps.extend(list.iter().map(|c| (Scope::Channel(*channel), *c)));
@@ -67,11 +67,12 @@ impl Limits {
     /// The longest horizon of any tier's limits (or of the per-contact caps alone, for a
     /// tier the config no longer has): how far back and ahead a contact's history can
     /// matter to a decision, whatever the contact's tier.
-    pub fn widest_horizon(cfg: &Config) -> Duration {
-        cfg.tiers
+    pub fn widest_horizon(rules: &Rules) -> Duration {
+        rules
+            .tiers
             .iter()
-            .map(|t| Self::for_tier(cfg, &t.name).horizon())
-            .chain([Self::for_tier(cfg, "").horizon()])
+            .map(|t| Self::for_tier(rules, &t.name).horizon())
+            .chain([Self::for_tier(rules, "").horizon()])
             .max()
             .unwrap_or_default()
     }

@@ -7,7 +7,6 @@
 //! check-in tick looks only at the contacts whose cadence has run out (a heap keyed by
 //! when it does). Nothing scans every contact per step.
 
-use crate::domain::Channel;
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap},
@@ -66,8 +65,6 @@ struct Entry {
     answer: Option<Answer>,
     /// The learner has heard how it went (answered, or ignored).
     settled: bool,
-    /// The channels it left because they could not carry it.
-    tried: Vec<Channel>,
 }
 
 struct Person {
@@ -226,15 +223,15 @@ impl<'a> Sim<'a> {
         let end = start
             .checked_add_signed(Duration::days(i64::from(opts.days)))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let occasions: Vec<&Occasion> = cfg.occasions.iter().filter(|o| o.enabled).collect();
+        let occasions: Vec<&Occasion> = cfg.rules.occasions.iter().filter(|o| o.enabled).collect();
         let names: Vec<&str> = occasions.iter().map(|o| o.name.as_str()).collect();
-        let mut tier_names: Vec<&str> = cfg.tiers.iter().map(|t| t.name.as_str()).collect();
+        let mut tier_names: Vec<&str> = cfg.rules.tiers.iter().map(|t| t.name.as_str()).collect();
         let (chosen, by_id) = last_row_per_id(contacts);
         let dates = date_index(&chosen);
         let people = people(cfg, opts, &chosen, &mut tier_names, start, occasions.len())?;
         let limits: Vec<Limits> = tier_names
             .iter()
-            .map(|t| Limits::for_tier(cfg, t))
+            .map(|t| Limits::for_tier(&cfg.rules, t))
             .collect();
         let mut tiers: Vec<TierReport> = tier_names
             .iter()
@@ -244,7 +241,7 @@ impl<'a> Sim<'a> {
         for p in &people {
             tiers[p.tier].contacts += 1;
         }
-        let horizon = Limits::widest_horizon(cfg);
+        let horizon = Limits::widest_horizon(&cfg.rules);
         let mut sim = Self {
             cfg,
             model: opts.model.clone(),
@@ -316,7 +313,9 @@ impl<'a> Sim<'a> {
         self.interacted(c, event.at);
         for k in 0..self.occasions.len() {
             let contact = Rc::clone(&self.people[c].contact);
-            if let Some(t) = planner::for_event(self.cfg, self.occasions[k], &contact, event, now) {
+            if let Some(t) =
+                planner::for_event(&self.cfg.rules, self.occasions[k], &contact, event, now)
+            {
                 self.record(c, k, t, now);
             }
         }

@@ -307,8 +307,9 @@ fn reaches(cfg: &Config, contact: &Contact, channel: Channel) -> bool {
         Channel::Webhook => true,
     };
     address
-        && cfg.has_channel(channel)
+        && cfg.rules.has_channel(channel)
         && cfg
+            .rules
             .occasions
             .iter()
             .any(|o| o.enabled && o.channels.contains(&channel))

@@ -414,7 +414,7 @@ pub(crate) async fn silence_becomes_ignored_then_backs_off_then_sunsets<S: TestS
     // The check-in planner leaves the sunset contact alone, and not one it knows less of.
     contact(&s, "other").await;
     let later = now + Duration::days(400);
-    let check_in = cfg.occasion("check_in").unwrap();
+    let check_in = cfg.rules.occasion("check_in").unwrap();
     let planned = rapport::planner::runner::run_once(s.store.as_ref(), &cfg, check_in, later)
         .await
         .unwrap();
@@ -487,7 +487,7 @@ pub(crate) async fn delete_erases_and_a_reimport_is_not_marketed<S: TestStore>(b
     let cfg = s.cfg();
     let back = s.contact("back").await.unwrap();
     assert_eq!(
-        rapport::policy::unreachable(&cfg, &back, Channel::Email),
+        rapport::policy::unreachable(&cfg.rules, &back, Channel::Email),
         Some("no email consent")
     );
 }

@@ -307,7 +307,7 @@ pub(crate) async fn sent_birthday<S: TestStore>(
         "birthday": birthday, "email_consent": true, "sms_consent": true});
     let put = s.call(Method::PUT, "/v1/contacts/bday", Some(body)).await;
     assert_eq!(put.status, 201, "{}", put.body);
-    let occasion = cfg.occasion("birthday").unwrap();
+    let occasion = cfg.rules.occasion("birthday").unwrap();
     let planned = runner::run_once(s.store.as_ref(), &cfg, occasion, day)
         .await
         .unwrap();

@@ -59,7 +59,7 @@ fn config(dir: &Path) -> Config {
         ("RAPPORT__DISPATCH__WORKERS".to_owned(), "1".to_owned()),
     ];
     let shipped = Config::load_with(Path::new(&path), None, env.clone()).expect("config");
-    env.extend(shipped.tiers.iter().map(|t| {
+    env.extend(shipped.rules.tiers.iter().map(|t| {
         let name = t.name.to_ascii_uppercase();
         (format!("RAPPORT__TIERS__{name}__SEND_WINDOW"), all_day())
     }));

@@ -205,7 +205,7 @@ pub(in crate::api) async fn get<S: Store>(
         .await
         .map_err(ApiError::internal)?
         .unwrap_or_default();
-    let zone = contact.zone(state.cfg.defaults.timezone);
+    let zone = contact.zone(state.cfg.rules.defaults.timezone);
     let model = &state.cfg.learning.model;
     let mut entries = timeline(&events, &touches);
     entries.extend(responses.iter().map(|r| {

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use chrono_tz::Tz;
 
-use super::{Config, ConfigError, Defaults, Layered, Tier, raw::RawConfig};
+use super::{Config, ConfigError, Defaults, Layered, Rules, Tier, raw::RawConfig};
+use crate::domain::Channel;
 use crate::domain::contact::parse_timezone;
 
 mod channels;
@@ -75,20 +76,31 @@ pub(super) fn validate(layered: &Layered) -> Result<Config, ConfigError> {
             issues: issues.list,
         });
     }
+    let channels = Channel::ALL
+        .into_iter()
+        .filter(|c| match c {
+            Channel::Email => true,
+            Channel::Sms => sms.is_some(),
+            Channel::Webhook => webhook.is_some(),
+        })
+        .collect();
     Ok(Config {
         storage,
-        defaults: Defaults {
-            timezone,
-            send_window,
-            tier: default_tier,
+        rules: Rules {
+            defaults: Defaults {
+                timezone,
+                send_window,
+                tier: default_tier,
+            },
+            tiers,
+            occasions,
+            contact_caps,
+            channels,
         },
         brand_name: raw.brand.name.clone().unwrap_or_else(|| "Rapport".into()),
         templates_dir,
-        tiers,
-        occasions,
         email: email.expect("no issues means email parsed"),
         dispatch,
-        contact_caps,
         sms,
         webhook,
         api,

@@ -27,7 +27,7 @@ fn contact(tier: &str, zone: Tz) -> Contact {
 
 /// A planned touch of `occasion` (its channel and priority), due now.
 fn touch(cfg: &Config, occasion: &str, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Touch {
-    let o = cfg.occasion(occasion).unwrap();
+    let o = cfg.rules.occasion(occasion).unwrap();
     Touch {
         id: id(&format!("{occasion}:sample:x")),
         occasion: occasion.to_owned(),
@@ -72,7 +72,7 @@ fn birthday(tier: &str, zone: Tz, expires: &str, now: &str) -> Verdict {
     let cfg = cfg(&[]);
     let t = touch(&cfg, "birthday", utc(now), utc(expires));
     evaluate(
-        &cfg,
+        &cfg.rules,
         &contact(tier, zone),
         &t,
         &History::default(),
@@ -174,7 +174,7 @@ fn a_channel_the_tier_leaves_out_is_skipped() {
     t.channel = Channel::Sms;
     let c = contact("acquaintance", chrono_tz::UTC);
     assert_eq!(
-        evaluate(&cfg, &c, &t, &History::default(), now),
+        evaluate(&cfg.rules, &c, &t, &History::default(), now),
         Verdict::Skip {
             why: Why::ChannelNotAllowed {
                 tier: "acquaintance".into(),
@@ -185,7 +185,7 @@ fn a_channel_the_tier_leaves_out_is_skipped() {
     // Friends may be reached on any channel.
     let c = contact("friend", chrono_tz::UTC);
     assert_eq!(
-        evaluate(&cfg, &c, &t, &History::default(), now),
+        evaluate(&cfg.rules, &c, &t, &History::default(), now),
         Verdict::Send
     );
 }
@@ -198,17 +198,17 @@ fn a_check_in_after_a_recent_interaction_is_not_due() {
     // Friends: every 60d.
     let c = contact("friend", chrono_tz::UTC);
     let last = |days| history(vec![], vec![], Some(now - chrono::Duration::days(days)));
-    let v = evaluate(&cfg, &c, &t, &last(10), now);
+    let v = evaluate(&cfg.rules, &c, &t, &last(10), now);
     assert!(
         matches!(&v, Verdict::Skip { why: Why::NotDue(s) } if s.contains("60d")),
         "{v:?}"
     );
-    assert_eq!(evaluate(&cfg, &c, &t, &last(60), now), Verdict::Send);
+    assert_eq!(evaluate(&cfg.rules, &c, &t, &last(60), now), Verdict::Send);
     // Family: every 30d, so 31 days is long enough.
     let c = contact("family", chrono_tz::UTC);
-    assert_eq!(evaluate(&cfg, &c, &t, &last(31), now), Verdict::Send);
+    assert_eq!(evaluate(&cfg.rules, &c, &t, &last(31), now), Verdict::Send);
     assert!(matches!(
-        evaluate(&cfg, &c, &t, &last(29), now),
+        evaluate(&cfg.rules, &c, &t, &last(29), now),
         Verdict::Skip {
             why: Why::NotDue(_)
         }
@@ -235,12 +235,12 @@ fn on_throttle_defer_holds_and_skip_gives_up() {
     )));
     let thanks = touch(&cfg, "thank_you", now, now + chrono::Duration::days(3));
     assert_eq!(
-        evaluate(&cfg, &c, &thanks, &h, now),
+        evaluate(&cfg.rules, &c, &thanks, &h, now),
         hold("2026-06-12T11:00:00Z", gap.clone())
     );
     let check_in = touch(&cfg, "check_in", now, now + chrono::Duration::hours(12));
     assert_eq!(
-        evaluate(&cfg, &c, &check_in, &h, now),
+        evaluate(&cfg.rules, &c, &check_in, &h, now),
         Verdict::Skip { why: gap }
     );
 }
@@ -262,7 +262,7 @@ fn a_deferral_lands_in_the_next_window_in_the_contact_zone() {
         None,
     );
     let thanks = touch(&cfg, "thank_you", now, now + chrono::Duration::days(3));
-    let v = evaluate(&cfg, &c, &thanks, &h, now);
+    let v = evaluate(&cfg.rules, &c, &thanks, &h, now);
     assert!(
         matches!(&v, Verdict::Hold { until, why: Why::Throttled(_) } if *until == utc("2026-06-12T00:00:00Z")),
         "{v:?}"
@@ -285,7 +285,7 @@ fn a_deferral_past_the_expiry_expires() {
         None,
     );
     let t = touch(&cfg, "birthday", now, utc("2026-06-11T00:00:00Z"));
-    let v = evaluate(&cfg, &c, &t, &h, now);
+    let v = evaluate(&cfg.rules, &c, &t, &h, now);
     let Verdict::Expire {
         why: Why::TooLate(s),
     } = &v
@@ -309,7 +309,7 @@ fn a_lower_priority_touch_defers_past_a_birthday_or_skips() {
     );
     // A thank-you (defer) waits until the gap after the birthday has passed.
     let thanks = touch(&cfg, "thank_you", now, now + chrono::Duration::days(3));
-    let v = evaluate(&cfg, &c, &thanks, &h, now);
+    let v = evaluate(&cfg.rules, &c, &thanks, &h, now);
     assert!(
         matches!(&v, Verdict::Hold { until, why: Why::Throttled(Throttled::Yields { .. }) }
             if *until == birthday + chrono::Duration::days(2)),
@@ -319,7 +319,7 @@ fn a_lower_priority_touch_defers_past_a_birthday_or_skips() {
     // A check-in (skip) gives up.
     let check_in = touch(&cfg, "check_in", now, now + chrono::Duration::hours(12));
     assert!(matches!(
-        evaluate(&cfg, &c, &check_in, &h, now),
+        evaluate(&cfg.rules, &c, &check_in, &h, now),
         Verdict::Skip {
             why: Why::Throttled(Throttled::Yields { .. })
         }
@@ -350,7 +350,7 @@ fn a_tier_limits_gather_its_caps_channel_caps_gap_and_the_contact_caps() {
         "RAPPORT__TIERS__FAMILY__CHANNEL_CAPS__SMS",
         r#"[{ count = 1, per = "30d" }]"#,
     )]);
-    let l = Limits::for_tier(&cfg, "family");
+    let l = Limits::for_tier(&cfg.rules, "family");
     let scopes: Vec<(Scope, u32, i64)> = l
         .caps
         .iter()
@@ -378,6 +378,6 @@ fn a_tier_limits_gather_its_caps_channel_caps_gap_and_the_contact_caps() {
         None
     );
     // A tier the config no longer has keeps the per-contact caps only.
-    let gone = Limits::for_tier(&cfg, "gone");
+    let gone = Limits::for_tier(&cfg.rules, "gone");
     assert_eq!((gone.caps.len(), gone.min_gap.as_secs()), (1, 0));
 }

@@ -120,7 +120,7 @@ fn consent_addresses_and_the_tier_decide_the_channel() {
             suppressed("no SMS consent"),
         ),
     ] {
-        assert_eq!(reach(&cfg, &c, &t), want, "{what}");
+        assert_eq!(reach(&cfg.rules, &c, &t), want, "{what}");
     }
 }
 

@@ -2,7 +2,7 @@
 //! contact's history; a send takes its place, a hold comes back later, anything else is
 //! final and counted by a bounded reason.
 
-use std::{cmp::Reverse, rc::Rc};
+use std::{borrow::Cow, cmp::Reverse, rc::Rc};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -10,7 +10,7 @@ use super::{Kind, Sim, Step, TierReport};
 use crate::{
     domain::{Touch, TouchStatus},
     planner,
-    policy::{self, History, Reach, Slot, Throttled, Verdict, Why, throttle},
+    policy::{self, History, Slot, Throttled, Verdict, Why, throttle},
 };
 
 impl Sim<'_> {
@@ -20,25 +20,23 @@ impl Sim<'_> {
         if touch.status != TouchStatus::Planned || touch.next_attempt_at != now {
             return;
         }
-        // The dispatcher's precheck, before the policy is asked (`policy::reach`): a
-        // channel that cannot carry the touch moves it on to the occasion's next one it
-        // has not tried, if any.
-        let e = &self.people[c].ledger[i];
-        match policy::reach_after(cfg, &contact, touch, &e.tried) {
-            Reach::Go => {}
-            Reach::Move { to, .. } => {
-                let e = &mut self.people[c].ledger[i];
-                let left = std::mem::replace(&mut e.touch.channel, to);
-                e.tried.push(left);
-            }
-            Reach::Suppressed { why } => {
+        // Admitted as the dispatcher admits it: a channel that cannot carry the touch
+        // moves it on to the occasion's next one it has not tried, if any; then the
+        // policy decides on the contact's history.
+        let mut history = self.history(c, now);
+        let (touch, _, verdict) =
+            policy::admit_through(&cfg.rules, Some(&contact), touch, &mut history, now);
+        if let Cow::Owned(moved) = touch {
+            self.people[c].ledger[i].touch = moved;
+        }
+        let verdict = match verdict {
+            Ok(v) => v,
+            Err(why) => {
                 self.finish(c, i, TouchStatus::Suppressed, why);
                 return;
             }
-        }
-        let history = self.history(c, now);
-        let touch = &self.people[c].ledger[i].touch;
-        match policy::evaluate(cfg, &contact, touch, &history, now) {
+        };
+        match verdict {
             Verdict::Send => self.send(c, i, now),
             Verdict::Hold { until, why } => {
                 if let Why::Throttled(t) = &why {
@@ -88,7 +86,7 @@ impl Sim<'_> {
             .filter(|e| e.touch.scheduled_at >= since)
             .map(|e| e.touch.clone())
             .collect();
-        let projected = planner::upcoming(self.cfg, &p.contact, now, self.horizon);
+        let projected = planner::upcoming(&self.cfg.rules, &p.contact, now, self.horizon);
         History::new(slots, &touches, projected, Some(p.last_interaction))
     }
 
@@ -109,11 +107,12 @@ impl Sim<'_> {
         let (cfg, p) = (self.cfg, &self.people[c]);
         let touch = &p.ledger[i].touch;
         let window = cfg
+            .rules
             .occasion(&touch.occasion)
-            .map_or(cfg.defaults.send_window, |o| {
-                cfg.send_window(o, &p.contact.tier)
+            .map_or(cfg.rules.defaults.send_window, |o| {
+                cfg.rules.send_window(o, &p.contact.tier)
             });
-        let zone = p.contact.zone(cfg.defaults.timezone);
+        let zone = p.contact.zone(cfg.rules.defaults.timezone);
         if window.fit(now, zone, touch.expires_at).is_none() {
             return "its send window closed before it could go".to_owned();
         }

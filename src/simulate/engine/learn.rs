@@ -79,7 +79,7 @@ impl Sim<'_> {
             return Some(base);
         }
         let base = Duration::from_secs(base.max(0) as u64);
-        let every = planner::learned_cadence(self.cfg, &m.state, base);
+        let every = planner::learned_cadence(&self.cfg.learning.model, &m.state, base);
         every.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     }
 
@@ -112,6 +112,7 @@ impl Sim<'_> {
         fallback_hour: Option<u32>,
     ) -> Option<planner::Learned<'s>> {
         self.learning.then_some(planner::Learned {
+            learning: &self.cfg.learning,
             state: &self.people[c].mind.state,
             prior,
             fallback_hour,
@@ -133,7 +134,7 @@ impl Sim<'_> {
         e.0 += u64::from(settled);
         e.1 += u64::from(answered.is_some());
         if let Some(at) = answered {
-            let zone = p.contact.zone(self.cfg.defaults.timezone);
+            let zone = p.contact.zone(self.cfg.rules.defaults.timezone);
             known.hours[at.with_timezone(&zone).hour() as usize % 24] += 1;
         }
     }
@@ -141,7 +142,9 @@ impl Sim<'_> {
     /// Touch `i` of contact `c` went out: how they react is decided now, and heard of
     /// when it happens (or when the response window closes without it).
     pub(super) fn sent(&mut self, c: usize, i: usize, now: DateTime<Utc>) {
-        let zone = self.people[c].contact.zone(self.cfg.defaults.timezone);
+        let zone = self.people[c]
+            .contact
+            .zone(self.cfg.rules.defaults.timezone);
         let window = self.cfg.learning.model.response_window;
         let p = &mut self.people[c];
         let m = &mut p.mind;
@@ -237,7 +240,7 @@ impl Sim<'_> {
     fn learn(&mut self, c: usize, signals: &[Signal], now: DateTime<Utc>) {
         let cfg = self.cfg;
         let p = &mut self.people[c];
-        let zone = p.contact.zone(cfg.defaults.timezone);
+        let zone = p.contact.zone(cfg.rules.defaults.timezone);
         let mut state = if self.learning {
             p.mind.state.clone()
         } else {
@@ -269,7 +272,7 @@ impl Sim<'_> {
                 withdraw(contact, Channel::Email);
                 withdraw(contact, Channel::Sms);
             }
-            Effect::MoveTier { from, to, .. } if learning && self.cfg.tier(&to).is_some() => {
+            Effect::MoveTier { from, to, .. } if learning && self.cfg.rules.tier(&to).is_some() => {
                 let Some(t) = self.tier_names.iter().position(|n| *n == to) else {
                     return;
                 };
@@ -327,7 +330,7 @@ fn reachable_channels(
 ) -> Vec<Channel> {
     let mut out: Vec<Channel> = Vec::new();
     for ch in occasions.iter().flat_map(|o| o.channels.iter().copied()) {
-        if !out.contains(&ch) && policy::blocked(cfg, contact, ch).is_none() {
+        if !out.contains(&ch) && policy::blocked(&cfg.rules, contact, ch).is_none() {
             out.push(ch);
         }
     }

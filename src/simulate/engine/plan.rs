@@ -34,7 +34,12 @@ impl Sim<'_> {
             let every: Vec<Option<i64>> = self
                 .tier_names
                 .iter()
-                .map(|t| self.cfg.check_in_every(o, t).map(|e| e.as_secs() as i64))
+                .map(|t| {
+                    self.cfg
+                        .rules
+                        .check_in_every(o, t)
+                        .map(|e| e.as_secs() as i64)
+                })
                 .collect();
             let mut ci = CheckIns {
                 occasion: k,
@@ -87,19 +92,20 @@ impl Sim<'_> {
                 if self.people[c].quiet_until[k] > now.timestamp() {
                     continue;
                 }
-                if planner::due(cfg, occasion, &self.people[c].contact, now).is_none() {
+                if planner::due(&cfg.rules, occasion, &self.people[c].contact, now).is_none() {
                     continue;
                 }
                 let known = known.get_or_insert_with(|| self.knowledge());
                 let (prior, hour) = &known[self.people[c].tier];
                 let learned = self.learned(c, prior, *hour);
                 let contact = std::slice::from_ref(&*self.people[c].contact);
-                let planned = planner::plan_learned(cfg, occasion, contact, |_| learned, now);
+                let planned =
+                    planner::plan_learned(&cfg.rules, occasion, contact, |_| learned, now);
                 let Some(t) = planned.into_iter().next() else {
                     continue;
                 };
                 let p = &mut self.people[c];
-                let zone = p.contact.zone(cfg.defaults.timezone);
+                let zone = p.contact.zone(cfg.rules.defaults.timezone);
                 let today = now.with_timezone(&zone).date_naive();
                 p.quiet_until[k] = today
                     .succ_opt()
@@ -147,7 +153,7 @@ impl Sim<'_> {
             let (prior, hour) = &known[p.tier];
             let learned = self.learned(c, prior, *hour);
             let due = planner::check_in_learned(
-                cfg,
+                &cfg.rules,
                 occasion,
                 &p.contact,
                 p.last_interaction,
@@ -200,7 +206,6 @@ impl Sim<'_> {
             tier_at_send: p.tier,
             answer: None,
             settled: false,
-            tried: Vec::new(),
         });
     }
 }
