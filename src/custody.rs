@@ -17,6 +17,9 @@
 //! (the store's fence), so nothing is planned or claimed in a lost store even in the
 //! second before a process notices.
 
+use crate::store::Contacts;
+use crate::store::Coordination;
+use crate::store::Ledger;
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
@@ -28,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{Adoption, Clock, ContactId, NewTouch},
-    store::{Store, StoreError},
+    store::StoreError,
 };
 
 /// The store's identity.
@@ -116,7 +119,7 @@ fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 /// Reads the store's identity, lost marker and last adoption.
-pub async fn identity<S: Store>(store: &S) -> Result<Identity, StoreError> {
+pub async fn identity<S: Coordination>(store: &S) -> Result<Identity, StoreError> {
     let id = non_empty(store.setting(ID).await?);
     let lost = non_empty(store.setting(LOST).await?);
     let adopted = non_empty(store.setting(ADOPTED).await?)
@@ -130,13 +133,13 @@ pub async fn identity<S: Store>(store: &S) -> Result<Identity, StoreError> {
 }
 
 /// The adoption planning must honour, if the store was ever adopted.
-pub async fn adoption<S: Store>(store: &S) -> Result<Option<Adoption>, StoreError> {
+pub async fn adoption<S: Coordination>(store: &S) -> Result<Option<Adoption>, StoreError> {
     Ok(identity(store).await?.adopted)
 }
 
 /// At a daemon's start: the store's identity, created now if this is its first use. A
 /// store marked lost is held from the start.
-pub async fn establish<S: Store>(store: &S) -> Result<Custody, StoreError> {
+pub async fn establish<S: Coordination>(store: &S) -> Result<Custody, StoreError> {
     let found = identity(store).await?;
     if let Some(reason) = found.lost {
         return Ok(held_from_start(&reason));
@@ -186,7 +189,7 @@ fn lost_reason(marker: &str) -> String {
 
 /// One check of the store against what `custody` holds: holds on a loss (marking the
 /// store), resumes on an adoption.
-pub async fn check<S: Store>(
+pub async fn check<S: Coordination>(
     store: &S,
     custody: &Custody,
     now: DateTime<Utc>,
@@ -241,7 +244,7 @@ pub async fn check<S: Store>(
 }
 
 /// Checks the store every [`CHECK_EVERY`] until cancelled.
-pub async fn watch<S: Store>(
+pub async fn watch<S: Coordination>(
     store: Arc<S>,
     custody: Custody,
     clock: Arc<dyn Clock>,
@@ -269,7 +272,7 @@ pub async fn watch<S: Store>(
 /// `rapport store adopt`: takes the store as it is as the ledger from now on. Unless
 /// `resend_due`, touches in it that were due before now and not yet sent are settled as
 /// skipped, and planning skips what was due before now for the contacts present now.
-pub async fn adopt<S: Store>(
+pub async fn adopt<S: Ledger + Coordination>(
     store: &S,
     now: DateTime<Utc>,
     resend_due: bool,
@@ -309,7 +312,7 @@ fn adopted_reason(at: DateTime<Utc>) -> String {
 /// Planning after an adoption: touches due before it, for contacts already in the store
 /// then, are recorded as skipped (`planner::settle_adopted` decides; this reads what it
 /// needs). Free until something qualifies: one read of the adoption setting.
-pub async fn settle_adopted<S: Store>(
+pub async fn settle_adopted<S: Contacts + Coordination>(
     store: &S,
     touches: &mut [NewTouch],
 ) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Every configured channel, built once at start-up, with what they share at run time:
 //! the key that signs unsubscribe links and the webhook endpoint's disabled state.
 
+use crate::store::Coordination;
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -13,10 +14,7 @@ use super::{
     sms::{SmsOutbox, Twilio, TwilioSettings},
     webhook::{Webhook, WebhookSettings, parse_secret},
 };
-use crate::{
-    config::{Config, SmsTransport, WebhookConfig},
-    store::Store,
-};
+use crate::config::{Config, SmsTransport, WebhookConfig};
 
 /// The shortest unsubscribe signing key accepted from the environment.
 const MIN_SIGNING_KEY: usize = 16;
@@ -59,7 +57,7 @@ impl Channels {
 
     /// Builds every configured channel. Secrets come from the environment variables the
     /// config names (`env`); an error names the variable or key, never a secret.
-    pub async fn build<S: Store>(
+    pub async fn build<S: Coordination>(
         cfg: &Config,
         store: &S,
         env: impl Fn(&str) -> Option<String>,
@@ -85,7 +83,7 @@ impl Channels {
     }
 
     /// Whether the webhook endpoint was disabled by a 410 (under its current config).
-    pub async fn webhook_disabled<S: Store>(&self, store: &S) -> bool {
+    pub async fn webhook_disabled<S: Coordination>(&self, store: &S) -> bool {
         let Some(hook) = &self.webhook else {
             return false;
         };
@@ -115,7 +113,11 @@ impl Channels {
 
     /// Disables the webhook endpoint after a 410, for every replica, until its
     /// configuration changes.
-    pub async fn disable_webhook<S: Store>(&self, store: &S, at: chrono::DateTime<chrono::Utc>) {
+    pub async fn disable_webhook<S: Coordination>(
+        &self,
+        store: &S,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let Some(hook) = &self.webhook else { return };
         *self
             .webhook_disabled
@@ -215,7 +217,7 @@ fn webhook_channel(
 
 /// The key that signs unsubscribe links: from the variable `api.signing_secret_env`
 /// names, else the one generated and kept in the store.
-async fn unsubscribe_key<S: Store>(
+async fn unsubscribe_key<S: Coordination>(
     cfg: &Config,
     store: &S,
     secret: &impl Fn(&str) -> Option<String>,

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use rapport::domain::Channel;
 use rapport::store::Coordination;
+use rapport::store::Relationships;
 
 use rapport::{
     cli::ResponseCommand,
@@ -11,7 +12,7 @@ use rapport::{
     domain::{Contact, ContactId, TouchId},
     feedback::{self, Inbound, Recorded},
     learning::{self, ResponseKind},
-    store::{ResponseRecord, Store, StoreError},
+    store::{ResponseRecord, StoreError},
 };
 
 use super::{fmt_ts, open_store, parse_instant};
@@ -103,7 +104,7 @@ pub(super) struct Learned {
     pub(super) suppressed: Vec<(Channel, String)>,
 }
 
-pub(super) async fn learned<S: Store>(
+pub(super) async fn learned<S: Relationships>(
     store: &S,
     cfg: &Config,
     c: &Contact,

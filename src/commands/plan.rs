@@ -3,6 +3,7 @@
 //! skipped or suppressed), writing nothing.
 
 use rapport::store::{Caps, Contacts, Coordination};
+use rapport::store::{Ledger, Relationships};
 
 use chrono::{DateTime, Utc};
 use rapport::{
@@ -69,7 +70,7 @@ pub(super) async fn plan(cfg: &Config, at: &str) -> anyhow::Result<i32> {
 /// What the planners would record at `at`, by the daemon's own planning (learned hour
 /// and channel, an adoption of the store), plus what the ledger already holds that is
 /// due by then; each with where it comes from.
-async fn rows_at<S: rapport::store::Store>(
+async fn rows_at<S: Contacts + Ledger + Relationships + Coordination>(
     store: &S,
     cfg: &Config,
     at: DateTime<Utc>,

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rapport::domain::Channel;
+use rapport::store::Ledger;
 use rapport::store::{Caps, Contacts, Coordination};
 use rapport::{
     config::{Config, Trigger, format_duration},
@@ -199,7 +200,7 @@ fn print_profile(cfg: &Config, c: &Contact, learned: &super::learned::Learned) {
 }
 
 /// Events, touches and what was learned, oldest first.
-async fn print_timeline<S: rapport::store::Store>(
+async fn print_timeline<S: Contacts + Ledger>(
     store: &S,
     id: &ContactId,
     learned: Vec<(DateTime<Utc>, String)>,

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use rapport::store::Coordination;
+use rapport::store::Ledger;
 use rapport::{cli::StoreCommand, config::Config, custody, exit};
 
 use super::{fmt_ts, open_store};
@@ -22,7 +23,7 @@ pub(super) async fn run(cfg: &Config, command: StoreCommand) -> anyhow::Result<i
     })
 }
 
-async fn status<S: rapport::store::Store>(store: &S) -> anyhow::Result<i32> {
+async fn status<S: Coordination>(store: &S) -> anyhow::Result<i32> {
     let found = custody::identity(store).await?;
     match &found.id {
         Some(id) => println!("identity: {id}"),
@@ -56,7 +57,7 @@ async fn status<S: rapport::store::Store>(store: &S) -> anyhow::Result<i32> {
     }
 }
 
-async fn adopt<S: rapport::store::Store>(store: &S, resend_due: bool) -> anyhow::Result<i32> {
+async fn adopt<S: Ledger + Coordination>(store: &S, resend_due: bool) -> anyhow::Result<i32> {
     let before = custody::identity(store).await?;
     if before.lost.is_none() && before.id.is_some() {
         println!(

@@ -6,6 +6,9 @@
 //! nothing, and it carries the provider's codes (`smtp 550 5.1.1`) as its detail.
 
 use crate::domain::Channel;
+use crate::store::Contacts;
+use crate::store::Ledger;
+use crate::store::Relationships;
 use chrono::{DateTime, Utc};
 
 use super::{About, FeedbackError, Inbound, Recorded, learn_response};
@@ -13,7 +16,6 @@ use crate::{
     config::Config,
     domain::{ContactId, TouchId},
     learning::ResponseKind,
-    store::Store,
 };
 
 /// The hard bounce of one send.
@@ -31,7 +33,7 @@ pub struct Bounce {
 /// Records `bounce` as a `bounce_hard` response: the address on its channel is
 /// suppressed (consent withdrawn, its hash on the suppression list), as a `bounce_hard`
 /// posted to the API would.
-pub async fn bounced<S: Store>(
+pub async fn bounced<S: Contacts + Ledger + Relationships>(
     store: &S,
     cfg: &Config,
     bounce: Bounce,

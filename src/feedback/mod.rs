@@ -1,6 +1,6 @@
 //! The loop closed: responses and silence go through the pure learner
 //! ([`crate::learning`]) into the store, in one atomic write per contact
-//! ([`Store::learn`]), with what they changed on the timeline.
+//! ([`Relationships::learn`](crate::store::Relationships::learn)), with what they changed on the timeline.
 //!
 //! - [`respond`]: one response (API, SMS, click, unsubscribe, provider callback),
 //!   attributed to its touch: the one named, else the most recent sent on its channel.
@@ -15,13 +15,17 @@
 //! the same moment) it reads again. Nothing is learned twice and nothing is lost.
 
 use crate::domain::Channel;
+use crate::store::Contacts;
+use crate::store::Coordination;
+use crate::store::Ledger;
+use crate::store::Relationships;
 use chrono::{DateTime, Timelike, Utc};
 
 use crate::{
     config::Config,
     domain::{Contact, ContactId, Touch, TouchId, TouchStatus},
     learning::{Response, ResponseKind, Signal, TouchRef},
-    store::{Learn, Learned, Note, ResponseRecord, Settle, StatField, StatKey, Store, StoreError},
+    store::{Learn, Learned, Note, ResponseRecord, Settle, StatField, StatKey, StoreError},
 };
 
 mod bounce;
@@ -39,7 +43,10 @@ pub(crate) const SINCE_SETTING: &str = "learning.since";
 
 /// Records when learning started, once per store (the first start of a version that
 /// learns); later starts keep the first.
-pub async fn start_learning<S: Store>(store: &S, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn start_learning<S: Coordination>(
+    store: &S,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     store.init_setting(SINCE_SETTING, &now.to_rfc3339()).await?;
     Ok(())
 }
@@ -109,7 +116,7 @@ impl Recorded {
 }
 
 /// Records a response and learns from it.
-pub async fn respond<S: Store>(
+pub async fn respond<S: Contacts + Ledger + Relationships>(
     store: &S,
     cfg: &Config,
     input: Inbound,
@@ -140,7 +147,7 @@ enum About {
 
 /// Records `input` for `contact_id` and learns from it, with `detail` (codes only) on
 /// the record.
-async fn learn_response<S: Store>(
+async fn learn_response<S: Contacts + Ledger + Relationships>(
     store: &S,
     cfg: &Config,
     input: &Inbound,
@@ -210,7 +217,7 @@ async fn learn_response<S: Store>(
 
 /// The touch a response answers, as it is now: the one named, else the latest sent on
 /// the response's channel; none for a touch that was never sent.
-async fn answered<S: Store>(
+async fn answered<S: Ledger>(
     store: &S,
     input: &Inbound,
     about: &About,
@@ -298,7 +305,7 @@ fn note_engagement(learn: &mut Learn, cfg: &Config, contact: &Contact, at: DateT
 
 /// Sets consent on `channel` outside a response (an SMS `START`), with a note saying
 /// why. Returns whether the contact exists.
-pub async fn consent<S: Store>(
+pub async fn consent<S: Relationships>(
     store: &S,
     contact: &ContactId,
     channel: Channel,
@@ -326,7 +333,7 @@ pub async fn consent<S: Store>(
 
 /// The contact a response is for, and the touch it names (checked to be theirs, sent,
 /// and on the channel given).
-async fn target<S: Store>(
+async fn target<S: Ledger>(
     store: &S,
     input: &Inbound,
 ) -> Result<(ContactId, Option<TouchId>), FeedbackError> {
@@ -359,7 +366,7 @@ async fn target<S: Store>(
     Ok((touch.contact_id, Some(touch.id)))
 }
 
-async fn fresh<S: Store>(store: &S, id: &TouchId) -> Result<Touch, FeedbackError> {
+async fn fresh<S: Ledger>(store: &S, id: &TouchId) -> Result<Touch, FeedbackError> {
     store
         .get_touches(std::slice::from_ref(id))
         .await?
@@ -370,7 +377,7 @@ async fn fresh<S: Store>(store: &S, id: &TouchId) -> Result<Touch, FeedbackError
 /// The touch a response on `channel` without a touch id answers: the most recent one
 /// sent to the contact on that channel at or before the response (an SMS reply, an
 /// unsubscribe by mail).
-async fn latest_sent<S: Store>(
+async fn latest_sent<S: Ledger>(
     store: &S,
     contact: &ContactId,
     channel: Channel,

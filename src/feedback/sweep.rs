@@ -1,6 +1,10 @@
 //! Silence as a signal: a touch sent without a response for the response window becomes
 //! `ignored`, and the learner counts it (fatigue, sunset, demotion after long silence).
 
+use crate::store::Contacts;
+use crate::store::Coordination;
+use crate::store::Ledger;
+use crate::store::Relationships;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -10,7 +14,7 @@ use crate::{
     config::Config,
     domain::{Clock, Touch, TouchStatus},
     learning::{Signal, config::minus},
-    store::{Learn, Learned, Settle, StatField, Store},
+    store::{Learn, Learned, Settle, StatField},
 };
 
 /// How many touches one sweep step reads.
@@ -18,7 +22,7 @@ const STEP: usize = 500;
 
 /// Marks every touch whose response window closed by `now` as `ignored`, in steps.
 /// Returns how many it marked.
-pub async fn sweep<S: Store>(
+pub async fn sweep<S: Contacts + Ledger + Relationships + Coordination>(
     store: &S,
     cfg: &Config,
     now: DateTime<Utc>,
@@ -59,7 +63,7 @@ pub async fn sweep<S: Store>(
 }
 
 /// One touch. `false`: it got a response meanwhile (or is gone).
-async fn ignore<S: Store>(
+async fn ignore<S: Contacts + Ledger + Relationships>(
     store: &S,
     cfg: &Config,
     mut touch: Touch,
@@ -114,7 +118,7 @@ async fn ignore<S: Store>(
 }
 
 /// Sweeps every reconcile interval until cancelled.
-pub async fn sweep_loop<S: Store>(
+pub async fn sweep_loop<S: Contacts + Ledger + Relationships + Coordination>(
     store: Arc<S>,
     cfg: Arc<Config>,
     clock: Arc<dyn Clock>,

@@ -2,13 +2,16 @@
 //! occasions they trigger planned at once. The CLI (`rapport event add`) and the HTTP
 //! API call the same function.
 
+use crate::store::Contacts;
+use crate::store::Coordination;
+use crate::store::Ledger;
 use chrono::{DateTime, Utc};
 
 use crate::{
     config::Config,
     domain::{Event, NewTouch, TouchId},
     planner,
-    store::{Store, StoreError},
+    store::StoreError,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +28,7 @@ pub struct EventReport {
 /// nothing the second time: the event is insert-if-absent, and so is each touch (its id
 /// is the occasion, the contact and the event id). Planning runs either way, so a crash
 /// between the two steps is mended by adding the event again.
-pub async fn record_event<S: Store>(
+pub async fn record_event<S: Contacts + Ledger + Coordination>(
     store: &S,
     cfg: &Config,
     event: &Event,

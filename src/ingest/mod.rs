@@ -4,6 +4,7 @@
 
 mod event;
 
+use crate::store::Contacts;
 pub use event::{EventReport, parse_event, read_events, record_event};
 
 use std::{
@@ -19,7 +20,7 @@ use crate::{
         Birthday, Contact, ContactId, EmailAddress, PhoneNumber,
         contact::{parse_date, parse_locale, parse_timezone},
     },
-    store::{ContactUpsert, Store, StoreError},
+    store::{ContactUpsert, StoreError},
 };
 
 /// One problem in one row.
@@ -293,7 +294,7 @@ pub fn read_contacts(
 }
 
 /// Imports `path` into `store`, showing a progress bar when stderr is a terminal.
-pub async fn import_file<S: Store>(
+pub async fn import_file<S: Contacts>(
     store: &S,
     cfg: &Config,
     path: &Path,

@@ -1,6 +1,10 @@
 //! The planner loop: each occasion wakes on its cron schedule (and once at start-up, so a
 //! restart catches up), asks the store who is due and records their touches.
 
+use crate::store::Contacts;
+use crate::store::Coordination;
+use crate::store::Ledger;
+use crate::store::Relationships;
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +16,7 @@ use crate::{
     config::{Config, Occasion, Trigger},
     domain::{Clock, Contact, ContactId, NewTouch},
     learning::ChannelPrior,
-    store::{Relationship, StatField, Store, StoreError},
+    store::{Relationship, StatField, StoreError},
 };
 
 const PAGE: usize = 5000;
@@ -33,7 +37,7 @@ struct Knowledge {
 impl Knowledge {
     /// Per tier, each channel's touches answered and not (the statistics the learner
     /// keeps), scaled down to [`PRIOR_WEIGHT`](crate::learning::PRIOR_WEIGHT). Nothing is read with learning off.
-    async fn priors<S: Store>(store: &S, cfg: &Config) -> Result<Self, StoreError> {
+    async fn priors<S: Relationships>(store: &S, cfg: &Config) -> Result<Self, StoreError> {
         let mut out = Self::default();
         if !cfg.learning.enabled {
             return Ok(out);
@@ -76,7 +80,7 @@ impl Knowledge {
     }
 
     /// Reads the states of `contacts` (replacing the previous page's).
-    async fn page<S: Store>(
+    async fn page<S: Relationships>(
         &mut self,
         store: &S,
         cfg: &Config,
@@ -124,7 +128,7 @@ enum Into<'a> {
 impl PlanReport {
     /// Records `touches` (insert-if-absent; those an adoption of the store settles as
     /// skipped) and counts them.
-    async fn add<S: Store>(
+    async fn add<S: Contacts + Ledger + Coordination>(
         &mut self,
         store: &S,
         cfg: &Config,
@@ -148,7 +152,7 @@ impl PlanReport {
 }
 
 /// One run of `occasion`'s planner at `now`: the touches due, recorded in the ledger.
-pub async fn run_once<S: Store>(
+pub async fn run_once<S: Contacts + Ledger + Relationships + Coordination>(
     store: &S,
     cfg: &Config,
     occasion: &Occasion,
@@ -159,7 +163,7 @@ pub async fn run_once<S: Store>(
 
 /// The touches `occasion`'s planner would record at `now` (learned where learning is
 /// on, settled by an adoption of the store), recording nothing: `rapport plan`.
-pub async fn would_plan<S: Store>(
+pub async fn would_plan<S: Contacts + Ledger + Relationships + Coordination>(
     store: &S,
     cfg: &Config,
     occasion: &Occasion,
@@ -170,7 +174,7 @@ pub async fn would_plan<S: Store>(
     Ok(list)
 }
 
-async fn plan<S: Store>(
+async fn plan<S: Contacts + Ledger + Relationships + Coordination>(
     store: &S,
     cfg: &Config,
     occasion: &Occasion,
@@ -219,7 +223,7 @@ pub fn idle_before(cfg: &Config, occasion: &Occasion, now: DateTime<Utc>) -> Opt
 
 /// Check-ins: contacts whose last interaction is older than the shortest cadence any
 /// tier has are read page by page, and each is checked against its own tier's.
-async fn run_check_ins<S: Store>(
+async fn run_check_ins<S: Contacts + Ledger + Relationships + Coordination>(
     store: &S,
     cfg: &Config,
     occasion: &Occasion,
@@ -252,7 +256,7 @@ async fn run_check_ins<S: Store>(
     Ok(report)
 }
 
-pub async fn run_loop<S: Store>(
+pub async fn run_loop<S: Contacts + Ledger + Relationships + Coordination>(
     store: Arc<S>,
     cfg: Arc<Config>,
     occasion: Occasion,
