@@ -328,7 +328,10 @@ fn a_missing_dkim_key_stops_the_channel_from_being_built() {
         key_file: "/nonexistent/dkim.pem".into(),
         algorithm: DkimAlgorithm::Rsa,
     });
-    let err = channels::email_channel(&cfg).err().expect("no channel");
+    let err = channels::email_channel(&cfg)
+        .err()
+        .expect("no channel")
+        .to_string();
     assert!(err.contains("/nonexistent/dkim.pem"), "{err}");
 }
 

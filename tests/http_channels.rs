@@ -234,7 +234,9 @@ async fn sms_to_an_internal_address_is_refused_before_sending() {
     let stub = HttpStub::always(Reply::json(201, "{}")).await;
     let mut literal = twilio_settings(stub.url());
     literal.allow_private = false;
-    let err = Twilio::new(literal).expect_err("a loopback literal");
+    let err = Twilio::new(literal)
+        .expect_err("a loopback literal")
+        .to_string();
     assert!(err.contains("loopback"), "{err}");
 
     let mut named = twilio_settings(format!("http://localhost:{}", stub.addr().port()));
@@ -490,7 +492,9 @@ async fn webhook_to_an_internal_address_is_refused_before_sending() {
     let stub = HttpStub::always(Reply::status(200)).await;
     let mut literal = webhook_settings(stub.url(), &[SECRET]);
     literal.allow_private = false;
-    let err = Webhook::new(literal).expect_err("a loopback literal");
+    let err = Webhook::new(literal)
+        .expect_err("a loopback literal")
+        .to_string();
     assert!(err.contains("loopback"), "{err}");
 
     let mut named = webhook_settings(

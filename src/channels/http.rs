@@ -3,6 +3,7 @@
 //! actually connected to so a DNS answer that changes between check and use (rebinding)
 //! cannot slip through.
 
+use crate::channels::SetupError;
 use std::{
     error::Error as StdError,
     fmt,
@@ -30,7 +31,10 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that follows no redirects (a 3xx is the receiver's answer, and following it
 /// could lead inside the network), gives up after `timeout` for the whole request, and
 /// unless `allow_private` connects only to public addresses.
-pub(crate) fn client(timeout: Duration, allow_private: bool) -> Result<reqwest::Client, String> {
+pub(crate) fn client(
+    timeout: Duration,
+    allow_private: bool,
+) -> Result<reqwest::Client, SetupError> {
     let mut builder = reqwest::Client::builder()
         .redirect(redirect::Policy::none())
         .timeout(timeout)
@@ -43,20 +47,20 @@ pub(crate) fn client(timeout: Duration, allow_private: bool) -> Result<reqwest::
     }
     builder
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| format!("cannot build the HTTP client: {e}").into())
 }
 
 /// Parses an endpoint URL: http(s) with a host, and an IP-literal host must pass the
 /// same address rule as resolved names (reqwest does not resolve literals). Messages
 /// show the URL without userinfo, path or query, which may carry credentials.
-pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<url::Url, String> {
+pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<url::Url, SetupError> {
     let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL ({e})"))?;
     let shown = redacted(&parsed);
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("{shown}: the scheme must be http or https"));
+        return Err(format!("{shown}: the scheme must be http or https").into());
     }
     let ip = match parsed.host() {
-        None => return Err(format!("{shown}: the URL has no host")),
+        None => return Err(format!("{shown}: the URL has no host").into()),
         Some(url::Host::Domain(_)) => None,
         Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
         Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
@@ -64,7 +68,8 @@ pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<url::Url, Stri
     if let Some(kind) = ip.filter(|_| !allow_private).and_then(refused_kind) {
         return Err(format!(
             "{shown}: the host is a {kind} address, refused unless allow_private is set"
-        ));
+        )
+        .into());
     }
     Ok(parsed)
 }
@@ -346,7 +351,8 @@ mod tests {
     #[test]
     fn check_url_refuses_literals_bad_schemes_and_hides_secrets() {
         let refused = check_url("http://user:hunter2@127.0.0.1:8080/x?token=abc", false)
-            .expect_err("loopback literal");
+            .expect_err("loopback literal")
+            .to_string();
         assert!(refused.contains("loopback"), "{refused}");
         assert!(refused.contains("http://127.0.0.1:8080"), "{refused}");
         for secret in ["hunter2", "user", "token", "abc", "/x"] {
@@ -357,7 +363,9 @@ mod tests {
         assert!(check_url("http://2130706433/", false).is_err());
         assert!(check_url("http://127.0.0.1:8080/", true).is_ok());
         assert!(check_url("https://hooks.example.com/in", false).is_ok());
-        let scheme = check_url("ftp://a:pw@example.com/", false).unwrap_err();
+        let scheme = check_url("ftp://a:pw@example.com/", false)
+            .unwrap_err()
+            .to_string();
         assert!(
             scheme.contains("http or https") && !scheme.contains("pw"),
             "{scheme}"

@@ -6,6 +6,7 @@ pub mod email;
 pub mod http;
 mod outbox;
 mod set;
+mod setup;
 pub mod sms;
 mod smtp;
 pub mod unsubscribe;
@@ -17,6 +18,7 @@ use futures::future::BoxFuture;
 
 pub use email::{ListUnsubscribe, OutboundEmail, build_message};
 pub use set::{BuildError, Channels};
+pub use setup::SetupError;
 
 use crate::domain::{PhoneNumber, TouchId};
 
@@ -199,7 +201,9 @@ pub trait EmailChannel: Send + Sync + 'static {
 
 /// Builds the configured email transport. The DKIM key is loaded here, once: a missing
 /// or unusable key stops startup instead of failing every send.
-pub fn email_channel(cfg: &crate::config::EmailConfig) -> Result<Box<dyn EmailChannel>, String> {
+pub fn email_channel(
+    cfg: &crate::config::EmailConfig,
+) -> Result<Box<dyn EmailChannel>, SetupError> {
     let dkim = cfg.dkim.as_ref().map(email::Dkim::load).transpose()?;
     match &cfg.transport {
         crate::config::EmailTransport::Outbox { dir } => {

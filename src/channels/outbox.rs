@@ -1,6 +1,7 @@
 //! The outbox transport: each message is a `.eml` file in a folder. The embedded default,
 //! so `rapport run` works with no mail server; open the files with any mail client.
 
+use crate::channels::SetupError;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
@@ -16,7 +17,11 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn new(dir: PathBuf, cfg: EmailConfig, dkim: Option<Dkim>) -> Result<Self, String> {
+    pub(super) fn new(
+        dir: PathBuf,
+        cfg: EmailConfig,
+        dkim: Option<Dkim>,
+    ) -> Result<Self, SetupError> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
         Ok(Self { dir, cfg, dkim })

@@ -1,6 +1,7 @@
 //! Every configured channel, built once at start-up, with what they share at run time:
 //! the key that signs unsubscribe links and the webhook endpoint's disabled state.
 
+use crate::channels::SetupError;
 use crate::store::Coordination;
 use std::{
     sync::{Arc, Mutex},
@@ -62,7 +63,7 @@ impl Channels {
         store: &S,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, BuildError> {
-        let email = super::email_channel(&cfg.email).map_err(|e| format!("email channel: {e}"))?;
+        let email = super::email_channel(&cfg.email).map_err(|e| e.within("email channel"))?;
         let secret = |name: &str| env(name).filter(|v| !v.is_empty());
         let sms = sms_channel(cfg, &secret)?;
         let webhook = match &cfg.webhook {
@@ -140,14 +141,14 @@ impl Channels {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
-    Config(String),
+    Config(#[from] SetupError),
     #[error("cannot read the unsubscribe signing key: {0}")]
     Store(#[source] crate::store::StoreError),
 }
 
 impl From<String> for BuildError {
     fn from(e: String) -> Self {
-        Self::Config(e)
+        Self::Config(e.into())
     }
 }
 
@@ -155,11 +156,11 @@ impl From<String> for BuildError {
 fn sms_channel(
     cfg: &Config,
     secret: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<Arc<dyn SmsChannel>>, String> {
+) -> Result<Option<Arc<dyn SmsChannel>>, SetupError> {
     Ok(match cfg.sms.as_ref().map(|s| &s.transport) {
         None => None,
         Some(SmsTransport::Outbox { dir }) => Some(Arc::new(
-            SmsOutbox::new(dir.clone()).map_err(|e| format!("sms channel: {e}"))?,
+            SmsOutbox::new(dir.clone()).map_err(|e| e.within("sms channel"))?,
         )),
         Some(SmsTransport::Twilio {
             base_url,
@@ -187,7 +188,7 @@ fn sms_channel(
                     timeout: *timeout,
                     allow_private: *allow_private,
                 })
-                .map_err(|e| format!("sms channel: {e}"))?,
+                .map_err(|e| e.within("sms channel"))?,
             ))
         }
     })
@@ -197,12 +198,14 @@ fn sms_channel(
 fn webhook_channel(
     w: &WebhookConfig,
     secret: &impl Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn WebhookChannel>, String> {
+) -> Result<Arc<dyn WebhookChannel>, SetupError> {
     let mut keys = Vec::new();
     for name in std::iter::once(&w.secret_env).chain(&w.previous_secret_env) {
         let value = secret(name)
             .ok_or_else(|| format!("webhook channel: the secret variable {name} is not set"))?;
-        keys.push(parse_secret(&value).map_err(|e| format!("webhook channel: {name}: {e}"))?);
+        keys.push(
+            parse_secret(&value).map_err(|e| e.within(format_args!("webhook channel: {name}")))?,
+        );
     }
     Ok(Arc::new(
         Webhook::new(WebhookSettings {
@@ -211,7 +214,7 @@ fn webhook_channel(
             timeout: w.timeout,
             allow_private: w.allow_private,
         })
-        .map_err(|e| format!("webhook channel: {e}"))?,
+        .map_err(|e| e.within("webhook channel"))?,
     ))
 }
 
@@ -229,10 +232,13 @@ async fn unsubscribe_key<S: Coordination>(
                 .into_bytes();
             // Tokens are only as unguessable as the key.
             if key.len() < MIN_SIGNING_KEY {
-                return Err(BuildError::Config(format!(
-                    "api: the signing secret in {name} is {} bytes; use at least {MIN_SIGNING_KEY} random bytes",
-                    key.len()
-                )));
+                return Err(BuildError::Config(
+                    format!(
+                        "api: the signing secret in {name} is {} bytes; use at least {MIN_SIGNING_KEY} random bytes",
+                        key.len()
+                    )
+                    .into(),
+                ));
             }
             Ok(key)
         }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(raw: &str) -> Result<Duration, String> {
     let s = raw.trim();
     let bad = || format!("{raw:?} is not a duration (expected e.g. 30s, 5m, 2h, 7d, 1h30m)");
     if s.is_empty() {

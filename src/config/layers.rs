@@ -7,14 +7,14 @@ use toml::{Table, Value};
 
 /// The merged document plus, for every leaf path, the layer that set it last.
 #[derive(Debug, Default)]
-pub struct Layered {
+pub(super) struct Layered {
     pub doc: Table,
     pub sources: HashMap<String, String>,
 }
 
 impl Layered {
     /// The layer that set `path` or, failing that, its nearest ancestor.
-    pub fn source_of(&self, path: &str) -> &str {
+    pub(super) fn source_of(&self, path: &str) -> &str {
         let mut p = path;
         loop {
             if let Some(s) = self.sources.get(p) {
@@ -32,14 +32,14 @@ impl Layered {
         }
     }
 
-    pub fn merge_toml(&mut self, text: &str, source: &str) -> Result<(), String> {
+    pub(super) fn merge_toml(&mut self, text: &str, source: &str) -> Result<(), String> {
         let table: Table =
             toml::from_str(text).map_err(|e| format!("{source}: {}", e.message()))?;
         merge(&mut self.doc, table, "", source, &mut self.sources);
         Ok(())
     }
 
-    pub fn merge_file(&mut self, path: &Path) -> Result<(), String> {
+    pub(super) fn merge_file(&mut self, path: &Path) -> Result<(), String> {
         let label = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("{label}: cannot read: {e}"))?;
@@ -48,7 +48,7 @@ impl Layered {
 
     /// `RAPPORT__STORAGE__URL=...` sets `storage.url`. Values that parse as TOML (numbers,
     /// booleans, arrays, quoted strings) keep their type; anything else is a string.
-    pub fn merge_env(
+    pub(super) fn merge_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), String> {

@@ -21,9 +21,10 @@ pub use channels::{
     WebhookConfig,
 };
 pub use dispatch::{DispatchConfig, SEND_MARGIN};
-pub use duration::{format_duration, parse_duration};
+pub use duration::format_duration;
+pub(crate) use duration::parse_duration;
 pub use error::{ConfigError, ConfigIssue};
-pub use layers::Layered;
+use layers::Layered;
 pub use relationship::{Cap, DateField, Defaults, Occasion, OnThrottle, Rules, Tier, Trigger};
 pub use storage::{StorageBackend, StorageConfig, redact_url};
 

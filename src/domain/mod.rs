@@ -11,5 +11,5 @@ pub use channel::{Channel, UnknownChannel};
 pub use contact::{Birthday, Contact, ContactId, EmailAddress, MonthDay, PhoneNumber};
 pub use event::{Event, EventId};
 pub use outcome::Outcome;
-pub use time::{Clock, FixedClock, SendWindow, SystemClock};
-pub use touch::{Adoption, NewTouch, Touch, TouchId, TouchStatus};
+pub use time::{BadWindow, Clock, FixedClock, SendWindow, SystemClock};
+pub use touch::{Adoption, NewTouch, Touch, TouchId, TouchStatus, UnknownStatus};

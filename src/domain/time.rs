@@ -82,17 +82,26 @@ pub struct SendWindow {
     pub end: LocalMinute,
 }
 
+/// Why a text is not a send window.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadWindow {
+    #[error("{0:?} is not a send window (expected HH:MM-HH:MM, e.g. 09:00-18:00)")]
+    Shape(String),
+    #[error("send window {0:?} ends before it starts")]
+    Backwards(String),
+}
+
 impl FromStr for SendWindow {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a send window (expected HH:MM-HH:MM, e.g. 09:00-18:00)");
+    type Err = BadWindow;
+    fn from_str(s: &str) -> Result<Self, BadWindow> {
+        let bad = || BadWindow::Shape(s.to_owned());
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
         let (start, end) = (
             LocalMinute::parse(a).ok_or_else(bad)?,
             LocalMinute::parse(b).ok_or_else(bad)?,
         );
         if start >= end {
-            return Err(format!("send window {s:?} ends before it starts"));
+            return Err(BadWindow::Backwards(s.to_owned()));
         }
         Ok(Self { start, end })
     }

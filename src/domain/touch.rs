@@ -119,13 +119,18 @@ impl TouchStatus {
     }
 }
 
+/// A touch status name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown touch status {0:?}")]
+pub struct UnknownStatus(pub String);
+
 impl FromStr for TouchStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
         Self::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown touch status {s:?}"))
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
     }
 }
 

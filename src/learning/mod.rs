@@ -31,6 +31,6 @@ pub use describe::describe;
 pub use fatigue::check_in_cadence;
 pub use hour::{answer_hour, best_hour};
 pub use prior::{MIN_TIER_HOURS, PRIOR_WEIGHT, answer_mode, tier_prior};
-pub use signal::{Response, ResponseKind, Signal, TouchRef};
+pub use signal::{Response, ResponseKind, Signal, TouchRef, UnknownKind};
 pub use state::{ChannelStats, RelationshipState, TierMove};
 pub use tiers::review;

@@ -109,11 +109,16 @@ impl fmt::Display for ResponseKind {
     }
 }
 
+/// A response kind name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a response kind (expected one of: {known})", known = ResponseKind::ALL.map(ResponseKind::as_str).join(", "))]
+pub struct UnknownKind(pub String);
+
 impl FromStr for ResponseKind {
-    type Err = String;
+    type Err = UnknownKind;
     /// Also takes `stop` (the SMS keyword) for `unsubscribe`, so inbound SMS needs no
     /// mapping of its own.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("stop") {
             return Ok(Self::Unsubscribe);
@@ -121,13 +126,7 @@ impl FromStr for ResponseKind {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let known: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "{s:?} is not a response kind (expected one of: {})",
-                    known.join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownKind(s.to_owned()))
     }
 }
 

@@ -109,7 +109,7 @@ pub(crate) fn touch(r: &impl Fields) -> Result<Touch, StoreError> {
         status: r
             .required_text("status")?
             .parse()
-            .map_err(|e: String| corrupt("status", e))?,
+            .map_err(|e: crate::domain::UnknownStatus| corrupt("status", e))?,
         scheduled_at: r.required_instant("scheduled_at")?,
         next_attempt_at: r.required_instant("next_attempt_at")?,
         expires_at: r.required_instant("expires_at")?,

@@ -35,9 +35,12 @@ pub(in crate::api) async fn post<S: Store>(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     reject_unknown(&body, &FIELDS)?;
     let now = state.clock.now();
-    let kind: ResponseKind = required_str(&body, "kind")?
-        .parse()
-        .map_err(|e: String| ApiError::field("invalid_field", "kind", e))?;
+    let kind: ResponseKind =
+        required_str(&body, "kind")?
+            .parse()
+            .map_err(|e: crate::learning::UnknownKind| {
+                ApiError::field("invalid_field", "kind", e.to_string())
+            })?;
     let touch = optional_str(&body, "touch_id")?
         .map(|t| t.trim())
         .filter(|t| !t.is_empty())

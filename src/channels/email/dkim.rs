@@ -5,6 +5,7 @@
 //! either works, and checks what verifiers would reject anyway (RSA under 1024 bits,
 //! RFC 8301) at startup rather than in every receiver's spam score.
 
+use crate::channels::SetupError;
 use std::fmt;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
@@ -59,11 +60,11 @@ impl fmt::Debug for Dkim {
 impl Dkim {
     /// Reads and checks `key.key_file`. Errors name the file and what is wrong with it,
     /// never its content.
-    pub fn load(key: &DkimKey) -> Result<Dkim, String> {
+    pub fn load(key: &DkimKey) -> Result<Dkim, SetupError> {
         let path = key.key_file.display();
         for (what, name) in [("selector", &key.selector), ("domain", &key.domain)] {
             if !is_dns_name(name) {
-                return Err(format!("DKIM {what} {name:?} is not a DNS name"));
+                return Err(format!("DKIM {what} {name:?} is not a DNS name").into());
             }
         }
         let text = Zeroizing::new(
@@ -371,7 +372,7 @@ mod tests {
         ];
         for (file, text, algorithm, problem) in cases {
             let k = key(dir.path(), file, text, algorithm);
-            let err = Dkim::load(&k).unwrap_err();
+            let err = Dkim::load(&k).unwrap_err().to_string();
             assert!(
                 err.contains(&k.key_file.display().to_string()),
                 "{file}: {err}"
@@ -394,13 +395,13 @@ mod tests {
             key_file: "/nonexistent/dkim.pem".into(),
             algorithm: DkimAlgorithm::Rsa,
         };
-        let err = Dkim::load(&missing).unwrap_err();
+        let err = Dkim::load(&missing).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/dkim.pem"), "{err}");
         let bad = DkimKey {
             selector: "s1\r\nBcc: x".into(),
             ..missing
         };
-        let err = Dkim::load(&bad).unwrap_err();
+        let err = Dkim::load(&bad).unwrap_err().to_string();
         assert!(err.contains("selector"), "{err}");
     }
 

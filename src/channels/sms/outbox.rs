@@ -1,6 +1,7 @@
 //! The SMS outbox: each message is a file in a folder, so SMS touches can be developed
 //! and demonstrated without a provider account.
 
+use crate::channels::SetupError;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
@@ -16,7 +17,7 @@ pub struct SmsOutbox {
 
 impl SmsOutbox {
     /// Creates `dir` if needed.
-    pub fn new(dir: PathBuf) -> Result<Self, String> {
+    pub fn new(dir: PathBuf) -> Result<Self, SetupError> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create SMS outbox {}: {e}", dir.display()))?;
         Ok(Self { dir })
@@ -104,7 +105,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("taken");
         std::fs::write(&file, "").unwrap();
-        let err = SmsOutbox::new(file.join("sms")).unwrap_err();
+        let err = SmsOutbox::new(file.join("sms")).unwrap_err().to_string();
         assert!(
             err.contains(&file.join("sms").display().to_string()),
             "{err}"

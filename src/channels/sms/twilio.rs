@@ -2,6 +2,7 @@
 //! request that may have reached Twilio is never called transient: a timeout after
 //! sending is `Uncertain`, and the dispatcher decides whether to risk a duplicate.
 
+use crate::channels::SetupError;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -69,7 +70,7 @@ impl std::fmt::Debug for Twilio {
 
 impl Twilio {
     /// Checks the URLs and credentials up front, so a bad config fails at start.
-    pub fn new(settings: TwilioSettings) -> Result<Self, String> {
+    pub fn new(settings: TwilioSettings) -> Result<Self, SetupError> {
         let base = http::check_url(&settings.base_url, settings.allow_private)
             .map_err(|e| format!("twilio base_url: {e}"))?;
         let sid = settings.account_sid.trim();

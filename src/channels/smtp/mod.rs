@@ -7,6 +7,7 @@
 mod reply;
 mod session;
 
+use crate::channels::SetupError;
 use std::{
     sync::Mutex,
     time::{Duration, Instant},
@@ -35,7 +36,7 @@ pub(super) struct Smtp {
 }
 
 impl Smtp {
-    pub(super) fn new(cfg: &EmailConfig, dkim: Option<Dkim>) -> Result<Self, String> {
+    pub(super) fn new(cfg: &EmailConfig, dkim: Option<Dkim>) -> Result<Self, SetupError> {
         let EmailTransport::Smtp {
             host,
             port,
@@ -61,14 +62,13 @@ impl Smtp {
                 return Err(format!(
                     "the SMTP username is set but the password variable {} is empty",
                     password_env.as_deref().unwrap_or("(password_env unset)")
-                ));
+                )
+                .into());
             }
             _ => None,
         };
         if *tls != TlsMode::None && rustls::pki_types::ServerName::try_from(host.clone()).is_err() {
-            return Err(format!(
-                "SMTP TLS setup: {host:?} is not a valid server name"
-            ));
+            return Err(format!("SMTP TLS setup: {host:?} is not a valid server name").into());
         }
         let hello = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())

@@ -5,6 +5,7 @@
 
 mod sign;
 
+use crate::channels::SetupError;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -50,7 +51,7 @@ impl std::fmt::Debug for Webhook {
 
 impl Webhook {
     /// Checks the URL and keys up front, so a bad endpoint fails at start, not per touch.
-    pub fn new(settings: WebhookSettings) -> Result<Self, String> {
+    pub fn new(settings: WebhookSettings) -> Result<Self, SetupError> {
         let url = http::check_url(&settings.url, settings.allow_private)
             .map_err(|e| format!("webhook url: {e}"))?;
         if settings.keys.is_empty() {

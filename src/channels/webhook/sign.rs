@@ -1,5 +1,6 @@
 //! Standard Webhooks v1 signing: secrets, message ids and signatures.
 
+use crate::channels::SetupError;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -11,7 +12,7 @@ const KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
 
 /// Decodes a `whsec_` secret into its signing key. Errors describe the shape only: the
 /// secret itself never reaches a message or a log.
-pub fn parse_secret(s: &str) -> Result<Vec<u8>, String> {
+pub fn parse_secret(s: &str) -> Result<Vec<u8>, SetupError> {
     let encoded = s
         .trim()
         .strip_prefix("whsec_")
@@ -23,7 +24,8 @@ pub fn parse_secret(s: &str) -> Result<Vec<u8>, String> {
         return Err(format!(
             "the webhook secret decodes to {} bytes; Standard Webhooks needs 24 to 64",
             key.len()
-        ));
+        )
+        .into());
     }
     Ok(key)
 }
@@ -117,7 +119,7 @@ mod tests {
             short.as_str(),
             long.as_str(),
         ] {
-            let err = parse_secret(bad).unwrap_err();
+            let err = parse_secret(bad).unwrap_err().to_string();
             let body = bad.trim_start_matches("whsec_");
             assert!(
                 body.is_empty() || !err.contains(body),

@@ -21,7 +21,7 @@ impl Issues<'_> {
         match parse_rate(raw) {
             Ok(r) => Some(r),
             Err(e) => {
-                self.push(path, e);
+                self.push(path, e.to_string());
                 None
             }
         }
@@ -43,7 +43,7 @@ impl Issues<'_> {
         match crate::channels::http::check_url(&url, allow_private) {
             Ok(_) => Some(url),
             Err(e) => {
-                self.push(path, e);
+                self.push(path, e.to_string());
                 None
             }
         }

@@ -69,7 +69,7 @@ impl<'a> Issues<'a> {
             None => None,
             Some(Ok(w)) => Some(w),
             Some(Err(e)) => {
-                self.push(path, e);
+                self.push(path, e.to_string());
                 None
             }
         }

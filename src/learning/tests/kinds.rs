@@ -18,7 +18,7 @@ fn kinds_round_trip_through_their_names() {
     }
     assert_eq!("STOP".parse(), Ok(ResponseKind::Unsubscribe));
     assert_eq!(" stop ".parse(), Ok(ResponseKind::Unsubscribe));
-    let err = "purchase".parse::<ResponseKind>().unwrap_err();
+    let err = "purchase".parse::<ResponseKind>().unwrap_err().to_string();
     assert!(err.contains("\"purchase\""), "{err}");
     assert!(err.contains("bounce_hard"), "{err}");
 }

@@ -2,7 +2,7 @@
 //! dead letters.
 
 use super::*;
-use crate::domain::{ContactId, Touch, TouchId, TouchStatus};
+use crate::domain::{ContactId, Touch, TouchId, TouchStatus, UnknownStatus};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
@@ -212,7 +212,11 @@ impl crate::store::Ledger for RedisStore {
         let mut out = HashMap::new();
         for (s, n) in found {
             if n > 0 {
-                out.insert(s.parse().map_err(StoreError::Corrupt)?, n as u64);
+                out.insert(
+                    s.parse()
+                        .map_err(|e: UnknownStatus| StoreError::Corrupt(e.to_string()))?,
+                    n as u64,
+                );
             }
         }
         Ok(out)

@@ -328,7 +328,7 @@ impl crate::store::Ledger for SqliteStore {
             let s: String = r.get("status");
             let n: i64 = r.get("n");
             out.insert(
-                TouchStatus::from_str(&s).map_err(StoreError::Corrupt)?,
+                TouchStatus::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 n as u64,
             );
         }
