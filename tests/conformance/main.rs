@@ -16,11 +16,18 @@ mod channels;
 mod claiming;
 mod contacts;
 mod custody;
+mod erasure;
+mod events;
 mod fixtures;
+mod idempotency;
+mod idleness;
 mod learning;
+mod learning_fixtures;
 mod listing;
 mod planning;
-mod policy;
+mod policy_fixtures;
+mod policy_outcomes;
+mod policy_records;
 mod queueing;
 mod reconciling;
 mod recording;
@@ -28,6 +35,8 @@ mod redis_backend;
 #[path = "../support/redis.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
+mod reservations;
+mod responses;
 mod sqlite_backend;
 
 use std::future::Future;
@@ -90,28 +99,28 @@ macro_rules! conformance {
                 listing::touches_round_trip_in_order,
                 listing::a_lock_is_held_by_one_until_released_or_lapsed,
                 queueing::a_corrupt_job_is_dead_lettered_and_the_worker_goes_on,
-                policy::events_are_insert_if_absent_and_count_as_interactions,
-                policy::events_need_a_known_contact,
-                policy::idle_contacts_page_by_last_interaction,
-                policy::a_sent_touch_ends_idleness,
-                policy::reserve_is_a_compare_and_set_on_the_version,
-                policy::reserve_is_fenced_by_the_claim,
-                policy::a_new_claim_reserves_again_in_one_slot,
-                policy::sent_keeps_its_slot_and_other_outcomes_release_it,
-                policy::skipped_is_final_and_defer_keeps_its_reason,
-                policy::policy_records_filter_by_since,
-                policy::racing_reservations_hold_a_cap,
+                events::events_are_insert_if_absent_and_count_as_interactions,
+                events::events_need_a_known_contact,
+                idleness::idle_contacts_page_by_last_interaction,
+                idleness::a_sent_touch_ends_idleness,
+                reservations::reserve_is_a_compare_and_set_on_the_version,
+                reservations::reserve_is_fenced_by_the_claim,
+                reservations::a_new_claim_reserves_again_in_one_slot,
+                policy_outcomes::sent_keeps_its_slot_and_other_outcomes_release_it,
+                policy_outcomes::skipped_is_final_and_defer_keeps_its_reason,
+                policy_records::policy_records_filter_by_since,
+                reservations::racing_reservations_hold_a_cap,
                 channels::consent_is_kept_per_channel,
                 channels::settings_are_set_once_or_replaced,
                 channels::fallback_moves_a_touch_to_its_next_channel,
                 channels::a_move_stores_the_channels_left_whatever_the_reason_says,
                 channels::dead_letters_list_in_order_and_revive_once,
                 learning::learning_is_a_compare_and_set_on_the_version,
-                learning::responses_are_recorded_once_and_settle_their_touch,
-                learning::ignored_touches_come_back_with_a_late_response,
+                responses::responses_are_recorded_once_and_settle_their_touch,
+                responses::ignored_touches_come_back_with_a_late_response,
                 learning::learning_changes_the_contact_with_it,
-                learning::erasure_leaves_nothing_but_the_suppression,
-                learning::idempotency_keys_hold_one_answer,
+                erasure::erasure_leaves_nothing_but_the_suppression,
+                idempotency::idempotency_keys_hold_one_answer,
                 custody::a_store_that_changes_is_held_until_adopted,
                 custody::an_adoption_settles_what_was_due_before_it,
                 custody::planning_after_an_adoption_skips_what_was_due_for_contacts_present_then,
