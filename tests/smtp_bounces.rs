@@ -17,7 +17,7 @@ mod ledger;
 #[path = "support/redis.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
-#[path = "support/smtp.rs"]
+#[path = "support/smtp/mod.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod smtp;
 

@@ -1,4 +1,4 @@
-//! Self tests for the test SMTP server in `tests/support/smtp.rs`, so that a
+//! Self tests for the test SMTP server in `tests/support/smtp/`, so that a
 //! broken fake cannot make the real integration tests pass or fail spuriously.
 
 mod support;

@@ -5,22 +5,31 @@
 //!
 //! Scenarios are `async fn(Backend)`, instantiated for both backends by `both!`.
 
+mod batch;
 mod clicks;
+mod deletion;
 mod erasure;
 mod harness;
+mod history;
+mod idempotency;
 mod lifecycle;
 mod locked;
 mod outage;
 mod refusals;
 mod resources;
 mod responses;
+mod silence;
 #[path = "../support/mod.rs"]
 mod support;
+mod touches;
 mod twilio;
 mod unsubscribe;
 
+use batch::a_batch_answers_each_line;
 use clicks::clicks_are_recorded_and_redirected;
+use deletion::delete_erases_and_a_reimport_is_not_marketed;
 use harness::Backend;
+use idempotency::idempotency_keys_replay_refuse_and_forgive;
 use lifecycle::the_app_serves_the_api_beside_its_workers;
 use refusals::{
     malformed_input_is_refused_and_changes_nothing,
@@ -33,13 +42,14 @@ use resources::{
     put_creates_then_replaces_and_get_shows_the_contact,
 };
 use responses::{
-    a_batch_answers_each_line, bad_responses_are_refused_naming_the_field,
-    delete_erases_and_a_reimport_is_not_marketed, idempotency_keys_replay_refuse_and_forgive,
+    bad_responses_are_refused_naming_the_field,
     negative_responses_act_at_once_and_survive_a_reimport,
     responses_are_attributed_recorded_once_and_promote_once,
-    silence_becomes_ignored_then_backs_off_then_sunsets,
-    touches_list_filters_and_refuses_bad_queries, touches_sent_before_learning_teach_nothing,
 };
+use silence::{
+    silence_becomes_ignored_then_backs_off_then_sunsets, touches_sent_before_learning_teach_nothing,
+};
+use touches::touches_list_filters_and_refuses_bad_queries;
 use twilio::{
     inbound_sms_keywords_and_replies, status_callbacks_teach_what_failed,
     twilio_signatures_are_checked,
