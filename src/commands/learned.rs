@@ -98,7 +98,7 @@ pub(super) async fn response(cfg: &Config, command: ResponseCommand) -> anyhow::
 
 /// The summary lines, timeline entries (instant, line), and why each suppressed
 /// address is (channel, why).
-pub(super) struct Learned {
+pub(super) struct LearnedView {
     pub(super) summary: Vec<String>,
     pub(super) timeline: Vec<(DateTime<Utc>, String)>,
     pub(super) suppressed: Vec<(Channel, String)>,
@@ -109,7 +109,7 @@ pub(super) async fn learned<S: Relationships>(
     cfg: &Config,
     c: &Contact,
     now: DateTime<Utc>,
-) -> Result<Learned, StoreError> {
+) -> Result<LearnedView, StoreError> {
     let rel = store.relationship(&c.id).await?.unwrap_or_default();
     let model = &cfg.learning.model;
     let mut summary = learning::describe(
@@ -168,7 +168,7 @@ pub(super) async fn learned<S: Relationships>(
     for n in rel.notes {
         timeline.push((n.at, format!("note   {}", n.text)));
     }
-    Ok(Learned {
+    Ok(LearnedView {
         summary,
         timeline,
         suppressed,

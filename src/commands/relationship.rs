@@ -149,7 +149,7 @@ pub(super) async fn show(cfg: &Config, id: &str) -> anyhow::Result<i32> {
 }
 
 /// Who the contact is: names, addresses with their consent, zone, dates, attributes.
-fn print_profile(cfg: &Config, c: &Contact, learned: &super::learned::Learned) {
+fn print_profile(cfg: &Config, c: &Contact, learned: &super::learned::LearnedView) {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("contact        {}", c.id);
     println!(
@@ -254,9 +254,9 @@ fn touch_line(t: &Touch) -> String {
     )
 }
 
-/// The tier's limits and how much of each is used at `now`.
-fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<Utc>) {
-    let limits = Limits::for_tier(&cfg.rules, &c.tier);
+/// When the contact was last touched and interacted with, and when each check-in is
+/// due next.
+fn print_cadence(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<Utc>) {
     println!(
         "last touched   {}",
         record
@@ -284,6 +284,12 @@ fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<
             );
         }
     }
+}
+
+/// The tier's limits and how much of each is used at `now`.
+fn print_budget(cfg: &Config, c: &Contact, record: &PolicyRecord, now: DateTime<Utc>) {
+    print_cadence(cfg, c, record, now);
+    let limits = Limits::for_tier(&cfg.rules, &c.tier);
     println!("\nbudget (tier {}, at {}):", c.tier, fmt_ts(now));
     if limits.is_unlimited() {
         println!("  no caps and no minimum gap");

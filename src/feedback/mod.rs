@@ -25,7 +25,7 @@ use crate::{
     config::Config,
     domain::{Contact, ContactId, Touch, TouchId, TouchStatus},
     learning::{Response, ResponseKind, Signal, TouchRef},
-    store::{Learn, Learned, Note, ResponseRecord, Settle, StatField, StatKey, StoreError},
+    store::{Learn, LearnOutcome, Note, ResponseRecord, Settle, StatField, StatKey, StoreError},
 };
 
 mod bounce;
@@ -206,10 +206,10 @@ async fn learn_response<S: Contacts + Ledger + Relationships>(
         };
         learn.response = Some(record.clone());
         match store.learn(&learn, now).await? {
-            Learned::Applied => return Ok(Recorded::New(record)),
-            Learned::Duplicate(known) => return Ok(Recorded::Known(*known)),
-            Learned::NoContact => return Err(FeedbackError::UnknownContact(contact_id)),
-            Learned::Conflict => continue,
+            LearnOutcome::Applied => return Ok(Recorded::New(record)),
+            LearnOutcome::Duplicate(known) => return Ok(Recorded::Known(*known)),
+            LearnOutcome::NoContact => return Err(FeedbackError::UnknownContact(contact_id)),
+            LearnOutcome::Conflict => continue,
         }
     }
     Err(FeedbackError::Busy(contact_id))
@@ -323,9 +323,9 @@ pub async fn consent<S: Relationships>(
             text: format!("consent {verb} on {}: {why}", channel.label()),
         });
         match store.learn(&learn, now).await? {
-            Learned::Applied | Learned::Duplicate(_) => return Ok(true),
-            Learned::NoContact => return Ok(false),
-            Learned::Conflict => continue,
+            LearnOutcome::Applied | LearnOutcome::Duplicate(_) => return Ok(true),
+            LearnOutcome::NoContact => return Ok(false),
+            LearnOutcome::Conflict => continue,
         }
     }
     Err(FeedbackError::Busy(contact.clone()))

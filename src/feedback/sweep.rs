@@ -14,7 +14,7 @@ use crate::{
     config::Config,
     domain::{Clock, Touch, TouchStatus},
     learning::{Signal, config::minus},
-    store::{Learn, Learned, Settle, StatField},
+    store::{Learn, LearnOutcome, Settle, StatField},
 };
 
 /// How many touches one sweep step reads.
@@ -100,9 +100,9 @@ async fn ignore<S: Contacts + Ledger + Relationships>(
             learn_from(cfg, &contact, &rel, &signals, now, &mut learn);
         }
         match store.learn(&learn, now).await? {
-            Learned::Applied => return Ok(true),
-            Learned::NoContact => return Ok(false),
-            Learned::Conflict | Learned::Duplicate(_) => {
+            LearnOutcome::Applied => return Ok(true),
+            LearnOutcome::NoContact => return Ok(false),
+            LearnOutcome::Conflict | LearnOutcome::Duplicate(_) => {
                 match store
                     .get_touches(std::slice::from_ref(&touch.id))
                     .await?

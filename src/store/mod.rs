@@ -30,7 +30,7 @@ pub(crate) use ledger::counts;
 pub use ledger::{Claimed, Ledger, Reconciled};
 pub use redis::RedisStore;
 pub use relationships::{
-    Learn, Learned, Note, Relationship, Relationships, ResponseRecord, Settle, StatDelta,
+    Learn, LearnOutcome, Note, Relationship, Relationships, ResponseRecord, Settle, StatDelta,
     StatField, StatKey, Suppression,
 };
 pub use sqlite::SqliteStore;

@@ -141,8 +141,9 @@ impl Suppression {
     }
 }
 
+/// What became of a [`Learn`] write (`Relationships::learn`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Learned {
+pub enum LearnOutcome {
     Applied,
     /// Someone else changed the contact since `version`: read again and recompute.
     Conflict,
@@ -289,7 +290,7 @@ pub trait Relationships: Send + Sync {
         &self,
         learn: &Learn,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Learned, StoreError>> + Send;
+    ) -> impl Future<Output = Result<LearnOutcome, StoreError>> + Send;
 
     /// A contact's responses, oldest first.
     fn responses_for_contact(

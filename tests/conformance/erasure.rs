@@ -7,7 +7,7 @@ use rapport::{
     domain::{Event, EventId},
     learning::RelationshipState,
     render::sample_contact,
-    store::{ContactUpsert, Learn, Learned, Note, Settle},
+    store::{ContactUpsert, Learn, LearnOutcome, Note, Settle},
 };
 
 use crate::{
@@ -39,7 +39,10 @@ pub(crate) async fn erasure_leaves_nothing_but_the_suppression<S: Backend>(store
         text: "a note".into(),
     });
     learn.state = Some(RelationshipState::default());
-    assert_eq!(store.learn(&learn, t0()).await.unwrap(), Learned::Applied);
+    assert_eq!(
+        store.learn(&learn, t0()).await.unwrap(),
+        LearnOutcome::Applied
+    );
     let before = store.dump().await;
     assert!(
         before.contains("eve.unique@example.org"),

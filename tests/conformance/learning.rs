@@ -7,7 +7,7 @@ use std::{slice::from_ref, sync::Arc};
 
 use rapport::{
     learning::{RelationshipState, Signal, apply},
-    store::{ContactUpsert, Learn, Learned, Note, StatDelta, StatField, StatKey, Suppression},
+    store::{ContactUpsert, Learn, LearnOutcome, Note, StatDelta, StatField, StatKey, Suppression},
 };
 
 use crate::{
@@ -35,9 +35,15 @@ pub(crate) async fn learning_is_a_compare_and_set_on_the_version<S: Backend>(sto
         at: t0(),
         text: "first".into(),
     });
-    assert_eq!(store.learn(&learn, t0()).await.unwrap(), Learned::Applied);
+    assert_eq!(
+        store.learn(&learn, t0()).await.unwrap(),
+        LearnOutcome::Applied
+    );
     // The same version again: someone got there first.
-    assert_eq!(store.learn(&learn, t0()).await.unwrap(), Learned::Conflict);
+    assert_eq!(
+        store.learn(&learn, t0()).await.unwrap(),
+        LearnOutcome::Conflict
+    );
     let rel = store.relationship(&c).await.unwrap().unwrap();
     assert_eq!((rel.version, &rel.state), (1, &state));
     assert_eq!(rel.notes.len(), 1);
@@ -47,7 +53,10 @@ pub(crate) async fn learning_is_a_compare_and_set_on_the_version<S: Backend>(sto
         at: t0() + secs(1),
         text: "second".into(),
     });
-    assert_eq!(store.learn(&next, t0()).await.unwrap(), Learned::Applied);
+    assert_eq!(
+        store.learn(&next, t0()).await.unwrap(),
+        LearnOutcome::Applied
+    );
     let rel = store.relationship(&c).await.unwrap().unwrap();
     assert_eq!(rel.version, 2);
     assert_eq!(rel.state, state);
@@ -56,7 +65,7 @@ pub(crate) async fn learning_is_a_compare_and_set_on_the_version<S: Backend>(sto
     let nobody = Learn::new(cid("nobody"), 0);
     assert_eq!(
         store.learn(&nobody, t0()).await.unwrap(),
-        Learned::NoContact
+        LearnOutcome::NoContact
     );
 
     // Racing writers on one version: exactly one wins.
@@ -73,7 +82,7 @@ pub(crate) async fn learning_is_a_compare_and_set_on_the_version<S: Backend>(sto
         .collect();
     let mut applied = 0;
     for r in racers {
-        if r.await.unwrap() == Learned::Applied {
+        if r.await.unwrap() == LearnOutcome::Applied {
             applied += 1;
         }
     }
@@ -113,7 +122,10 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
             field,
         });
     }
-    assert_eq!(store.learn(&learn, later).await.unwrap(), Learned::Applied);
+    assert_eq!(
+        store.learn(&learn, later).await.unwrap(),
+        LearnOutcome::Applied
+    );
     let got = store.get_contact(&c).await.unwrap().unwrap();
     assert_eq!(got.tier, "family");
     assert!(got.email_consent && !got.sms_consent);
@@ -181,7 +193,7 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
     complaint.suppress = Some(Suppression::all("complaint on email"));
     assert_eq!(
         store.learn(&complaint, t0() + days(4)).await.unwrap(),
-        Learned::Applied
+        LearnOutcome::Applied
     );
     let got = store.get_contact(&c).await.unwrap().unwrap();
     assert!(!got.email_consent && !got.sms_consent);
@@ -220,7 +232,10 @@ pub(crate) async fn learning_changes_the_contact_with_it<S: Backend>(store: Arc<
         reason: "hard bounce on SMS".into(),
         channels: vec![Channel::Sms],
     });
-    assert_eq!(store.learn(&bounce, t0()).await.unwrap(), Learned::Applied);
+    assert_eq!(
+        store.learn(&bounce, t0()).await.unwrap(),
+        LearnOutcome::Applied
+    );
     let got = store.get_contact(&hb).await.unwrap().unwrap();
     assert!(got.email_consent && !got.sms_consent, "{got:?}");
     add_contact(&*store, "hb").await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rapport::{
     domain::TouchStatus,
     learning::ResponseKind,
-    store::{Learn, Learned, Settle, Suppression},
+    store::{Learn, LearnOutcome, Settle, Suppression},
 };
 
 use crate::{
@@ -27,7 +27,7 @@ pub(crate) async fn responses_are_recorded_once_and_settle_their_touch<S: Backen
     learn.settle = Some((id.clone(), Settle::Responded));
     assert_eq!(
         store.learn(&learn, t0() + hours(2)).await.unwrap(),
-        Learned::Applied
+        LearnOutcome::Applied
     );
     let t = touch(&*store, &id).await;
     assert_eq!(
@@ -48,7 +48,7 @@ pub(crate) async fn responses_are_recorded_once_and_settle_their_touch<S: Backen
     again.response = Some(other);
     again.suppress = Some(Suppression::all("complaint"));
     match store.learn(&again, t0() + hours(3)).await.unwrap() {
-        Learned::Duplicate(known) => assert_eq!(*known, response(&c, "r1", Some(&id))),
+        LearnOutcome::Duplicate(known) => assert_eq!(*known, response(&c, "r1", Some(&id))),
         other => panic!("{other:?}"),
     }
     assert!(
@@ -61,17 +61,20 @@ pub(crate) async fn responses_are_recorded_once_and_settle_their_touch<S: Backen
     late.settle = Some((id.clone(), Settle::Ignored));
     assert_eq!(
         store.learn(&late, t0() + days(8)).await.unwrap(),
-        Learned::Conflict
+        LearnOutcome::Conflict
     );
     late.settle = Some((id.clone(), Settle::Responded));
     assert_eq!(
         store.learn(&late, t0() + days(8)).await.unwrap(),
-        Learned::Conflict
+        LearnOutcome::Conflict
     );
 
     let mut second = Learn::new(c.clone(), 1);
     second.response = Some(response(&c, "r2", Some(&id)));
-    assert_eq!(store.learn(&second, t0()).await.unwrap(), Learned::Applied);
+    assert_eq!(
+        store.learn(&second, t0()).await.unwrap(),
+        LearnOutcome::Applied
+    );
     let ids: Vec<_> = store
         .responses_for_contact(&c)
         .await
@@ -89,7 +92,7 @@ pub(crate) async fn ignored_touches_come_back_with_a_late_response<S: Backend>(s
     ignore.settle = Some((id.clone(), Settle::Ignored));
     assert_eq!(
         store.learn(&ignore, t0() + days(7)).await.unwrap(),
-        Learned::Applied
+        LearnOutcome::Applied
     );
     assert_eq!(touch(&*store, &id).await.status, TouchStatus::Ignored);
     assert!(
@@ -107,7 +110,7 @@ pub(crate) async fn ignored_touches_come_back_with_a_late_response<S: Backend>(s
     late.settle = Some((id.clone(), Settle::Responded));
     assert_eq!(
         store.learn(&late, t0() + days(9)).await.unwrap(),
-        Learned::Applied
+        LearnOutcome::Applied
     );
     let t = touch(&*store, &id).await;
     assert_eq!(

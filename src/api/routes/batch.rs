@@ -29,12 +29,9 @@ use crate::{
 /// At most this many lines per request (more: split the file).
 pub(in crate::api) const MAX_LINES: usize = 10_000;
 
-pub(in crate::api) async fn post<S: Store>(
-    State(state): State<ApiState<S>>,
-    req: Request,
-) -> Result<Json<Value>, ApiError> {
-    let ndjson = req
-        .headers()
+/// Whether the request says its body is NDJSON (any of its common media types).
+fn is_ndjson(req: &Request) -> bool {
+    req.headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
@@ -49,8 +46,14 @@ pub(in crate::api) async fn post<S: Store>(
                 t.as_str(),
                 "application/x-ndjson" | "application/ndjson" | "application/jsonl"
             )
-        });
-    if !ndjson {
+        })
+}
+
+pub(in crate::api) async fn post<S: Store>(
+    State(state): State<ApiState<S>>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    if !is_ndjson(&req) {
         return Err(ApiError::UnsupportedMediaType {
             expected: "NDJSON (Content-Type: application/x-ndjson), one contact per line",
         });

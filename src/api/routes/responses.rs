@@ -9,7 +9,7 @@
 use crate::store::Store;
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::instant;
 use crate::{
@@ -35,21 +35,38 @@ pub(in crate::api) async fn post<S: Store>(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     reject_unknown(&body, &FIELDS)?;
     let now = state.clock.now();
+    let input = inbound(&body, now)?;
+    let recorded = feedback::respond(state.store.as_ref(), &state.cfg, input, now)
+        .await
+        .map_err(feedback_error)?;
+    let (status, new) = match &recorded {
+        Recorded::New(_) => (StatusCode::CREATED, true),
+        Recorded::Known(_) => (StatusCode::OK, false),
+    };
+    Ok((
+        status,
+        Json(json!({ "new": new, "response": response_json(recorded.record()) })),
+    ))
+}
+
+/// The response a request body describes, checked field by field (a future `at` beyond
+/// the clock skew is refused).
+fn inbound(body: &Map<String, Value>, now: DateTime<Utc>) -> Result<Inbound, ApiError> {
     let kind: ResponseKind =
-        required_str(&body, "kind")?
+        required_str(body, "kind")?
             .parse()
             .map_err(|e: crate::learning::UnknownKind| {
                 ApiError::field("invalid_field", "kind", e.to_string())
             })?;
-    let touch = optional_str(&body, "touch_id")?
+    let touch = optional_str(body, "touch_id")?
         .map(|t| t.trim())
         .filter(|t| !t.is_empty())
         .map(|t| TouchId::from_stored(t.to_owned()));
-    let contact = optional_str(&body, "contact")?
+    let contact = optional_str(body, "contact")?
         .map(ContactId::parse)
         .transpose()
         .map_err(|e| ApiError::field("invalid_field", "contact", e.to_string()))?;
-    let channel = optional_str(&body, "channel")?
+    let channel = optional_str(body, "channel")?
         .map(|c| {
             c.parse::<Channel>()
                 .map_err(|e| ApiError::field("invalid_field", "channel", e.to_string()))
@@ -67,7 +84,7 @@ pub(in crate::api) async fn post<S: Store>(
             "a response names its touch_id, or its contact and channel",
         ));
     }
-    let at = match optional_str(&body, "at")? {
+    let at = match optional_str(body, "at")? {
         None => now,
         Some(raw) => DateTime::parse_from_rfc3339(raw)
             .map(|t| t.with_timezone(&Utc))
@@ -82,7 +99,7 @@ pub(in crate::api) async fn post<S: Store>(
     if (at - now).num_seconds() > SKEW_SECS {
         return Err(ApiError::field("invalid_field", "at", "is in the future"));
     }
-    let id = optional_str(&body, "id")?
+    let id = optional_str(body, "id")?
         .map(str::trim)
         .map(|id| {
             if id.is_empty() || id.len() > 200 {
@@ -96,7 +113,7 @@ pub(in crate::api) async fn post<S: Store>(
             }
         })
         .transpose()?;
-    let input = Inbound {
+    Ok(Inbound {
         id,
         kind,
         touch,
@@ -104,18 +121,7 @@ pub(in crate::api) async fn post<S: Store>(
         channel,
         at,
         source: "api",
-    };
-    let recorded = feedback::respond(state.store.as_ref(), &state.cfg, input, now)
-        .await
-        .map_err(feedback_error)?;
-    let (status, new) = match &recorded {
-        Recorded::New(_) => (StatusCode::CREATED, true),
-        Recorded::Known(_) => (StatusCode::OK, false),
-    };
-    Ok((
-        status,
-        Json(json!({ "new": new, "response": response_json(recorded.record()) })),
-    ))
+    })
 }
 
 /// A response as the API shows it (here and on a contact's timeline).

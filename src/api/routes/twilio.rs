@@ -140,6 +140,22 @@ pub(in crate::api) async fn inbound<S: Store>(
         tracing::info!("inbound SMS from a number no contact has; ignored");
         return Ok(twiml(None));
     }
+    act_on(&state, &holders, keyword, sid, now).await?;
+    // Twilio confirms STOP and START itself; we add nothing.
+    Ok(twiml(None))
+}
+
+/// What an inbound SMS from the number `holders` share does: STOP withdraws every
+/// holder's SMS consent, START gives it back to those without it, anything else is a
+/// reply from the one texted last.
+async fn act_on<S: Store>(
+    state: &ApiState<S>,
+    holders: &[ContactId],
+    keyword: Option<Keyword>,
+    sid: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    let store = state.store.as_ref();
     let respond = |contact: &ContactId, kind| Inbound {
         id: Some(format!("sms:{sid}")),
         kind,
@@ -150,13 +166,13 @@ pub(in crate::api) async fn inbound<S: Store>(
         source: "sms",
     };
     let contacts = store
-        .get_contacts(&holders)
+        .get_contacts(holders)
         .await
         .map_err(ApiError::internal)?;
     let subscribed = |id: &ContactId| contacts.get(id).is_some_and(|c| c.sms_consent);
     match keyword {
         Some(Keyword::OptOut) => {
-            for contact in &holders {
+            for contact in holders {
                 feedback::respond(
                     store,
                     &state.cfg,
@@ -181,7 +197,7 @@ pub(in crate::api) async fn inbound<S: Store>(
             }
         }
         _ => {
-            let contact = last_texted(store, &holders).await?;
+            let contact = last_texted(store, holders).await?;
             feedback::respond(
                 store,
                 &state.cfg,
@@ -192,8 +208,7 @@ pub(in crate::api) async fn inbound<S: Store>(
             .map_err(feedback_error)?;
         }
     }
-    // Twilio confirms STOP and START itself; we add nothing.
-    Ok(twiml(None))
+    Ok(())
 }
 
 /// Of the contacts sharing a number, the one an SMS was last sent to (the first when

@@ -5,7 +5,7 @@ use super::*;
 use crate::domain::{ContactId, Touch};
 use crate::store::fields::corrupt;
 use crate::store::relationships::NOTES_KEPT;
-use crate::store::{Learned, Relationship, ResponseRecord, Settle, StatKey, StoreError};
+use crate::store::{LearnOutcome, Relationship, ResponseRecord, Settle, StatKey, StoreError};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use std::collections::HashMap;
@@ -77,7 +77,7 @@ impl crate::store::Relationships for RedisStore {
         &self,
         l: &crate::store::Learn,
         now: DateTime<Utc>,
-    ) -> Result<crate::store::Learned, StoreError> {
+    ) -> Result<crate::store::LearnOutcome, StoreError> {
         let learn = l;
         let hashes = match &learn.suppress {
             Some(s) => self.hashes_of(&learn.contact, s).await?,
@@ -125,14 +125,14 @@ impl crate::store::Relationships for RedisStore {
             .await
             .map_err(q)?;
         match out.first().map(String::as_str) {
-            Some("applied") => Ok(Learned::Applied),
-            Some("conflict") => Ok(Learned::Conflict),
-            Some("nocontact") => Ok(Learned::NoContact),
+            Some("applied") => Ok(LearnOutcome::Applied),
+            Some("conflict") => Ok(LearnOutcome::Conflict),
+            Some("nocontact") => Ok(LearnOutcome::NoContact),
             Some("duplicate") => {
                 let known = out.get(1).ok_or_else(|| corrupt("learn", "no record"))?;
                 let known: ResponseRecord =
                     serde_json::from_str(known).map_err(|e| corrupt("response", e))?;
-                Ok(Learned::Duplicate(Box::new(known)))
+                Ok(LearnOutcome::Duplicate(Box::new(known)))
             }
             other => Err(corrupt("learn", format!("unexpected answer {other:?}"))),
         }

@@ -6,19 +6,19 @@ use crate::domain::{Channel, Contact, ContactId, Touch, TouchId};
 use crate::store::fields::corrupt;
 use crate::store::relationships::{NOTES_KEPT, suppressed_hashes};
 use crate::store::{
-    Learn, Learned, Relationship, ResponseRecord, Settle, StatKey, StoreError, Suppression,
+    Learn, LearnOutcome, Relationship, ResponseRecord, Settle, StatKey, StoreError, Suppression,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 /// Applies `learn` inside the caller's transaction; anything but
-/// [`Learned::Applied`] is rolled back by the caller.
+/// [`LearnOutcome::Applied`] is rolled back by the caller.
 async fn apply(
     tx: &mut SqliteConnection,
     store: &SqliteStore,
     learn: &Learn,
     now: DateTime<Utc>,
-) -> Result<Learned, StoreError> {
+) -> Result<LearnOutcome, StoreError> {
     let id = learn.contact.as_str();
     let now_s = now.timestamp();
     let Some(contact) = sqlx::query("SELECT * FROM contacts WHERE id = ?")
@@ -27,21 +27,21 @@ async fn apply(
         .await
         .map_err(q)?
     else {
-        return Ok(Learned::NoContact);
+        return Ok(LearnOutcome::NoContact);
     };
     let contact = rows::contact(&contact)?;
     let (version, state, notes) = stored_relationship(tx, id).await?;
     if version != learn.version {
-        return Ok(Learned::Conflict);
+        return Ok(LearnOutcome::Conflict);
     }
     if let Some(r) = &learn.response {
         if let Some(known) = add_response(tx, id, r).await? {
-            return Ok(Learned::Duplicate(Box::new(known)));
+            return Ok(LearnOutcome::Duplicate(Box::new(known)));
         }
     }
     if let Some((touch, settle)) = &learn.settle {
         if !settle_touch(tx, id, touch, settle, now_s).await? {
-            return Ok(Learned::Conflict);
+            return Ok(LearnOutcome::Conflict);
         }
     }
     update_contact(tx, id, learn, now_s).await?;
@@ -71,7 +71,7 @@ async fn apply(
         .map_err(q)?;
     }
     save_relationship(tx, id, version + 1, learn, state, &notes).await?;
-    Ok(Learned::Applied)
+    Ok(LearnOutcome::Applied)
 }
 
 /// Writes the contact's relationship row at `version`: the learned state (else the
@@ -337,11 +337,11 @@ impl crate::store::Relationships for SqliteStore {
         &self,
         l: &crate::store::Learn,
         now: DateTime<Utc>,
-    ) -> Result<crate::store::Learned, StoreError> {
+    ) -> Result<crate::store::LearnOutcome, StoreError> {
         let learn = l;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(q)?;
         let outcome = apply(&mut tx, self, learn, now).await?;
-        if outcome == Learned::Applied {
+        if outcome == LearnOutcome::Applied {
             tx.commit().await.map_err(q)?;
         } else {
             tx.rollback().await.map_err(q)?;
