@@ -9,7 +9,9 @@
 //!   newtypes parsed at the edge.
 //! - [`planner`]: which touches are due at an instant, learned hour and channel
 //!   included; [`planner::runner`] is the tick and the dry run (`rapport plan`).
-//! - [`policy`]: reach (consent, addresses), caps, gaps and priority, retry timing.
+//! - [`policy`]: [`policy::admit`] (the admission of a due touch, shared by the
+//!   dispatcher, `rapport plan` and the simulator), reach (consent, addresses), caps,
+//!   gaps and priority, retry timing; it reads [`config::Rules`].
 //! - [`learning`]: what each relationship learns from responses and silence
 //!   (engagement, channel, hour, fatigue, tier moves), and what a tier teaches a new
 //!   contact (the channel prior, the tier's answer hour).

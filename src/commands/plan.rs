@@ -10,7 +10,7 @@ use rapport::{
     config::{Config, Rules},
     domain::{Contact, ContactId, Touch, TouchId},
     exit, planner,
-    policy::{self, History, Limits, Verdict},
+    policy::{self, History, Limits, Settled, Verdict},
     store::PolicyRecord,
 };
 
@@ -168,8 +168,8 @@ fn dispatch(
 ) -> (bool, String) {
     let (t, moves, verdict) = policy::admit_through(rules, Some(c), t, h, when);
     let verdict = match verdict {
-        Ok(v) => v,
-        Err(why) => return (false, format!("suppressed: {why}")),
+        Settled::Decided(v) => v,
+        Settled::Suppressed { reason } => return (false, format!("suppressed: {reason}")),
     };
     let line = match (&verdict, moves.last()) {
         (Verdict::Send, None) => {

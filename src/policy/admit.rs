@@ -97,17 +97,25 @@ pub fn moved(touch: &Touch, to: Channel, reason: &str) -> Touch {
     t
 }
 
+/// Where admission ends once every move is followed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    /// The policy's verdict on the channel it ended on.
+    Decided(Verdict),
+    /// No channel can carry it, for `reason`.
+    Suppressed { reason: String },
+}
+
 /// [`admit`], following each move as the dispatcher does (the move recorded, the moved
 /// touch admitted again right after): the touch as it finally stands, the reasons of
-/// its moves (in order), and the policy's verdict on it, or `Err` with why it is
-/// suppressed.
+/// its moves (in order), and where it settled.
 pub fn admit_through<'t>(
     rules: &Rules,
     contact: Option<&Contact>,
     touch: &'t Touch,
     h: &mut History,
     now: DateTime<Utc>,
-) -> (Cow<'t, Touch>, Vec<String>, Result<Verdict, String>) {
+) -> (Cow<'t, Touch>, Vec<String>, Settled) {
     let mut t = Cow::Borrowed(touch);
     let mut moves = Vec::new();
     loop {
@@ -116,8 +124,8 @@ pub fn admit_through<'t>(
                 t = Cow::Owned(moved(&t, to, &reason));
                 moves.push(reason);
             }
-            Admission::Suppressed { reason } => return (t, moves, Err(reason)),
-            Admission::Decided(v) => return (t, moves, Ok(v)),
+            Admission::Suppressed { reason } => return (t, moves, Settled::Suppressed { reason }),
+            Admission::Decided(v) => return (t, moves, Settled::Decided(v)),
         }
     }
 }

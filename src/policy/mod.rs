@@ -21,7 +21,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-pub use admit::{Admission, admit, admit_through, moved};
+pub use admit::{Admission, Settled, admit, admit_through, moved};
 pub use reach::{
     Reach, blocked, fallback_channel, hops, move_reason, next_channel, planned_channel, reach,
     reach_after, unreachable,

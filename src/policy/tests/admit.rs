@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::{
     config::Config,
     domain::{Channel, Contact, Outcome, PhoneNumber, Touch, TouchId, TouchStatus, time},
-    policy::{Admission, History, Upcoming, Verdict, admit, admit_through},
+    policy::{Admission, History, Settled, Upcoming, Verdict, admit, admit_through},
     render::sample_contact,
 };
 
@@ -123,7 +123,7 @@ fn a_channel_that_cannot_reach_the_contact_moves_the_touch_and_the_ledger_says_s
         (Channel::Sms, &[Channel::Email][..])
     );
     assert_eq!(moved.reason.as_deref(), Some(why));
-    assert_eq!(verdict, Ok(Verdict::Send));
+    assert_eq!(verdict, Settled::Decided(Verdict::Send));
     assert_eq!(
         h.slots[0].channel,
         Channel::Sms,
@@ -138,7 +138,12 @@ fn a_touch_nothing_can_carry_is_suppressed_and_no_longer_still_to_go() {
     let mut h = still_to_go(&t);
     let (_, moves, verdict) = admit_through(&cfg.rules, Some(&c), &t, &mut h, noon());
     assert!(moves.is_empty());
-    assert_eq!(verdict, Err("no email consent".to_owned()));
+    assert_eq!(
+        verdict,
+        Settled::Suppressed {
+            reason: "no email consent".into()
+        }
+    );
     assert!(h.upcoming.is_empty());
     assert!(h.slots.is_empty());
 }

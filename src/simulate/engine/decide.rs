@@ -10,7 +10,7 @@ use super::{Kind, Sim, Step, TierReport};
 use crate::{
     domain::{Touch, TouchStatus},
     planner,
-    policy::{self, History, Slot, Throttled, Verdict, Why, throttle},
+    policy::{self, History, Settled, Slot, Throttled, Verdict, Why, throttle},
 };
 
 impl Sim<'_> {
@@ -30,9 +30,9 @@ impl Sim<'_> {
             self.people[c].ledger[i].touch = moved;
         }
         let verdict = match verdict {
-            Ok(v) => v,
-            Err(why) => {
-                self.finish(c, i, TouchStatus::Suppressed, why);
+            Settled::Decided(v) => v,
+            Settled::Suppressed { reason } => {
+                self.finish(c, i, TouchStatus::Suppressed, reason);
                 return;
             }
         };
