@@ -17,9 +17,7 @@
 //! (the store's fence), so nothing is planned or claimed in a lost store even in the
 //! second before a process notices.
 
-use crate::store::Contacts;
-use crate::store::Coordination;
-use crate::store::Ledger;
+use crate::store::{Contacts, Coordination, Ledger};
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},

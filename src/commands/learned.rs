@@ -3,8 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use rapport::domain::Channel;
-use rapport::store::Coordination;
-use rapport::store::Relationships;
+use rapport::store::{Coordination, Relationships};
 
 use rapport::{
     cli::ResponseCommand,

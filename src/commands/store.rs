@@ -2,8 +2,7 @@
 //! lost (see `rapport::custody`).
 
 use chrono::Utc;
-use rapport::store::Coordination;
-use rapport::store::Ledger;
+use rapport::store::{Coordination, Ledger};
 use rapport::{cli::StoreCommand, config::Config, custody, exit};
 
 use super::{fmt_ts, open_store};

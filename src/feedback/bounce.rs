@@ -6,9 +6,7 @@
 //! nothing, and it carries the provider's codes (`smtp 550 5.1.1`) as its detail.
 
 use crate::domain::Channel;
-use crate::store::Contacts;
-use crate::store::Ledger;
-use crate::store::Relationships;
+use crate::store::{Contacts, Ledger, Relationships};
 use chrono::{DateTime, Utc};
 
 use super::{About, FeedbackError, Inbound, Recorded, learn_response};

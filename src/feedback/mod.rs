@@ -15,10 +15,7 @@
 //! the same moment) it reads again. Nothing is learned twice and nothing is lost.
 
 use crate::domain::Channel;
-use crate::store::Contacts;
-use crate::store::Coordination;
-use crate::store::Ledger;
-use crate::store::Relationships;
+use crate::store::{Contacts, Coordination, Ledger, Relationships};
 use chrono::{DateTime, Timelike, Utc};
 
 use crate::{

@@ -1,10 +1,7 @@
 //! Silence as a signal: a touch sent without a response for the response window becomes
 //! `ignored`, and the learner counts it (fatigue, sunset, demotion after long silence).
 
-use crate::store::Contacts;
-use crate::store::Coordination;
-use crate::store::Ledger;
-use crate::store::Relationships;
+use crate::store::{Contacts, Coordination, Ledger, Relationships};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

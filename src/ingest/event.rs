@@ -2,9 +2,7 @@
 //! occasions they trigger planned at once. The CLI (`rapport event add`) and the HTTP
 //! API call the same function.
 
-use crate::store::Contacts;
-use crate::store::Coordination;
-use crate::store::Ledger;
+use crate::store::{Contacts, Coordination, Ledger};
 use chrono::{DateTime, Utc};
 
 use crate::{

@@ -1,10 +1,7 @@
 //! The planner loop: each occasion wakes on its cron schedule (and once at start-up, so a
 //! restart catches up), asks the store who is due and records their touches.
 
-use crate::store::Contacts;
-use crate::store::Coordination;
-use crate::store::Ledger;
-use crate::store::Relationships;
+use crate::store::{Contacts, Coordination, Ledger, Relationships};
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
